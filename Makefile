@@ -1,0 +1,35 @@
+# One entry point for set-up, the demo and the tests. Every target installs what it needs.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.posekit-installed
+
+.PHONY: demo test test-fast lint bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "posekit needs Python >= 3.11"'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# Pinned first: the CPU build of torch; a bare `torch` requirement would pull CUDA wheels.
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+## The main job: synthetic data -> check -> preview images, in ./demo
+demo: $(STAMP)
+	$(VENV)/bin/posekit demo --out demo
+
+## The whole test suite (lint + fast and slow tests), as CI runs it
+test: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+bench: $(STAMP)
+	$(PY) benchmarks/synth_speed.py
+
+clean:
+	rm -rf $(VENV) demo .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The `posekit` command line; every command mirrors a function of the Python API."""

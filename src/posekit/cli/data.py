@@ -1,0 +1,171 @@
+"""`posekit data ...`: synth, check, convert, split and preview datasets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from posekit.data.check import SplitCheck, check_dataset
+from posekit.data.convert import TARGETS, convert
+from posekit.data.layout import load_splits
+from posekit.data.split import split_on_disk
+from posekit.data.synth import KINDS, SynthConfig, generate
+from posekit.utils.progress import progress_bar, progress_group
+
+
+@click.group()
+def data() -> None:
+    """Create, check, convert and split keypoint datasets."""
+
+
+@data.command()
+@click.option("--kind", type=click.Choice(KINDS), default="person", show_default=True)
+@click.option("--images", "n_images", type=click.IntRange(1), default=200, show_default=True)
+@click.option(
+    "--imgsz",
+    type=click.IntRange(64),
+    default=640,
+    show_default=True,
+    help="Image width in pixels (height is 3/4 of it).",
+)
+@click.option("--val", type=click.FloatRange(0, 1), default=0.1, show_default=True)
+@click.option("--test", type=click.FloatRange(0, 1), default=0.0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--workers", type=click.IntRange(1), default=min(4, os.cpu_count() or 1), show_default=True
+)
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+def synth(
+    kind: str,
+    n_images: int,
+    imgsz: int,
+    val: float,
+    test: float,
+    seed: int,
+    workers: int,
+    out: Path,
+) -> None:
+    """Generate a synthetic dataset (deterministic for a seed) in the posekit layout."""
+    cfg = SynthConfig(kind=kind, images=n_images, imgsz=imgsz, seed=seed)
+    with progress_bar(f"synth {kind}", n_images, unit="img") as advance:
+        generate(cfg, out, val=val, test=test, workers=workers, progress=advance)
+    click.echo(f"wrote {n_images} {kind} images to {out}")
+
+
+def print_check(results: list[SplitCheck], console: Console, max_problems: int | None) -> int:
+    """Print summaries and problems; returns the number of problems."""
+    total = 0
+    for r in results:
+        st = r.stats
+        console.rule(f"[bold]{r.name}[/] — {r.dataset.source}")
+        console.print(
+            f"images: {st.images} ({st.images_without_instances} without instances), "
+            f"instances: {st.total_instances} ({st.crowd} crowd), labelled keypoints: "
+            f"{st.labelled_keypoints()}"
+        )
+        for cat in r.dataset.categories:
+            vis = st.visibility[cat.id]
+            table = Table(
+                title=f"category {cat.id} '{cat.name}': {st.instances.get(cat.id, 0)} instances",
+                title_justify="left",
+            )
+            for col in ("keypoint", "visible (2)", "occluded (1)", "unlabelled (0)"):
+                table.add_column(col, justify="left" if col == "keypoint" else "right")
+            for j, name in enumerate(cat.schema.keypoints):
+                table.add_row(name, str(vis[j, 2]), str(vis[j, 1]), str(vis[j, 0]))
+            console.print(table)
+        if r.skipped:
+            console.print("skipped: " + ", ".join(f"{n} {w}" for w, n in r.skipped.items()))
+        shown = r.problems if max_problems is None else r.problems[:max_problems]
+        for p in shown:
+            console.print(f"[red]problem[/] {p}", highlight=False, soft_wrap=True)
+        if len(shown) < len(r.problems):
+            console.print(f"... and {len(r.problems) - len(shown)} more")
+        total += len(r.problems)
+    return total
+
+
+@data.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option(
+    "--images/--no-images",
+    default=True,
+    show_default=True,
+    help="Check the image files (exist, decode, size).",
+)
+@click.option(
+    "--max-problems",
+    type=click.IntRange(0),
+    default=None,
+    help="Print at most this many problems per split (default: all).",
+)
+@click.pass_context
+def check(ctx: click.Context, path: Path, images: bool, max_problems: int | None) -> None:
+    """Validate a dataset in any supported format and summarise it.
+
+    Exit 0 when clean, 1 when problems were found, 2 when the input is unusable.
+    """
+    console = Console(highlight=False)
+    with progress_group(unit="img") as add_task:
+        results = check_dataset(
+            path,
+            images=images,
+            progress_factory=lambda name, total: add_task(f"check {name}", total),
+        )
+    n = print_check(results, console, max_problems)
+    console.print(f"[bold]{'clean' if n == 0 else f'{n} problem(s) found'}[/]")
+    ctx.exit(1 if n else 0)
+
+
+@data.command(name="convert")
+@click.argument("src", type=click.Path(path_type=Path))
+@click.argument("dst", type=click.Path(path_type=Path))
+@click.option("--to", "target", type=click.Choice(TARGETS), default="coco", show_default=True)
+@click.option("--copy", is_flag=True, help="Copy images instead of hard-linking them.")
+def convert_cmd(src: Path, dst: Path, target: str, copy: bool) -> None:
+    """Convert SRC (COCO JSON, YOLO data YAML, DeepLabCut CSV or project, posekit dataset)."""
+    written, report = convert(src, dst, to=target, link_images=not copy)
+    for p in report.problems:
+        click.echo(f"problem {p}", err=True)
+    splits = load_splits(written)
+    desc = ", ".join(
+        f"{s}: {len(d.images)} images / {len(d.annotations)} instances" for s, d in splits.items()
+    )
+    click.echo(f"wrote {written} ({desc}); {report.summary()}")
+
+
+@data.command(name="split")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--val", type=click.FloatRange(0, 1), default=0.1, show_default=True)
+@click.option("--test", type=click.FloatRange(0, 1), default=0.0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write a new dataset here instead of re-splitting PATH in place.",
+)
+def split_cmd(path: Path, val: float, test: float, seed: int, out: Path | None) -> None:
+    """Re-split a posekit dataset by image (seeded), merging its current splits first."""
+    written = split_on_disk(path, out, val=val, test=test, seed=seed)
+    splits = load_splits(written)
+    click.echo(f"{written}: " + ", ".join(f"{s} {len(d.images)} images" for s, d in splits.items()))
+
+
+@data.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--split", default="train", show_default=True)
+@click.option("-n", "n_images", type=click.IntRange(1), default=16, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+def preview(path: Path, split: str, n_images: int, seed: int, out: Path) -> None:
+    """Draw ground-truth skeletons on N images of a split and a contact sheet (grid.png)."""
+    from posekit.data.layout import load_dataset
+    from posekit.viz.preview import write_previews
+
+    write_previews(load_dataset(path, split), out, n=n_images, seed=seed)
+    click.echo(f"wrote previews to {out} (open {out / 'grid.png'} first)")

@@ -1,0 +1,55 @@
+"""`posekit` entry point: command groups, and errors as one readable line with exit code 2."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from posekit import __version__
+from posekit.data.problems import DatasetError
+from posekit.schema import SchemaError
+
+#: Errors that mean "your input is unusable": one line on stderr and exit code 2, no traceback.
+USER_ERRORS = (DatasetError, SchemaError, FileNotFoundError, NotADirectoryError, ValueError)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="posekit")
+def cli() -> None:
+    """posekit: train, evaluate and run keypoint detectors."""
+
+
+def _register() -> None:
+    from posekit.cli.data import data
+    from posekit.cli.demo import demo
+
+    cli.add_command(data)
+    cli.add_command(demo)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 problems found, 2 unusable input)."""
+    try:
+        cli.main(args=argv, prog_name="posekit", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.exceptions.Abort:
+        click.echo("posekit: aborted", err=True)
+        return 130
+    except USER_ERRORS as e:
+        click.echo(f"posekit: error: {e}", err=True)
+        return 2
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

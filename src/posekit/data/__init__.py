@@ -1,0 +1,54 @@
+"""Keypoint datasets: COCO, YOLO-pose and DeepLabCut readers, writers, checks and synthetic data."""
+
+from posekit.data.check import check_dataset, check_image, check_images
+from posekit.data.coco import read_coco, write_coco
+from posekit.data.convert import convert
+from posekit.data.dataset import (
+    Annotation,
+    Category,
+    DatasetStats,
+    ImageInfo,
+    KeypointDataset,
+    bbox_from_keypoints,
+)
+from posekit.data.dlc import read_dlc
+from posekit.data.layout import (
+    DataSpec,
+    detect_format,
+    load_dataset,
+    load_splits,
+    resolve_posekit,
+    write_posekit,
+)
+from posekit.data.problems import DatasetError, LoadReport, Problem
+from posekit.data.split import split_dataset, split_on_disk
+from posekit.data.yolo import read_yolo, write_yolo
+
+__all__ = [
+    "Annotation",
+    "Category",
+    "DataSpec",
+    "DatasetError",
+    "DatasetStats",
+    "ImageInfo",
+    "KeypointDataset",
+    "LoadReport",
+    "Problem",
+    "bbox_from_keypoints",
+    "check_dataset",
+    "check_image",
+    "check_images",
+    "convert",
+    "detect_format",
+    "load_dataset",
+    "load_splits",
+    "read_coco",
+    "read_dlc",
+    "read_yolo",
+    "resolve_posekit",
+    "split_dataset",
+    "split_on_disk",
+    "write_coco",
+    "write_posekit",
+    "write_yolo",
+]

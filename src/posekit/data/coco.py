@@ -1,0 +1,501 @@
+"""COCO keypoints JSON: strict reading (every problem reported with its location) and writing.
+
+posekit adds two optional fields to each category, ignored by other COCO tools: `flip_idx`
+(0-based flip permutation) and `sigmas` (OKS sigma per keypoint), so that a dataset file carries
+its whole schema.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from posekit.data.dataset import Annotation, Category, ImageInfo, KeypointDataset
+from posekit.data.problems import DatasetError, LoadReport, Problem
+from posekit.schema import KeypointSchema, SchemaError, match_preset
+
+#: A labelled keypoint further outside the image than this fraction of the image's width
+#: (for x) or height (for y) is reported and treated as unlabelled.
+FAR_OUTSIDE = 0.1
+#: A bbox may stick out of the image by this many pixels (float rounding) before it is reported.
+BBOX_TOLERANCE = 1.0
+
+_KNOWN_IMAGE_FIELDS = {"id", "file_name", "width", "height"}
+_KNOWN_ANN_FIELDS = {
+    "id",
+    "image_id",
+    "category_id",
+    "keypoints",
+    "num_keypoints",
+    "bbox",
+    "area",
+    "iscrowd",
+}
+
+
+def read_coco(
+    path: str | Path, *, image_root: str | Path | None = None, strict: bool = False
+) -> KeypointDataset:
+    """Read a COCO keypoints file.
+
+    Args:
+        path: the JSON file.
+        image_root: folder that `file_name`s are relative to; by default `../images` when the file
+            sits in an `annotations/` folder (the posekit layout), else the file's folder.
+        strict: raise `DatasetError` listing every problem instead of loading what is usable.
+
+    Raises:
+        DatasetError: the file is missing, not JSON (the message gives line and column), or not
+            a COCO keypoints file at all; with `strict`, also when any problem was found.
+    """
+    path = Path(path)
+    obj = load_json(path)
+    root = Path(image_root) if image_root is not None else default_image_root(path)
+    ds = parse_coco(obj, file=str(path), image_root=root)
+    if strict and not ds.report.ok:
+        raise DatasetError(f"{path}: {ds.report.summary()}", ds.report.problems)
+    return ds
+
+
+def load_json(path: Path) -> Any:
+    """Parse a JSON file; syntax errors become a `DatasetError` naming file, line and column."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DatasetError(f"{path}: cannot read: {e}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        p = Problem("json-syntax", f"malformed JSON: {e.msg}", str(path), e.lineno, e.colno)
+        raise DatasetError(str(p), [p]) from None
+
+
+def default_image_root(annotation_file: Path) -> Path:
+    parent = annotation_file.resolve().parent
+    if parent.name == "annotations" and (parent.parent / "images").is_dir():
+        return parent.parent / "images"
+    return parent
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def parse_coco(obj: Any, *, file: str, image_root: Path | None) -> KeypointDataset:
+    """Validate a parsed COCO object and build the dataset; see `read_coco`."""
+    if not isinstance(obj, dict):
+        raise DatasetError(f"{file}: top level must be a JSON object, got {type(obj).__name__}")
+    for key in ("images", "annotations", "categories"):
+        if key not in obj:
+            raise DatasetError(f"{file}: not a COCO keypoints file: no '{key}' list")
+        if not isinstance(obj[key], list):
+            raise DatasetError(f"{file}: '{key}' must be a list")
+    report = LoadReport()
+    categories = _parse_categories(obj["categories"], file, report)
+    images = _parse_images(obj["images"], file, report)
+    annotations = _parse_annotations(obj["annotations"], images, categories, file, report)
+    return KeypointDataset(
+        images=list(images.values()),
+        annotations=annotations,
+        categories=list(categories.values()),
+        image_root=image_root,
+        source=file,
+        report=report,
+    )
+
+
+# ---------------------------------------------------------------------- categories
+def _parse_categories(items: list[Any], file: str, report: LoadReport) -> dict[int, Category]:
+    out: dict[int, Category] = {}
+    for i, c in enumerate(items):
+        where = f"categories[{i}]"
+        if not isinstance(c, dict) or not _is_int(c.get("id")):
+            report.add(
+                Problem(
+                    "missing-field", f"{where} needs an integer 'id'", file, field=f"{where}.id"
+                ),
+                skipped="category",
+            )
+            continue
+        cid = c["id"]
+        if cid in out:
+            report.add(
+                Problem(
+                    "duplicate-id",
+                    f"duplicate category id {cid} ({where})",
+                    file,
+                    field="categories.id",
+                ),
+                skipped="category",
+            )
+            continue
+        names = c.get("keypoints")
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            report.add(
+                Problem(
+                    "category-keypoints",
+                    f"category {cid} needs a non-empty 'keypoints' list of names",
+                    file,
+                    field=f"{where}.keypoints",
+                ),
+                skipped="category",
+            )
+            continue
+        schema = _category_schema(c, names, file, where, report)
+        if schema is None:
+            continue
+        out[cid] = Category(
+            cid, str(c.get("name", f"class{cid}")), schema, str(c.get("supercategory", ""))
+        )
+    return out
+
+
+def _category_schema(
+    c: Mapping[str, Any], names: list[str], file: str, where: str, report: LoadReport
+) -> KeypointSchema | None:
+    k = len(names)
+    edges = []
+    for e in c.get("skeleton") or []:
+        if (
+            isinstance(e, list)
+            and len(e) == 2
+            and all(_is_int(x) for x in e)
+            and all(1 <= x <= k for x in e)
+        ):
+            edges.append((e[0] - 1, e[1] - 1))
+        else:
+            report.add(
+                Problem(
+                    "skeleton-range",
+                    f"skeleton edge {e} is not a pair of 1-based indices in 1..{k}",
+                    file,
+                    field=f"{where}.skeleton",
+                ),
+                skipped="skeleton edge",
+            )
+    preset = match_preset(tuple(names))
+    sigmas = c.get("sigmas", preset.sigmas if preset else None)
+    name = str(c.get("name", "object"))
+    try:
+        return KeypointSchema.create(name, names, edges, flip_idx=c.get("flip_idx"), sigmas=sigmas)
+    except SchemaError as e:
+        report.add(Problem("schema", str(e), file, field=where))
+    try:  # fall back to derived flip pairs and default sigmas
+        return KeypointSchema.create(name, names, edges)
+    except SchemaError as e:
+        report.add(Problem("schema", str(e), file, field=where), skipped="category")
+        return None
+
+
+# ---------------------------------------------------------------------- images
+def _parse_images(items: list[Any], file: str, report: LoadReport) -> dict[int, ImageInfo]:
+    out: dict[int, ImageInfo] = {}
+    for i, im in enumerate(items):
+        if not isinstance(im, dict) or not _is_int(im.get("id")):
+            report.add(
+                Problem(
+                    "missing-field",
+                    f"images[{i}] needs an integer 'id'",
+                    file,
+                    field=f"images[{i}].id",
+                ),
+                skipped="image",
+            )
+            continue
+        iid = im["id"]
+        if iid in out:
+            report.add(
+                Problem(
+                    "duplicate-id",
+                    f"duplicate image id {iid} (images[{i}])",
+                    file,
+                    image_id=iid,
+                    field="id",
+                ),
+                skipped="image",
+            )
+            continue
+        missing = [f for f in ("file_name", "width", "height") if f not in im]
+        if missing:
+            report.add(
+                Problem(
+                    "missing-field",
+                    f"missing {', '.join(missing)}",
+                    file,
+                    image_id=iid,
+                    field=missing[0],
+                ),
+                skipped="image",
+            )
+            continue
+        w, h = im["width"], im["height"]
+        if not (_is_int(w) and _is_int(h) and w > 0 and h > 0):
+            report.add(
+                Problem(
+                    "image-size",
+                    f"width and height must be positive integers, got {w!r} x {h!r}",
+                    file,
+                    image_id=iid,
+                    field="width",
+                ),
+                skipped="image",
+            )
+            continue
+        extra = {k: v for k, v in im.items() if k not in _KNOWN_IMAGE_FIELDS}
+        out[iid] = ImageInfo(iid, str(im["file_name"]), w, h, extra)
+    return out
+
+
+# ---------------------------------------------------------------------- annotations
+def _parse_annotations(
+    items: list[Any],
+    images: dict[int, ImageInfo],
+    categories: dict[int, Category],
+    file: str,
+    report: LoadReport,
+) -> list[Annotation]:
+    out: list[Annotation] = []
+    seen: set[int] = set()
+    for i, a in enumerate(items):
+        ann = _parse_annotation(i, a, images, categories, seen, file, report)
+        if ann is not None:
+            out.append(ann)
+    return out
+
+
+def _parse_annotation(
+    i: int,
+    a: Any,
+    images: dict[int, ImageInfo],
+    categories: dict[int, Category],
+    seen: set[int],
+    file: str,
+    report: LoadReport,
+) -> Annotation | None:
+    if not isinstance(a, dict) or not _is_int(a.get("id")):
+        report.add(
+            Problem(
+                "missing-field",
+                f"annotations[{i}] needs an integer 'id'",
+                file,
+                field=f"annotations[{i}].id",
+            ),
+            skipped="annotation",
+        )
+        return None
+    aid = a["id"]
+    iid = a.get("image_id")
+
+    def problem(code: str, msg: str, fld: str | None, skipped: str | None = None) -> None:
+        report.add(
+            Problem(code, msg, file, image_id=iid, annotation_id=aid, field=fld), skipped=skipped
+        )
+
+    if aid in seen:
+        problem(
+            "duplicate-id", f"duplicate annotation id {aid} (annotations[{i}])", "id", "annotation"
+        )
+        return None
+    seen.add(aid)
+    if iid not in images:
+        problem("missing-image", f"image_id {iid!r} is not in 'images'", "image_id", "annotation")
+        return None
+    cid = a.get("category_id")
+    if cid not in categories:
+        problem(
+            "missing-category",
+            f"category_id {cid!r} is not in 'categories'",
+            "category_id",
+            "annotation",
+        )
+        return None
+    image, schema = images[iid], categories[cid].schema
+    kpts = _parse_keypoints(a.get("keypoints"), schema.num_keypoints, image, problem)
+    if kpts is None:
+        return None
+    iscrowd = a.get("iscrowd", 0)
+    if iscrowd not in (0, 1) or isinstance(iscrowd, bool):
+        problem("iscrowd", f"iscrowd must be 0 or 1, got {iscrowd!r}", "iscrowd", "annotation")
+        return None
+    bbox = _parse_bbox(a.get("bbox"), kpts, image, problem)
+    if bbox is None:
+        return None
+    area = a.get("area")
+    if area is None:
+        problem("missing-field", "no 'area' (using bbox width x height)", "area")
+        area = float(bbox[2] * bbox[3])
+    elif not _is_number(area) or not math.isfinite(area) or area < 0:
+        problem(
+            "non-finite" if _is_number(area) and not math.isfinite(area) else "area",
+            f"area must be a finite number >= 0, got {area!r} (using bbox width x height)",
+            "area",
+        )
+        area = float(bbox[2] * bbox[3])
+    labelled = int(np.count_nonzero(kpts[:, 2] > 0))
+    nk = a.get("num_keypoints")
+    if nk is not None and nk != labelled:
+        problem(
+            "num-keypoints",
+            f"num_keypoints is {nk!r} but {labelled} keypoints have v > 0",
+            "num_keypoints",
+        )
+    extra = {k: v for k, v in a.items() if k not in _KNOWN_ANN_FIELDS}
+    return Annotation(aid, iid, cid, kpts, bbox, float(area), int(iscrowd), extra)
+
+
+def _parse_keypoints(raw: Any, k: int, image: ImageInfo, problem: Any) -> np.ndarray | None:
+    """(K, 3) keypoints; per-keypoint problems make that keypoint unlabelled (and are counted)."""
+    if raw is None:
+        problem("missing-field", "no 'keypoints'", "keypoints", "annotation")
+        return None
+    if not isinstance(raw, list) or len(raw) != 3 * k:
+        n = len(raw) if isinstance(raw, list) else type(raw).__name__
+        problem(
+            "kpt-length",
+            f"keypoints has {n} values, expected 3*K = {3 * k} for K = {k}",
+            "keypoints",
+            "annotation",
+        )
+        return None
+    if not all(_is_number(x) for x in raw):
+        bad = next(x for x in raw if not _is_number(x))
+        problem("kpt-type", f"keypoints must be numbers, found {bad!r}", "keypoints", "annotation")
+        return None
+    kpts = np.asarray(raw, dtype=np.float64).reshape(k, 3)
+    finite = np.isfinite(kpts).all(axis=1)
+    for j in np.flatnonzero(~finite):
+        problem(
+            "non-finite",
+            f"keypoint {j} is {kpts[j].tolist()} (NaN/inf): made unlabelled",
+            f"keypoints[{j}]",
+            "keypoint",
+        )
+    kpts[~finite] = 0.0
+    v = kpts[:, 2]
+    bad_v = ~np.isin(v, (0.0, 1.0, 2.0))
+    for j in np.flatnonzero(bad_v):
+        problem(
+            "visibility",
+            f"keypoint {j} has visibility {v[j]:g}, expected 0, 1 or 2: made unlabelled",
+            f"keypoints[{j}].v",
+            "keypoint",
+        )
+    kpts[bad_v] = 0.0
+    w, h = image.width, image.height
+    x, y = kpts[:, 0], kpts[:, 1]
+    far = (kpts[:, 2] > 0) & (
+        (x < -FAR_OUTSIDE * w)
+        | (x > (1 + FAR_OUTSIDE) * w)
+        | (y < -FAR_OUTSIDE * h)
+        | (y > (1 + FAR_OUTSIDE) * h)
+    )
+    for j in np.flatnonzero(far):
+        problem(
+            "kpt-outside",
+            f"labelled keypoint {j} at ({x[j]:g}, {y[j]:g}) is far outside "
+            f"the {w}x{h} image: made unlabelled",
+            f"keypoints[{j}]",
+            "keypoint",
+        )
+    kpts[far] = 0.0
+    return kpts
+
+
+def _parse_bbox(raw: Any, kpts: np.ndarray, image: ImageInfo, problem: Any) -> np.ndarray | None:
+    if raw is None:
+        problem("missing-field", "no 'bbox'", "bbox", "annotation")
+        return None
+    if not (isinstance(raw, list) and len(raw) == 4 and all(_is_number(x) for x in raw)):
+        problem(
+            "bbox-format", f"bbox must be [x, y, w, h] numbers, got {raw!r}", "bbox", "annotation"
+        )
+        return None
+    bbox = np.asarray(raw, dtype=np.float64)
+    if not np.isfinite(bbox).all():
+        problem("non-finite", f"bbox {raw} has NaN/inf", "bbox", "annotation")
+        return None
+    if bbox[2] <= 0 or bbox[3] <= 0:
+        problem("bbox-size", f"bbox {raw} has non-positive width or height", "bbox", "annotation")
+        return None
+    x0, y0, x1, y1 = bbox[0], bbox[1], bbox[0] + bbox[2], bbox[1] + bbox[3]
+    t = BBOX_TOLERANCE
+    if x0 < -t or y0 < -t or x1 > image.width + t or y1 > image.height + t:
+        problem(
+            "bbox-outside",
+            f"bbox {raw} extends outside the {image.width}x{image.height} image",
+            "bbox",
+        )
+    return bbox
+
+
+# ---------------------------------------------------------------------- writing
+def category_to_coco(c: Category) -> dict[str, Any]:
+    s = c.schema
+    return {
+        "id": c.id,
+        "name": c.name,
+        "supercategory": c.supercategory or c.name,
+        "keypoints": list(s.keypoints),
+        "skeleton": [[a + 1, b + 1] for a, b in s.skeleton],
+        "flip_idx": list(s.flip_idx),
+        "sigmas": list(s.sigmas),
+    }
+
+
+def _num(x: float) -> int | float:
+    return int(x) if float(x).is_integer() else float(x)
+
+
+def annotation_to_coco(a: Annotation) -> dict[str, Any]:
+    flat = a.keypoints.copy()
+    out: dict[str, Any] = {
+        "id": a.id,
+        "image_id": a.image_id,
+        "category_id": a.category_id,
+        "keypoints": [_num(x) for x in flat.reshape(-1)],
+        "num_keypoints": a.num_keypoints,
+        "bbox": [_num(x) for x in a.bbox],
+        "area": _num(a.area),
+        "iscrowd": a.iscrowd,
+    }
+    out.update(a.extra)
+    return out
+
+
+def dataset_to_coco(ds: KeypointDataset) -> dict[str, Any]:
+    return {
+        "info": {"description": ds.source or "posekit dataset", "version": "1.0"},
+        "images": [
+            {
+                "id": im.id,
+                "file_name": im.file_name,
+                "width": im.width,
+                "height": im.height,
+                **im.extra,
+            }
+            for im in ds.images
+        ],
+        "annotations": [annotation_to_coco(a) for a in ds.annotations],
+        "categories": [category_to_coco(c) for c in ds.categories],
+    }
+
+
+def write_coco(ds: KeypointDataset, path: str | Path) -> Path:
+    """Write `ds` as a COCO keypoints file (written to a temporary file, then renamed)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(dataset_to_coco(ds), separators=(",", ":")), encoding="utf-8")
+    tmp.replace(path)
+    return path

@@ -1,0 +1,32 @@
+"""`posekit data convert`: any supported format to the posekit (COCO) layout or to YOLO-pose."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from posekit.data.layout import detect_format, load_splits, write_posekit
+from posekit.data.problems import LoadReport
+from posekit.data.yolo import write_yolo
+
+TARGETS = ("coco", "yolo")
+
+
+def convert(
+    src: str | Path, dst: str | Path, *, to: str = "coco", link_images: bool = True
+) -> tuple[Path, LoadReport]:
+    """Convert a dataset; returns what was written (folder or data YAML) and the load report.
+
+    Every problem the reader found is in the report, and every entry it skipped is counted
+    there, so a caller can tell the user exactly what did not make it across.
+    """
+    if to not in TARGETS:
+        raise ValueError(f"unknown target format {to!r}: use one of {TARGETS}")
+    src = Path(src)
+    splits = load_splits(src)
+    report = LoadReport()
+    for ds in splits.values():
+        report.extend(ds.report)
+    if to == "yolo":
+        return write_yolo(splits, dst, link_images=link_images), report
+    prefix = "labeled-data/" if detect_format(src) == "dlc" else None
+    return write_posekit(splits, dst, link_images=link_images, strip_prefix=prefix), report

@@ -1,0 +1,189 @@
+"""Finding datasets on disk: the posekit layout, and detection of every supported format.
+
+A posekit dataset is a folder with `images/` and `annotations/{train,val,test}.json`, or a YAML
+file naming them:
+
+    path: .                       # root, relative to this file
+    images: images                # image folder, relative to the root
+    train: annotations/train.json
+    val: annotations/val.json     # optional, as is test
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from posekit.data.coco import read_coco, write_coco
+from posekit.data.dataset import KeypointDataset
+from posekit.data.dlc import read_dlc
+from posekit.data.problems import DatasetError
+from posekit.data.yolo import is_yolo_yaml, read_yolo, yolo_splits
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where a posekit dataset's image folder and annotation files are."""
+
+    root: Path
+    images: Path
+    annotations: dict[str, Path]
+
+
+def resolve_posekit(path: str | Path) -> DataSpec:
+    """The `DataSpec` of a posekit dataset folder or YAML file (`--data` accepts either)."""
+    path = Path(path)
+    if path.is_dir():
+        ann_dir = path / "annotations"
+        files = {s: ann_dir / f"{s}.json" for s in SPLITS if (ann_dir / f"{s}.json").is_file()}
+        if not files:
+            raise DatasetError(
+                f"{path}: not a posekit dataset (no annotations/train.json, val.json or test.json)"
+            )
+        return DataSpec(path, path / "images", files)
+    if path.suffix.lower() in {".yaml", ".yml"}:
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise DatasetError(f"{path}: file not found") from None
+        except yaml.YAMLError as e:
+            raise DatasetError(f"{path}: invalid YAML: {e}") from None
+        if not isinstance(data, dict) or not any(s in data for s in SPLITS):
+            raise DatasetError(f"{path}: a posekit data YAML needs 'train', 'val' or 'test'")
+        root = (path.parent / str(data.get("path", "."))).resolve()
+        files = {s: root / str(data[s]) for s in SPLITS if data.get(s)}
+        for s, f in files.items():
+            if not f.is_file():
+                raise DatasetError(f"{path}: {s} annotations {f} not found")
+        return DataSpec(root, root / str(data.get("images", "images")), files)
+    if not path.exists():
+        raise DatasetError(f"{path}: not found")
+    raise DatasetError(f"{path}: expected a posekit dataset folder or data YAML")
+
+
+def load_dataset(
+    path: str | Path, split: str = "train", *, strict: bool = False
+) -> KeypointDataset:
+    """Load one split of any supported dataset (see `load_splits`)."""
+    splits = load_splits(path, strict=strict)
+    if split not in splits:
+        raise DatasetError(f"{path}: no '{split}' split (has {', '.join(splits)})")
+    return splits[split]
+
+
+def detect_format(path: str | Path) -> str:
+    """'posekit', 'coco', 'yolo' or 'dlc' for a path, or a `DatasetError` saying what it is not."""
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"{path}: not found")
+    if path.is_dir():
+        if (path / "annotations").is_dir():
+            return "posekit"
+        if (path / "labeled-data").is_dir():
+            return "dlc"
+        raise DatasetError(
+            f"{path}: folder is neither a posekit dataset (annotations/) nor a "
+            "DeepLabCut project (labeled-data/)"
+        )
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        return "coco"
+    if suffix == ".csv":
+        return "dlc"
+    if suffix in {".yaml", ".yml"}:
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as e:
+            raise DatasetError(f"{path}: invalid YAML: {e}") from None
+        if is_yolo_yaml(data):
+            return "yolo"
+        if isinstance(data, dict) and (data.get("project_path") is not None or "bodyparts" in data):
+            return "dlc"
+        return "posekit"
+    raise DatasetError(f"{path}: unknown dataset format (expected a folder, .json, .yaml or .csv)")
+
+
+def load_splits(path: str | Path, *, strict: bool = False) -> dict[str, KeypointDataset]:
+    """Every split of a dataset in any supported format, by split name.
+
+    Accepts a posekit folder or YAML, a COCO JSON (one split named after the file), a YOLO-pose
+    data YAML, a DeepLabCut CSV, project folder or its config.yaml (one split, "train").
+    """
+    path = Path(path)
+    fmt = detect_format(path)
+    if fmt == "posekit":
+        spec = resolve_posekit(path)
+        return {
+            s: read_coco(f, image_root=spec.images, strict=strict)
+            for s, f in spec.annotations.items()
+        }
+    if fmt == "coco":
+        split = path.stem if path.stem in SPLITS else "train"
+        return {split: read_coco(path, strict=strict)}
+    if fmt == "yolo":
+        out = {s: read_yolo(path, s) for s in yolo_splits(path)}
+    else:
+        out = {"train": read_dlc(path.parent if path.suffix.lower() in {".yaml", ".yml"} else path)}
+    if strict:
+        for ds in out.values():
+            if not ds.report.ok:
+                raise DatasetError(f"{ds.source}: {ds.report.summary()}", ds.report.problems)
+    return out
+
+
+def place_image(src: Path, dst: Path, *, link: bool = True) -> None:
+    """Put a copy of an image at `dst`: a hard link when allowed and possible, else a copy."""
+    if dst.exists():
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if link:
+        try:
+            os.link(src, dst)
+            return
+        except OSError:
+            pass
+    shutil.copy2(src, dst)
+
+
+def write_posekit(
+    splits: dict[str, KeypointDataset],
+    out_dir: str | Path,
+    *,
+    link_images: bool = True,
+    strip_prefix: str | None = None,
+) -> Path:
+    """Write datasets as a posekit folder (images/ + annotations/<split>.json + data.yaml).
+
+    Images are placed under `images/<file_name>` (with `strip_prefix` removed from the front
+    of file names, e.g. DeepLabCut's `labeled-data/`). Two different source images that would
+    land on the same name are an error rather than a silent overwrite.
+    """
+    out = Path(out_dir)
+    placed: dict[str, Path] = {}
+    written = {}
+    for split, ds in splits.items():
+        images = []
+        for im in ds.images:
+            name = im.file_name
+            if strip_prefix and name.startswith(strip_prefix):
+                name = name[len(strip_prefix) :]
+            src = ds.image_path(im).resolve()
+            if name in placed and placed[name] != src:
+                raise DatasetError(
+                    f"two images would both be written as images/{name}: {placed[name]} and {src}"
+                )
+            placed[name] = src
+            place_image(src, out / "images" / name, link=link_images)
+            images.append(type(im)(im.id, name, im.width, im.height, dict(im.extra)))
+        new = KeypointDataset(images, ds.annotations, ds.categories, out / "images", ds.source)
+        written[split] = write_coco(new, out / "annotations" / f"{split}.json")
+    data = {"path": ".", "images": "images"}
+    data |= {s: f"annotations/{s}.json" for s in SPLITS if s in written}
+    (out / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return out

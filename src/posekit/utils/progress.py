@@ -1,0 +1,71 @@
+"""Progress bars with rate and ETA for long work (rich). On a terminal they update live;
+elsewhere (logs, CI) rich prints only the final state, so output stays readable."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+
+class _RateColumn(TextColumn):
+    """Items per second, with the unit the caller names."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__("")
+        self.unit = unit
+
+    def render(self, task):  # type: ignore[no-untyped-def]
+        from rich.text import Text
+
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.1f} {self.unit}/s" if speed else f"-- {self.unit}/s", style="cyan")
+
+
+def _progress(unit: str, console: Console | None) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        _RateColumn(unit),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console or Console(stderr=True),
+    )
+
+
+@contextmanager
+def progress_bar(
+    description: str, total: int, *, unit: str = "it", console: Console | None = None
+) -> Iterator[Callable[[int], None]]:
+    """Context manager yielding `advance(n)`; shows done/total, rate, elapsed and ETA."""
+    with _progress(unit, console) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n=1: bar.advance(task, n)
+
+
+@contextmanager
+def progress_group(
+    *, unit: str = "it", console: Console | None = None
+) -> Iterator[Callable[[str, int], Callable[[int], None]]]:
+    """Context manager yielding `add_task(description, total) -> advance(n)`, for work made of
+    several stages shown as one bar each."""
+    with _progress(unit, console) as bar:
+
+        def add_task(description: str, total: int) -> Callable[[int], None]:
+            task = bar.add_task(description, total=total)
+            return lambda n=1: bar.advance(task, n)
+
+        yield add_task
