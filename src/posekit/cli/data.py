@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from posekit.data.check import SplitCheck, check_dataset
@@ -61,7 +62,7 @@ def print_check(results: list[SplitCheck], console: Console, max_problems: int |
     total = 0
     for r in results:
         st = r.stats
-        console.rule(f"[bold]{r.name}[/] — {r.dataset.source}")
+        console.rule(f"[bold]{escape(r.name)}[/] — {escape(r.dataset.source)}")
         console.print(
             f"images: {st.images} ({st.images_without_instances} without instances), "
             f"instances: {st.total_instances} ({st.crowd} crowd), labelled keypoints: "
@@ -69,10 +70,9 @@ def print_check(results: list[SplitCheck], console: Console, max_problems: int |
         )
         for cat in r.dataset.categories:
             vis = st.visibility[cat.id]
-            table = Table(
-                title=f"category {cat.id} '{cat.name}': {st.instances.get(cat.id, 0)} instances",
-                title_justify="left",
-            )
+            n_inst = st.instances.get(cat.id, 0)
+            title = f"category {cat.id} '{escape(cat.name)}': {n_inst} instances"
+            table = Table(title=title, title_justify="left")
             for col in ("keypoint", "visible (2)", "occluded (1)", "unlabelled (0)"):
                 table.add_column(col, justify="left" if col == "keypoint" else "right")
             for j, name in enumerate(cat.schema.keypoints):
@@ -82,7 +82,7 @@ def print_check(results: list[SplitCheck], console: Console, max_problems: int |
             console.print("skipped: " + ", ".join(f"{n} {w}" for w, n in r.skipped.items()))
         shown = r.problems if max_problems is None else r.problems[:max_problems]
         for p in shown:
-            console.print(f"[red]problem[/] {p}", highlight=False, soft_wrap=True)
+            console.print(f"[red]problem[/] {escape(str(p))}", highlight=False, soft_wrap=True)
         if len(shown) < len(r.problems):
             console.print(f"... and {len(r.problems) - len(shown)} more")
         total += len(r.problems)

@@ -34,7 +34,7 @@ _register()
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 problems found, 2 unusable input)."""
     try:
-        cli.main(args=argv, prog_name="posekit", standalone_mode=False)
+        rc = cli.main(args=argv, prog_name="posekit", standalone_mode=False)
     except click.exceptions.Exit as e:
         return e.exit_code
     except click.ClickException as e:
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except SystemExit as e:
         return int(e.code or 0)
-    return 0
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":

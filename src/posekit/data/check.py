@@ -19,7 +19,7 @@ def check_image(path: Path, image: ImageInfo, *, decode: bool = True) -> Problem
     """The problem with one image file, if any: missing, unreadable, not decodable, or of a
     size that differs from the annotation file's width and height."""
     where = {"file": str(path), "image_id": image.id, "field": "file_name"}
-    if not path.is_file():
+    if not path.exists():
         return Problem("image-missing", f"image file not found: {image.file_name}", **where)
     try:
         raw = np.fromfile(path, dtype=np.uint8)

@@ -152,8 +152,13 @@ class _Builder:
                     )
                 )
             cats[ind] = self.category(cat_name, bodyparts, file)
+        width = len(header[-1])
         for r, row in enumerate(rows[len(header) :], start=len(header) + 1):
             if not any(cell.strip() for cell in row):
+                continue
+            if len(row) != width:
+                msg = f"row has {len(row)} cells, the header has {width}"
+                self.report.add(Problem("row-length", msg, file, r), skipped="row")
                 continue
             self._add_row(row, r, n_index, groups, cats, file)
 

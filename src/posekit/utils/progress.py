@@ -62,10 +62,19 @@ def progress_group(
 ) -> Iterator[Callable[[str, int], Callable[[int], None]]]:
     """Context manager yielding `add_task(description, total) -> advance(n)`, for work made of
     several stages shown as one bar each."""
-    with _progress(unit, console) as bar:
+    bar = _progress(unit, console)
+    started = False
 
-        def add_task(description: str, total: int) -> Callable[[int], None]:
-            task = bar.add_task(description, total=total)
-            return lambda n=1: bar.advance(task, n)
+    def add_task(description: str, total: int) -> Callable[[int], None]:
+        nonlocal started
+        if not started:  # started on first use, so a failure before any work prints nothing
+            bar.start()
+            started = True
+        task = bar.add_task(description, total=total)
+        return lambda n=1: bar.advance(task, n)
 
+    try:
         yield add_task
+    finally:
+        if started:
+            bar.stop()

@@ -48,7 +48,7 @@ class SkeletonAnnotator:
         """Line thickness, joint radius and font scale for this image size."""
         s = max(image.shape[:2])
         thick = max(1, round(s / 320 * self.line_scale))
-        radius = max(1, round(s / 200 * self.line_scale))
+        radius = max(2, round(s / 200 * self.line_scale))
         return thick, radius, max(0.3, s / 1600)
 
     def annotate(
@@ -98,13 +98,12 @@ class SkeletonAnnotator:
             for j in range(len(inst)):
                 c = _pt(inst[j, :2])
                 r = radius << _SHIFT
-                if shown[j]:
-                    fill = -1 if not hollow[j] else max(1, thick // 2 + 1)
-                    cv2.circle(out, c, r, kpt_colors[j], fill, cv2.LINE_AA, _SHIFT)
-                    if fill == -1:
-                        cv2.circle(
-                            out, c, r, (255, 255, 255), max(1, thick // 3), cv2.LINE_AA, _SHIFT
-                        )
+                if shown[j] and hollow[j]:  # occluded: a ring
+                    cv2.circle(out, c, r, kpt_colors[j], max(1, thick // 2), cv2.LINE_AA, _SHIFT)
+                elif shown[j]:  # visible: a dot with a thin white rim (readable on any colour)
+                    rim = r + (max(1, thick // 3) << _SHIFT)
+                    cv2.circle(out, c, rim, (255, 255, 255), -1, cv2.LINE_AA, _SHIFT)
+                    cv2.circle(out, c, r, kpt_colors[j], -1, cv2.LINE_AA, _SHIFT)
                 elif faint is not None:
                     cv2.circle(faint, c, r, kpt_colors[j], -1, cv2.LINE_AA, _SHIFT)
         if faint is not None:

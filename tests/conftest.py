@@ -1,0 +1,69 @@
+"""Shared fixtures: a small valid COCO keypoints dataset on disk that tests break on purpose."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+MOUSE = SHARED_DATA / "openfield-mouse"
+
+# 3 keypoints: a centre point and a left/right pair; 64x48 and 80x60 images.
+VALID_COCO: dict[str, Any] = {
+    "images": [
+        {"id": 1, "file_name": "a.png", "width": 64, "height": 48},
+        {"id": 2, "file_name": "b.png", "width": 80, "height": 60},
+    ],
+    "annotations": [
+        {"id": 10, "image_id": 1, "category_id": 1, "keypoints": [10, 10, 2, 20, 12, 1, 5, 30, 2],
+         "num_keypoints": 3, "bbox": [4, 8, 20, 24], "area": 480.0, "iscrowd": 0},
+        {"id": 11, "image_id": 1, "category_id": 1, "keypoints": [40, 20, 2, 0, 0, 0, 50, 30, 2],
+         "num_keypoints": 2, "bbox": [38, 18, 14, 14], "area": 196, "iscrowd": 0},
+        {"id": 12, "image_id": 2, "category_id": 1, "keypoints": [30, 30, 2, 35, 31, 2, 25, 31, 2],
+         "num_keypoints": 3, "bbox": [20, 25, 20, 10], "area": 200, "iscrowd": 0},
+    ],
+    "categories": [
+        {"id": 1, "name": "thing", "keypoints": ["centre", "left_end", "right_end"],
+         "skeleton": [[1, 2], [1, 3]]},
+    ],
+}  # fmt: skip
+
+
+def write_images(root: Path, coco: dict[str, Any]) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    for im in coco["images"]:
+        img = np.full((im["height"], im["width"], 3), 90, dtype=np.uint8)
+        cv2.imwrite(str(root / im["file_name"]), img)
+
+
+@pytest.fixture
+def valid_coco() -> dict[str, Any]:
+    return copy.deepcopy(VALID_COCO)
+
+
+@pytest.fixture
+def make_dataset(tmp_path: Path):
+    """Write a posekit dataset folder from a COCO dict (images from the unmodified template)."""
+
+    def make(coco: dict[str, Any] | str, name: str = "ds") -> Path:
+        root = tmp_path / name
+        write_images(root / "images", VALID_COCO)
+        ann = root / "annotations" / "train.json"
+        ann.parent.mkdir(parents=True, exist_ok=True)
+        ann.write_text(coco if isinstance(coco, str) else json.dumps(coco, indent=1))
+        return root
+
+    return make
+
+
+def needs_mouse() -> pytest.MarkDecorator:
+    return pytest.mark.skipif(
+        not (MOUSE / "config.yaml").is_file(),
+        reason=f"real data not found at {MOUSE} (../shared/data is only in the posekit workspace)",
+    )
