@@ -77,6 +77,10 @@ def test_yolo_two_value_variant_and_bad_rows(tmp_path: Path) -> None:
     np.testing.assert_allclose(ds.annotations[0].bbox, [30, 15, 40, 20])
     (p,) = ds.report.problems
     assert p.code == "kpt-length" and "x.txt:2" in str(p) and "expected 9" in str(p)
+    (tmp_path / "labels" / "train" / "lost.txt").write_text("0 0.5 0.5 0.1 0.1 0.5 0.5 0 0\n")
+    ds = read_yolo(tmp_path / "data.yaml")
+    orphan = [p for p in ds.report.problems if p.code == "orphan-label"]
+    assert len(orphan) == 1 and "lost.txt" in str(orphan[0]) and "1 row(s)" in str(orphan[0])
 
 
 def test_yolo_refuses_mixed_keypoint_counts(synth_people: Path, tmp_path: Path) -> None:

@@ -167,7 +167,25 @@ def read_yolo(path: str | Path, split: str = "train") -> KeypointDataset:
         lp = label_path(img_path)
         if lp.exists():
             anns += _read_label_file(lp, iid, w, h, k, ndim, cats, len(anns), report)
+    _report_orphan_labels(image_paths, split_root, file, report)
     return KeypointDataset(images, anns, cats, split_root, f"{file}:{split}", report)
+
+
+def _report_orphan_labels(
+    image_paths: list[Path], split_root: Path, file: str, report: LoadReport
+) -> None:
+    """Label files with no image are never read: report each, with how many rows it holds."""
+    if not split_root.is_dir():
+        return
+    labels_root = label_path(split_root / "x.jpg").parent
+    if labels_root == split_root or not labels_root.is_dir():
+        return
+    expected = {label_path(p) for p in image_paths}
+    for lp in sorted(labels_root.rglob("*.txt")):
+        if lp not in expected:
+            rows = sum(1 for line in lp.read_text().splitlines() if line.strip())
+            msg = f"label file has no image (its {rows} row(s) are not loaded)"
+            report.add(Problem("orphan-label", msg, str(lp)), skipped="label file")
 
 
 def _read_label_file(
