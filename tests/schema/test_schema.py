@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from posekit.schema import (
@@ -28,7 +29,11 @@ def test_coco17_matches_the_published_definition() -> None:
     s = get_schema("coco17")
     assert s.num_keypoints == 17 and len(s.skeleton) == 19
     assert s.sigmas == COCO17_SIGMAS
-    assert s.sigmas[0] == 0.026 and s.sigmas[11] == 0.107  # nose, left hip
+    assert s.sigmas[0] == pytest.approx(0.026) and s.sigmas[11] == pytest.approx(0.107)
+    # bit-identical to pycocotools' `np.array([.26, ...]) / 10.0`
+    published = [.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87,
+                 .89, .89]  # fmt: skip
+    assert s.sigmas == tuple((np.array(published) / 10.0).tolist())
     assert s.flip_idx == (0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15)
     assert (15, 13) in s.skeleton  # COCO's [16, 14] (left ankle - left knee), made 0-based
 

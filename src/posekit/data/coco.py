@@ -39,7 +39,11 @@ _KNOWN_ANN_FIELDS = {
 
 
 def read_coco(
-    path: str | Path, *, image_root: str | Path | None = None, strict: bool = False
+    path: str | Path,
+    *,
+    image_root: str | Path | None = None,
+    strict: bool = False,
+    repair: bool = True,
 ) -> KeypointDataset:
     """Read a COCO keypoints file.
 
@@ -48,6 +52,9 @@ def read_coco(
         image_root: folder that `file_name`s are relative to; by default `../images` when the file
             sits in an `annotations/` folder (the posekit layout), else the file's folder.
         strict: raise `DatasetError` listing every problem instead of loading what is usable.
+        repair: make keypoints with impossible values unlabelled (for training); evaluation
+            passes False to see the file exactly as pycocotools does. Problems are reported
+            either way.
 
     Raises:
         DatasetError: the file is missing, not JSON (the message gives line and column), or not
@@ -56,7 +63,7 @@ def read_coco(
     path = Path(path)
     obj = load_json(path)
     root = Path(image_root) if image_root is not None else default_image_root(path)
-    ds = parse_coco(obj, file=str(path), image_root=root)
+    ds = parse_coco(obj, file=str(path), image_root=root, repair=repair)
     if strict and not ds.report.ok:
         raise DatasetError(f"{path}: {ds.report.summary()}", ds.report.problems)
     return ds
@@ -92,7 +99,9 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool)
 
 
-def parse_coco(obj: Any, *, file: str, image_root: Path | None) -> KeypointDataset:
+def parse_coco(
+    obj: Any, *, file: str, image_root: Path | None, repair: bool = True
+) -> KeypointDataset:
     """Validate a parsed COCO object and build the dataset; see `read_coco`."""
     if not isinstance(obj, dict):
         raise DatasetError(f"{file}: top level must be a JSON object, got {type(obj).__name__}")
@@ -104,7 +113,7 @@ def parse_coco(obj: Any, *, file: str, image_root: Path | None) -> KeypointDatas
     report = LoadReport()
     categories = _parse_categories(obj["categories"], file, report)
     images = _parse_images(obj["images"], file, report)
-    annotations = _parse_annotations(obj["annotations"], images, categories, file, report)
+    annotations = _parse_annotations(obj["annotations"], images, categories, file, report, repair)
     return KeypointDataset(
         images=list(images.values()),
         annotations=annotations,
@@ -264,11 +273,12 @@ def _parse_annotations(
     categories: dict[int, Category],
     file: str,
     report: LoadReport,
+    repair: bool,
 ) -> list[Annotation]:
     out: list[Annotation] = []
     seen: set[int] = set()
     for i, a in enumerate(items):
-        ann = _parse_annotation(i, a, images, categories, seen, file, report)
+        ann = _parse_annotation(i, a, images, categories, seen, file, report, repair)
         if ann is not None:
             out.append(ann)
     return out
@@ -282,6 +292,7 @@ def _parse_annotation(
     seen: set[int],
     file: str,
     report: LoadReport,
+    repair: bool,
 ) -> Annotation | None:
     if not isinstance(a, dict) or not _is_int(a.get("id")):
         report.add(
@@ -321,7 +332,7 @@ def _parse_annotation(
         )
         return None
     image, schema = images[iid], categories[cid].schema
-    kpts = _parse_keypoints(a.get("keypoints"), schema.num_keypoints, image, problem)
+    kpts = _parse_keypoints(a.get("keypoints"), schema.num_keypoints, image, problem, repair)
     if kpts is None:
         return None
     iscrowd = a.get("iscrowd", 0)
@@ -354,61 +365,47 @@ def _parse_annotation(
     return Annotation(aid, iid, cid, kpts, bbox, float(area), int(iscrowd), extra)
 
 
-def _parse_keypoints(raw: Any, k: int, image: ImageInfo, problem: Any) -> np.ndarray | None:
-    """(K, 3) keypoints; per-keypoint problems make that keypoint unlabelled (and are counted)."""
+def _parse_keypoints(
+    raw: Any, k: int, image: ImageInfo, problem: Any, repair: bool
+) -> np.ndarray | None:
+    """(K, 3) keypoints. Per-keypoint problems (NaN/inf, a visibility outside {0, 1, 2}, far
+    outside the image) are reported; with `repair` the keypoint is made unlabelled and counted,
+    without it the values are kept as they are (what evaluation needs to match pycocotools)."""
     if raw is None:
         problem("missing-field", "no 'keypoints'", "keypoints", "annotation")
         return None
     if not isinstance(raw, list) or len(raw) != 3 * k:
         n = len(raw) if isinstance(raw, list) else type(raw).__name__
-        problem(
-            "kpt-length",
-            f"keypoints has {n} values, expected 3*K = {3 * k} for K = {k}",
-            "keypoints",
-            "annotation",
-        )
+        msg = f"keypoints has {n} values, expected 3*K = {3 * k} for K = {k}"
+        problem("kpt-length", msg, "keypoints", "annotation")
         return None
     if not all(_is_number(x) for x in raw):
         bad = next(x for x in raw if not _is_number(x))
         problem("kpt-type", f"keypoints must be numbers, found {bad!r}", "keypoints", "annotation")
         return None
     kpts = np.asarray(raw, dtype=np.float64).reshape(k, 3)
-    finite = np.isfinite(kpts).all(axis=1)
-    for j in np.flatnonzero(~finite):
-        problem(
-            "non-finite",
-            f"keypoint {j} is {kpts[j].tolist()} (NaN/inf): made unlabelled",
-            f"keypoints[{j}]",
-            "keypoint",
-        )
-    kpts[~finite] = 0.0
-    v = kpts[:, 2]
-    bad_v = ~np.isin(v, (0.0, 1.0, 2.0))
-    for j in np.flatnonzero(bad_v):
-        problem(
-            "visibility",
-            f"keypoint {j} has visibility {v[j]:g}, expected 0, 1 or 2: made unlabelled",
-            f"keypoints[{j}].v",
-            "keypoint",
-        )
-    kpts[bad_v] = 0.0
+    x, y, v = kpts[:, 0], kpts[:, 1], kpts[:, 2]
     w, h = image.width, image.height
-    x, y = kpts[:, 0], kpts[:, 1]
-    far = (kpts[:, 2] > 0) & (
-        (x < -FAR_OUTSIDE * w)
-        | (x > (1 + FAR_OUTSIDE) * w)
-        | (y < -FAR_OUTSIDE * h)
-        | (y > (1 + FAR_OUTSIDE) * h)
-    )
-    for j in np.flatnonzero(far):
-        problem(
-            "kpt-outside",
-            f"labelled keypoint {j} at ({x[j]:g}, {y[j]:g}) is far outside "
-            f"the {w}x{h} image: made unlabelled",
-            f"keypoints[{j}]",
-            "keypoint",
-        )
-    kpts[far] = 0.0
+    finite = np.isfinite(kpts).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        far = finite & (v > 0) & (
+            (x < -FAR_OUTSIDE * w) | (x > (1 + FAR_OUTSIDE) * w)
+            | (y < -FAR_OUTSIDE * h) | (y > (1 + FAR_OUTSIDE) * h)
+        )  # fmt: skip
+    checks = (
+        ("non-finite", ~finite, lambda j: f"keypoint {j} is {kpts[j].tolist()} (NaN/inf)", ""),
+        ("visibility", finite & ~np.isin(v, (0.0, 1.0, 2.0)),
+         lambda j: f"keypoint {j} has visibility {v[j]:g}, expected 0, 1 or 2", ".v"),
+        ("kpt-outside", far, lambda j: f"labelled keypoint {j} at ({x[j]:g}, {y[j]:g}) is far "
+         f"outside the {w}x{h} image", ""),
+    )  # fmt: skip
+    outcome = ": made unlabelled" if repair else ": kept as is"
+    for code, mask, describe, suffix in checks:
+        for j in np.flatnonzero(mask):
+            problem(code, describe(j) + outcome, f"keypoints[{j}]{suffix}",
+                    "keypoint" if repair else None)  # fmt: skip
+        if repair:
+            kpts[mask] = 0.0
     return kpts
 
 

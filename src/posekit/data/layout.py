@@ -109,23 +109,26 @@ def detect_format(path: str | Path) -> str:
     raise DatasetError(f"{path}: unknown dataset format (expected a folder, .json, .yaml or .csv)")
 
 
-def load_splits(path: str | Path, *, strict: bool = False) -> dict[str, KeypointDataset]:
+def load_splits(
+    path: str | Path, *, strict: bool = False, repair: bool = True
+) -> dict[str, KeypointDataset]:
     """Every split of a dataset in any supported format, by split name.
 
     Accepts a posekit folder or YAML, a COCO JSON (one split named after the file), a YOLO-pose
     data YAML, a DeepLabCut CSV, project folder or its config.yaml (one split, "train").
+    `repair=False` keeps impossible keypoint values of COCO files as they are (for evaluation).
     """
     path = Path(path)
     fmt = detect_format(path)
     if fmt == "posekit":
         spec = resolve_posekit(path)
         return {
-            s: read_coco(f, image_root=spec.images, strict=strict)
+            s: read_coco(f, image_root=spec.images, strict=strict, repair=repair)
             for s, f in spec.annotations.items()
         }
     if fmt == "coco":
         split = path.stem if path.stem in SPLITS else "train"
-        return {split: read_coco(path, strict=strict)}
+        return {split: read_coco(path, strict=strict, repair=repair)}
     if fmt == "yolo":
         out = {s: read_yolo(path, s) for s in yolo_splits(path)}
     else:

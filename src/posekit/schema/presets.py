@@ -7,6 +7,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import numpy as np
 import yaml
 
 from posekit.schema.schema import KeypointSchema, SchemaError
@@ -17,10 +18,11 @@ COCO17_KEYPOINTS = (
     "left_wrist", "right_wrist", "left_hip", "right_hip",
     "left_knee", "right_knee", "left_ankle", "right_ankle",
 )  # fmt: skip
-#: The published COCO keypoint sigmas (pycocotools `COCOeval`, Ronchi & Perona 2017).
-COCO17_SIGMAS = (
-    0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072,
-    0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089,
+#: The published COCO keypoint sigmas, computed as pycocotools does (`array([.26, ...]) / 10`)
+#: so that OKS values are bit-identical to the reference implementation.
+COCO17_SIGMAS = tuple(
+    (np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72,
+               .62, .62, 1.07, 1.07, .87, .87, .89, .89]) / 10.0).tolist()
 )  # fmt: skip
 #: COCO's 1-based skeleton from person_keypoints_*.json, kept verbatim.
 COCO17_SKELETON_1BASED = (
