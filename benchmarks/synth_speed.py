@@ -39,8 +39,10 @@ def main() -> None:
             full_rate = args.images / (time.perf_counter() - t0)
         w, h = cfg.size
         per_image = f"({n_inst / args.images:.2f} instances/image)"
-        rows = [(f"render {w}x{h}", render_rate, ""),
-                ("generate (jpeg+json, 1 core)", full_rate, per_image)]  # fmt: skip
+        rows = [
+            (f"render {w}x{h}", render_rate, ""),
+            ("generate (jpeg+json, 1 core)", full_rate, per_image),
+        ]
         for stage, rate, note in rows:
             print(
                 f"{kind:<8}{stage:<28}{args.images:>8}{rate:>10.1f}{rate / TARGET:>10.2f}x  {note}"

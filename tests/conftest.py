@@ -21,18 +21,46 @@ VALID_COCO: dict[str, Any] = {
         {"id": 2, "file_name": "b.png", "width": 80, "height": 60},
     ],
     "annotations": [
-        {"id": 10, "image_id": 1, "category_id": 1, "keypoints": [10, 10, 2, 20, 12, 1, 5, 30, 2],
-         "num_keypoints": 3, "bbox": [4, 8, 20, 24], "area": 480.0, "iscrowd": 0},
-        {"id": 11, "image_id": 1, "category_id": 1, "keypoints": [40, 20, 2, 0, 0, 0, 50, 30, 2],
-         "num_keypoints": 2, "bbox": [38, 18, 14, 14], "area": 196, "iscrowd": 0},
-        {"id": 12, "image_id": 2, "category_id": 1, "keypoints": [30, 30, 2, 35, 31, 2, 25, 31, 2],
-         "num_keypoints": 3, "bbox": [20, 25, 20, 10], "area": 200, "iscrowd": 0},
+        {
+            "id": 10,
+            "image_id": 1,
+            "category_id": 1,
+            "keypoints": [10, 10, 2, 20, 12, 1, 5, 30, 2],
+            "num_keypoints": 3,
+            "bbox": [4, 8, 20, 24],
+            "area": 480.0,
+            "iscrowd": 0,
+        },
+        {
+            "id": 11,
+            "image_id": 1,
+            "category_id": 1,
+            "keypoints": [40, 20, 2, 0, 0, 0, 50, 30, 2],
+            "num_keypoints": 2,
+            "bbox": [38, 18, 14, 14],
+            "area": 196,
+            "iscrowd": 0,
+        },
+        {
+            "id": 12,
+            "image_id": 2,
+            "category_id": 1,
+            "keypoints": [30, 30, 2, 35, 31, 2, 25, 31, 2],
+            "num_keypoints": 3,
+            "bbox": [20, 25, 20, 10],
+            "area": 200,
+            "iscrowd": 0,
+        },
     ],
     "categories": [
-        {"id": 1, "name": "thing", "keypoints": ["centre", "left_end", "right_end"],
-         "skeleton": [[1, 2], [1, 3]]},
+        {
+            "id": 1,
+            "name": "thing",
+            "keypoints": ["centre", "left_end", "right_end"],
+            "skeleton": [[1, 2], [1, 3]],
+        },
     ],
-}  # fmt: skip
+}
 
 
 def write_images(root: Path, coco: dict[str, Any]) -> None:

@@ -15,8 +15,26 @@ from posekit.cli.main import main
 
 def test_synth_check_preview_convert_split(tmp_path: Path, capsys) -> None:
     data = tmp_path / "arms"
-    rc = main(["data", "synth", "--kind", "arm", "--images", "20", "--imgsz", "256",
-               "--val", "0.25", "--seed", "2", "--workers", "1", "--out", str(data)])  # fmt: skip
+    rc = main(
+        [
+            "data",
+            "synth",
+            "--kind",
+            "arm",
+            "--images",
+            "20",
+            "--imgsz",
+            "256",
+            "--val",
+            "0.25",
+            "--seed",
+            "2",
+            "--workers",
+            "1",
+            "--out",
+            str(data),
+        ]
+    )
     assert rc == 0
     assert sorted(p.name for p in (data / "annotations").iterdir()) == ["train.json", "val.json"]
     assert len(list((data / "images").glob("*.jpg"))) == 20
@@ -59,8 +77,11 @@ def test_errors_are_one_line_with_exit_code_2(
 
 
 def test_console_script_and_module_entry_points(tmp_path: Path) -> None:
-    r = subprocess.run([sys.executable, "-m", "posekit", "data", "check", str(tmp_path / "x")],
-                       capture_output=True, text=True)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "posekit", "data", "check", str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and r.stderr.count("\n") == 1
     r = subprocess.run(
         [sys.executable, "-m", "posekit", "--version"], capture_output=True, text=True
@@ -71,8 +92,11 @@ def test_console_script_and_module_entry_points(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_demo_leaves_what_it_promises(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    r = subprocess.run([sys.executable, "-m", "posekit", "demo", "--out", str(out),
-                        "--images", "40"], capture_output=True, text=True)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "posekit", "demo", "--out", str(out), "--images", "40"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert "open this first" in r.stdout
     assert cv2.imread(str(out / "previews" / "grid.png")) is not None

@@ -31,8 +31,9 @@ def synth_people(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _by_file(ds):
     anns = ds.annotations_by_image()
-    return {im.file_name: sorted(anns[im.id], key=lambda a: (a.bbox[0], a.bbox[1]))
-            for im in ds.images}  # fmt: skip
+    return {
+        im.file_name: sorted(anns[im.id], key=lambda a: (a.bbox[0], a.bbox[1])) for im in ds.images
+    }
 
 
 def test_coco_yolo_coco_round_trip_keeps_every_keypoint(synth_people: Path, tmp_path) -> None:
@@ -117,8 +118,9 @@ def _dlc_project(tmp_path: Path, csv_text: str, config: str) -> Path:
 
     (tmp_path / "labeled-data" / "v1").mkdir(parents=True)
     for i in range(3):
-        cv2.imwrite(str(tmp_path / "labeled-data" / "v1" / f"img{i}.png"),
-                    np.zeros((100, 120, 3), np.uint8))  # fmt: skip
+        cv2.imwrite(
+            str(tmp_path / "labeled-data" / "v1" / f"img{i}.png"), np.zeros((100, 120, 3), np.uint8)
+        )
     (tmp_path / "labeled-data" / "v1" / "CollectedData_me.csv").write_text(csv_text)
     (tmp_path / "config.yaml").write_text(config)
     return tmp_path
@@ -146,8 +148,10 @@ def test_dlc_multi_animal_with_unique_bodyparts(tmp_path: Path) -> None:
     assert sorted(names.values()) == ["animal", "single"]
     per_cat = ds.stats().instances
     assert per_cat == {1: 3, 2: 2}  # mus1 x2, mus2 x1 (absent in img1); feeder x2
-    assert [im.file_name for im in ds.images] == ["labeled-data/v1/img0.png",
-                                                  "labeled-data/v1/img1.png"]  # fmt: skip
+    assert [im.file_name for im in ds.images] == [
+        "labeled-data/v1/img0.png",
+        "labeled-data/v1/img1.png",
+    ]
     assert ds.report.ok
 
 

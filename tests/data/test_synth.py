@@ -35,8 +35,9 @@ def test_keypoints_lie_on_their_own_figure(kind: str) -> None:
             assert np.all((top != inst.figure_id) & (top != 0))
             assert np.all(kp[v == 0, :2] == 0)  # unlabelled: (0, 0, 0) as in COCO
             lab = v > 0
-            assert np.all((kp[lab, 0] >= 0) & (kp[lab, 0] < w) & (kp[lab, 1] >= 0)
-                          & (kp[lab, 1] < h))  # fmt: skip
+            assert np.all(
+                (kp[lab, 0] >= 0) & (kp[lab, 0] < w) & (kp[lab, 1] >= 0) & (kp[lab, 1] < h)
+            )
             x, y, bw, bh = inst.bbox
             assert bw > 0 and bh > 0 and x >= 0 and y >= 0 and x + bw <= w and y + bh <= h
     assert all(n > 0 for n in seen.values()), seen  # visible, occluded and unlabelled all occur

@@ -31,8 +31,25 @@ def test_coco17_matches_the_published_definition() -> None:
     assert s.sigmas == COCO17_SIGMAS
     assert s.sigmas[0] == pytest.approx(0.026) and s.sigmas[11] == pytest.approx(0.107)
     # bit-identical to pycocotools' `np.array([.26, ...]) / 10.0`
-    published = [.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87,
-                 .89, .89]  # fmt: skip
+    published = [
+        0.26,
+        0.25,
+        0.25,
+        0.35,
+        0.35,
+        0.79,
+        0.79,
+        0.72,
+        0.72,
+        0.62,
+        0.62,
+        1.07,
+        1.07,
+        0.87,
+        0.87,
+        0.89,
+        0.89,
+    ]
     assert s.sigmas == tuple((np.array(published) / 10.0).tolist())
     assert s.flip_idx == (0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15)
     assert (15, 13) in s.skeleton  # COCO's [16, 14] (left ankle - left knee), made 0-based

@@ -46,8 +46,12 @@ def test_sizes_scale_with_the_image(h: int, w: int) -> None:
     kp[0, :, 0] = np.linspace(0.1, 0.9, 17) * w
     kp[0, :, 1] = np.linspace(0.1, 0.9, 17) * h
     kp[0, :, 2] = 2
-    out = ann.annotate(np.zeros((h, w, 3), np.uint8), kp, boxes=np.array([[1, 1, w - 2, h - 2]]),
-                       labels=["person 0.93"])  # fmt: skip
+    out = ann.annotate(
+        np.zeros((h, w, 3), np.uint8),
+        kp,
+        boxes=np.array([[1, 1, w - 2, h - 2]]),
+        labels=["person 0.93"],
+    )
     assert out.shape == (h, w, 3) and out.any()
 
 

@@ -388,22 +388,42 @@ def _parse_keypoints(
     w, h = image.width, image.height
     finite = np.isfinite(kpts).all(axis=1)
     with np.errstate(invalid="ignore"):
-        far = finite & (v > 0) & (
-            (x < -FAR_OUTSIDE * w) | (x > (1 + FAR_OUTSIDE) * w)
-            | (y < -FAR_OUTSIDE * h) | (y > (1 + FAR_OUTSIDE) * h)
-        )  # fmt: skip
+        far = (
+            finite
+            & (v > 0)
+            & (
+                (x < -FAR_OUTSIDE * w)
+                | (x > (1 + FAR_OUTSIDE) * w)
+                | (y < -FAR_OUTSIDE * h)
+                | (y > (1 + FAR_OUTSIDE) * h)
+            )
+        )
     checks = (
         ("non-finite", ~finite, lambda j: f"keypoint {j} is {kpts[j].tolist()} (NaN/inf)", ""),
-        ("visibility", finite & ~np.isin(v, (0.0, 1.0, 2.0)),
-         lambda j: f"keypoint {j} has visibility {v[j]:g}, expected 0, 1 or 2", ".v"),
-        ("kpt-outside", far, lambda j: f"labelled keypoint {j} at ({x[j]:g}, {y[j]:g}) is far "
-         f"outside the {w}x{h} image", ""),
-    )  # fmt: skip
+        (
+            "visibility",
+            finite & ~np.isin(v, (0.0, 1.0, 2.0)),
+            lambda j: f"keypoint {j} has visibility {v[j]:g}, expected 0, 1 or 2",
+            ".v",
+        ),
+        (
+            "kpt-outside",
+            far,
+            lambda j: (
+                f"labelled keypoint {j} at ({x[j]:g}, {y[j]:g}) is far outside the {w}x{h} image"
+            ),
+            "",
+        ),
+    )
     outcome = ": made unlabelled" if repair else ": kept as is"
     for code, mask, describe, suffix in checks:
         for j in np.flatnonzero(mask):
-            problem(code, describe(j) + outcome, f"keypoints[{j}]{suffix}",
-                    "keypoint" if repair else None)  # fmt: skip
+            problem(
+                code,
+                describe(j) + outcome,
+                f"keypoints[{j}]{suffix}",
+                "keypoint" if repair else None,
+            )
         if repair:
             kpts[mask] = 0.0
     return kpts

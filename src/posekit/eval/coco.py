@@ -16,7 +16,7 @@ from posekit.eval.cocoeval import (
     match_category,
     summarize,
 )
-from posekit.eval.inputs import CategoryGT, CategoryPred, GroundTruth, Predictions
+from posekit.eval.inputs import CategoryGT, GroundTruth, Predictions
 
 
 @dataclass
@@ -77,9 +77,17 @@ def evaluate_coco(
         p, r, sc = accumulate_category(m, params)
         precision[:, :, k, :, 0], recall[:, k, :, 0], scores[:, :, k, :, 0] = p, r, sc
     stats = summarize(precision, recall, params)
-    return CocoKeypointResult(stats, precision[..., 0], recall[..., 0], scores[..., 0], cat_ids,
-                              [a[0] for a in params.area_ranges], params.oks_thresholds,
-                              params.recall_thresholds, matches)  # fmt: skip
+    return CocoKeypointResult(
+        stats,
+        precision[..., 0],
+        recall[..., 0],
+        scores[..., 0],
+        cat_ids,
+        [a[0] for a in params.area_ranges],
+        params.oks_thresholds,
+        params.recall_thresholds,
+        matches,
+    )
 
 
 def _sigmas_for(
@@ -92,15 +100,19 @@ def _sigmas_for(
     else:
         out = np.asarray(sigmas, dtype=np.float64)
     if out.shape != (cat.schema.num_keypoints,):
-        raise ValueError(f"category {cid}: {out.size} sigmas for {cat.schema.num_keypoints} "
-                         "keypoints")  # fmt: skip
+        raise ValueError(
+            f"category {cid}: {out.size} sigmas for {cat.schema.num_keypoints} keypoints"
+        )
     return out
 
 
 def per_keypoint_ap(
-    gt: GroundTruth, pred: Predictions, *, params: EvalParams | None = None,
+    gt: GroundTruth,
+    pred: Predictions,
+    *,
+    params: EvalParams | None = None,
     sigmas: Mapping[int, Sequence[float]] | Sequence[float] | None = None,
-) -> dict[int, np.ndarray]:  # fmt: skip
+) -> dict[int, np.ndarray]:
     """AP per keypoint: OKS computed on one keypoint at a time (its own sigma). A ground truth
     whose keypoint is unlabelled is ignored for that keypoint. Returns {category_id: (K,)}."""
     params = params or EvalParams()
@@ -113,8 +125,12 @@ def per_keypoint_ap(
             g1 = _one_keypoint_gt(cat, j)
             p1 = replace(p, keypoints=p.keypoints[:, j : j + 1]) if p is not None else None
             one = GroundTruth(gt.image_ids, {cid: g1})
-            r = evaluate_coco(one, Predictions({cid: p1} if p1 is not None else {}),
-                              params=params, sigmas={cid: s[j : j + 1]})  # fmt: skip
+            r = evaluate_coco(
+                one,
+                Predictions({cid: p1} if p1 is not None else {}),
+                params=params,
+                sigmas={cid: s[j : j + 1]},
+            )
             aps[j] = r.stats["AP"]
         out[cid] = aps
     return out
@@ -126,8 +142,7 @@ def _one_keypoint_gt(cat: CategoryGT, j: int) -> CategoryGT:
     from posekit.schema import KeypointSchema
 
     one = KeypointSchema(schema.name, (schema.keypoints[j],), (), (0,), (schema.sigmas[j],))
-    return replace(cat, schema=one, keypoints=kp,
-                   num_keypoints=(kp[:, 0, 2] > 0).astype(np.int64))  # fmt: skip
+    return replace(cat, schema=one, keypoints=kp, num_keypoints=(kp[:, 0, 2] > 0).astype(np.int64))
 
 
 __all__ = ["STAT_NAMES", "CocoKeypointResult", "evaluate_coco", "per_keypoint_ap"]

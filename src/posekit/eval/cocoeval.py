@@ -159,8 +159,21 @@ def _match_images(
         cells = np.arange(1, len(by_size) - pos + 1) * g_sorted[pos:] * params.max_dets
         n = max(1, int(np.searchsorted(cells, CHUNK_CELLS, side="right")))
         chunk = by_size[pos : pos + n]
-        _match_chunk(gt, pred, sigmas, dt_rows, dt_rank, thr, gt_ignore, gt_order,
-                     g_start[chunk], g_count[chunk], d_start[chunk], d_count[chunk], out)  # fmt: skip
+        _match_chunk(
+            gt,
+            pred,
+            sigmas,
+            dt_rows,
+            dt_rank,
+            thr,
+            gt_ignore,
+            gt_order,
+            g_start[chunk],
+            g_count[chunk],
+            d_start[chunk],
+            d_count[chunk],
+            out,
+        )
         pos += n
 
 
@@ -191,13 +204,14 @@ def _match_chunk(
     # all (detection, ground truth) pairs of the same image
     pair_d = np.repeat(d_pos, g_count[d_slot])
     first_g = np.repeat(np.cumsum(g_count) - g_count, d_count)  # per detection
-    within = np.arange(len(pair_d)) - np.repeat(np.cumsum(g_count[d_slot]) - g_count[d_slot],
-                                                 g_count[d_slot])  # fmt: skip
+    within = np.arange(len(pair_d)) - np.repeat(
+        np.cumsum(g_count[d_slot]) - g_count[d_slot], g_count[d_slot]
+    )
     pair_g = np.repeat(first_g, g_count[d_slot]) + within  # index into g_rows
     oks = oks_pairs(gt, g_rows[pair_g], pred, dt_rows[pair_d], sigmas)
-    O = np.full((n, d_max, g_max), -1.0)  # (image, rank, gt slot); -1: no such pair
+    grid = np.full((n, d_max, g_max), -1.0)  # (image, rank, gt slot); -1: no such pair
     pair_slot = np.repeat(d_slot, g_count[d_slot])
-    O[pair_slot, dt_rank[pair_d], g_pos[pair_g]] = oks
+    grid[pair_slot, dt_rank[pair_d], g_pos[pair_g]] = oks
     np.maximum.at(out.gt_best_oks, g_rows[pair_g], oks)
 
     valid_g = np.zeros((n, g_max), bool)
@@ -217,7 +231,7 @@ def _match_chunk(
     thr_b = thr[None, None, :, None]
     for r in range(d_max):
         has = det_at[:, r] >= 0
-        o = O[:, r, :][:, None, None, :]  # (n, 1, 1, G)
+        o = grid[:, r, :][:, None, None, :]  # (n, 1, 1, G)
         ok = valid_g[:, None, None, :] & (o >= thr_b) & (~matched | crowd[:, None, None, :])
         ok &= has[:, None, None, None]
         first = ok & ~ig  # not-ignored ground truths are preferred
@@ -233,7 +247,7 @@ def _match_chunk(
         matched_by[sel + (bi,)] = det_id
         out.dt_gt_id[sel[1], sel[2], det] = gt_id[sel[0], bi]
         out.dt_ignore[sel[1], sel[2], det] = ig[sel[0], sel[1], 0, bi]
-        out.dt_oks[sel[1], sel[2], det] = O[sel[0], r, bi]
+        out.dt_oks[sel[1], sel[2], det] = grid[sel[0], r, bi]
     # ground truth side: which detection id took each ground truth
     out.gt_dt_id[:, :, g_rows] = matched_by[g_slot, :, :, g_pos].transpose(1, 2, 0)
 
@@ -289,8 +303,14 @@ def summarize(precision: np.ndarray, recall: np.ndarray, params: EvalParams) -> 
         return float(np.mean(s[s > -1])) if np.any(s > -1) else -1.0
 
     return {
-        "AP": stat(True), "AP50": stat(True, 0.5), "AP75": stat(True, 0.75),
-        "APm": stat(True, area="medium"), "APl": stat(True, area="large"),
-        "AR": stat(False), "AR50": stat(False, 0.5), "AR75": stat(False, 0.75),
-        "ARm": stat(False, area="medium"), "ARl": stat(False, area="large"),
-    }  # fmt: skip
+        "AP": stat(True),
+        "AP50": stat(True, 0.5),
+        "AP75": stat(True, 0.75),
+        "APm": stat(True, area="medium"),
+        "APl": stat(True, area="large"),
+        "AR": stat(False),
+        "AR50": stat(False, 0.5),
+        "AR75": stat(False, 0.75),
+        "ARm": stat(False, area="medium"),
+        "ARl": stat(False, area="large"),
+    }

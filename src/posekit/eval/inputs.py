@@ -126,8 +126,14 @@ class Predictions:
         if areas is None:
             areas = _extent_area(kp)
         ids = np.arange(1, len(kp) + 1, dtype=np.int64)
-        pred = CategoryPred(category_id, pos.astype(np.int64), ids, kp,
-                            np.asarray(scores, dtype=np.float64), np.asarray(areas, np.float64))  # fmt: skip
+        pred = CategoryPred(
+            category_id,
+            pos.astype(np.int64),
+            ids,
+            kp,
+            np.asarray(scores, dtype=np.float64),
+            np.asarray(areas, np.float64),
+        )
         return cls({category_id: pred})
 
     @classmethod
@@ -136,8 +142,9 @@ class Predictions:
     ) -> Predictions:
         """Validate COCO keypoint results against `gt`; a `DatasetError` names every bad entry."""
         if not isinstance(results, list):
-            raise DatasetError(f"{source}: must be a JSON list of results, got "
-                               f"{type(results).__name__}")  # fmt: skip
+            raise DatasetError(
+                f"{source}: must be a JSON list of results, got {type(results).__name__}"
+            )
         if not results:
             raise DatasetError(f"{source}: no predictions (empty list)")
         known_images = set(gt.image_ids.tolist())
@@ -160,8 +167,9 @@ class Predictions:
             area = np.array([e[4] for e in entries], dtype=np.float64)
             if not use_bbox:
                 area = _extent_area(kp)
-            cats[cid] = CategoryPred(cid, np.searchsorted(gt.image_ids, img), idx + 1, kp, score,
-                                     area)  # fmt: skip
+            cats[cid] = CategoryPred(
+                cid, np.searchsorted(gt.image_ids, img), idx + 1, kp, score, area
+            )
         return cls(cats)
 
 
@@ -204,8 +212,11 @@ def _check_result(
         bad("unknown-image", f"unknown image_id {iid!r}", "image_id")
         return None
     if cid not in gt.categories:
-        bad("unknown-category", f"unknown category_id {cid!r} (known: {sorted(gt.categories)})",
-            "category_id")  # fmt: skip
+        bad(
+            "unknown-category",
+            f"unknown category_id {cid!r} (known: {sorted(gt.categories)})",
+            "category_id",
+        )
         return None
     if not _is_number(score) or not math.isfinite(score):
         bad("score", f"score must be a finite number, got {score!r}", "score")
@@ -213,8 +224,11 @@ def _check_result(
     k = gt.categories[cid].schema.num_keypoints
     if not isinstance(kp, list) or len(kp) != 3 * k:
         n = len(kp) if isinstance(kp, list) else type(kp).__name__
-        bad("kpt-length", f"keypoints has {n} values, expected 3*K = {3 * k} for category {cid}",
-            "keypoints")  # fmt: skip
+        bad(
+            "kpt-length",
+            f"keypoints has {n} values, expected 3*K = {3 * k} for category {cid}",
+            "keypoints",
+        )
         return None
     if not all(_is_number(v) and math.isfinite(v) for v in kp):
         bad("non-finite", "keypoints must be finite numbers", "keypoints")
@@ -223,8 +237,11 @@ def _check_result(
     if use_bbox:
         bb = r.get("bbox")
         if not (isinstance(bb, list) and len(bb) == 4 and all(_is_number(v) for v in bb)):
-            bad("bbox-format", "the first result has a bbox, so every result needs [x, y, w, h]",
-                "bbox")  # fmt: skip
+            bad(
+                "bbox-format",
+                "the first result has a bbox, so every result needs [x, y, w, h]",
+                "bbox",
+            )
             return None
         area = float(bb[2]) * float(bb[3])
     return cid, i, iid, kp, float(score), area
