@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# Pinned first: the CPU build of torch; a bare `torch` requirement would pull CUDA wheels.
 	$(PY) -m pip install --quiet "torch==2.13.0"
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[plot,test]"
 	touch $(STAMP)
 
 ## The main job: synthetic data -> check -> preview images, in ./demo
@@ -30,6 +30,7 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/synth_speed.py
+	$(PY) benchmarks/eval_speed.py
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .ruff_cache

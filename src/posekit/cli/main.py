@@ -23,9 +23,11 @@ def cli() -> None:
 def _register() -> None:
     from posekit.cli.data import data
     from posekit.cli.demo import demo
+    from posekit.cli.val import val
 
     cli.add_command(data)
     cli.add_command(demo)
+    cli.add_command(val)
 
 
 _register()

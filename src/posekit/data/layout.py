@@ -68,10 +68,10 @@ def resolve_posekit(path: str | Path) -> DataSpec:
 
 
 def load_dataset(
-    path: str | Path, split: str = "train", *, strict: bool = False
+    path: str | Path, split: str = "train", *, strict: bool = False, repair: bool = True
 ) -> KeypointDataset:
     """Load one split of any supported dataset (see `load_splits`)."""
-    splits = load_splits(path, strict=strict)
+    splits = load_splits(path, strict=strict, repair=repair)
     if split not in splits:
         raise DatasetError(f"{path}: no '{split}' split (has {', '.join(splits)})")
     return splits[split]

@@ -30,8 +30,12 @@ RECALL_THRESHOLDS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 
 AREA_RANGES = (("all", 0**2, 1e5**2), ("medium", 32**2, 96**2), ("large", 96**2, 1e5**2))
 STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
 _EPS = np.spacing(1)
-#: Upper bound on dense cells (images x detections x ground truths) processed at once.
-CHUNK_CELLS = 1 << 21
+#: Dense cells (images x detections x ground truths) matched together: large enough to spread
+#: the per-rank numpy overhead, small enough to keep memory bounded for any dataset size.
+CHUNK_CELLS = 1 << 16
+#: OKS pairs computed together: (pairs, K) temporaries stay below glibc's mmap threshold, so
+#: they are reused from the heap instead of being page-faulted in again for every batch.
+PAIR_BATCH = 1 << 14
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,8 @@ class CategoryMatches:
     dt_score: np.ndarray  # (D,)
     dt_gt_id: np.ndarray  # (A, T, D) matched ground-truth id, 0 when unmatched
     dt_ignore: np.ndarray  # (A, T, D) bool
-    dt_oks: np.ndarray  # (A, T, D) OKS with the matched ground truth (0 when unmatched)
+    dt_oks: np.ndarray  # (D,) OKS with the ground truth matched at the first area range and
+    # threshold (0 when unmatched); the other cells only need the ids
     gt_ignore: np.ndarray  # (A, N) bool
     gt_dt_id: np.ndarray  # (A, T, N) matched detection id, 0 when unmatched
     gt_best_oks: np.ndarray  # (N,) best OKS of any kept detection of the same image
@@ -63,26 +68,62 @@ class CategoryMatches:
 def oks_pairs(
     gt: CategoryGT, gi: np.ndarray, pred: CategoryPred, di: np.ndarray, sigmas: np.ndarray
 ) -> np.ndarray:
-    """OKS of the pairs (pred row di[p], gt row gi[p]) exactly as pycocotools' `computeOks`."""
-    g = gt.keypoints[gi]  # (P, K, 3)
-    d = pred.keypoints[di]  # (P, K, 3)
-    vis = g[..., 2] > 0  # (P, K)
-    k1 = vis.sum(axis=1)
-    var = (sigmas * 2) ** 2
-    dx = d[..., 0] - g[..., 0]
-    dy = d[..., 1] - g[..., 1]
-    no_label = k1 == 0
-    if no_label.any():  # distance to a box twice the size of the ground truth's
-        bb = gt.bbox[gi[no_label]]
-        x0, x1 = bb[:, 0] - bb[:, 2], bb[:, 0] + bb[:, 2] * 2
-        y0, y1 = bb[:, 1] - bb[:, 3], bb[:, 1] + bb[:, 3] * 2
-        xd, yd = d[no_label, :, 0], d[no_label, :, 1]
-        dx[no_label] = np.maximum(0, x0[:, None] - xd) + np.maximum(0, xd - x1[:, None])
-        dy[no_label] = np.maximum(0, y0[:, None] - yd) + np.maximum(0, yd - y1[:, None])
-    e = (dx**2 + dy**2) / var / (gt.area[gi][:, None] + _EPS) / 2
-    ex = np.exp(-e)
-    counted = np.where(no_label[:, None], True, vis)
-    return np.where(counted, ex, 0.0).sum(axis=1) / np.where(no_label, g.shape[1], k1)
+    """OKS of the pairs (pred row di[p], gt row gi[p]) exactly as pycocotools' `computeOks`:
+    the same operations in the same order, so the values are bit-identical."""
+    return _Columns(gt, pred).oks(gi, di, sigmas)
+
+
+class _Columns:
+    """Keypoint coordinates as contiguous (rows, K) arrays, gathered once per category."""
+
+    def __init__(self, gt: CategoryGT, pred: CategoryPred) -> None:
+        self.gx, self.gy = np.ascontiguousarray(gt.keypoints[..., 0]), gt.keypoints[..., 1].copy()
+        self.gvis = gt.keypoints[..., 2] > 0
+        self.k1 = self.gvis.sum(axis=1)
+        self.dx, self.dy = pred.keypoints[..., 0].copy(), pred.keypoints[..., 1].copy()
+        self.bbox, self.area = gt.bbox, gt.area
+
+    def oks(self, gi: np.ndarray, di: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
+        """OKS of pairs, in batches that keep temporaries small (see `PAIR_BATCH`)."""
+        if len(gi) <= PAIR_BATCH:
+            return self._oks(gi, di, sigmas)
+        return np.concatenate([
+            self._oks(gi[s : s + PAIR_BATCH], di[s : s + PAIR_BATCH], sigmas)
+            for s in range(0, len(gi), PAIR_BATCH)
+        ])  # fmt: skip
+
+    def _oks(self, gi: np.ndarray, di: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
+        k = self.gx.shape[1]
+        var = (sigmas * 2) ** 2
+        dx = self.dx[di] - self.gx[gi]  # (P, K)
+        dy = self.dy[di] - self.gy[gi]
+        k1 = self.k1[gi]
+        no_label = k1 == 0
+        if no_label.any():  # distance to a box twice the size of the ground truth's
+            bb = self.bbox[gi[no_label]]
+            x0, x1 = bb[:, 0] - bb[:, 2], bb[:, 0] + bb[:, 2] * 2
+            y0, y1 = bb[:, 1] - bb[:, 3], bb[:, 1] + bb[:, 3] * 2
+            xd, yd = self.dx[di[no_label]], self.dy[di[no_label]]
+            dx[no_label] = np.maximum(0, x0[:, None] - xd) + np.maximum(0, xd - x1[:, None])
+            dy[no_label] = np.maximum(0, y0[:, None] - yd) + np.maximum(0, yd - y1[:, None])
+        # e = (dx**2 + dy**2) / vars / (area + eps) / 2, in place
+        np.square(dx, out=dx)
+        np.square(dy, out=dy)
+        dx += dy
+        dx /= var
+        dx /= (self.area[gi] + _EPS)[:, None]
+        dx /= 2
+        np.negative(dx, out=dx)
+        np.exp(dx, out=dx)
+        counted = self.gvis[gi]
+        counted[no_label] = True
+        dx *= counted
+        return dx.sum(axis=1) / np.where(no_label, k, k1)
+
+
+def _ranks(counts: np.ndarray) -> np.ndarray:
+    """0, 1, ..., c - 1 for each count c, concatenated: each member's position in its group."""
+    return np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
 
 
 def _kept_detections(pred: CategoryPred | None, max_dets: int) -> tuple[np.ndarray, np.ndarray]:
@@ -117,13 +158,14 @@ def match_category(
         dt_score=pred.score[dt_rows] if pred is not None else np.zeros(0),
         dt_gt_id=np.zeros((A, T, D), np.int64),
         dt_ignore=np.zeros((A, T, D), bool),
-        dt_oks=np.zeros((A, T, D)),
+        dt_oks=np.zeros(D),
         gt_ignore=gt_ignore,
         gt_dt_id=np.zeros((A, T, N), np.int64),
         gt_best_oks=np.zeros(N),
     )
     if D and N:
-        _match_images(gt, pred, sigmas, dt_rows, dt_rank, thr, gt_ignore, params, out)  # type: ignore[arg-type]
+        cols = _Columns(gt, pred)  # type: ignore[arg-type]
+        _match_images(gt, pred, cols, sigmas, dt_rows, dt_rank, thr, gt_ignore, params, out)  # type: ignore[arg-type]
     if D:  # unmatched detections outside the area range are ignored
         area = pred.area[dt_rows]  # type: ignore[union-attr]
         outside = (area[None, :] < lo) | (area[None, :] > hi)  # (A, D)
@@ -134,6 +176,7 @@ def match_category(
 def _match_images(
     gt: CategoryGT,
     pred: CategoryPred,
+    cols: _Columns,
     sigmas: np.ndarray,
     dt_rows: np.ndarray,
     dt_rank: np.ndarray,
@@ -162,6 +205,7 @@ def _match_images(
         _match_chunk(
             gt,
             pred,
+            cols,
             sigmas,
             dt_rows,
             dt_rank,
@@ -180,6 +224,7 @@ def _match_images(
 def _match_chunk(
     gt: CategoryGT,
     pred: CategoryPred,
+    cols: _Columns,
     sigmas: np.ndarray,
     dt_rows: np.ndarray,
     dt_rank: np.ndarray,
@@ -197,28 +242,23 @@ def _match_chunk(
     A, T = gt_ignore.shape[0], len(thr)
     # (image slot, detection rank) and (image slot, ground-truth slot) of every member
     d_slot = np.repeat(np.arange(n), d_count)
-    d_pos = np.concatenate([np.arange(s, s + c) for s, c in zip(d_start, d_count, strict=True)])
+    d_pos = np.repeat(d_start, d_count) + _ranks(d_count)
     g_slot = np.repeat(np.arange(n), g_count)
-    g_pos = np.arange(len(g_slot)) - np.repeat(np.cumsum(g_count) - g_count, g_count)
+    g_pos = _ranks(g_count)
     g_rows = gt_order[np.repeat(g_start, g_count) + g_pos]  # gt rows, annotation order
     # all (detection, ground truth) pairs of the same image
-    pair_d = np.repeat(d_pos, g_count[d_slot])
+    per_det = g_count[d_slot]  # ground truths in each detection's image
+    pair_d = np.repeat(d_pos, per_det)
     first_g = np.repeat(np.cumsum(g_count) - g_count, d_count)  # per detection
-    within = np.arange(len(pair_d)) - np.repeat(
-        np.cumsum(g_count[d_slot]) - g_count[d_slot], g_count[d_slot]
-    )
-    pair_g = np.repeat(first_g, g_count[d_slot]) + within  # index into g_rows
-    oks = oks_pairs(gt, g_rows[pair_g], pred, dt_rows[pair_d], sigmas)
+    pair_g = np.repeat(first_g, per_det) + _ranks(per_det)  # index into g_rows
+    oks = cols.oks(g_rows[pair_g], dt_rows[pair_d], sigmas)
     grid = np.full((n, d_max, g_max), -1.0)  # (image, rank, gt slot); -1: no such pair
-    pair_slot = np.repeat(d_slot, g_count[d_slot])
+    pair_slot = np.repeat(d_slot, per_det)
     grid[pair_slot, dt_rank[pair_d], g_pos[pair_g]] = oks
     np.maximum.at(out.gt_best_oks, g_rows[pair_g], oks)
 
-    valid_g = np.zeros((n, g_max), bool)
-    valid_g[g_slot, g_pos] = True
-    ig = np.ones((A, n, g_max), bool)
-    ig[:, g_slot, g_pos] = gt_ignore[:, g_rows]
-    ig = ig.transpose(1, 0, 2)[:, :, None, :]  # (n, A, 1, G)
+    not_ig = np.zeros((n, A, 1, g_max), bool)  # padding slots count as ignored
+    not_ig[g_slot, :, 0, g_pos] = ~gt_ignore[:, g_rows].T
     crowd = np.zeros((n, g_max), bool)
     crowd[g_slot, g_pos] = gt.iscrowd[g_rows]
     gt_id = np.zeros((n, g_max), np.int64)
@@ -226,28 +266,27 @@ def _match_chunk(
     det_at = np.full((n, d_max), -1, np.int64)  # position in dt_rows of (image, rank)
     det_at[d_slot, dt_rank[d_pos]] = d_pos
 
-    matched = np.zeros((n, A, T, g_max), bool)
+    # padding pairs hold -1 and never reach a threshold (>= 0.5)
+    reach = grid[:, :, None, :] >= thr[None, None, :, None]  # (n, rank, T, G)
+    available = np.ones((n, A, T, g_max), bool)  # not yet matched, or a crowd
     matched_by = np.zeros((n, A, T, g_max), np.int64)
-    thr_b = thr[None, None, :, None]
     for r in range(d_max):
-        has = det_at[:, r] >= 0
-        o = grid[:, r, :][:, None, None, :]  # (n, 1, 1, G)
-        ok = valid_g[:, None, None, :] & (o >= thr_b) & (~matched | crowd[:, None, None, :])
-        ok &= has[:, None, None, None]
-        first = ok & ~ig  # not-ignored ground truths are preferred
-        cand = np.where(first.any(axis=-1, keepdims=True), first, ok & ig)
-        vals = np.where(cand, o, -1.0)
+        ok = reach[:, r][:, None] & available  # (n, A, T, G)
+        first = ok & not_ig  # not-ignored ground truths are preferred
+        any_first = first.any(axis=-1)
+        cand = np.where(any_first[..., None], first, ok)
+        vals = np.where(cand, grid[:, r][:, None, None, :], -1.0)
         best = g_max - 1 - np.argmax(vals[..., ::-1], axis=-1)  # last maximum, as pycocotools
-        found = cand.any(axis=-1)  # (n, A, T)
-        sel = found.nonzero()
+        sel = (any_first | ok.any(axis=-1)).nonzero()  # (image, area range, threshold)
         bi = best[sel]
-        matched[sel + (bi,)] = True
+        at = (*sel, bi)
+        available[at] = crowd[sel[0], bi]
         det = det_at[sel[0], r]
-        det_id = pred.ids[dt_rows[det]]
-        matched_by[sel + (bi,)] = det_id
+        matched_by[at] = pred.ids[dt_rows[det]]
         out.dt_gt_id[sel[1], sel[2], det] = gt_id[sel[0], bi]
-        out.dt_ignore[sel[1], sel[2], det] = ig[sel[0], sel[1], 0, bi]
-        out.dt_oks[sel[1], sel[2], det] = grid[sel[0], r, bi]
+        out.dt_ignore[sel[1], sel[2], det] = ~not_ig[sel[0], sel[1], 0, bi]
+        first_cell = (sel[1] == 0) & (sel[2] == 0)
+        out.dt_oks[det[first_cell]] = grid[sel[0][first_cell], r, bi[first_cell]]
     # ground truth side: which detection id took each ground truth
     out.gt_dt_id[:, :, g_rows] = matched_by[g_slot, :, :, g_pos].transpose(1, 2, 0)
 

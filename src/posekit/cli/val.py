@@ -1,0 +1,110 @@
+"""`posekit val`: evaluate a COCO keypoint results file against a dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from posekit.data.layout import load_splits
+from posekit.data.problems import DatasetError
+from posekit.eval.metrics import EvalConfig, evaluate
+from posekit.eval.report import print_metrics, save_metrics
+from posekit.schema import get_schema
+
+
+def _sigmas(value: str | None) -> list[float] | None:
+    """A comma-separated list, a preset name or a schema YAML file."""
+    if value is None:
+        return None
+    if "," in value or value.replace(".", "", 1).isdigit():
+        try:
+            return [float(v) for v in value.split(",")]
+        except ValueError:
+            raise click.BadParameter(f"not a list of numbers: {value!r}") from None
+    return list(get_schema(value).sigmas)
+
+
+@click.command()
+@click.option(
+    "--gt",
+    "--data",
+    "gt",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Ground truth: a COCO JSON, posekit dataset, YOLO YAML or DeepLabCut data.",
+)
+@click.option(
+    "--split",
+    default="val",
+    show_default=True,
+    help="Split of a multi-split dataset (a single-split source is used as is).",
+)
+@click.option(
+    "--pred",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Predictions in COCO keypoint results format (JSON list).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write metrics.json, instances.csv and plots here.",
+)
+@click.option("--max-dets", type=click.IntRange(1), default=20, show_default=True)
+@click.option(
+    "--sigmas",
+    default=None,
+    help="OKS sigmas: comma-separated values, a preset name or a schema YAML "
+    "(default: the dataset's).",
+)
+@click.option(
+    "--pck-alpha", type=click.FloatRange(0, min_open=True), default=0.05, show_default=True
+)
+@click.option(
+    "--pcutoff",
+    type=click.FloatRange(0, 1),
+    default=0.6,
+    show_default=True,
+    help="Confidence cut-off for the second EPE (DeepLabCut's p-cutoff).",
+)
+@click.option(
+    "--per-keypoint/--no-per-keypoint",
+    default=True,
+    show_default=True,
+    help="Also compute AP per keypoint (one COCO evaluation per keypoint).",
+)
+@click.option("--plots/--no-plots", default=True, show_default=True)
+def val(
+    gt: Path,
+    split: str,
+    pred: Path,
+    out: Path | None,
+    max_dets: int,
+    sigmas: str | None,
+    pck_alpha: float,
+    pcutoff: float,
+    per_keypoint: bool,
+    plots: bool,
+) -> None:
+    """Evaluate keypoint predictions: COCO AP/AR (as pycocotools), PCK, EPE, NME."""
+    splits = load_splits(gt, repair=False)
+    if split not in splits:
+        if len(splits) != 1:
+            raise DatasetError(f"{gt}: no '{split}' split (has {', '.join(splits)})")
+        split = next(iter(splits))
+    config = EvalConfig(
+        max_dets=max_dets,
+        sigmas=_sigmas(sigmas),
+        pck_alpha=pck_alpha,
+        pcutoff=pcutoff,
+        per_keypoint_ap=per_keypoint,
+    )
+    metrics = evaluate(splits[split], pred, config)
+    console = Console(highlight=False)
+    print_metrics(metrics, console)
+    if out is not None:
+        written = save_metrics(metrics, out, plots=plots)
+        console.print("wrote " + ", ".join(str(p) for p in written))
