@@ -48,9 +48,18 @@ def _progress(unit: str, console: Console | None) -> Progress:
 
 @contextmanager
 def progress_bar(
-    description: str, total: int, *, unit: str = "it", console: Console | None = None
+    description: str,
+    total: int,
+    *,
+    unit: str = "it",
+    console: Console | None = None,
+    enabled: bool = True,
 ) -> Iterator[Callable[[int], None]]:
-    """Context manager yielding `advance(n)`; shows done/total, rate, elapsed and ETA."""
+    """Context manager yielding `advance(n)`; shows done/total, rate, elapsed and ETA.
+    With `enabled=False` (e.g. on non-zero distributed ranks) it shows nothing."""
+    if not enabled:
+        yield lambda n=1: None
+        return
     with _progress(unit, console) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n=1: bar.advance(task, n)

@@ -50,7 +50,7 @@ class SynthConfig:
 class SynthInstance:
     keypoints: np.ndarray  # (K, 3) x, y, v
     bbox: np.ndarray  # (4,) x, y, w, h of the visible pixels
-    area: float  # visible pixels
+    area: float  # people: visible pixels; arms: box area
     figure_id: int  # this figure's value in `SynthFrame.owner`
 
 
@@ -133,7 +133,10 @@ def render(cfg: SynthConfig, index: int, backdrop: Backdrop | None = None) -> Sy
             [x0 + xs.min(), y0 + ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1],
             dtype=np.float64,
         )
-        instances.append(SynthInstance(_visibility(fig, owner, i), bbox, float(count), i))
+        # people: the visible pixel count, as COCO's segmentation area; arms: the box area,
+        # since thin links would make OKS (which scales with sqrt(area)) unreasonably strict
+        area = float(count) if cfg.kind == "person" else float(bbox[2] * bbox[3])
+        instances.append(SynthInstance(_visibility(fig, owner, i), bbox, area, i))
     return SynthFrame(backdrop.camera(img, rng), instances, owner)
 
 

@@ -1,0 +1,155 @@
+"""Geometric and photometric transforms for images with keypoints, as pure functions.
+
+Every geometric step is a 3x3 matrix in continuous coordinates (pixel centres at +0.5), so
+letterbox, random scale/rotation/translation and flip compose into one matrix, the image is
+resampled once, and keypoints and boxes move through exactly the same mapping. OpenCV warps in
+pixel-index coordinates; `to_index_matrix` converts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+PAD_VALUE = 114
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Resize keeping the aspect ratio, then pad to `size` x `size`.
+
+    `scale_x` / `scale_y` are the exact factors of the resize (new size / old size, which can
+    differ by a hair from each other after rounding) so the inverse mapping is exact.
+    """
+
+    size: int
+    scale_x: float
+    scale_y: float
+    pad_x: int
+    pad_y: int
+    new_w: int
+    new_h: int
+
+    @classmethod
+    def fit(cls, width: int, height: int, size: int) -> Letterbox:
+        r = size / max(width, height)
+        nw, nh = max(1, round(width * r)), max(1, round(height * r))
+        px, py = (size - nw) // 2, (size - nh) // 2
+        return cls(size, nw / width, nh / height, px, py, nw, nh)
+
+    def matrix(self) -> np.ndarray:
+        return np.array([[self.scale_x, 0, self.pad_x], [0, self.scale_y, self.pad_y], [0, 0, 1]])
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        interp = cv2.INTER_AREA if self.scale_x < 1 else cv2.INTER_LINEAR
+        resized = cv2.resize(image, (self.new_w, self.new_h), interpolation=interp)
+        out = np.full((self.size, self.size, 3), PAD_VALUE, dtype=np.uint8)
+        out[self.pad_y : self.pad_y + self.new_h, self.pad_x : self.pad_x + self.new_w] = resized
+        return out
+
+    def to_original(self, xy: np.ndarray) -> np.ndarray:
+        """Map (..., 2) points from the letterboxed image back to the original image."""
+        out = np.array(xy, dtype=np.float64, copy=True)
+        out[..., 0] = (out[..., 0] - self.pad_x) / self.scale_x
+        out[..., 1] = (out[..., 1] - self.pad_y) / self.scale_y
+        return out
+
+    def to_input(self, xy: np.ndarray) -> np.ndarray:
+        out = np.array(xy, dtype=np.float64, copy=True)
+        out[..., 0] = out[..., 0] * self.scale_x + self.pad_x
+        out[..., 1] = out[..., 1] * self.scale_y + self.pad_y
+        return out
+
+
+def to_index_matrix(m: np.ndarray) -> np.ndarray:
+    """The same mapping in pixel-index coordinates (what cv2.warpAffine expects): T(-0.5) M T(0.5)."""
+    shift = np.array([[1, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])
+    unshift = np.array([[1, 0, -0.5], [0, 1, -0.5], [0, 0, 1]])
+    return unshift @ m @ shift
+
+
+def warp(image: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
+    """Resample `image` through the continuous-coordinate matrix `m` into size x size."""
+    idx = to_index_matrix(m)[:2]
+    return cv2.warpAffine(image, idx, (size, size), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=(PAD_VALUE,) * 3)  # fmt: skip
+
+
+def transform_points(xy: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """(..., 2) points through the 3x3 matrix `m`."""
+    return xy @ m[:2, :2].T + m[:2, 2]
+
+
+def random_affine(
+    rng: np.random.Generator, size: int, *, scale: float, degrees: float, translate: float
+) -> np.ndarray:
+    """A random scale / rotation about the image centre, then a translation (3x3)."""
+    c = size / 2
+    s = rng.uniform(1 - scale, 1 + scale)
+    a = np.deg2rad(rng.uniform(-degrees, degrees))
+    rot = np.array([[s * np.cos(a), -s * np.sin(a), 0], [s * np.sin(a), s * np.cos(a), 0],
+                    [0, 0, 1]])  # fmt: skip
+    to_c = np.array([[1, 0, -c], [0, 1, -c], [0, 0, 1]])
+    back = np.array([[1, 0, c + rng.uniform(-translate, translate) * size],
+                     [0, 1, c + rng.uniform(-translate, translate) * size], [0, 0, 1]])  # fmt: skip
+    return back @ rot @ to_c
+
+
+def hflip_matrix(size: int) -> np.ndarray:
+    """x -> size - x (continuous coordinates: the mirror of pixel i is pixel size - 1 - i)."""
+    return np.array([[-1.0, 0, size], [0, 1, 0], [0, 0, 1]])
+
+
+@dataclass
+class Instances:
+    """Annotations of one image in pixels: boxes (N, 4) xyxy, keypoints (N, K, 3), classes."""
+
+    boxes: np.ndarray
+    keypoints: np.ndarray
+    classes: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+    def select(self, keep: np.ndarray) -> Instances:
+        return Instances(self.boxes[keep], self.keypoints[keep], self.classes[keep])
+
+
+def transform_instances(
+    inst: Instances, m: np.ndarray, size: int, *, flip_tables: np.ndarray | None = None,
+    min_size: float = 2.0,
+) -> Instances:  # fmt: skip
+    """Move instances through `m`; with `flip_tables` ((nc, K) per-class flip permutations)
+    the keypoints also swap sides. Boxes become the bounds of their moved corners, clipped;
+    instances left smaller than `min_size` px are out of frame and removed; keypoints outside
+    the frame become unlabelled (v = 0)."""
+    if len(inst) == 0:
+        return inst
+    x1, y1, x2, y2 = inst.boxes.T
+    corners = np.stack([np.c_[x1, y1], np.c_[x2, y1], np.c_[x2, y2], np.c_[x1, y2]], 1)
+    moved = transform_points(corners, m)  # (N, 4, 2)
+    boxes = np.concatenate([moved.min(1), moved.max(1)], 1).clip(0, size)
+    kp = inst.keypoints.copy()
+    kp[..., :2] = transform_points(kp[..., :2], m)
+    if flip_tables is not None:
+        kp = np.take_along_axis(kp, flip_tables[inst.classes][:, :, None], axis=1)
+    outside = (kp[..., 0] < 0) | (kp[..., 0] >= size) | (kp[..., 1] < 0) | (kp[..., 1] >= size)
+    kp[outside | (kp[..., 2] <= 0)] = 0.0
+    keep = ((boxes[:, 2] - boxes[:, 0]) >= min_size) & ((boxes[:, 3] - boxes[:, 1]) >= min_size)
+    return Instances(boxes, kp, inst.classes.copy()).select(keep)
+
+
+def hsv_jitter(
+    image: np.ndarray, rng: np.random.Generator, h: float, s: float, v: float
+) -> np.ndarray:
+    """Random hue / saturation / value gains through lookup tables (BGR uint8 in and out)."""
+    gains = rng.uniform(-1, 1, 3) * (h, s, v) + 1
+    hue, sat, val = cv2.split(cv2.cvtColor(image, cv2.COLOR_BGR2HSV))
+    x = np.arange(256, dtype=np.float32)
+    lut_h = ((x * gains[0]) % 180).astype(np.uint8)
+    lut_s = np.clip(x * gains[1], 0, 255).astype(np.uint8)
+    lut_v = np.clip(x * gains[2], 0, 255).astype(np.uint8)
+    merged = cv2.merge((cv2.LUT(hue, lut_h), cv2.LUT(sat, lut_s), cv2.LUT(val, lut_v)))
+    return cv2.cvtColor(merged, cv2.COLOR_HSV2BGR)

@@ -1,0 +1,66 @@
+"""Checkpoints: weights plus everything needed to rebuild, evaluate and resume.
+
+A checkpoint is self-describing: architecture, size config, one keypoint schema per class
+(names, skeleton, flip permutation, sigmas) and class names travel with the weights.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from posekit.models.rtpose import RTPose, RTPoseConfig
+from posekit.schema import KeypointSchema
+
+FORMAT_VERSION = 1
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a DistributedDataParallel wrapper."""
+    return model.module if hasattr(model, "module") else model
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, **state: Any) -> Path:
+    """Write `model` (its description and weights) and any extra state (epoch, optimizer,
+    metrics, train config ...) atomically."""
+    m = unwrap(model)
+    data = {"format": FORMAT_VERSION, "model": m.describe(), "weights": m.state_dict(), **state}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(data, tmp)
+    tmp.replace(path)
+    return path
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # torch raises many types for a corrupt file
+        raise ValueError(f"{path}: not a readable posekit checkpoint ({e})") from None
+    if not isinstance(data, dict) or "model" not in data or "weights" not in data:
+        raise ValueError(f"{path}: not a posekit checkpoint")
+    return data
+
+
+def model_from_description(desc: dict[str, Any]) -> RTPose:
+    if desc.get("architecture") != "rtpose":
+        raise ValueError(f"unknown architecture {desc.get('architecture')!r}")
+    cfg = dict(desc["config"])
+    cfg["mean"], cfg["std"] = tuple(cfg["mean"]), tuple(cfg["std"])
+    schemas = [KeypointSchema.from_dict(s) for s in desc["schemas"]]
+    return RTPose(RTPoseConfig(**cfg), schemas, list(desc["names"]))
+
+
+def load_model(path: str | Path) -> tuple[RTPose, dict[str, Any]]:
+    """The model of a checkpoint (in eval mode) and the whole checkpoint dict."""
+    data = read_checkpoint(path)
+    model = model_from_description(data["model"])
+    model.load_state_dict(data["weights"])
+    return model.eval(), data

@@ -1,0 +1,178 @@
+"""Training and validation samples: a torch Dataset over a `KeypointDataset`, and its collate."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from posekit.data.dataset import KeypointDataset
+from posekit.data.transforms import (
+    Instances,
+    Letterbox,
+    hflip_matrix,
+    hsv_jitter,
+    random_affine,
+    transform_instances,
+    warp,
+)
+from posekit.engine.loss import Targets
+from posekit.schema import KeypointSchema
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training augmentation; `AugmentConfig.off()` for validation."""
+
+    scale: float = 0.5  # random zoom in [1 - scale, 1 + scale]
+    degrees: float = 15.0
+    translate: float = 0.1  # fraction of the image size
+    flip: float = 0.5  # probability of a horizontal flip (keypoints swap by the schema)
+    hsv: tuple[float, float, float] = (0.015, 0.6, 0.4)
+    blur: float = 0.05  # probability of a light Gaussian blur
+
+    @classmethod
+    def off(cls) -> AugmentConfig:
+        return cls(scale=0.0, degrees=0.0, translate=0.0, flip=0.0, hsv=(0, 0, 0), blur=0.0)
+
+    @property
+    def enabled(self) -> bool:
+        return self != AugmentConfig.off()
+
+
+def class_tables(schemas: list[KeypointSchema]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-class flip permutations (nc, K), sigmas (nc, K) and used-slot masks (nc, K), padded
+    to the largest keypoint count (unused slots map to themselves, sigma 1)."""
+    k = max(s.num_keypoints for s in schemas)
+    flips = np.tile(np.arange(k), (len(schemas), 1))
+    sigmas = np.ones((len(schemas), k))
+    valid = np.zeros((len(schemas), k), dtype=bool)
+    for c, s in enumerate(schemas):
+        flips[c, : s.num_keypoints] = s.flip_idx
+        sigmas[c, : s.num_keypoints] = s.sigmas
+        valid[c, : s.num_keypoints] = True
+    return flips, sigmas, valid
+
+
+class KeypointSamples(Dataset):
+    """Images and their instances, letterboxed (and augmented) to `imgsz` x `imgsz`.
+
+    Crowd annotations are not trained on (they mark regions, not instances); they are counted
+    in `skipped` and logged, never dropped silently.
+    """
+
+    def __init__(
+        self,
+        ds: KeypointDataset,
+        imgsz: int,
+        augment: AugmentConfig,
+        *,
+        category_ids: list[int] | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.imgsz, self.augment, self.seed = imgsz, augment, seed
+        self.category_ids = category_ids or [
+            c.id for c in sorted(ds.categories, key=lambda c: c.id)
+        ]
+        cls_of = {cid: i for i, cid in enumerate(self.category_ids)}
+        schemas = [ds.category(cid).schema for cid in self.category_ids]
+        self.flips, _, _ = class_tables(schemas)
+        k = self.flips.shape[1]
+        self.skipped: Counter[str] = Counter()
+        by_image = ds.annotations_by_image()
+        self.paths, self.sizes, self.instances, self.image_ids = [], [], [], []
+        for im in ds.images:
+            boxes, kps, classes = [], [], []
+            for a in by_image.get(im.id, []):
+                if a.iscrowd:
+                    self.skipped["crowd annotation"] += 1
+                    continue
+                if a.category_id not in cls_of:
+                    self.skipped[f"annotation of category {a.category_id}"] += 1
+                    continue
+                kp = np.zeros((k, 3))
+                kp[: len(a.keypoints)] = a.keypoints
+                kp[kp[:, 2] <= 0] = 0.0
+                boxes.append(np.r_[a.bbox[:2], a.bbox[:2] + a.bbox[2:]])
+                kps.append(kp)
+                classes.append(cls_of[a.category_id])
+            self.paths.append(str(ds.image_path(im)))
+            self.sizes.append((im.width, im.height))
+            self.image_ids.append(im.id)
+            self.instances.append(Instances(
+                np.array(boxes, dtype=np.float64).reshape(-1, 4),
+                np.array(kps, dtype=np.float64).reshape(-1, k, 3),
+                np.array(classes, dtype=np.int64),
+            ))  # fmt: skip
+        if self.skipped:
+            log.warning("%s: not trained on: %s", ds.source,
+                        ", ".join(f"{n} {w}" for w, n in self.skipped.items()))  # fmt: skip
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Changes the augmentation draws per epoch (also in worker processes, see `__getitem__`)."""
+        self.epoch = epoch
+
+    def load(self, i: int) -> np.ndarray:
+        img = cv2.imread(self.paths[i], cv2.IMREAD_COLOR)
+        if img is None:
+            raise RuntimeError(f"cannot read image {self.paths[i]} (run `posekit data check`)")
+        return img
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, Instances, int, np.ndarray]:
+        """(image (3, S, S) uint8 RGB, instances in input pixels, image id, 3x3 matrix from the
+        original image to the input)."""
+        img = self.load(i)
+        h, w = img.shape[:2]
+        lb = Letterbox.fit(w, h, self.imgsz)
+        inst = self.instances[i]
+        a = self.augment
+        if not a.enabled:
+            m = lb.matrix()
+            out, inst = lb.apply(img), transform_instances(inst, m, self.imgsz)
+        else:
+            rng = np.random.default_rng([self.seed, self.epoch, i])
+            m = random_affine(rng, self.imgsz, scale=a.scale, degrees=a.degrees,
+                              translate=a.translate) @ lb.matrix()  # fmt: skip
+            flip = rng.random() < a.flip
+            if flip:
+                m = hflip_matrix(self.imgsz) @ m
+            out = warp(img, m, self.imgsz)
+            inst = transform_instances(inst, m, self.imgsz,
+                                       flip_tables=self.flips if flip else None)  # fmt: skip
+            if any(a.hsv):
+                out = hsv_jitter(out, rng, *a.hsv)
+            if rng.random() < a.blur:
+                out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.3, 1.2))
+        tensor = torch.from_numpy(np.ascontiguousarray(out[..., ::-1].transpose(2, 0, 1)))
+        return tensor, inst, self.image_ids[i], m
+
+
+def collate(batch: list) -> tuple[torch.Tensor, Targets, list[int], list[np.ndarray]]:
+    """Stack images and pad instances to the largest count in the batch."""
+    images = torch.stack([b[0] for b in batch])
+    k = batch[0][1].keypoints.shape[1] if len(batch[0][1].keypoints.shape) == 3 else 0
+    m = max(1, max(len(b[1]) for b in batch))
+    n = len(batch)
+    boxes = torch.zeros(n, m, 4)
+    kps = torch.zeros(n, m, k, 3)
+    classes = torch.zeros(n, m, dtype=torch.long)
+    mask = torch.zeros(n, m, dtype=torch.bool)
+    for j, (_, inst, _, _) in enumerate(batch):
+        c = len(inst)
+        if c:
+            boxes[j, :c] = torch.from_numpy(inst.boxes).float()
+            kps[j, :c] = torch.from_numpy(inst.keypoints).float()
+            classes[j, :c] = torch.from_numpy(inst.classes)
+            mask[j, :c] = True
+    return images, Targets(boxes, classes, kps, mask), [b[2] for b in batch], [b[3] for b in batch]

@@ -1,0 +1,343 @@
+"""The training loop: one process or many (torchrun + DistributedDataParallel).
+
+Readable in one sitting: `Trainer.fit` runs epochs; an epoch is `train_epoch` then `validate`;
+what happens around them (console lines, results.csv, curves, checkpoints, early stopping) is
+in small methods with one job each. Only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+
+from posekit.data.layout import load_dataset
+from posekit.engine import distributed as dist
+from posekit.engine.checkpoint import load_model, read_checkpoint, save_checkpoint, unwrap
+from posekit.engine.config import TrainConfig
+from posekit.engine.dataset import KeypointSamples, class_tables, collate
+from posekit.engine.ema import ModelEMA
+from posekit.engine.loss import RTPoseLoss
+from posekit.engine.validate import PredictionArrays, make_loader, predict_split, to_predictions
+from posekit.eval import EvalConfig, GroundTruth, evaluate
+from posekit.models import create
+from posekit.utils.progress import progress_bar
+
+log = logging.getLogger(__name__)
+LOSS_NAMES = ("box", "cls", "pose", "pose_l1", "kobj")
+
+
+@dataclass
+class TrainResult:
+    """Where a run wrote its files and how it ended."""
+
+    save_dir: Path
+    best: Path
+    last: Path
+    best_fitness: float
+    epochs_run: int
+    metrics: dict[str, Any]
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available")
+    return torch.device(name)
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+
+def next_run_dir(project: str, name: str, exist_ok: bool) -> Path:
+    """project/name, or project/name2, name3 ... if it exists (unless exist_ok)."""
+    base = Path(project) / name
+    if exist_ok or not base.exists():
+        return base
+    n = 2
+    while (Path(project) / f"{name}{n}").exists():
+        n += 1
+    return Path(project) / f"{name}{n}"
+
+
+class Trainer:
+    """Trains an rtpose model on a posekit dataset; see `TrainConfig` for the knobs.
+
+    Example:
+        >>> Trainer(TrainConfig(data="data/people", epochs=10, imgsz=320)).fit()  # doctest: +SKIP
+    """
+
+    def __init__(self, cfg: TrainConfig, resume: str | Path | None = None) -> None:
+        self.ddp_device = dist.setup_from_env()
+        self.device = self.ddp_device or select_device(cfg.device)
+        self.resume_state: dict[str, Any] | None = None
+        if resume is not None:
+            self.resume_state = read_checkpoint(resume)
+            saved = TrainConfig.from_dict(self.resume_state["train_config"])
+            cfg = replace(saved, epochs=cfg.epochs)  # everything as saved but the epoch count
+            self.save_dir = Path(resume).resolve().parent.parent
+        else:
+            self.save_dir = next_run_dir(cfg.project, cfg.name, cfg.exist_ok)
+            self.save_dir = Path(dist.broadcast_from_main(str(self.save_dir)))
+        self.cfg = cfg
+        seed_everything(cfg.seed + dist.rank(), cfg.deterministic)
+        self.train_ds = load_dataset(cfg.data, "train")
+        self.val_ds = self._val_split(cfg.data)
+        self.category_ids = [c.id for c in sorted(self.train_ds.categories, key=lambda c: c.id)]
+        self.model = self._build_model().to(self.device)
+        _, sigmas, valid = class_tables(self.model.schemas)
+        self.loss_fn = RTPoseLoss(torch.tensor(sigmas, dtype=torch.float32), torch.tensor(valid))
+        self.optimizer = self._build_optimizer(self.model)
+        self.ema = ModelEMA(self.model, cfg.ema_decay)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and self.device.type == "cuda")
+        self.start_epoch, self.best_fitness, self.history = 0, -1.0, []
+        if self.resume_state is not None:
+            self._load_resume_state(self.resume_state)
+        if dist.world_size() > 1:
+            self.model = DistributedDataParallel(self.model)
+        self.train_loader, self.sampler = self._train_loader()
+        self.wdir = self.save_dir / "weights"
+
+    # ------------------------------------------------------------------ set-up
+    def _val_split(self, data: str) -> Any:
+        try:
+            return load_dataset(data, "val")
+        except Exception:  # no val split: validation is skipped and said so
+            log.warning("%s has no 'val' split: training without validation", data)
+            return None
+
+    def _build_model(self) -> nn.Module:
+        cfg = self.cfg
+        schemas = [self.train_ds.category(cid).schema for cid in self.category_ids]
+        names = [self.train_ds.category(cid).name for cid in self.category_ids]
+        if cfg.model.endswith(".pt"):
+            model, _ = load_model(cfg.model)
+            if [s.num_keypoints for s in model.schemas] != [s.num_keypoints for s in schemas]:
+                raise ValueError(f"{cfg.model} was trained for other keypoints than {cfg.data}")
+            return model.train()
+        overrides = {k: v for k, v in (("width", cfg.width), ("depth", cfg.depth)) if v}
+        return create(cfg.model, schemas, names, imgsz=cfg.imgsz, **overrides).train()
+
+    def _build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        cfg = self.cfg
+        decay, no_decay = [], []
+        for name, p in model.named_parameters():
+            (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
+        groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+                  {"params": no_decay, "weight_decay": 0.0}]  # fmt: skip
+        if cfg.optimizer == "adamw":
+            return torch.optim.AdamW(groups, lr=cfg.lr0, betas=(cfg.momentum, 0.999))
+        if cfg.optimizer == "sgd":
+            return torch.optim.SGD(groups, lr=cfg.lr0, momentum=cfg.momentum, nesterov=True)
+        raise ValueError(f"unknown optimizer {cfg.optimizer!r}: use 'adamw' or 'sgd'")
+
+    def _train_loader(self) -> tuple[DataLoader, DistributedSampler | None]:
+        cfg = self.cfg
+        samples = KeypointSamples(self.train_ds, cfg.imgsz, cfg.augment,
+                                  category_ids=self.category_ids, seed=cfg.seed)  # fmt: skip
+        ws = dist.world_size()
+        sampler = DistributedSampler(samples, seed=cfg.seed) if ws > 1 else None
+        g = torch.Generator().manual_seed(cfg.seed)
+        loader = DataLoader(samples, batch_size=max(1, cfg.batch // ws), shuffle=sampler is None,
+                            sampler=sampler, num_workers=cfg.workers, collate_fn=collate,
+                            drop_last=len(samples) >= cfg.batch, generator=g,
+                            pin_memory=self.device.type == "cuda")  # fmt: skip
+        return loader, sampler
+
+    def _load_resume_state(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["train_weights"])
+        self.ema.ema.load_state_dict(state["weights"])
+        self.ema.updates = state["ema_updates"]
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.start_epoch = state["epoch"] + 1
+        self.best_fitness = state["best_fitness"]
+        self.history = state.get("history", [])
+        if self.start_epoch >= self.cfg.epochs:
+            raise ValueError(f"the checkpoint already finished epoch {state['epoch'] + 1} of "
+                             f"{self.cfg.epochs}; pass more --epochs to continue")  # fmt: skip
+
+    # ------------------------------------------------------------------ schedule
+    def lr_at(self, it: int, total_iters: int, warmup_iters: int) -> float:
+        """Linear warm-up, then cosine decay from lr0 to lr0 * lrf."""
+        lr0 = self.cfg.lr0
+        if it < warmup_iters:
+            return lr0 * (it + 1) / warmup_iters
+        t = (it - warmup_iters) / max(1, total_iters - warmup_iters)
+        return lr0 * (self.cfg.lrf + (1 - self.cfg.lrf) * 0.5 * (1 + math.cos(math.pi * t)))
+
+    # ------------------------------------------------------------------ loop
+    def fit(self) -> TrainResult:
+        cfg = self.cfg
+        if dist.is_main():
+            self.wdir.mkdir(parents=True, exist_ok=True)
+            (self.save_dir / "args.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+            log.info("training %s on %s -> %s", cfg.model, cfg.data, self.save_dir)
+        started = time.time()
+        nb = len(self.train_loader)
+        warmup = max(round(cfg.warmup_epochs * nb), min(cfg.warmup_min_iters, nb * cfg.epochs // 2))
+        stale, epoch, metrics = 0, self.start_epoch, {}
+        for epoch in range(self.start_epoch, cfg.epochs):
+            losses, speed = self.train_epoch(epoch, nb, warmup)
+            metrics = {}
+            validated = (
+                self.val_ds is not None
+                and cfg.val
+                and ((epoch + 1) % cfg.val_period == 0 or epoch + 1 == cfg.epochs)
+            )
+            if validated:
+                metrics = self.validate()
+            improved = validated and metrics["AP"] > self.best_fitness
+            if improved:
+                self.best_fitness = metrics["AP"]
+            if validated:  # patience counts validations, not epochs
+                stale = 0 if improved else stale + cfg.val_period
+            row = {"epoch": epoch + 1, **{f"loss_{k}": v for k, v in losses.items()},
+                   "img_per_s": speed, "lr": self.optimizer.param_groups[0]["lr"], **metrics}  # fmt: skip
+            self.history.append(row)
+            if dist.is_main():
+                self.record(row, epoch, improved or self.val_ds is None)
+            if self.val_ds is not None and stale >= cfg.patience:
+                log.info("no better AP for %d epochs: stopping early", cfg.patience)
+                break
+            if cfg.time_limit and (time.time() - started) / 60 > cfg.time_limit:
+                log.info("time limit of %.1f min reached after epoch %d", cfg.time_limit, epoch + 1)
+                break
+        dist.barrier()
+        result = TrainResult(self.save_dir, self.wdir / "best.pt", self.wdir / "last.pt",
+                             self.best_fitness, epoch + 1, metrics)  # fmt: skip
+        dist.cleanup()
+        return result
+
+    def train_epoch(self, epoch: int, nb: int, warmup: int) -> tuple[dict[str, float], float]:
+        """One pass over the training data; returns mean loss parts and images per second."""
+        cfg, model = self.cfg, self.model
+        model.train()
+        self.train_loader.dataset.set_epoch(epoch)  # type: ignore[attr-defined]
+        if self.sampler is not None:
+            self.sampler.set_epoch(epoch)
+        sums = dict.fromkeys(LOSS_NAMES, 0.0)
+        seen, t0 = 0, time.time()
+        amp = self.scaler.is_enabled()
+        desc = f"epoch {epoch + 1}/{cfg.epochs}"
+        with progress_bar(desc, nb, unit="batch", enabled=dist.is_main()) as advance:
+            for i, (images, targets, _, _) in enumerate(self.train_loader):
+                it = epoch * nb + i
+                for g in self.optimizer.param_groups:
+                    g["lr"] = self.lr_at(it, cfg.epochs * nb, warmup)
+                images = images.to(self.device, non_blocking=True).float() / 255
+                targets = _to(targets, self.device)
+                with torch.autocast("cuda", enabled=amp):
+                    out = model(images)
+                loss, parts = self.loss_fn(out, targets)
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scaler.scale(loss).backward()
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.ema.update(unwrap(model))
+                for k in LOSS_NAMES:
+                    sums[k] += parts[k]
+                seen += len(images)
+                advance(1)
+        means = dist.mean_across_ranks({k: v / max(1, nb) for k, v in sums.items()})
+        speed = seen * dist.world_size() / max(1e-9, time.time() - t0)
+        if dist.is_main():
+            log.info("epoch %d: %s, %.1f img/s", epoch + 1,
+                     " ".join(f"{k}={v:.4f}" for k, v in means.items()), speed)  # fmt: skip
+        return means, speed
+
+    def validate(self) -> dict[str, float]:
+        """Evaluate the EMA weights on the validation split. Each rank predicts its share of
+        the images; rank 0 evaluates all of them and shares the metrics with the others."""
+        cfg = self.cfg
+        ws = dist.world_size()
+        sampler = DistributedSampler(range(len(self.val_ds.images)), shuffle=False) \
+            if ws > 1 else None  # fmt: skip
+        loader = make_loader(self.val_ds, cfg.imgsz, max(1, cfg.batch // ws), cfg.workers,
+                             self.category_ids, sampler)  # fmt: skip
+        preds = predict_split(self.ema.ema, loader, self.device)
+        parts = dist.gather_to_main(preds)
+        metrics: dict[str, float] = {}
+        if dist.is_main():
+            merged = _dedupe(PredictionArrays.concat(parts))  # samplers pad with repeats
+            gt = GroundTruth.from_dataset(self.val_ds)
+            m = evaluate(gt, to_predictions(merged, gt, self.category_ids),
+                         EvalConfig(per_keypoint_ap=False))  # fmt: skip
+            metrics = {k: m.coco[k] for k in ("AP", "AP50", "AP75", "AR")}
+            metrics |= {f"PCK@{m.pck_alpha:g}": _finite(m.pck), "EPE_px": _finite(m.epe)}
+            log.info("val: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+        return dist.broadcast_from_main(metrics)
+
+    # ------------------------------------------------------------------ records
+    def record(self, row: dict[str, Any], epoch: int, improved: bool) -> None:
+        """results.csv, curves, last.pt and (when better) best.pt."""
+        keys = list(dict.fromkeys(k for r in self.history for k in r))
+        with (self.save_dir / "results.csv").open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys)
+            w.writeheader()
+            w.writerows(self.history)
+        try:
+            from posekit.engine.plots import plot_results
+
+            plot_results(self.history, self.save_dir / "results.png")
+        except ImportError as e:
+            log.warning("%s (curves not drawn)", e)
+        state = {
+            "epoch": epoch,
+            "train_config": self.cfg.to_dict(),
+            "metrics": row,
+            "best_fitness": self.best_fitness,
+            "optimizer": self.optimizer.state_dict(),
+            "train_weights": unwrap(self.model).state_dict(),
+            "ema_updates": self.ema.updates,
+            "history": self.history,
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+        save_checkpoint(self.wdir / "last.pt", self.ema.ema, **state)
+        if improved:
+            save_checkpoint(self.wdir / "best.pt", self.ema.ema, **state)
+
+
+def _to(t: Any, device: torch.device) -> Any:
+    return type(t)(*(getattr(t, f).to(device, non_blocking=True)
+                     for f in ("boxes", "classes", "keypoints", "mask")))  # fmt: skip
+
+
+def _finite(x: float) -> float:
+    return float(x) if np.isfinite(x) else float("nan")
+
+
+def _dedupe(p: PredictionArrays) -> PredictionArrays:
+    """Drop repeated images (a DistributedSampler pads the last batch with repeats).
+
+    Predictions of one image arrive together as a block; keep the first block of each image.
+    """
+    if len(p.image_ids) == 0:
+        return p
+    change = np.r_[True, p.image_ids[1:] != p.image_ids[:-1]]
+    block = np.cumsum(change) - 1
+    _, first = np.unique(p.image_ids[change], return_index=True)
+    is_first = np.zeros(int(change.sum()), dtype=bool)
+    is_first[first] = True
+    keep = is_first[block]
+    return PredictionArrays(p.image_ids[keep], p.classes[keep], p.scores[keep], p.keypoints[keep])

@@ -1,0 +1,233 @@
+"""rtpose: a one-stage, anchor-free, multi-instance keypoint detector (sizes n/s/m/l/x).
+
+One pass predicts, at every location of three feature maps (strides 8, 16, 32), class scores,
+a box (distances to its four sides) and, for every keypoint, its position and a visibility
+logit. Keypoints are regressed directly as offsets from the location and trained with an OKS
+loss using the schema's sigmas (the YOLO-pose design). We chose direct regression over per-axis
+coordinate classification (RTMO/SimCC) because it costs 3 numbers per keypoint instead of two
+vectors of hundreds of bins, which keeps small models fast on a CPU, works unchanged for any
+number of keypoints, and the OKS loss optimises the metric users read. Classification heads
+win on large backbones at high resolution; that is not the regime rtpose-n/s targets.
+
+Layout: blocks (models/blocks.py) -> backbone -> neck (top-down + bottom-up feature pyramid)
+-> decoupled heads -> config table -> registered sizes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+
+import torch
+from torch import nn
+
+from posekit.models.blocks import SPPF, ConvBNAct, CSPBlock
+from posekit.models.registry import register_model
+from posekit.schema import KeypointSchema
+
+STRIDES = (8, 16, 32)
+
+
+@dataclass(frozen=True)
+class RTPoseConfig:
+    """Size and input settings of an rtpose model (saved with the weights)."""
+
+    width: float = 0.25  # channel multiplier
+    depth: float = 0.34  # block repeat multiplier
+    max_channels: int = 1024
+    imgsz: int = 640  # training / default inference size (square letterbox)
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)  # on 0..1 RGB
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    name: str = "rtpose"
+
+    def channels(self) -> list[int]:
+        base = (64, 128, 256, 512, 1024)
+        return [min(self.max_channels, max(8, int(math.ceil(c * self.width / 8) * 8)))
+                for c in base]  # fmt: skip
+
+    def repeats(self) -> list[int]:
+        return [max(1, round(n * self.depth)) for n in (3, 6, 6, 3)]
+
+
+class Backbone(nn.Module):
+    """CSP backbone: a stride-2 stem then four stages; returns strides 8, 16, 32."""
+
+    def __init__(self, cfg: RTPoseConfig) -> None:
+        super().__init__()
+        c, n = cfg.channels(), cfg.repeats()
+        self.stem = ConvBNAct(3, c[0], 3, 2)
+        self.stage1 = nn.Sequential(ConvBNAct(c[0], c[1], 3, 2), CSPBlock(c[1], c[1], n[0]))
+        self.stage2 = nn.Sequential(ConvBNAct(c[1], c[2], 3, 2), CSPBlock(c[2], c[2], n[1]))
+        self.stage3 = nn.Sequential(ConvBNAct(c[2], c[3], 3, 2), CSPBlock(c[3], c[3], n[2]))
+        self.stage4 = nn.Sequential(ConvBNAct(c[3], c[4], 3, 2), CSPBlock(c[4], c[4], n[3]),
+                                    SPPF(c[4], c[4]))  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        p3 = self.stage2(self.stage1(self.stem(x)))  # (B, c2, H/8, W/8)
+        p4 = self.stage3(p3)  # (B, c3, H/16, W/16)
+        p5 = self.stage4(p4)  # (B, c4, H/32, W/32)
+        return p3, p4, p5
+
+
+class Neck(nn.Module):
+    """Feature pyramid: top-down then bottom-up fusion of the three backbone levels."""
+
+    def __init__(self, cfg: RTPoseConfig) -> None:
+        super().__init__()
+        c, n = cfg.channels(), cfg.repeats()[-1]
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.td4 = CSPBlock(c[4] + c[3], c[3], n, shortcut=False)
+        self.td3 = CSPBlock(c[3] + c[2], c[2], n, shortcut=False)
+        self.down3 = ConvBNAct(c[2], c[2], 3, 2)
+        self.bu4 = CSPBlock(c[2] + c[3], c[3], n, shortcut=False)
+        self.down4 = ConvBNAct(c[3], c[3], 3, 2)
+        self.bu5 = CSPBlock(c[3] + c[4], c[4], n, shortcut=False)
+
+    def forward(self, feats: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
+        p3, p4, p5 = feats
+        t4 = self.td4(torch.cat([self.up(p5), p4], 1))
+        o3 = self.td3(torch.cat([self.up(t4), p3], 1))
+        o4 = self.bu4(torch.cat([self.down3(o3), t4], 1))
+        o5 = self.bu5(torch.cat([self.down4(o4), p5], 1))
+        return [o3, o4, o5]
+
+
+def _branch(c_in: int, hidden: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(ConvBNAct(c_in, hidden, 3), ConvBNAct(hidden, hidden, 3),
+                         nn.Conv2d(hidden, c_out, 1))  # fmt: skip
+
+
+class PoseHead(nn.Module):
+    """Per level: a class branch, a box branch and a keypoint branch (decoupled)."""
+
+    def __init__(self, in_channels: list[int], num_classes: int, num_keypoints: int) -> None:
+        super().__init__()
+        self.nc, self.nk = num_classes, num_keypoints
+        c_box = max(16, in_channels[0] // 4, 64)
+        c_cls = max(in_channels[0], min(num_classes, 100))
+        c_kpt = max(in_channels[0] // 4, num_keypoints * 3)
+        self.cls = nn.ModuleList(_branch(c, c_cls, num_classes) for c in in_channels)
+        self.box = nn.ModuleList(_branch(c, c_box, 4) for c in in_channels)
+        self.kpt = nn.ModuleList(_branch(c, c_kpt, num_keypoints * 3) for c in in_channels)
+        self._init_bias()
+
+    def _init_bias(self) -> None:
+        for conv, s in zip(self.cls, STRIDES, strict=True):  # prior: few objects per location
+            nn.init.constant_(conv[-1].bias, math.log(5 / self.nc / (640 / s) ** 2))
+        for conv in self.box:
+            nn.init.constant_(conv[-1].bias, 1.0)
+        for conv in self.kpt:
+            nn.init.zeros_(conv[-1].bias)
+            nn.init.normal_(conv[-1].weight, std=0.01)
+
+    def forward(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        cls, box, kpt = [], [], []
+        for i, f in enumerate(feats):
+            b = f.shape[0]
+            cls.append(self.cls[i](f).flatten(2))  # (B, nc, HW)
+            box.append(self.box[i](f).flatten(2))  # (B, 4, HW)
+            kpt.append(self.kpt[i](f).view(b, self.nk * 3, -1))  # (B, K*3, HW)
+        return torch.cat(cls, 2), torch.cat(box, 2), torch.cat(kpt, 2)
+
+
+def make_anchors(feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cell centres (A, 2) in input pixels (continuous coordinates) and their strides (A,)."""
+    points, strides = [], []
+    for f, s in zip(feats, STRIDES, strict=True):
+        h, w = f.shape[-2:]
+        ys = (torch.arange(h, device=f.device, dtype=torch.float32) + 0.5) * s
+        xs = (torch.arange(w, device=f.device, dtype=torch.float32) + 0.5) * s
+        yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+        points.append(torch.stack([xx, yy], -1).view(-1, 2))
+        strides.append(torch.full((h * w,), float(s), device=f.device))
+    return torch.cat(points), torch.cat(strides)
+
+
+@dataclass
+class RTPoseOutput:
+    """Decoded predictions for every location (input-image pixels, continuous coordinates)."""
+
+    cls_logits: torch.Tensor  # (B, A, nc)
+    boxes: torch.Tensor  # (B, A, 4) x1, y1, x2, y2
+    keypoints: torch.Tensor  # (B, A, K, 2)
+    kpt_logits: torch.Tensor  # (B, A, K) visibility / confidence logits
+    anchors: torch.Tensor  # (A, 2)
+    strides: torch.Tensor  # (A,)
+
+
+class RTPose(nn.Module):
+    """The rtpose network for given keypoint schemas (one per class).
+
+    Classes may have different keypoint counts: the head predicts the largest count and each
+    class uses its first K_c keypoints.
+    """
+
+    def __init__(self, cfg: RTPoseConfig, schemas: list[KeypointSchema], names: list[str]):
+        super().__init__()
+        if not schemas:
+            raise ValueError("rtpose needs at least one keypoint schema")
+        self.config = cfg
+        self.schemas = list(schemas)
+        self.names = list(names)
+        self.num_keypoints = max(s.num_keypoints for s in schemas)
+        c = cfg.channels()
+        self.backbone = Backbone(cfg)
+        self.neck = Neck(cfg)
+        self.head = PoseHead([c[2], c[3], c[4]], len(schemas), self.num_keypoints)
+
+    def forward(self, x: torch.Tensor) -> RTPoseOutput:
+        """x: (B, 3, H, W) RGB in 0..1, H and W multiples of 32."""
+        feats = self.neck(self.backbone(self._normalise(x)))
+        cls, box, kpt = self.head(feats)
+        anchors, strides = make_anchors(feats)
+        b, k = x.shape[0], self.num_keypoints
+        box = box.transpose(1, 2)  # (B, A, 4) distances in stride units
+        dist = nn.functional.softplus(box) * strides[None, :, None]
+        xy = anchors[None]
+        boxes = torch.cat([xy - dist[..., :2], xy + dist[..., 2:]], -1)
+        kpt = kpt.view(b, k, 3, -1).permute(0, 3, 1, 2)  # (B, A, K, 3)
+        kxy = kpt[..., :2] * (2 * strides[None, :, None, None]) + anchors[None, :, None, :]
+        return RTPoseOutput(cls.transpose(1, 2), boxes, kxy, kpt[..., 2], anchors, strides)
+
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        if cfg.mean == (0.0, 0.0, 0.0) and cfg.std == (1.0, 1.0, 1.0):
+            return x
+        mean = torch.tensor(cfg.mean, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(cfg.std, device=x.device).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+    def describe(self) -> dict:
+        """Everything needed to rebuild this model (saved in checkpoints and exports)."""
+        return {
+            "architecture": "rtpose",
+            "config": asdict(self.config),
+            "schemas": [s.to_dict() for s in self.schemas],
+            "names": list(self.names),
+        }
+
+
+# ---------------------------------------------------------------------- sizes
+SIZES: dict[str, RTPoseConfig] = {
+    "n": RTPoseConfig(width=0.25, depth=0.34, max_channels=1024, name="rtpose-n"),
+    "s": RTPoseConfig(width=0.50, depth=0.34, max_channels=1024, name="rtpose-s"),
+    "m": RTPoseConfig(width=0.75, depth=0.67, max_channels=768, name="rtpose-m"),
+    "l": RTPoseConfig(width=1.00, depth=1.00, max_channels=512, name="rtpose-l"),
+    "x": RTPoseConfig(width=1.25, depth=1.00, max_channels=512, name="rtpose-x"),
+}
+
+
+def _factory(size: str):  # type: ignore[no-untyped-def]
+    def build(schemas: list[KeypointSchema], names: list[str], **overrides) -> RTPose:  # type: ignore[no-untyped-def]
+        cfg = replace(SIZES[size], **overrides)
+        return RTPose(cfg, schemas, names)
+
+    build.__name__ = f"rtpose_{size}"
+    build.__doc__ = f"rtpose-{size}: {SIZES[size]}"
+    return build
+
+
+for _size in SIZES:
+    register_model(f"rtpose-{_size}")(_factory(_size))
+
+__all__ = ["SIZES", "STRIDES", "RTPose", "RTPoseConfig", "RTPoseOutput", "make_anchors"]

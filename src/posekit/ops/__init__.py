@@ -1,0 +1,6 @@
+"""Tensor operations without torchvision: box geometry, OKS and non-maximum suppression."""
+
+from posekit.ops.boxes import box_iou, ciou, nms, pairwise_iou, xywh_to_xyxy
+from posekit.ops.oks import oks_pairwise
+
+__all__ = ["box_iou", "ciou", "nms", "oks_pairwise", "pairwise_iou", "xywh_to_xyxy"]
