@@ -64,7 +64,7 @@ class Letterbox:
 
 
 def to_index_matrix(m: np.ndarray) -> np.ndarray:
-    """The same mapping in pixel-index coordinates (what cv2.warpAffine expects): T(-0.5) M T(0.5)."""
+    """The same mapping in the pixel-index coordinates cv2.warpAffine uses: T(-0.5) M T(0.5)."""
     shift = np.array([[1, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])
     unshift = np.array([[1, 0, -0.5], [0, 1, -0.5], [0, 0, 1]])
     return unshift @ m @ shift

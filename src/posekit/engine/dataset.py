@@ -120,7 +120,7 @@ class KeypointSamples(Dataset):
         return len(self.paths)
 
     def set_epoch(self, epoch: int) -> None:
-        """Changes the augmentation draws per epoch (also in worker processes, see `__getitem__`)."""
+        """New augmentation draws each epoch (workers get the dataset anew every epoch)."""
         self.epoch = epoch
 
     def load(self, i: int) -> np.ndarray:

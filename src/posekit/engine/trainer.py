@@ -61,8 +61,7 @@ def select_device(name: str) -> torch.device:
 
 def seed_everything(seed: int, deterministic: bool) -> None:
     random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+    torch.manual_seed(seed)  # numpy draws use explicit, seeded Generators
     if deterministic:
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
@@ -210,8 +209,9 @@ class Trainer:
                 self.best_fitness = metrics["AP"]
             if validated:  # patience counts validations, not epochs
                 stale = 0 if improved else stale + cfg.val_period
+            lr = self.optimizer.param_groups[0]["lr"]
             row = {"epoch": epoch + 1, **{f"loss_{k}": v for k, v in losses.items()},
-                   "img_per_s": speed, "lr": self.optimizer.param_groups[0]["lr"], **metrics}  # fmt: skip
+                   "img_per_s": speed, "lr": lr, **metrics}  # fmt: skip
             self.history.append(row)
             if dist.is_main():
                 self.record(row, epoch, improved or self.val_ds is None)
