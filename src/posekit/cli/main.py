@@ -23,10 +23,12 @@ def cli() -> None:
 def _register() -> None:
     from posekit.cli.data import data
     from posekit.cli.demo import demo
+    from posekit.cli.train import train
     from posekit.cli.val import val
 
     cli.add_command(data)
     cli.add_command(demo)
+    cli.add_command(train)
     cli.add_command(val)
 
 
@@ -39,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         rc = cli.main(args=argv, prog_name="posekit", standalone_mode=False)
     except click.exceptions.Exit as e:
         return e.exit_code
-    except click.ClickException as e:
-        e.show()
+    except click.ClickException as e:  # usage errors included: one line, no usage dump
+        click.echo(f"posekit: error: {e.format_message()}", err=True)
         return e.exit_code
     except click.exceptions.Abort:
         click.echo("posekit: aborted", err=True)

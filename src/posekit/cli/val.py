@@ -44,9 +44,18 @@ def _sigmas(value: str | None) -> list[float] | None:
 @click.option(
     "--pred",
     type=click.Path(path_type=Path),
-    required=True,
+    default=None,
     help="Predictions in COCO keypoint results format (JSON list).",
 )
+@click.option(
+    "--model",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A checkpoint to run on the split, instead of a predictions file.",
+)
+@click.option("--imgsz", type=click.IntRange(32), default=None, help="Input size for --model.")
+@click.option("--batch", type=click.IntRange(1), default=8, show_default=True)
+@click.option("--device", default="auto", show_default=True)
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
@@ -80,7 +89,11 @@ def _sigmas(value: str | None) -> list[float] | None:
 def val(
     gt: Path,
     split: str,
-    pred: Path,
+    pred: Path | None,
+    model: Path | None,
+    imgsz: int | None,
+    batch: int,
+    device: str,
     out: Path | None,
     max_dets: int,
     sigmas: str | None,
@@ -89,7 +102,10 @@ def val(
     per_keypoint: bool,
     plots: bool,
 ) -> None:
-    """Evaluate keypoint predictions: COCO AP/AR (as pycocotools), PCK, EPE, NME."""
+    """Evaluate predictions (--pred) or a checkpoint (--model) on a dataset split: COCO AP/AR
+    (as pycocotools), PCK, EPE, NME."""
+    if (pred is None) == (model is None):
+        raise click.UsageError("give exactly one of --pred PREDICTIONS.json and --model M.pt")
     splits = load_splits(gt, repair=False)
     if split not in splits:
         if len(splits) != 1:
@@ -102,7 +118,17 @@ def val(
         pcutoff=pcutoff,
         per_keypoint_ap=per_keypoint,
     )
-    metrics = evaluate(splits[split], pred, config)
+    if model is not None:
+        from posekit.engine.checkpoint import load_model
+        from posekit.engine.trainer import select_device
+        from posekit.engine.validate import evaluate_model
+
+        net, _ = load_model(model)
+        size = imgsz or net.config.imgsz
+        metrics = evaluate_model(net, splits[split], imgsz=size, batch=batch,
+                                 device=select_device(device), config=config)  # fmt: skip
+    else:
+        metrics = evaluate(splits[split], pred, config)
     console = Console(highlight=False)
     print_metrics(metrics, console)
     if out is not None:

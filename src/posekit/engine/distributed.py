@@ -37,7 +37,10 @@ def setup_from_env() -> torch.device | None:
 
 
 def cleanup() -> None:
+    """Leave the process group together: a rank that tears down gloo while another still uses
+    it aborts ("terminate called without an active exception")."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 

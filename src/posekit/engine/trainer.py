@@ -222,10 +222,8 @@ class Trainer:
                 log.info("time limit of %.1f min reached after epoch %d", cfg.time_limit, epoch + 1)
                 break
         dist.barrier()
-        result = TrainResult(self.save_dir, self.wdir / "best.pt", self.wdir / "last.pt",
-                             self.best_fitness, epoch + 1, metrics)  # fmt: skip
-        dist.cleanup()
-        return result
+        return TrainResult(self.save_dir, self.wdir / "best.pt", self.wdir / "last.pt",
+                           self.best_fitness, epoch + 1, metrics)  # fmt: skip
 
     def train_epoch(self, epoch: int, nb: int, warmup: int) -> tuple[dict[str, float], float]:
         """One pass over the training data; returns mean loss parts and images per second."""

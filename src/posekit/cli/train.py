@@ -1,0 +1,80 @@
+"""`posekit train`: train a model; also what `torchrun -m posekit train ...` runs on each rank."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from posekit.cli.logs import setup_logging
+
+
+@click.command()
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="A posekit dataset folder or data YAML (train and val splits).",
+)
+@click.option(
+    "--model",
+    default="rtpose-n",
+    show_default=True,
+    help="A registered model (rtpose-n ... rtpose-x) or a checkpoint to fine-tune.",
+)
+@click.option("--epochs", type=click.IntRange(1), default=100, show_default=True)
+@click.option("--imgsz", type=click.IntRange(32), default=640, show_default=True)
+@click.option(
+    "--batch",
+    type=click.IntRange(1),
+    default=16,
+    show_default=True,
+    help="Total batch size (split over distributed processes).",
+)
+@click.option("--workers", type=click.IntRange(0), default=2, show_default=True)
+@click.option(
+    "--optimizer", type=click.Choice(["adamw", "sgd"]), default="adamw", show_default=True
+)
+@click.option(
+    "--lr0", type=float, default=None, help="Initial learning rate (AdamW 0.002, SGD 0.01)."
+)
+@click.option("--patience", type=click.IntRange(1), default=50, show_default=True)
+@click.option(
+    "--time-limit", type=float, default=0.0, help="Minutes; stop after the epoch that crosses it."
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--project", default="runs/train", show_default=True)
+@click.option("--name", default="exp", show_default=True)
+@click.option("--exist-ok", is_flag=True, help="Reuse project/name instead of making name2, ...")
+@click.option(
+    "--resume",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Continue a run from its last.pt (with --epochs to extend it).",
+)
+@click.option("--width", type=float, default=None, help="Override the size's width multiplier.")
+@click.option("--depth", type=float, default=None, help="Override the size's depth multiplier.")
+def train(data: Path, model: str, epochs: int, imgsz: int, batch: int, workers: int, optimizer: str,
+          lr0: float | None, patience: int, time_limit: float, seed: int, device: str,
+          project: str, name: str, exist_ok: bool, resume: Path | None, width: float | None,
+          depth: float | None) -> None:  # fmt: skip
+    """Train a keypoint detector; writes weights/best.pt, last.pt, results.csv and curves."""
+    from posekit.engine import distributed as dist
+    from posekit.engine.config import TrainConfig
+    from posekit.engine.trainer import Trainer
+
+    setup_logging()
+    lr = lr0 if lr0 is not None else (0.002 if optimizer == "adamw" else 0.01)
+    cfg = TrainConfig(data=str(data), model=model, epochs=epochs, imgsz=imgsz, batch=batch,
+                      workers=workers, optimizer=optimizer, lr0=lr, patience=patience,
+                      time_limit=time_limit, seed=seed, device=device, project=project,
+                      name=name, exist_ok=exist_ok, width=width, depth=depth)  # fmt: skip
+    try:
+        result = Trainer(cfg, resume=resume).fit()
+        if dist.is_main():
+            click.echo(f"done: {result.epochs_run} epochs, best AP {result.best_fitness:.4f}; "
+                       f"weights in {result.save_dir / 'weights'}, curves in "
+                       f"{result.save_dir / 'results.png'}")  # fmt: skip
+    finally:
+        dist.cleanup()

@@ -1,0 +1,87 @@
+"""Geometry of augmentation and letterbox, exact to the pixel."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from posekit.data.transforms import (
+    Instances,
+    Letterbox,
+    hflip_matrix,
+    random_affine,
+    transform_instances,
+    warp,
+)
+
+
+def _markers(size: int, points: np.ndarray) -> np.ndarray:
+    """A gray image with a distinct 3x3 colour square centred on each point (pixel centres)."""
+    img = np.full((size, size, 3), 40, np.uint8)
+    for j, (x, y) in enumerate(points):
+        c = (50 + 40 * j, 255 - 30 * j, 120 + 20 * j)
+        ix, iy = int(x), int(y)
+        img[iy - 1 : iy + 2, ix - 1 : ix + 2] = c
+    return img
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_flipped_and_rotated_keypoints_land_on_the_drawn_joints(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    size = 160
+    pts = np.array([[40.5, 50.5], [100.5, 60.5], [80.5, 110.5], [60.5, 90.5]])  # pixel centres
+    img = _markers(size, pts)
+    kp = np.c_[pts, np.full(4, 2.0)][None]
+    inst = Instances(np.array([[30.0, 40, 110, 120]]), kp, np.array([0]))
+    m = random_affine(rng, size, scale=0.3, degrees=30, translate=0.05)
+    m = hflip_matrix(size) @ m
+    flip_tables = np.array([[1, 0, 2, 3]])  # points 0 and 1 are a left/right pair
+    out = warp(img, m, size)
+    moved = transform_instances(inst, m, size, flip_tables=flip_tables)
+    for j in range(4):
+        src = flip_tables[0, j]  # keypoint j now holds what was keypoint src
+        colour = img[int(pts[src, 1]), int(pts[src, 0])].astype(int)
+        x, y = moved.keypoints[0, j, :2]
+        dist = np.abs(out.astype(int) - colour).sum(axis=2)
+        ys, xs = np.nonzero(dist < 40)
+        assert len(xs), f"marker {src} vanished"
+        centre = np.array([xs.mean() + 0.5, ys.mean() + 0.5])
+        assert np.abs(centre - (x, y)).max() < 1.0, (j, centre, (x, y))
+
+
+def test_keypoints_pushed_out_become_unlabelled_and_boxes_leave() -> None:
+    inst = Instances(np.array([[0.0, 0, 20, 20], [50, 50, 90, 90]]),
+                     np.array([[[5, 5, 2], [15, 15, 1]], [[60, 60, 2], [89, 89, 2]]], float),
+                     np.array([0, 0]))  # fmt: skip
+    shift = np.array([[1.0, 0, -30], [0, 1, 0], [0, 0, 1]])  # 30 px to the left
+    out = transform_instances(inst, shift, 100)
+    assert len(out) == 1  # the first instance left the frame
+    np.testing.assert_allclose(out.keypoints[0], [[30, 60, 2], [59, 89, 2]])
+    out = transform_instances(inst, np.array([[1.0, 0, 20], [0, 1, 0], [0, 0, 1]]), 100)
+    assert out.keypoints[1, 1].tolist() == [0, 0, 0]  # pushed past the right edge
+
+
+@pytest.mark.parametrize(("w", "h", "size"), [(641, 479, 320), (37, 101, 64), (999, 999, 640),
+                                              (1, 300, 96), (3000, 17, 256)])  # fmt: skip
+def test_letterbox_round_trip_is_exact(w: int, h: int, size: int) -> None:
+    lb = Letterbox.fit(w, h, size)
+    pts = np.array([[0.0, 0.0], [w, h], [w / 3, h / 7], [0.5, h - 0.5]])
+    np.testing.assert_allclose(lb.to_original(lb.to_input(pts)), pts, atol=1e-9)
+    img = np.zeros((h, w, 3), np.uint8)
+    out = lb.apply(img)
+    assert out.shape == (size, size, 3)
+    # the image's corners map onto the edges of the resized area inside the padding
+    np.testing.assert_allclose(lb.to_input(np.array([[0.0, 0.0], [w, h]])),
+                               [[lb.pad_x, lb.pad_y], [lb.pad_x + lb.new_w, lb.pad_y + lb.new_h]])  # fmt: skip
+
+
+def test_letterbox_pixel_centres_follow_resize() -> None:
+    """A one-pixel dot at a pixel centre stays centred on the mapped point after resize."""
+    img = np.zeros((100, 200, 3), np.uint8)
+    cv2.circle(img, (120, 40), 6, (255, 255, 255), -1)  # centre of pixel (120, 40)
+    lb = Letterbox.fit(200, 100, 100)
+    out = lb.apply(img)
+    ys, xs = np.nonzero(out[..., 0] > 127)
+    centre = np.array([xs.mean() + 0.5, ys.mean() + 0.5])
+    np.testing.assert_allclose(centre, lb.to_input(np.array([120.5, 40.5])), atol=0.3)

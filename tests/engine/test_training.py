@@ -1,0 +1,87 @@
+"""Training end to end: overfitting a few images, resuming, and DistributedDataParallel."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from posekit import Model
+from posekit.data.synth import SynthConfig, generate
+from posekit.engine.checkpoint import read_checkpoint
+
+
+def _fit_yaml(root: Path) -> Path:
+    """Validate on the training images themselves (to measure memorisation)."""
+    y = root / "fit.yaml"
+    y.write_text("path: .\nimages: images\ntrain: annotations/train.json\n"
+                 "val: annotations/train.json\n")  # fmt: skip
+    return y
+
+
+@pytest.fixture(scope="module")
+def four_people(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = generate(SynthConfig("person", images=4, imgsz=192, seed=3),
+                    tmp_path_factory.mktemp("fit") / "p", val=0.0)  # fmt: skip
+    return _fit_yaml(root)
+
+
+NO_AUG = {"scale": 0, "degrees": 0, "translate": 0, "flip": 0, "hsv": (0, 0, 0), "blur": 0}
+
+
+@pytest.mark.slow
+def test_tiny_run_overfits_a_handful_of_images(four_people: Path, tmp_path: Path) -> None:
+    result = Model("rtpose-n").train(
+        data=str(four_people), epochs=150, imgsz=192, batch=4, workers=0, width=0.125,
+        lr0=0.006, warmup_epochs=1, val_period=50, project=str(tmp_path), name="fit", **NO_AUG,
+    )  # fmt: skip
+    assert result.best_fitness > 0.9, result.metrics
+    assert result.metrics["PCK@0.05"] > 0.9
+    for f in ("results.csv", "results.png", "args.yaml", "weights/best.pt", "weights/last.pt"):
+        assert (result.save_dir / f).is_file(), f
+    metrics = Model(result.best).val(four_people, imgsz=192)
+    assert metrics.coco["AP"] > 0.9
+
+
+def test_resume_continues_from_the_saved_epoch(four_people: Path, tmp_path: Path) -> None:
+    opts = dict(data=str(four_people), imgsz=96, batch=4, workers=0, width=0.125,
+                project=str(tmp_path), name="r", **NO_AUG)  # fmt: skip
+    first = Model("rtpose-n").train(epochs=2, **opts)
+    ck = read_checkpoint(first.last)
+    assert ck["epoch"] == 1 and len(ck["history"]) == 2
+    again = Model("rtpose-n").train(epochs=3, resume=first.last, **opts)
+    assert again.save_dir == first.save_dir and again.epochs_run == 3
+    rows = list(csv.DictReader((first.save_dir / "results.csv").open()))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    ck2 = read_checkpoint(again.last)
+    assert ck2["epoch"] == 2 and ck2["ema_updates"] == ck["ema_updates"] + 1
+    with pytest.raises(ValueError, match="already finished epoch 3 of 3"):
+        Model("rtpose-n").train(epochs=3, resume=again.last, **opts)
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_on_cpu(four_people: Path, tmp_path: Path) -> None:
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    report = tmp_path / "report.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(
+        [torchrun, "--standalone", "--nproc_per_node", "2",
+         str(Path(__file__).parent / "ddp_worker.py"), str(four_people), str(tmp_path), str(report)],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    rep = json.loads(report.read_text())
+    assert rep == {"world_size": 2, "same_weights": True, "save_dir": rep["save_dir"],
+                   "nonzero_update": True}  # fmt: skip
+    weights = sorted(p.name for p in (Path(rep["save_dir"]) / "weights").iterdir())
+    assert weights == ["best.pt", "last.pt"]  # written once, by rank 0
+    assert (
+        torch.load(Path(rep["save_dir"]) / "weights" / "last.pt", weights_only=False)["epoch"] == 0
+    )
