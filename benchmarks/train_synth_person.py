@@ -34,34 +34,59 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = Path(args.out)
     t0 = time.time()
-    data = generate(SynthConfig("person", images=args.train, imgsz=640, seed=0), out / "data",
-                    val=0.1, workers=2)  # fmt: skip
-    test = generate(SynthConfig("person", images=args.test, imgsz=640, seed=1), out / "test",
-                    val=0.0, workers=2)  # fmt: skip
+    data = generate(
+        SynthConfig("person", images=args.train, imgsz=640, seed=0),
+        out / "data",
+        val=0.1,
+        workers=2,
+    )
+    test = generate(
+        SynthConfig("person", images=args.test, imgsz=640, seed=1), out / "test", val=0.0, workers=2
+    )
     t_data = time.time() - t0
     t1 = time.time()
     result = Model("rtpose-n").train(
-        data=str(data), epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
-        workers=args.workers, project=str(out), name="train", exist_ok=True,
-        time_limit=args.minutes, patience=100,
-    )  # fmt: skip
+        data=str(data),
+        epochs=args.epochs,
+        imgsz=args.imgsz,
+        batch=args.batch,
+        workers=args.workers,
+        project=str(out),
+        name="train",
+        exist_ok=True,
+        time_limit=args.minutes,
+        patience=100,
+    )
     t_train = time.time() - t1
-    metrics = Model(result.best).val(test, split="train", imgsz=args.imgsz,
-                                     config=EvalConfig(per_keypoint_ap=False))  # fmt: skip
+    metrics = Model(result.best).val(
+        test, split="train", imgsz=args.imgsz, config=EvalConfig(per_keypoint_ap=False)
+    )
     summary = {
-        "train_images": args.train, "epochs_run": result.epochs_run, "imgsz": args.imgsz,
-        "train_minutes": round(t_train / 60, 2), "data_minutes": round(t_data / 60, 2),
-        "test_images": args.test, **{k: round(v, 4) for k, v in metrics.coco.items()},
-        "PCK@0.05": round(metrics.pck, 4), "EPE_px": round(metrics.epe, 2),
-    }  # fmt: skip
+        "train_images": args.train,
+        "epochs_run": result.epochs_run,
+        "imgsz": args.imgsz,
+        "train_minutes": round(t_train / 60, 2),
+        "data_minutes": round(t_data / 60, 2),
+        "test_images": args.test,
+        **{k: round(v, 4) for k, v in metrics.coco.items()},
+        "PCK@0.05": round(metrics.pck, 4),
+        "EPE_px": round(metrics.epe, 2),
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"rtpose-n, synthetic people, imgsz {args.imgsz}: trained {result.epochs_run} epochs on "
-          f"{args.train} images in {t_train / 60:.1f} min (budget {args.minutes:g} min)")  # fmt: skip
-    print(f"held-out test ({args.test} images): AP {metrics.coco['AP']:.4f}, AP50 "
-          f"{metrics.coco['AP50']:.4f}, AP75 {metrics.coco['AP75']:.4f}, AR {metrics.coco['AR']:.4f}, "
-          f"PCK@0.05 {metrics.pck:.4f}, EPE {metrics.epe:.2f} px")  # fmt: skip
-    print(f"minimum AP 0.5: {'met' if metrics.coco['AP'] >= 0.5 else 'NOT met'}; "
-          f"target AP 0.8: {'met' if metrics.coco['AP'] >= 0.8 else 'not met'}")  # fmt: skip
+    print(
+        f"rtpose-n, synthetic people, imgsz {args.imgsz}: trained {result.epochs_run} epochs on "
+        f"{args.train} images in {t_train / 60:.1f} min (budget {args.minutes:g} min)"
+    )
+    c = metrics.coco
+    print(
+        f"held-out test ({args.test} images): AP {c['AP']:.4f}, AP50 {c['AP50']:.4f}, "
+        f"AP75 {c['AP75']:.4f}, AR {c['AR']:.4f}, PCK@0.05 {metrics.pck:.4f}, "
+        f"EPE {metrics.epe:.2f} px"
+    )
+    print(
+        f"minimum AP 0.5: {'met' if metrics.coco['AP'] >= 0.5 else 'NOT met'}; "
+        f"target AP 0.8: {'met' if metrics.coco['AP'] >= 0.8 else 'not met'}"
+    )
 
 
 if __name__ == "__main__":

@@ -51,9 +51,11 @@ def test_flipped_and_rotated_keypoints_land_on_the_drawn_joints(seed: int) -> No
 
 
 def test_keypoints_pushed_out_become_unlabelled_and_boxes_leave() -> None:
-    inst = Instances(np.array([[0.0, 0, 20, 20], [50, 50, 90, 90]]),
-                     np.array([[[5, 5, 2], [15, 15, 1]], [[60, 60, 2], [89, 89, 2]]], float),
-                     np.array([0, 0]))  # fmt: skip
+    inst = Instances(
+        np.array([[0.0, 0, 20, 20], [50, 50, 90, 90]]),
+        np.array([[[5, 5, 2], [15, 15, 1]], [[60, 60, 2], [89, 89, 2]]], float),
+        np.array([0, 0]),
+    )
     shift = np.array([[1.0, 0, -30], [0, 1, 0], [0, 0, 1]])  # 30 px to the left
     out = transform_instances(inst, shift, 100)
     assert len(out) == 1  # the first instance left the frame
@@ -62,8 +64,10 @@ def test_keypoints_pushed_out_become_unlabelled_and_boxes_leave() -> None:
     assert out.keypoints[1, 1].tolist() == [0, 0, 0]  # pushed past the right edge
 
 
-@pytest.mark.parametrize(("w", "h", "size"), [(641, 479, 320), (37, 101, 64), (999, 999, 640),
-                                              (1, 300, 96), (3000, 17, 256)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("w", "h", "size"),
+    [(641, 479, 320), (37, 101, 64), (999, 999, 640), (1, 300, 96), (3000, 17, 256)],
+)
 def test_letterbox_round_trip_is_exact(w: int, h: int, size: int) -> None:
     lb = Letterbox.fit(w, h, size)
     pts = np.array([[0.0, 0.0], [w, h], [w / 3, h / 7], [0.5, h - 0.5]])
@@ -72,8 +76,10 @@ def test_letterbox_round_trip_is_exact(w: int, h: int, size: int) -> None:
     out = lb.apply(img)
     assert out.shape == (size, size, 3)
     # the image's corners map onto the edges of the resized area inside the padding
-    np.testing.assert_allclose(lb.to_input(np.array([[0.0, 0.0], [w, h]])),
-                               [[lb.pad_x, lb.pad_y], [lb.pad_x + lb.new_w, lb.pad_y + lb.new_h]])  # fmt: skip
+    np.testing.assert_allclose(
+        lb.to_input(np.array([[0.0, 0.0], [w, h]])),
+        [[lb.pad_x, lb.pad_y], [lb.pad_x + lb.new_w, lb.pad_y + lb.new_h]],
+    )
 
 
 def test_letterbox_pixel_centres_follow_resize() -> None:

@@ -17,8 +17,18 @@ from posekit.engine.trainer import Trainer
 
 def main() -> None:
     data, project, report = sys.argv[1:4]
-    cfg = TrainConfig(data=data, epochs=1, imgsz=96, batch=4, workers=0, width=0.125,
-                      project=project, name="ddp", exist_ok=True, warmup_min_iters=1)  # fmt: skip
+    cfg = TrainConfig(
+        data=data,
+        epochs=1,
+        imgsz=96,
+        batch=4,
+        workers=0,
+        width=0.125,
+        project=project,
+        name="ddp",
+        exist_ok=True,
+        warmup_min_iters=1,
+    )
     trainer = Trainer(cfg)
     result = trainer.fit()
     flat = torch.cat([p.detach().flatten() for p in unwrap(trainer.model).parameters()])
@@ -26,9 +36,14 @@ def main() -> None:
     torch_dist.all_gather(gathered, flat)
     if dist.is_main():
         same = all(torch.equal(gathered[0], g) for g in gathered[1:])
-        json.dump({"world_size": dist.world_size(), "same_weights": same,
-                   "save_dir": str(result.save_dir),
-                   "nonzero_update": bool(flat.abs().sum() > 0)}, open(report, "w"))  # fmt: skip
+        rep = {
+            "world_size": dist.world_size(),
+            "same_weights": same,
+            "save_dir": str(result.save_dir),
+            "nonzero_update": bool(flat.abs().sum() > 0),
+        }
+        with open(report, "w") as f:
+            json.dump(rep, f)
     dist.cleanup()
 
 

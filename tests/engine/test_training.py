@@ -21,15 +21,19 @@ from posekit.engine.checkpoint import read_checkpoint
 def _fit_yaml(root: Path) -> Path:
     """Validate on the training images themselves (to measure memorisation)."""
     y = root / "fit.yaml"
-    y.write_text("path: .\nimages: images\ntrain: annotations/train.json\n"
-                 "val: annotations/train.json\n")  # fmt: skip
+    y.write_text(
+        "path: .\nimages: images\ntrain: annotations/train.json\nval: annotations/train.json\n"
+    )
     return y
 
 
 @pytest.fixture(scope="module")
 def four_people(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = generate(SynthConfig("person", images=4, imgsz=192, seed=3),
-                    tmp_path_factory.mktemp("fit") / "p", val=0.0)  # fmt: skip
+    root = generate(
+        SynthConfig("person", images=4, imgsz=192, seed=3),
+        tmp_path_factory.mktemp("fit") / "p",
+        val=0.0,
+    )
     return _fit_yaml(root)
 
 
@@ -39,9 +43,19 @@ NO_AUG = {"scale": 0, "degrees": 0, "translate": 0, "flip": 0, "hsv": (0, 0, 0),
 @pytest.mark.slow
 def test_tiny_run_overfits_a_handful_of_images(four_people: Path, tmp_path: Path) -> None:
     result = Model("rtpose-n").train(
-        data=str(four_people), epochs=150, imgsz=192, batch=4, workers=0, width=0.125,
-        lr0=0.006, warmup_epochs=1, val_period=50, project=str(tmp_path), name="fit", **NO_AUG,
-    )  # fmt: skip
+        data=str(four_people),
+        epochs=150,
+        imgsz=192,
+        batch=4,
+        workers=0,
+        width=0.125,
+        lr0=0.006,
+        warmup_epochs=1,
+        val_period=50,
+        project=str(tmp_path),
+        name="fit",
+        **NO_AUG,
+    )
     assert result.best_fitness > 0.9, result.metrics
     assert result.metrics["PCK@0.05"] > 0.9
     for f in ("results.csv", "results.png", "args.yaml", "weights/best.pt", "weights/last.pt"):
@@ -51,8 +65,16 @@ def test_tiny_run_overfits_a_handful_of_images(four_people: Path, tmp_path: Path
 
 
 def test_resume_continues_from_the_saved_epoch(four_people: Path, tmp_path: Path) -> None:
-    opts = dict(data=str(four_people), imgsz=96, batch=4, workers=0, width=0.125,
-                project=str(tmp_path), name="r", **NO_AUG)  # fmt: skip
+    opts = dict(
+        data=str(four_people),
+        imgsz=96,
+        batch=4,
+        workers=0,
+        width=0.125,
+        project=str(tmp_path),
+        name="r",
+        **NO_AUG,
+    )
     first = Model("rtpose-n").train(epochs=2, **opts)
     ck = read_checkpoint(first.last)
     assert ck["epoch"] == 1 and len(ck["history"]) == 2
@@ -72,14 +94,29 @@ def test_ddp_two_processes_on_cpu(four_people: Path, tmp_path: Path) -> None:
     report = tmp_path / "report.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run(
-        [torchrun, "--standalone", "--nproc_per_node", "2",
-         str(Path(__file__).parent / "ddp_worker.py"), str(four_people), str(tmp_path), str(report)],
-        capture_output=True, text=True, env=env, timeout=600,
-    )  # fmt: skip
+        [
+            torchrun,
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(Path(__file__).parent / "ddp_worker.py"),
+            str(four_people),
+            str(tmp_path),
+            str(report),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     rep = json.loads(report.read_text())
-    assert rep == {"world_size": 2, "same_weights": True, "save_dir": rep["save_dir"],
-                   "nonzero_update": True}  # fmt: skip
+    assert rep == {
+        "world_size": 2,
+        "same_weights": True,
+        "save_dir": rep["save_dir"],
+        "nonzero_update": True,
+    }
     weights = sorted(p.name for p in (Path(rep["save_dir"]) / "weights").iterdir())
     assert weights == ["best.pt", "last.pt"]  # written once, by rank 0
     assert (
