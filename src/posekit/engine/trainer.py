@@ -115,6 +115,7 @@ class Trainer:
             self.model = DistributedDataParallel(self.model)
         self.train_loader, self.sampler = self._train_loader()
         self.wdir = self.save_dir / "weights"
+        self.validating = self.val_ds is not None and cfg.val
 
     # ------------------------------------------------------------------ set-up
     def _val_split(self, data: str) -> Any:
@@ -197,10 +198,8 @@ class Trainer:
         for epoch in range(self.start_epoch, cfg.epochs):
             losses, speed = self.train_epoch(epoch, nb, warmup)
             metrics = {}
-            validated = (
-                self.val_ds is not None
-                and cfg.val
-                and ((epoch + 1) % cfg.val_period == 0 or epoch + 1 == cfg.epochs)
+            validated = self.validating and (
+                (epoch + 1) % cfg.val_period == 0 or epoch + 1 == cfg.epochs
             )
             if validated:
                 metrics = self.validate()
@@ -213,9 +212,9 @@ class Trainer:
             row = {"epoch": epoch + 1, **{f"loss_{k}": v for k, v in losses.items()},
                    "img_per_s": speed, "lr": lr, **metrics}  # fmt: skip
             self.history.append(row)
-            if dist.is_main():
-                self.record(row, epoch, improved or self.val_ds is None)
-            if self.val_ds is not None and stale >= cfg.patience:
+            if dist.is_main():  # without validation, the latest weights are the best we know
+                self.record(row, epoch, improved or not self.validating)
+            if self.validating and stale >= cfg.patience:
                 log.info("no better AP for %d epochs: stopping early", cfg.patience)
                 break
             if cfg.time_limit and (time.time() - started) / 60 > cfg.time_limit:
@@ -236,7 +235,9 @@ class Trainer:
         seen, t0 = 0, time.time()
         amp = self.scaler.is_enabled()
         desc = f"epoch {epoch + 1}/{cfg.epochs}"
-        with progress_bar(desc, nb, unit="batch", enabled=dist.is_main()) as advance:
+        n_img = nb * (self.train_loader.batch_size or 1)
+        loss_sum = 0.0
+        with progress_bar(desc, n_img, unit="img", enabled=dist.is_main()) as advance:
             for i, (images, targets, _, _) in enumerate(self.train_loader):
                 it = epoch * nb + i
                 for g in self.optimizer.param_groups:
@@ -256,7 +257,8 @@ class Trainer:
                 for k in LOSS_NAMES:
                     sums[k] += parts[k]
                 seen += len(images)
-                advance(1)
+                loss_sum += float(loss.detach())
+                advance(len(images), f"loss {loss_sum / (i + 1):.3f}")
         means = dist.mean_across_ranks({k: v / max(1, nb) for k, v in sums.items()})
         speed = seen * dist.world_size() / max(1e-9, time.time() - t0)
         if dist.is_main():

@@ -54,15 +54,22 @@ def progress_bar(
     unit: str = "it",
     console: Console | None = None,
     enabled: bool = True,
-) -> Iterator[Callable[[int], None]]:
-    """Context manager yielding `advance(n)`; shows done/total, rate, elapsed and ETA.
-    With `enabled=False` (e.g. on non-zero distributed ranks) it shows nothing."""
+) -> Iterator[Callable[..., None]]:
+    """Context manager yielding `advance(n, info=None)`; shows done/total, rate, elapsed and
+    ETA, and `info` (e.g. the running loss) after the description. With `enabled=False` (e.g.
+    on non-zero distributed ranks) it shows nothing."""
     if not enabled:
-        yield lambda n=1: None
+        yield lambda n=1, info=None: None
         return
     with _progress(unit, console) as bar:
         task = bar.add_task(description, total=total)
-        yield lambda n=1: bar.advance(task, n)
+
+        def advance(n: int = 1, info: str | None = None) -> None:
+            if info is not None:
+                bar.update(task, description=f"{description} {info}")
+            bar.advance(task, n)
+
+        yield advance
 
 
 @contextmanager
