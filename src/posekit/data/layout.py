@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -183,7 +183,7 @@ def write_posekit(
                 )
             placed[name] = src
             place_image(src, out / "images" / name, link=link_images)
-            images.append(type(im)(im.id, name, im.width, im.height, dict(im.extra)))
+            images.append(replace(im, file_name=name))
         new = KeypointDataset(images, ds.annotations, ds.categories, out / "images", ds.source)
         written[split] = write_coco(new, out / "annotations" / f"{split}.json")
     data = {"path": ".", "images": "images"}

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from posekit.data.dataset import KeypointDataset
+from posekit.data.dataset import Annotation, ImageInfo, KeypointDataset
 from posekit.data.layout import SPLITS, load_splits, resolve_posekit, write_posekit
 
 
@@ -36,7 +37,8 @@ def split_dataset(
 
 
 def merge_splits(splits: dict[str, KeypointDataset]) -> KeypointDataset:
-    """All splits of one dataset as one (their image and annotation ids must not collide)."""
+    """All splits of one dataset as one. Ids are renumbered when two splits use the same ones;
+    the splits must share their image folder (as in the posekit layout)."""
     first = next(iter(splits.values()))
     images = [im for ds in splits.values() for im in ds.images]
     anns = [a for ds in splits.values() for a in ds.annotations]
@@ -45,10 +47,9 @@ def merge_splits(splits: dict[str, KeypointDataset]) -> KeypointDataset:
     return KeypointDataset(images, anns, first.categories, first.image_root, first.source)
 
 
-def _renumber(splits: dict[str, KeypointDataset]):
-    from dataclasses import replace
-
-    images, anns = [], []
+def _renumber(splits: dict[str, KeypointDataset]) -> tuple[list[ImageInfo], list[Annotation]]:
+    images: list[ImageInfo] = []
+    anns: list[Annotation] = []
     for ds in splits.values():
         remap = {}
         for im in ds.images:
