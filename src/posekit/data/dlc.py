@@ -217,34 +217,19 @@ class _Builder:
     def _cell(self, xs: str, ys: str, file: str, lineno: int, iid: int, fld: str) -> np.ndarray:
         if not xs and not ys:
             return np.zeros(3)
-        if not xs or not ys:
-            self.report.add(
-                Problem(
-                    "kpt-partial",
-                    "only one of x and y is labelled: treated as unlabelled",
-                    file,
-                    lineno,
-                    image_id=iid,
-                    field=fld,
-                ),
-                skipped="keypoint",
-            )
+
+        def unlabelled(code: str, msg: str) -> np.ndarray:
+            problem = Problem(code, f"{msg}: treated as unlabelled", file, lineno, image_id=iid,
+                              field=fld)  # fmt: skip
+            self.report.add(problem, skipped="keypoint")
             return np.zeros(3)
+
+        if not xs or not ys:
+            return unlabelled("kpt-partial", "only one of x and y is labelled")
         try:
             x, y = float(xs), float(ys)
         except ValueError:
-            self.report.add(
-                Problem(
-                    "kpt-type",
-                    f"({xs!r}, {ys!r}) is not a number: treated as unlabelled",
-                    file,
-                    lineno,
-                    image_id=iid,
-                    field=fld,
-                ),
-                skipped="keypoint",
-            )
-            return np.zeros(3)
+            return unlabelled("kpt-type", f"({xs!r}, {ys!r}) is not a number")
         if not (math.isfinite(x) and math.isfinite(y)):
             return np.zeros(3)  # DeepLabCut writes NaN for unlabelled
         return np.array([x, y, 2.0])

@@ -164,8 +164,9 @@ def match_category(
         gt_best_oks=np.zeros(N),
     )
     if D and N:
-        cols = _Columns(gt, pred)  # type: ignore[arg-type]
-        _match_images(gt, pred, cols, sigmas, dt_rows, dt_rank, thr, gt_ignore, params, out)  # type: ignore[arg-type]
+        matcher = _Matcher(gt, pred, _Columns(gt, pred), sigmas, dt_rows, dt_rank, thr,  # type: ignore[arg-type]
+                           gt_ignore, out)  # fmt: skip
+        matcher.run(params.max_dets)
     if D:  # unmatched detections outside the area range are ignored
         area = pred.area[dt_rows]  # type: ignore[union-attr]
         outside = (area[None, :] < lo) | (area[None, :] > hi)  # (A, D)
@@ -173,122 +174,96 @@ def match_category(
     return out
 
 
-def _match_images(
-    gt: CategoryGT,
-    pred: CategoryPred,
-    cols: _Columns,
-    sigmas: np.ndarray,
-    dt_rows: np.ndarray,
-    dt_rank: np.ndarray,
-    thr: np.ndarray,
-    gt_ignore: np.ndarray,
-    params: EvalParams,
-    out: CategoryMatches,
-) -> None:
-    """Greedy matching for images that have both detections and ground truth, in chunks."""
-    dt_img = pred.image_index[dt_rows]
-    gt_order = np.argsort(gt.image_index, kind="stable")  # annotation order within an image
-    gt_img_sorted = gt.image_index[gt_order]
-    images = np.intersect1d(dt_img, gt_img_sorted)
-    g_start = np.searchsorted(gt_img_sorted, images, side="left")
-    g_count = np.searchsorted(gt_img_sorted, images, side="right") - g_start
-    d_start = np.searchsorted(dt_img, images, side="left")
-    d_count = np.searchsorted(dt_img, images, side="right") - d_start
-    # chunks of images with a similar number of ground truths keep the dense arrays small
-    by_size = np.argsort(g_count, kind="stable")
-    g_sorted = g_count[by_size]
-    pos = 0
-    while pos < len(by_size):
-        cells = np.arange(1, len(by_size) - pos + 1) * g_sorted[pos:] * params.max_dets
-        n = max(1, int(np.searchsorted(cells, CHUNK_CELLS, side="right")))
-        chunk = by_size[pos : pos + n]
-        _match_chunk(
-            gt,
-            pred,
-            cols,
-            sigmas,
-            dt_rows,
-            dt_rank,
-            thr,
-            gt_ignore,
-            gt_order,
-            g_start[chunk],
-            g_count[chunk],
-            d_start[chunk],
-            d_count[chunk],
-            out,
-        )
-        pos += n
+@dataclass
+class _Matcher:
+    """Greedy matching of one category for the images that have detections and ground truth,
+    in chunks of images with a similar number of ground truths (small dense arrays)."""
 
+    gt: CategoryGT
+    pred: CategoryPred
+    cols: _Columns
+    sigmas: np.ndarray
+    dt_rows: np.ndarray
+    dt_rank: np.ndarray
+    thr: np.ndarray
+    gt_ignore: np.ndarray
+    out: CategoryMatches
+    gt_order: np.ndarray = field(init=False)  # ground-truth rows sorted by image
 
-def _match_chunk(
-    gt: CategoryGT,
-    pred: CategoryPred,
-    cols: _Columns,
-    sigmas: np.ndarray,
-    dt_rows: np.ndarray,
-    dt_rank: np.ndarray,
-    thr: np.ndarray,
-    gt_ignore: np.ndarray,
-    gt_order: np.ndarray,
-    g_start: np.ndarray,
-    g_count: np.ndarray,
-    d_start: np.ndarray,
-    d_count: np.ndarray,
-    out: CategoryMatches,
-) -> None:
-    n = len(g_start)
-    d_max, g_max = int(d_count.max()), int(g_count.max())
-    A, T = gt_ignore.shape[0], len(thr)
-    # (image slot, detection rank) and (image slot, ground-truth slot) of every member
-    d_slot = np.repeat(np.arange(n), d_count)
-    d_pos = np.repeat(d_start, d_count) + _ranks(d_count)
-    g_slot = np.repeat(np.arange(n), g_count)
-    g_pos = _ranks(g_count)
-    g_rows = gt_order[np.repeat(g_start, g_count) + g_pos]  # gt rows, annotation order
-    # all (detection, ground truth) pairs of the same image
-    per_det = g_count[d_slot]  # ground truths in each detection's image
-    pair_d = np.repeat(d_pos, per_det)
-    first_g = np.repeat(np.cumsum(g_count) - g_count, d_count)  # per detection
-    pair_g = np.repeat(first_g, per_det) + _ranks(per_det)  # index into g_rows
-    oks = cols.oks(g_rows[pair_g], dt_rows[pair_d], sigmas)
-    grid = np.full((n, d_max, g_max), -1.0)  # (image, rank, gt slot); -1: no such pair
-    pair_slot = np.repeat(d_slot, per_det)
-    grid[pair_slot, dt_rank[pair_d], g_pos[pair_g]] = oks
-    np.maximum.at(out.gt_best_oks, g_rows[pair_g], oks)
+    def run(self, max_dets: int) -> None:
+        dt_img = self.pred.image_index[self.dt_rows]
+        self.gt_order = np.argsort(self.gt.image_index, kind="stable")  # annotation order
+        gt_img_sorted = self.gt.image_index[self.gt_order]
+        images = np.intersect1d(dt_img, gt_img_sorted)
+        g_start = np.searchsorted(gt_img_sorted, images, side="left")
+        g_count = np.searchsorted(gt_img_sorted, images, side="right") - g_start
+        d_start = np.searchsorted(dt_img, images, side="left")
+        d_count = np.searchsorted(dt_img, images, side="right") - d_start
+        by_size = np.argsort(g_count, kind="stable")
+        g_sorted = g_count[by_size]
+        pos = 0
+        while pos < len(by_size):
+            cells = np.arange(1, len(by_size) - pos + 1) * g_sorted[pos:] * max_dets
+            n = max(1, int(np.searchsorted(cells, CHUNK_CELLS, side="right")))
+            c = by_size[pos : pos + n]
+            self.chunk(g_start[c], g_count[c], d_start[c], d_count[c])
+            pos += n
 
-    not_ig = np.zeros((n, A, 1, g_max), bool)  # padding slots count as ignored
-    not_ig[g_slot, :, 0, g_pos] = ~gt_ignore[:, g_rows].T
-    crowd = np.zeros((n, g_max), bool)
-    crowd[g_slot, g_pos] = gt.iscrowd[g_rows]
-    gt_id = np.zeros((n, g_max), np.int64)
-    gt_id[g_slot, g_pos] = gt.ids[g_rows]
-    det_at = np.full((n, d_max), -1, np.int64)  # position in dt_rows of (image, rank)
-    det_at[d_slot, dt_rank[d_pos]] = d_pos
+    def chunk(
+        self, g_start: np.ndarray, g_count: np.ndarray, d_start: np.ndarray, d_count: np.ndarray
+    ) -> None:
+        n = len(g_start)
+        d_max, g_max = int(d_count.max()), int(g_count.max())
+        A, T = self.gt_ignore.shape[0], len(self.thr)
+        # (image slot, detection rank) and (image slot, ground-truth slot) of every member
+        d_slot = np.repeat(np.arange(n), d_count)
+        d_pos = np.repeat(d_start, d_count) + _ranks(d_count)
+        g_slot = np.repeat(np.arange(n), g_count)
+        g_pos = _ranks(g_count)
+        g_rows = self.gt_order[np.repeat(g_start, g_count) + g_pos]  # in annotation order
+        # all (detection, ground truth) pairs of the same image
+        per_det = g_count[d_slot]  # ground truths in each detection's image
+        pair_d = np.repeat(d_pos, per_det)
+        first_g = np.repeat(np.cumsum(g_count) - g_count, d_count)  # per detection
+        pair_g = np.repeat(first_g, per_det) + _ranks(per_det)  # index into g_rows
+        oks = self.cols.oks(g_rows[pair_g], self.dt_rows[pair_d], self.sigmas)
+        grid = np.full((n, d_max, g_max), -1.0)  # (image, rank, gt slot); -1: no such pair
+        pair_slot = np.repeat(d_slot, per_det)
+        grid[pair_slot, self.dt_rank[pair_d], g_pos[pair_g]] = oks
+        np.maximum.at(self.out.gt_best_oks, g_rows[pair_g], oks)
 
-    # padding pairs hold -1 and never reach a threshold (>= 0.5)
-    reach = grid[:, :, None, :] >= thr[None, None, :, None]  # (n, rank, T, G)
-    available = np.ones((n, A, T, g_max), bool)  # not yet matched, or a crowd
-    matched_by = np.zeros((n, A, T, g_max), np.int64)
-    for r in range(d_max):
-        ok = reach[:, r][:, None] & available  # (n, A, T, G)
-        first = ok & not_ig  # not-ignored ground truths are preferred
-        any_first = first.any(axis=-1)
-        cand = np.where(any_first[..., None], first, ok)
-        vals = np.where(cand, grid[:, r][:, None, None, :], -1.0)
-        best = g_max - 1 - np.argmax(vals[..., ::-1], axis=-1)  # last maximum, as pycocotools
-        sel = (any_first | ok.any(axis=-1)).nonzero()  # (image, area range, threshold)
-        bi = best[sel]
-        at = (*sel, bi)
-        available[at] = crowd[sel[0], bi]
-        det = det_at[sel[0], r]
-        matched_by[at] = pred.ids[dt_rows[det]]
-        out.dt_gt_id[sel[1], sel[2], det] = gt_id[sel[0], bi]
-        out.dt_ignore[sel[1], sel[2], det] = ~not_ig[sel[0], sel[1], 0, bi]
-        first_cell = (sel[1] == 0) & (sel[2] == 0)
-        out.dt_oks[det[first_cell]] = grid[sel[0][first_cell], r, bi[first_cell]]
-    # ground truth side: which detection id took each ground truth
-    out.gt_dt_id[:, :, g_rows] = matched_by[g_slot, :, :, g_pos].transpose(1, 2, 0)
+        not_ig = np.zeros((n, A, 1, g_max), bool)  # padding slots count as ignored
+        not_ig[g_slot, :, 0, g_pos] = ~self.gt_ignore[:, g_rows].T
+        crowd = np.zeros((n, g_max), bool)
+        crowd[g_slot, g_pos] = self.gt.iscrowd[g_rows]
+        gt_id = np.zeros((n, g_max), np.int64)
+        gt_id[g_slot, g_pos] = self.gt.ids[g_rows]
+        det_at = np.full((n, d_max), -1, np.int64)  # position in dt_rows of (image, rank)
+        det_at[d_slot, self.dt_rank[d_pos]] = d_pos
+
+        # padding pairs hold -1 and never reach a threshold (>= 0.5)
+        reach = grid[:, :, None, :] >= self.thr[None, None, :, None]  # (n, rank, T, G)
+        available = np.ones((n, A, T, g_max), bool)  # not yet matched, or a crowd
+        matched_by = np.zeros((n, A, T, g_max), np.int64)
+        for r in range(d_max):
+            ok = reach[:, r][:, None] & available  # (n, A, T, G)
+            first = ok & not_ig  # not-ignored ground truths are preferred
+            any_first = first.any(axis=-1)
+            cand = np.where(any_first[..., None], first, ok)
+            vals = np.where(cand, grid[:, r][:, None, None, :], -1.0)
+            best = g_max - 1 - np.argmax(vals[..., ::-1], axis=-1)  # last maximum, as pycocotools
+            sel = (any_first | ok.any(axis=-1)).nonzero()  # (image, area range, threshold)
+            bi = best[sel]
+            at = (*sel, bi)
+            available[at] = crowd[sel[0], bi]
+            det = det_at[sel[0], r]
+            matched_by[at] = self.pred.ids[self.dt_rows[det]]
+            self.out.dt_gt_id[sel[1], sel[2], det] = gt_id[sel[0], bi]
+            self.out.dt_ignore[sel[1], sel[2], det] = ~not_ig[sel[0], sel[1], 0, bi]
+            first_cell = (sel[1] == 0) & (sel[2] == 0)
+            self.out.dt_oks[det[first_cell]] = grid[sel[0][first_cell], r, bi[first_cell]]
+        # ground truth side: which detection id took each ground truth
+        self.out.gt_dt_id[:, :, g_rows] = matched_by[g_slot, :, :, g_pos].transpose(1, 2, 0)
 
 
 def accumulate_category(
