@@ -81,7 +81,7 @@ class Model:
         from posekit.engine.trainer import select_device
         from posekit.engine.validate import evaluate_model
 
-        ds = load_dataset(data, split)
+        ds = load_dataset(data, split, repair=False)  # the annotations as pycocotools sees them
         net: RTPose = self.net
         return evaluate_model(net, ds, imgsz=imgsz or net.config.imgsz, batch=batch,
                               device=select_device(device),

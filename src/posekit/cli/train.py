@@ -12,9 +12,9 @@ from posekit.cli.logs import setup_logging
 @click.command()
 @click.option(
     "--data",
-    required=True,
+    default=None,
     type=click.Path(path_type=Path),
-    help="A posekit dataset folder or data YAML (train and val splits).",
+    help="A posekit dataset folder or data YAML (train and val splits); not with --resume.",
 )
 @click.option(
     "--model",
@@ -64,9 +64,11 @@ def train(data: Path, model: str, epochs: int, imgsz: int, batch: int, workers: 
     from posekit.engine.config import TrainConfig
     from posekit.engine.trainer import Trainer
 
+    if data is None and resume is None:
+        raise click.UsageError("give --data (or --resume RUN/weights/last.pt)")
     setup_logging()
     lr = lr0 if lr0 is not None else (0.002 if optimizer == "adamw" else 0.01)
-    cfg = TrainConfig(data=str(data), model=model, epochs=epochs, imgsz=imgsz, batch=batch,
+    cfg = TrainConfig(data=str(data or ""), model=model, epochs=epochs, imgsz=imgsz, batch=batch,
                       workers=workers, optimizer=optimizer, lr0=lr, patience=patience,
                       time_limit=time_limit, seed=seed, device=device, project=project,
                       name=name, exist_ok=exist_ok, width=width, depth=depth)  # fmt: skip

@@ -23,7 +23,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
-from posekit.data.layout import load_dataset
+from posekit.data.dataset import KeypointDataset
+from posekit.data.layout import load_splits
+from posekit.data.problems import DatasetError
 from posekit.engine import distributed as dist
 from posekit.engine.checkpoint import load_model, read_checkpoint, save_checkpoint, unwrap
 from posekit.engine.config import TrainConfig
@@ -99,8 +101,7 @@ class Trainer:
             self.save_dir = Path(dist.broadcast_from_main(str(self.save_dir)))
         self.cfg = cfg
         seed_everything(cfg.seed + dist.rank(), cfg.deterministic)
-        self.train_ds = load_dataset(cfg.data, "train")
-        self.val_ds = self._val_split(cfg.data)
+        self.train_ds, self.val_ds = self._splits(cfg.data)
         self.category_ids = [c.id for c in sorted(self.train_ds.categories, key=lambda c: c.id)]
         self.model = self._build_model().to(self.device)
         _, sigmas, valid = class_tables(self.model.schemas)
@@ -118,12 +119,18 @@ class Trainer:
         self.validating = self.val_ds is not None and cfg.val
 
     # ------------------------------------------------------------------ set-up
-    def _val_split(self, data: str) -> Any:
-        try:
-            return load_dataset(data, "val")
-        except Exception:  # no val split: validation is skipped and said so
+    def _splits(self, data: str) -> tuple[KeypointDataset, KeypointDataset | None]:
+        """The train and (optional) val splits; whatever the loader skipped is logged."""
+        splits = load_splits(data)
+        if "train" not in splits:
+            raise DatasetError(f"{data}: no 'train' split (has {', '.join(splits)})")
+        for name, ds in splits.items():
+            if not ds.report.ok and dist.is_main():
+                log.warning("%s split: %s (run `posekit data check %s`)", name,
+                            ds.report.summary(), data)  # fmt: skip
+        if "val" not in splits and dist.is_main():
             log.warning("%s has no 'val' split: training without validation", data)
-            return None
+        return splits["train"], splits.get("val")
 
     def _build_model(self) -> nn.Module:
         cfg = self.cfg
