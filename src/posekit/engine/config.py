@@ -39,7 +39,7 @@ class TrainConfig:
     name: str = "exp"
     exist_ok: bool = False
     device: str = "auto"  # "cpu", "cuda", "cuda:1" or "auto"
-    time_limit: float = 0.0  # minutes; 0 = none. Stops after the epoch that crosses it.
+    time_limit: float = 0.0  # minutes (0: none); the epoch count shrinks to fit it
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def to_dict(self) -> dict[str, Any]:

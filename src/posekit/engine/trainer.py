@@ -202,11 +202,12 @@ class Trainer:
         nb = len(self.train_loader)
         warmup = max(round(cfg.warmup_epochs * nb), min(cfg.warmup_min_iters, nb * cfg.epochs // 2))
         stale, epoch, metrics = 0, self.start_epoch, {}
-        for epoch in range(self.start_epoch, cfg.epochs):
+        self.epochs = cfg.epochs  # shortened to fit `time_limit` once an epoch's time is known
+        while epoch < self.epochs:
             losses, speed = self.train_epoch(epoch, nb, warmup)
             metrics = {}
             validated = self.validating and (
-                (epoch + 1) % cfg.val_period == 0 or epoch + 1 == cfg.epochs
+                (epoch + 1) % cfg.val_period == 0 or epoch + 1 == self.epochs
             )
             if validated:
                 metrics = self.validate()
@@ -224,12 +225,23 @@ class Trainer:
             if self.validating and stale >= cfg.patience:
                 log.info("no better AP for %d epochs: stopping early", cfg.patience)
                 break
-            if cfg.time_limit and (time.time() - started) / 60 > cfg.time_limit:
-                log.info("time limit of %.1f min reached after epoch %d", cfg.time_limit, epoch + 1)
-                break
+            epoch += 1
+            if cfg.time_limit:
+                self.fit_time_limit(epoch, started)
         dist.barrier()
         return TrainResult(self.save_dir, self.wdir / "best.pt", self.wdir / "last.pt",
-                           self.best_fitness, epoch + 1, metrics)  # fmt: skip
+                           self.best_fitness, epoch, metrics)  # fmt: skip
+
+    def fit_time_limit(self, done: int, started: float) -> None:
+        """Cut the run to the epochs that fit in `time_limit` at the pace so far; the learning
+        rate schedule follows the new length, so it still ends annealed."""
+        per_epoch = (time.time() - started) / max(1, done - self.start_epoch)
+        fits = self.start_epoch + int(self.cfg.time_limit * 60 / per_epoch)
+        new = dist.broadcast_from_main(max(done, min(self.cfg.epochs, fits)))  # ranks agree
+        if new != self.epochs:
+            log.info("time limit %.1f min: %d epochs fit (%.1f s each)", self.cfg.time_limit, new,
+                     per_epoch)  # fmt: skip
+            self.epochs = new
 
     def train_epoch(self, epoch: int, nb: int, warmup: int) -> tuple[dict[str, float], float]:
         """One pass over the training data; returns mean loss parts and images per second."""
@@ -241,14 +253,14 @@ class Trainer:
         sums = dict.fromkeys(LOSS_NAMES, 0.0)
         seen, t0 = 0, time.time()
         amp = self.scaler.is_enabled()
-        desc = f"epoch {epoch + 1}/{cfg.epochs}"
+        desc = f"epoch {epoch + 1}/{self.epochs}"
         n_img = nb * (self.train_loader.batch_size or 1)
         loss_sum = 0.0
         with progress_bar(desc, n_img, unit="img", enabled=dist.is_main()) as advance:
             for i, (images, targets, _, _) in enumerate(self.train_loader):
                 it = epoch * nb + i
                 for g in self.optimizer.param_groups:
-                    g["lr"] = self.lr_at(it, cfg.epochs * nb, warmup)
+                    g["lr"] = self.lr_at(it, self.epochs * nb, warmup)
                 images = images.to(self.device, non_blocking=True).float() / 255
                 targets = _to(targets, self.device)
                 with torch.autocast("cuda", enabled=amp):
