@@ -1,8 +1,10 @@
 """Label assignment and losses for rtpose.
 
 Assignment is task-aligned (TOOD / YOLOv8 style) with keypoints in the overlap: for every
-ground truth, candidate locations are those whose centre lies in its box (grown to at least one
-stride, so small objects always get candidates); each candidate scores
+ground truth, candidate locations are those whose centre lies in its box and within 2.5 strides
+of the box centre (YOLOX's centre prior: without it, positives drift to where most keypoints
+cluster, e.g. a mouse's head, and a far keypoint such as the tail base is never learned), and
+at least half a stride from it, so small objects always get candidates; each candidate scores
 `cls_score ** alpha * overlap ** beta` with overlap = mean of box IoU and keypoint OKS (box IoU
 alone for instances without labelled keypoints); the top k candidates become positives, and a
 location claimed by several instances goes to the one it overlaps most. Class targets are the
@@ -58,11 +60,13 @@ class RTPoseLoss:
         topk: int = 10,
         alpha: float = 0.5,
         beta: float = 6.0,
+        center_radius: float = 2.5,
     ) -> None:
         self.sigmas = sigmas  # (nc, K)
         self.kpt_valid = kpt_valid  # (nc, K) bool: keypoint slot used by the class
         self.w = weights or LossWeights()
         self.topk, self.alpha, self.beta = topk, alpha, beta
+        self.center_radius = center_radius
 
     def __call__(self, out: RTPoseOutput, t: Targets) -> tuple[torch.Tensor, dict[str, float]]:
         sigmas = self.sigmas.to(out.boxes.device)
@@ -121,10 +125,13 @@ class RTPoseLoss:
         scores = torch.zeros(b, a, nc, device=device)
         if m == 0 or not t.mask.any():
             return fg, gt_idx, scores
-        # candidates: anchor centres inside the box, grown to at least one stride
+        # candidates: anchor centres inside the box and within `center_radius` strides of its
+        # centre (so positives sit mid-object and every keypoint is a moderate offset away),
+        # but always at least the half stride that guarantees small objects a candidate
         ctr = (t.boxes[..., :2] + t.boxes[..., 2:]) / 2  # (B, M, 2)
         half = (t.boxes[..., 2:] - t.boxes[..., :2]) / 2
-        reach = torch.maximum(half[:, :, None, :], out.strides[None, None, :, None] / 2)
+        s = out.strides[None, None, :, None]
+        reach = torch.maximum(torch.minimum(half[:, :, None, :], self.center_radius * s), s / 2)
         cand = ((out.anchors[None, None] - ctr[:, :, None, :]).abs() < reach).all(-1)
         cand &= t.mask[..., None]  # (B, M, A)
         bi, mi, ai = cand.nonzero(as_tuple=True)
