@@ -237,8 +237,9 @@ class Trainer:
         rate schedule follows the new length, so it still ends annealed."""
         per_epoch = (time.time() - started) / max(1, done - self.start_epoch)
         fits = self.start_epoch + int(self.cfg.time_limit * 60 / per_epoch)
-        new = dist.broadcast_from_main(max(done, min(self.cfg.epochs, fits)))  # ranks agree
-        if new != self.epochs:
+        # only ever shrink, so the schedule does not wobble with each epoch's timing
+        new = dist.broadcast_from_main(max(done, min(self.epochs, fits)))  # ranks agree
+        if new < self.epochs:
             log.info("time limit %.1f min: %d epochs fit (%.1f s each)", self.cfg.time_limit, new,
                      per_epoch)  # fmt: skip
             self.epochs = new
