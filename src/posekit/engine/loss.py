@@ -2,9 +2,9 @@
 
 Assignment is task-aligned (TOOD / YOLOv8 style) with keypoints in the overlap: for every
 ground truth, candidate locations are those whose centre lies in its box and within 2.5 strides
-of the box centre (YOLOX's centre prior: without it, positives drift to where most keypoints
-cluster, e.g. a mouse's head, and a far keypoint such as the tail base is never learned), and
-at least half a stride from it, so small objects always get candidates; each candidate scores
+of the box centre (YOLOX's centre prior: positives stay mid-object rather than drifting to
+where most keypoints cluster, so every keypoint is a moderate offset away), and at least half a
+stride from it, so small objects always get candidates; each candidate scores
 `cls_score ** alpha * overlap ** beta` with overlap = mean of box IoU and keypoint OKS (box IoU
 alone for instances without labelled keypoints); the top k candidates become positives, and a
 location claimed by several instances goes to the one it overlaps most. Class targets are the
