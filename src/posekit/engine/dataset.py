@@ -161,7 +161,7 @@ class KeypointSamples(Dataset):
 def collate(batch: list) -> tuple[torch.Tensor, Targets, list[int], list[np.ndarray]]:
     """Stack images and pad instances to the largest count in the batch."""
     images = torch.stack([b[0] for b in batch])
-    k = batch[0][1].keypoints.shape[1] if len(batch[0][1].keypoints.shape) == 3 else 0
+    k = batch[0][1].keypoints.shape[1]  # (N, K, 3), also when N == 0
     m = max(1, max(len(b[1]) for b in batch))
     n = len(batch)
     boxes = torch.zeros(n, m, 4)

@@ -39,6 +39,10 @@ class Targets:
     keypoints: torch.Tensor  # (B, M, K, 3) x, y, v
     mask: torch.Tensor  # (B, M) bool
 
+    def to(self, device: torch.device) -> Targets:
+        parts = (self.boxes, self.classes, self.keypoints, self.mask)
+        return Targets(*(t.to(device, non_blocking=True) for t in parts))
+
 
 @dataclass(frozen=True)
 class LossWeights:

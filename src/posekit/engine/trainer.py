@@ -263,7 +263,7 @@ class Trainer:
                 for g in self.optimizer.param_groups:
                     g["lr"] = self.lr_at(it, self.epochs * nb, warmup)
                 images = images.to(self.device, non_blocking=True).float() / 255
-                targets = _to(targets, self.device)
+                targets = targets.to(self.device)
                 with torch.autocast("cuda", enabled=amp):
                     out = model(images)
                 loss, parts = self.loss_fn(out, targets)
@@ -336,11 +336,6 @@ class Trainer:
         save_checkpoint(self.wdir / "last.pt", self.ema.ema, **state)
         if improved:
             save_checkpoint(self.wdir / "best.pt", self.ema.ema, **state)
-
-
-def _to(t: Any, device: torch.device) -> Any:
-    return type(t)(*(getattr(t, f).to(device, non_blocking=True)
-                     for f in ("boxes", "classes", "keypoints", "mask")))  # fmt: skip
 
 
 def _finite(x: float) -> float:

@@ -65,16 +65,10 @@ class CategoryMatches:
     gt_best_oks: np.ndarray  # (N,) best OKS of any kept detection of the same image
 
 
-def oks_pairs(
-    gt: CategoryGT, gi: np.ndarray, pred: CategoryPred, di: np.ndarray, sigmas: np.ndarray
-) -> np.ndarray:
-    """OKS of the pairs (pred row di[p], gt row gi[p]) exactly as pycocotools' `computeOks`:
-    the same operations in the same order, so the values are bit-identical."""
-    return _Columns(gt, pred).oks(gi, di, sigmas)
-
-
 class _Columns:
-    """Keypoint coordinates as contiguous (rows, K) arrays, gathered once per category."""
+    """Keypoint coordinates as contiguous (rows, K) arrays, gathered once per category, and the
+    OKS of (detection, ground truth) pairs exactly as pycocotools' `computeOks`: the same
+    operations in the same order, so the values are bit-identical."""
 
     def __init__(self, gt: CategoryGT, pred: CategoryPred) -> None:
         self.gx, self.gy = np.ascontiguousarray(gt.keypoints[..., 0]), gt.keypoints[..., 1].copy()

@@ -119,8 +119,9 @@ class Predictions:
         image_ids = np.asarray(image_ids, dtype=np.int64)
         kp = np.asarray(keypoints, dtype=np.float64)
         pos = np.searchsorted(gt.image_ids, image_ids)
-        pos = np.minimum(pos, len(gt.image_ids) - 1)
-        bad = np.flatnonzero(gt.image_ids[pos] != image_ids) if len(gt.image_ids) else []
+        found = pos < len(gt.image_ids)
+        found[found] = gt.image_ids[pos[found]] == image_ids[found]
+        bad = np.flatnonzero(~found)
         if len(bad):
             raise DatasetError(f"prediction {bad[0]}: unknown image_id {image_ids[bad[0]]}")
         if areas is None:

@@ -103,7 +103,7 @@ class PoseHead(nn.Module):
     def __init__(self, in_channels: list[int], num_classes: int, num_keypoints: int) -> None:
         super().__init__()
         self.nc, self.nk = num_classes, num_keypoints
-        c_box = max(16, in_channels[0] // 4, 64)
+        c_box = max(64, in_channels[0] // 4)
         c_cls = max(in_channels[0], min(num_classes, 100))
         c_kpt = max(in_channels[0] // 4, num_keypoints * 3)
         self.cls = nn.ModuleList(_branch(c, c_cls, num_classes) for c in in_channels)
