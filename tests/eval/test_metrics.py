@@ -133,11 +133,13 @@ def test_to_dict_has_the_ten_statistics_by_name() -> None:
     assert d["per_keypoint"]["a"]["AP"] == pytest.approx(1.0, abs=1e-12)
 
 
-@pytest.mark.parametrize("known", [[], [1, 3]])
-def test_array_predictions_for_unknown_images_are_refused(known: list[int]) -> None:
+@pytest.mark.parametrize(("known", "asked"), [([], [9]), ([1, 3], [3, 9])])
+def test_array_predictions_for_unknown_images_are_refused(
+    known: list[int], asked: list[int]
+) -> None:
     from posekit.data.problems import DatasetError
 
     gt = GroundTruth(np.array(known, dtype=np.int64), {})
+    n = len(asked)
     with pytest.raises(DatasetError, match="unknown image_id 9"):
-        Predictions.from_arrays(gt, 1, np.array([3, 9]) if known else np.array([9]),
-                                np.zeros((2 if known else 1, 2, 3)), np.array([0.5] * (2 if known else 1)))  # fmt: skip
+        Predictions.from_arrays(gt, 1, np.array(asked), np.zeros((n, 2, 3)), np.full(n, 0.5))
