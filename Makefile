@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[plot,test]"
 	touch $(STAMP)
 
-## The main job: synthetic data -> check -> preview images, in ./demo
+## The main job: synthetic data -> check -> train -> evaluate -> predict, in ./demo
 demo: $(STAMP)
 	$(VENV)/bin/posekit demo --out demo
 
@@ -31,6 +31,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/synth_speed.py
 	$(PY) benchmarks/eval_speed.py
+	$(PY) benchmarks/predict_speed.py
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .ruff_cache

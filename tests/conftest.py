@@ -95,3 +95,52 @@ def needs_mouse() -> pytest.MarkDecorator:
         not (MOUSE / "config.yaml").is_file(),
         reason=f"real data not found at {MOUSE} (../shared/data is only in the posekit workspace)",
     )
+
+
+def _fit_yaml(root: Path) -> Path:
+    """Validate on the training images themselves (to measure memorisation)."""
+    y = root / "fit.yaml"
+    y.write_text(
+        "path: .\nimages: images\ntrain: annotations/train.json\nval: annotations/train.json\n"
+    )
+    return y
+
+
+@pytest.fixture(scope="session")
+def four_people(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four synthetic 192 px person images, as a dataset whose val split is its train split."""
+    from posekit.data.synth import SynthConfig, generate
+
+    root = generate(
+        SynthConfig("person", images=4, imgsz=192, seed=3),
+        tmp_path_factory.mktemp("fit") / "p",
+        val=0.0,
+    )
+    return _fit_yaml(root)
+
+
+@pytest.fixture(scope="session")
+def overfit_run(four_people: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A tiny rtpose trained to memorise `four_people` (about a minute on 2 CPU cores); shared
+    by the training test that checks it and the prediction tests that use it."""
+    from posekit import Model
+
+    return Model("rtpose-n").train(
+        data=str(four_people),
+        epochs=150,
+        imgsz=192,
+        batch=4,
+        workers=0,
+        width=0.125,
+        lr0=0.006,
+        warmup_epochs=1,
+        val_period=50,
+        project=str(tmp_path_factory.mktemp("overfit")),
+        name="fit",
+        scale=0,
+        degrees=0,
+        translate=0,
+        flip=0,
+        hsv=(0, 0, 0),
+        blur=0,
+    )

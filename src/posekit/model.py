@@ -1,10 +1,13 @@
-"""`posekit.Model`: one object to create, train, evaluate and (later) run a keypoint model."""
+"""`posekit.Model`: one object to create, train, evaluate and run a keypoint model."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from posekit.engine.checkpoint import load_model
 from posekit.engine.config import TrainConfig
@@ -12,7 +15,9 @@ from posekit.engine.dataset import AugmentConfig
 from posekit.eval import EvalConfig, KeypointMetrics
 from posekit.models import RTPose, create, list_models, summarize_model
 from posekit.models.summary import ModelSummary
+from posekit.predict.results import Results
 from posekit.schema import KeypointSchema
+from posekit.track import OneEuroConfig, Tracker, TrackerConfig
 
 
 class Model:
@@ -23,18 +28,124 @@ class Model:
         >>> model = Model("rtpose-n")
         >>> result = model.train(data="data/people", epochs=10, imgsz=320)  # doctest: +SKIP
         >>> Model(result.best).val(data="data/people")                        # doctest: +SKIP
+        >>> r = Model(result.best)("street.jpg", conf=0.25)[0]                # doctest: +SKIP
+        >>> r.keypoints.xy, r.boxes.conf                                      # doctest: +SKIP
     """
 
     def __init__(self, source: str | Path = "rtpose-n", schema: KeypointSchema | str = "coco17"):
         self.source = str(source)
         self.checkpoint: dict[str, Any] | None = None
+        self._tracker: Tracker | None = None  # kept between `track(persist=True)` calls
         if self.source.endswith(".pt"):
             self.net, self.checkpoint = load_model(self.source)
         elif self.source in list_models():
             self.net = create(self.source, schema)
         else:
-            raise ValueError(f"{self.source!r} is neither a checkpoint (.pt) nor a registered "
-                             f"model ({', '.join(list_models())})")  # fmt: skip
+            raise ValueError(
+                f"{self.source!r} is neither a checkpoint (.pt) nor a registered "
+                f"model ({', '.join(list_models())})"
+            )
+
+    @property
+    def category_ids(self) -> list[int] | None:
+        """Dataset category id of each class (from the checkpoint), for COCO results."""
+        return None if self.checkpoint is None else self.checkpoint.get("category_ids")
+
+    def predict(
+        self,
+        source: Any,
+        *,
+        stream: bool = False,
+        conf: float = 0.25,
+        kpt_conf: float = 0.5,
+        iou: float = 0.65,
+        imgsz: int | None = None,
+        batch: int = 1,
+        max_det: int = 300,
+        rect: bool = True,
+        vid_stride: int = 1,
+        device: str = "auto",
+        on_error: Callable[[str, str], None] | None = None,
+    ) -> list[Results] | Iterator[Results]:
+        """Detect instances and their keypoints.
+
+        Args:
+            source: an image path, folder, glob, list of paths, BGR array, PIL image, video
+                file, camera index or stream URL.
+            stream: yield one `Results` per frame lazily instead of returning a list (use it
+                for videos and streams).
+            conf: minimum detection confidence; kpt_conf: keypoints below it are kept with
+                their confidence but are not `visible`.
+            on_error: called with (path, message) for an unreadable image, which is then
+                skipped; without it an unreadable image raises `SourceError`.
+
+        Example:
+            >>> for r in Model("best.pt")("clip.mp4", stream=True):  # doctest: +SKIP
+            ...     print(r.frame, r.keypoints.xy.shape)
+        """
+        from posekit.engine.trainer import select_device
+        from posekit.predict import PredictConfig, Predictor
+
+        cfg = PredictConfig(
+            conf=conf,
+            kpt_conf=kpt_conf,
+            iou=iou,
+            imgsz=imgsz or self.net.config.imgsz,
+            batch=batch,
+            max_det=max_det,
+            rect=rect,
+            vid_stride=vid_stride,
+        )
+        predictor = Predictor(
+            self.net, cfg, device=select_device(device), category_ids=self.category_ids
+        )
+        results = predictor.stream(source, on_error=on_error)
+        return results if stream else list(results)
+
+    __call__ = predict
+
+    def track(
+        self,
+        source: Any,
+        *,
+        stream: bool = False,
+        persist: bool = False,
+        tracker: TrackerConfig | dict[str, Any] | None = None,
+        smooth: OneEuroConfig | bool = False,
+        conf: float = 0.25,
+        kpt_conf: float = 0.5,
+        **predict_options: Any,
+    ) -> list[Results] | Iterator[Results]:
+        """Predict on a video or stream and track: every `Results` gains `boxes.id`.
+
+        Args:
+            persist: keep the tracker (and its ids) from the previous call, e.g. when a
+                stream is fed one frame per call.
+            tracker: `TrackerConfig` or a dict of its fields (defaults documented there).
+            smooth: One Euro smoothing of the keypoints per track (`True` for the defaults, or
+                a `OneEuroConfig`).
+            predict_options: as for `predict` (imgsz, batch, iou, device, ...).
+
+        Example:
+            >>> for r in Model("best.pt").track("clip.mp4", stream=True):  # doctest: +SKIP
+            ...     print(r.frame, r.boxes.id)
+        """
+        from posekit.track import TrackSmoother
+        from posekit.track.pipeline import tracked
+
+        cfg = tracker if isinstance(tracker, TrackerConfig) else TrackerConfig(**(tracker or {}))
+        if not persist or self._tracker is None or self._tracker.config != cfg:
+            self._tracker = Tracker(cfg, sigmas=np.array(self.schemas[0].sigmas))
+        smoother = None
+        if smooth:
+            one_euro = smooth if isinstance(smooth, OneEuroConfig) else OneEuroConfig()
+            smoother = TrackSmoother(one_euro, kpt_conf=kpt_conf)
+        # low-scored detections go to the tracker too (its second association)
+        low = min(conf, cfg.low_thresh)
+        results = self.predict(source, stream=True, conf=low, kpt_conf=kpt_conf,
+                               **predict_options)  # fmt: skip
+        out = tracked(results, self._tracker, smoother=smoother, conf=conf)
+        return out if stream else list(out)
 
     @property
     def schemas(self) -> list[KeypointSchema]:
@@ -83,6 +194,11 @@ class Model:
 
         ds = load_dataset(data, split, repair=False)  # the annotations as pycocotools sees them
         net: RTPose = self.net
-        return evaluate_model(net, ds, imgsz=imgsz or net.config.imgsz, batch=batch,
-                              device=select_device(device),
-                              config=config or EvalConfig())  # fmt: skip
+        return evaluate_model(
+            net,
+            ds,
+            imgsz=imgsz or net.config.imgsz,
+            batch=batch,
+            device=select_device(device),
+            config=config or EvalConfig(),
+        )

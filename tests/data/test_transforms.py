@@ -26,19 +26,24 @@ def _markers(size: int, points: np.ndarray) -> np.ndarray:
     return img
 
 
+@pytest.mark.parametrize("canvas", [160, (192, 128)])
 @pytest.mark.parametrize("seed", range(6))
-def test_flipped_and_rotated_keypoints_land_on_the_drawn_joints(seed: int) -> None:
+def test_flipped_and_rotated_keypoints_land_on_the_drawn_joints(
+    seed: int, canvas: int | tuple[int, int]
+) -> None:
+    """On a square canvas and on a rectangular one (rect training)."""
     rng = np.random.default_rng(seed)
     size = 160
     pts = np.array([[40.5, 50.5], [100.5, 60.5], [80.5, 110.5], [60.5, 90.5]])  # pixel centres
     img = _markers(size, pts)
     kp = np.c_[pts, np.full(4, 2.0)][None]
     inst = Instances(np.array([[30.0, 40, 110, 120]]), kp, np.array([0]))
-    m = random_affine(rng, size, scale=0.3, degrees=30, translate=0.05)
-    m = hflip_matrix(size) @ m
+    m = random_affine(rng, canvas, scale=0.3, degrees=30, translate=0.05)
+    m = hflip_matrix(canvas) @ m
     flip_tables = np.array([[1, 0, 2, 3]])  # points 0 and 1 are a left/right pair
-    out = warp(img, m, size)
-    moved = transform_instances(inst, m, size, flip_tables=flip_tables)
+    out = warp(img, m, canvas)
+    assert out.shape[:2] == (160, 160) if canvas == 160 else (128, 192)
+    moved = transform_instances(inst, m, canvas, flip_tables=flip_tables)
     for j in range(4):
         src = flip_tables[0, j]  # keypoint j now holds what was keypoint src
         colour = img[int(pts[src, 1]), int(pts[src, 0])].astype(int)
@@ -91,3 +96,25 @@ def test_letterbox_pixel_centres_follow_resize() -> None:
     ys, xs = np.nonzero(out[..., 0] > 127)
     centre = np.array([xs.mean() + 0.5, ys.mean() + 0.5])
     np.testing.assert_allclose(centre, lb.to_input(np.array([120.5, 40.5])), atol=0.3)
+
+
+def test_rect_training_samples_share_one_rectangle_and_mixed_sizes_stay_square(
+    tmp_path,  # type: ignore[no-untyped-def]
+) -> None:
+    from posekit.data.layout import load_dataset
+    from posekit.data.synth import SynthConfig, generate
+    from posekit.engine.dataset import AugmentConfig, KeypointSamples, common_stride
+
+    root = generate(SynthConfig("person", images=3, imgsz=160, seed=0), tmp_path / "d", val=0.0)
+    ds = load_dataset(root, "train")
+    w, h = ds.images[0].width, ds.images[0].height
+    samples = KeypointSamples(ds, 160, AugmentConfig(), rect=True)
+    expect = Letterbox.fit(w, h, 160, 32).shape
+    assert samples.canvas == (expect[1], expect[0]) and expect != (160, 160)
+    for i in range(len(samples)):
+        img, inst, _, _ = samples[i]
+        assert tuple(img.shape[1:]) == expect
+        kp = inst.keypoints[inst.keypoints[..., 2] > 0]
+        assert np.all((kp[:, 0] < expect[1]) & (kp[:, 1] < expect[0]))
+    assert common_stride([(640, 480), (480, 640)], 320) is None
+    assert KeypointSamples(ds, 160, AugmentConfig()).canvas == (160, 160)

@@ -14,48 +14,14 @@ import pytest
 import torch
 
 from posekit import Model
-from posekit.data.synth import SynthConfig, generate
 from posekit.engine.checkpoint import read_checkpoint
-
-
-def _fit_yaml(root: Path) -> Path:
-    """Validate on the training images themselves (to measure memorisation)."""
-    y = root / "fit.yaml"
-    y.write_text(
-        "path: .\nimages: images\ntrain: annotations/train.json\nval: annotations/train.json\n"
-    )
-    return y
-
-
-@pytest.fixture(scope="module")
-def four_people(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = generate(
-        SynthConfig("person", images=4, imgsz=192, seed=3),
-        tmp_path_factory.mktemp("fit") / "p",
-        val=0.0,
-    )
-    return _fit_yaml(root)
-
 
 NO_AUG = {"scale": 0, "degrees": 0, "translate": 0, "flip": 0, "hsv": (0, 0, 0), "blur": 0}
 
 
 @pytest.mark.slow
-def test_tiny_run_overfits_a_handful_of_images(four_people: Path, tmp_path: Path) -> None:
-    result = Model("rtpose-n").train(
-        data=str(four_people),
-        epochs=150,
-        imgsz=192,
-        batch=4,
-        workers=0,
-        width=0.125,
-        lr0=0.006,
-        warmup_epochs=1,
-        val_period=50,
-        project=str(tmp_path),
-        name="fit",
-        **NO_AUG,
-    )
+def test_tiny_run_overfits_a_handful_of_images(overfit_run, four_people: Path) -> None:  # type: ignore[no-untyped-def]
+    result = overfit_run
     assert result.best_fitness > 0.9, result.metrics
     assert result.metrics["PCK@0.05"] > 0.9
     for f in ("results.csv", "results.png", "args.yaml", "weights/best.pt", "weights/last.pt"):

@@ -23,11 +23,15 @@ def cli() -> None:
 def _register() -> None:
     from posekit.cli.data import data
     from posekit.cli.demo import demo
+    from posekit.cli.predict import predict
+    from posekit.cli.track import track
     from posekit.cli.train import train
     from posekit.cli.val import val
 
     cli.add_command(data)
     cli.add_command(demo)
+    cli.add_command(predict)
+    cli.add_command(track)
     cli.add_command(train)
     cli.add_command(val)
 

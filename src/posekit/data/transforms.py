@@ -18,7 +18,8 @@ PAD_VALUE = 114
 
 @dataclass(frozen=True)
 class Letterbox:
-    """Resize keeping the aspect ratio, then pad to `size` x `size`.
+    """Resize keeping the aspect ratio, then pad to `size` x `size` (or, with `stride`, to the
+    smallest multiple of `stride` around the resized image: less padding, same scale).
 
     `scale_x` / `scale_y` are the exact factors of the resize (new size / old size, which can
     differ by a hair from each other after rounding) so the inverse mapping is exact.
@@ -31,21 +32,37 @@ class Letterbox:
     pad_y: int
     new_w: int
     new_h: int
+    canvas_w: int = 0  # output width (0: `size`)
+    canvas_h: int = 0
 
     @classmethod
-    def fit(cls, width: int, height: int, size: int) -> Letterbox:
+    def fit(cls, width: int, height: int, size: int, stride: int | None = None) -> Letterbox:
         r = size / max(width, height)
         nw, nh = max(1, round(width * r)), max(1, round(height * r))
-        px, py = (size - nw) // 2, (size - nh) // 2
-        return cls(size, nw / width, nh / height, px, py, nw, nh)
+        cw, ch = size, size
+        if stride:
+            cw, ch = -(-nw // stride) * stride, -(-nh // stride) * stride
+        px, py = (cw - nw) // 2, (ch - nh) // 2
+        return cls(size, nw / width, nh / height, px, py, nw, nh, cw, ch)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Output (height, width)."""
+        return (self.canvas_h or self.size, self.canvas_w or self.size)
 
     def matrix(self) -> np.ndarray:
         return np.array([[self.scale_x, 0, self.pad_x], [0, self.scale_y, self.pad_y], [0, 0, 1]])
 
     def apply(self, image: np.ndarray) -> np.ndarray:
         interp = cv2.INTER_AREA if self.scale_x < 1 else cv2.INTER_LINEAR
-        resized = cv2.resize(image, (self.new_w, self.new_h), interpolation=interp)
-        out = np.full((self.size, self.size, 3), PAD_VALUE, dtype=np.uint8)
+        if (self.new_w, self.new_h) == (image.shape[1], image.shape[0]):
+            resized = image
+        else:
+            resized = cv2.resize(image, (self.new_w, self.new_h), interpolation=interp)
+        h, w = self.shape
+        if (h, w) == (self.new_h, self.new_w):
+            return np.ascontiguousarray(resized)
+        out = np.full((h, w, 3), PAD_VALUE, dtype=np.uint8)
         out[self.pad_y : self.pad_y + self.new_h, self.pad_x : self.pad_x + self.new_w] = resized
         return out
 
@@ -70,10 +87,18 @@ def to_index_matrix(m: np.ndarray) -> np.ndarray:
     return unshift @ m @ shift
 
 
-def warp(image: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
-    """Resample `image` through the continuous-coordinate matrix `m` into size x size."""
+Size = int | tuple[int, int]  # a square side, or (width, height)
+
+
+def wh(size: Size) -> tuple[int, int]:
+    """(width, height) of a square side or a (width, height) pair."""
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def warp(image: np.ndarray, m: np.ndarray, size: Size) -> np.ndarray:
+    """Resample `image` through the continuous-coordinate matrix `m` into a `size` canvas."""
     idx = to_index_matrix(m)[:2]
-    return cv2.warpAffine(image, idx, (size, size), flags=cv2.INTER_LINEAR,
+    return cv2.warpAffine(image, idx, wh(size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=(PAD_VALUE,) * 3)  # fmt: skip
 
 
@@ -83,23 +108,24 @@ def transform_points(xy: np.ndarray, m: np.ndarray) -> np.ndarray:
 
 
 def random_affine(
-    rng: np.random.Generator, size: int, *, scale: float, degrees: float, translate: float
+    rng: np.random.Generator, size: Size, *, scale: float, degrees: float, translate: float
 ) -> np.ndarray:
-    """A random scale / rotation about the image centre, then a translation (3x3)."""
-    c = size / 2
+    """A random scale / rotation about the canvas centre, then a translation (3x3)."""
+    w, h = wh(size)
+    cx, cy = w / 2, h / 2
     s = rng.uniform(1 - scale, 1 + scale)
     a = np.deg2rad(rng.uniform(-degrees, degrees))
     rot = np.array([[s * np.cos(a), -s * np.sin(a), 0], [s * np.sin(a), s * np.cos(a), 0],
                     [0, 0, 1]])  # fmt: skip
-    to_c = np.array([[1, 0, -c], [0, 1, -c], [0, 0, 1]])
-    back = np.array([[1, 0, c + rng.uniform(-translate, translate) * size],
-                     [0, 1, c + rng.uniform(-translate, translate) * size], [0, 0, 1]])  # fmt: skip
+    to_c = np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1]])
+    back = np.array([[1, 0, cx + rng.uniform(-translate, translate) * w],
+                     [0, 1, cy + rng.uniform(-translate, translate) * h], [0, 0, 1]])  # fmt: skip
     return back @ rot @ to_c
 
 
-def hflip_matrix(size: int) -> np.ndarray:
-    """x -> size - x (continuous coordinates: the mirror of pixel i is pixel size - 1 - i)."""
-    return np.array([[-1.0, 0, size], [0, 1, 0], [0, 0, 1]])
+def hflip_matrix(size: Size) -> np.ndarray:
+    """x -> width - x (continuous coordinates: the mirror of pixel i is pixel width - 1 - i)."""
+    return np.array([[-1.0, 0, wh(size)[0]], [0, 1, 0], [0, 0, 1]])
 
 
 @dataclass
@@ -118,7 +144,7 @@ class Instances:
 
 
 def transform_instances(
-    inst: Instances, m: np.ndarray, size: int, *, flip_tables: np.ndarray | None = None,
+    inst: Instances, m: np.ndarray, size: Size, *, flip_tables: np.ndarray | None = None,
     min_size: float = 2.0,
 ) -> Instances:  # fmt: skip
     """Move instances through `m`; with `flip_tables` ((nc, K) per-class flip permutations)
@@ -130,12 +156,13 @@ def transform_instances(
     x1, y1, x2, y2 = inst.boxes.T
     corners = np.stack([np.c_[x1, y1], np.c_[x2, y1], np.c_[x2, y2], np.c_[x1, y2]], 1)
     moved = transform_points(corners, m)  # (N, 4, 2)
-    boxes = np.concatenate([moved.min(1), moved.max(1)], 1).clip(0, size)
+    w, h = wh(size)
+    boxes = np.concatenate([moved.min(1), moved.max(1)], 1).clip(0, [w, h, w, h])
     kp = inst.keypoints.copy()
     kp[..., :2] = transform_points(kp[..., :2], m)
     if flip_tables is not None:
         kp = np.take_along_axis(kp, flip_tables[inst.classes][:, :, None], axis=1)
-    outside = (kp[..., 0] < 0) | (kp[..., 0] >= size) | (kp[..., 1] < 0) | (kp[..., 1] >= size)
+    outside = (kp[..., 0] < 0) | (kp[..., 0] >= w) | (kp[..., 1] < 0) | (kp[..., 1] >= h)
     kp[outside | (kp[..., 2] <= 0)] = 0.0
     keep = ((boxes[:, 2] - boxes[:, 0]) >= min_size) & ((boxes[:, 3] - boxes[:, 1]) >= min_size)
     return Instances(boxes, kp, inst.classes.copy()).select(keep)

@@ -18,6 +18,7 @@ class TrainConfig:
     depth: float | None = None  # override the size's depth multiplier
     epochs: int = 100
     imgsz: int = 640
+    rect: bool = True  # images of one aspect ratio train on a rectangle, not a padded square
     batch: int = 16  # total over all processes
     workers: int = 2  # data-loading processes per training process
     optimizer: str = "adamw"  # or "sgd"

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from posekit.data.dataset import KeypointDataset
 from posekit.data.transforms import (
@@ -62,7 +63,9 @@ def class_tables(schemas: list[KeypointSchema]) -> tuple[np.ndarray, np.ndarray,
 
 
 class KeypointSamples(Dataset):
-    """Images and their instances, letterboxed (and augmented) to `imgsz` x `imgsz`.
+    """Images and their instances, letterboxed (and augmented) to `imgsz` x `imgsz`, or with
+    `rect`, when every image letterboxes to the same rectangle, to that rectangle padded to a
+    multiple of 32 (a 4:3 dataset then trains on 320 x 256 instead of 320 x 320: 20 % less work).
 
     Crowd annotations are not trained on (they mark regions, not instances); they are counted
     in `skipped` and logged, never dropped silently.
@@ -76,6 +79,7 @@ class KeypointSamples(Dataset):
         *,
         category_ids: list[int] | None = None,
         seed: int = 0,
+        rect: bool = False,
     ) -> None:
         self.imgsz, self.augment, self.seed = imgsz, augment, seed
         self.category_ids = category_ids or [
@@ -114,14 +118,12 @@ class KeypointSamples(Dataset):
         if self.skipped:
             log.warning("%s: not trained on: %s", ds.source,
                         ", ".join(f"{n} {w}" for w, n in self.skipped.items()))  # fmt: skip
-        self.epoch = 0
+        self.stride = common_stride(self.sizes, imgsz) if rect else None
+        h, w = Letterbox.fit(*self.sizes[0], imgsz, self.stride).shape if self.sizes else (0, 0)
+        self.canvas: tuple[int, int] = (w, h) if self.stride else (imgsz, imgsz)
 
     def __len__(self) -> int:
         return len(self.paths)
-
-    def set_epoch(self, epoch: int) -> None:
-        """New augmentation draws each epoch (workers get the dataset anew every epoch)."""
-        self.epoch = epoch
 
     def load(self, i: int) -> np.ndarray:
         img = cv2.imread(self.paths[i], cv2.IMREAD_COLOR)
@@ -130,25 +132,26 @@ class KeypointSamples(Dataset):
         return img
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, Instances, int, np.ndarray]:
-        """(image (3, S, S) uint8 RGB, instances in input pixels, image id, 3x3 matrix from the
-        original image to the input)."""
+        """(image (3, H, W) uint8 RGB, instances in input pixels, image id, 3x3 matrix from
+        the original image to the input)."""
+        epoch, i = divmod(i, len(self.paths))  # `EpochSampler` folds the epoch in
         img = self.load(i)
         h, w = img.shape[:2]
-        lb = Letterbox.fit(w, h, self.imgsz)
+        lb = Letterbox.fit(w, h, self.imgsz, self.stride)
         inst = self.instances[i]
         a = self.augment
         if not a.enabled:
             m = lb.matrix()
-            out, inst = lb.apply(img), transform_instances(inst, m, self.imgsz)
+            out, inst = lb.apply(img), transform_instances(inst, m, self.canvas)
         else:
-            rng = np.random.default_rng([self.seed, self.epoch, i])
-            m = random_affine(rng, self.imgsz, scale=a.scale, degrees=a.degrees,
+            rng = np.random.default_rng([self.seed, epoch, i])
+            m = random_affine(rng, self.canvas, scale=a.scale, degrees=a.degrees,
                               translate=a.translate) @ lb.matrix()  # fmt: skip
             flip = rng.random() < a.flip
             if flip:
-                m = hflip_matrix(self.imgsz) @ m
-            out = warp(img, m, self.imgsz)
-            inst = transform_instances(inst, m, self.imgsz,
+                m = hflip_matrix(self.canvas) @ m
+            out = warp(img, m, self.canvas)
+            inst = transform_instances(inst, m, self.canvas,
                                        flip_tables=self.flips if flip else None)  # fmt: skip
             if any(a.hsv):
                 out = hsv_jitter(out, rng, *a.hsv)
@@ -156,6 +159,33 @@ class KeypointSamples(Dataset):
                 out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.3, 1.2))
         tensor = torch.from_numpy(np.ascontiguousarray(out[..., ::-1].transpose(2, 0, 1)))
         return tensor, inst, self.image_ids[i], m
+
+
+class EpochSampler(Sampler[int]):
+    """Wraps a sampler and folds the epoch into each index (`epoch * n + i`), so persistent
+    data-loader workers draw new augmentations every epoch without being restarted."""
+
+    def __init__(self, base: Sampler[int], dataset_size: int) -> None:
+        self.base, self.n = base, dataset_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if hasattr(self.base, "set_epoch"):
+            self.base.set_epoch(epoch)  # a DistributedSampler reshuffles by epoch
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[int]:
+        return (self.epoch * self.n + i for i in self.base)
+
+
+def common_stride(sizes: list[tuple[int, int]], imgsz: int, stride: int = 32) -> int | None:
+    """`stride` when every image letterboxes to the same rectangle padded to a multiple of it
+    (so batches can skip the square's padding), else None (square canvases)."""
+    shapes = {Letterbox.fit(w, h, imgsz, stride).shape for w, h in sizes}
+    return stride if len(shapes) == 1 else None
 
 
 def collate(batch: list) -> tuple[torch.Tensor, Targets, list[int], list[np.ndarray]]:

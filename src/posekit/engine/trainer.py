@@ -21,7 +21,7 @@ import torch
 import yaml
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from posekit.data.dataset import KeypointDataset
 from posekit.data.layout import load_splits
@@ -29,7 +29,7 @@ from posekit.data.problems import DatasetError
 from posekit.engine import distributed as dist
 from posekit.engine.checkpoint import load_model, read_checkpoint, save_checkpoint, unwrap
 from posekit.engine.config import TrainConfig
-from posekit.engine.dataset import KeypointSamples, class_tables, collate
+from posekit.engine.dataset import EpochSampler, KeypointSamples, class_tables, collate
 from posekit.engine.ema import ModelEMA
 from posekit.engine.loss import RTPoseLoss
 from posekit.engine.validate import PredictionArrays, make_loader, predict_split, to_predictions
@@ -103,7 +103,9 @@ class Trainer:
         seed_everything(cfg.seed + dist.rank(), cfg.deterministic)
         self.train_ds, self.val_ds = self._splits(cfg.data)
         self.category_ids = [c.id for c in sorted(self.train_ds.categories, key=lambda c: c.id)]
-        self.model = self._build_model().to(self.device)
+        # channels-last convolutions: about 15 % faster training on CPU, and what CUDA's
+        # tensor cores prefer
+        self.model = self._build_model().to(self.device, memory_format=torch.channels_last)
         _, sigmas, valid = class_tables(self.model.schemas)
         self.loss_fn = RTPoseLoss(torch.tensor(sigmas, dtype=torch.float32), torch.tensor(valid))
         self.optimizer = self._build_optimizer(self.model)
@@ -157,16 +159,21 @@ class Trainer:
             return torch.optim.SGD(groups, lr=cfg.lr0, momentum=cfg.momentum, nesterov=True)
         raise ValueError(f"unknown optimizer {cfg.optimizer!r}: use 'adamw' or 'sgd'")
 
-    def _train_loader(self) -> tuple[DataLoader, DistributedSampler | None]:
+    def _train_loader(self) -> tuple[DataLoader, EpochSampler]:
         cfg = self.cfg
-        samples = KeypointSamples(self.train_ds, cfg.imgsz, cfg.augment,
+        samples = KeypointSamples(self.train_ds, cfg.imgsz, cfg.augment, rect=cfg.rect,
                                   category_ids=self.category_ids, seed=cfg.seed)  # fmt: skip
         ws = dist.world_size()
-        sampler = DistributedSampler(samples, seed=cfg.seed) if ws > 1 else None
         g = torch.Generator().manual_seed(cfg.seed)
-        loader = DataLoader(samples, batch_size=max(1, cfg.batch // ws), shuffle=sampler is None,
-                            sampler=sampler, num_workers=cfg.workers, collate_fn=collate,
-                            drop_last=len(samples) >= cfg.batch, generator=g,
+        base = (DistributedSampler(samples, seed=cfg.seed) if ws > 1
+                else RandomSampler(samples, generator=g))  # fmt: skip
+        sampler = EpochSampler(base, len(samples))
+        # persistent workers: no new processes each epoch (a small dataset's epochs are short,
+        # and starting workers cost a third of each); the sampler tells them the epoch
+        loader = DataLoader(samples, batch_size=max(1, cfg.batch // ws), sampler=sampler,
+                            num_workers=cfg.workers, collate_fn=collate,
+                            drop_last=len(samples) >= cfg.batch,
+                            persistent_workers=cfg.workers > 0,
                             pin_memory=self.device.type == "cuda")  # fmt: skip
         return loader, sampler
 
@@ -248,9 +255,7 @@ class Trainer:
         """One pass over the training data; returns mean loss parts and images per second."""
         cfg, model = self.cfg, self.model
         model.train()
-        self.train_loader.dataset.set_epoch(epoch)  # type: ignore[attr-defined]
-        if self.sampler is not None:
-            self.sampler.set_epoch(epoch)
+        self.sampler.set_epoch(epoch)
         sums = dict.fromkeys(LOSS_NAMES, 0.0)
         seen, t0 = 0, time.time()
         amp = self.scaler.is_enabled()
@@ -262,7 +267,8 @@ class Trainer:
                 it = epoch * nb + i
                 for g in self.optimizer.param_groups:
                     g["lr"] = self.lr_at(it, self.epochs * nb, warmup)
-                images = images.to(self.device, non_blocking=True).float() / 255
+                images = images.to(self.device, non_blocking=True).float().div_(255)
+                images = images.contiguous(memory_format=torch.channels_last)
                 targets = targets.to(self.device)
                 with torch.autocast("cuda", enabled=amp):
                     out = model(images)
@@ -294,7 +300,7 @@ class Trainer:
         sampler = DistributedSampler(range(len(self.val_ds.images)), shuffle=False) \
             if ws > 1 else None  # fmt: skip
         loader = make_loader(self.val_ds, cfg.imgsz, max(1, cfg.batch // ws), cfg.workers,
-                             self.category_ids, sampler)  # fmt: skip
+                             self.category_ids, sampler, rect=cfg.rect)  # fmt: skip
         preds = predict_split(self.ema.ema, loader, self.device)
         parts = dist.gather_to_main(preds)
         metrics: dict[str, float] = {}
@@ -324,6 +330,7 @@ class Trainer:
             log.warning("%s (curves not drawn)", e)
         state = {
             "epoch": epoch,
+            "category_ids": self.category_ids,  # class index -> dataset category id
             "train_config": self.cfg.to_dict(),
             "metrics": row,
             "best_fitness": self.best_fitness,

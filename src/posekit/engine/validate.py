@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -90,9 +91,19 @@ def to_predictions(p: PredictionArrays, gt: GroundTruth, category_ids: list[int]
     return Predictions(cats)
 
 
-def make_loader(ds: KeypointDataset, imgsz: int, batch: int, workers: int,
-                category_ids: list[int] | None = None, sampler=None) -> DataLoader:  # type: ignore[no-untyped-def]  # fmt: skip
-    samples = KeypointSamples(ds, imgsz, AugmentConfig.off(), category_ids=category_ids)
+def make_loader(
+    ds: KeypointDataset,
+    imgsz: int,
+    batch: int,
+    workers: int,
+    category_ids: list[int] | None = None,
+    sampler: Any = None,
+    *,
+    rect: bool = True,
+) -> DataLoader:
+    """Unaugmented samples in order; with `rect`, padded like `posekit predict` pads them."""
+    samples = KeypointSamples(ds, imgsz, AugmentConfig.off(), category_ids=category_ids,
+                              rect=rect)  # fmt: skip
     return DataLoader(samples, batch_size=batch, shuffle=False, num_workers=workers,
                       collate_fn=collate, sampler=sampler)  # fmt: skip
 

@@ -267,6 +267,47 @@ def load_results(path: str | Path) -> list[Any]:
     return data
 
 
+def resolve_file_names(
+    results: list[Any], ds: KeypointDataset, *, source: str = "predictions"
+) -> list[Any]:
+    """Results that name their image by `file_name` (as `posekit predict --save-json` writes
+    them) get the dataset's `image_id` for it, matched on the relative path, else on the base
+    name when that is unique; a file name the dataset lacks is a `DatasetError`."""
+    if not any(isinstance(r, Mapping) and "file_name" in r for r in results):
+        return results
+    by_path = {Path(im.file_name).as_posix(): im.id for im in ds.images}
+    base_counts: dict[str, int] = {}
+    for im in ds.images:
+        base_counts[Path(im.file_name).name] = base_counts.get(Path(im.file_name).name, 0) + 1
+    by_base = {
+        Path(im.file_name).name: im.id
+        for im in ds.images
+        if base_counts[Path(im.file_name).name] == 1
+    }
+    problems: list[Problem] = []
+    out = []
+    for i, r in enumerate(results):
+        if not isinstance(r, Mapping) or "file_name" not in r:
+            out.append(r)
+            continue
+        name = Path(str(r["file_name"])).as_posix()
+        iid = by_path.get(name, by_base.get(Path(name).name))
+        if iid is None:
+            problems.append(
+                Problem(
+                    "unknown-file-name",
+                    f"no image {name!r} in the ground truth",
+                    file=source,
+                    field=f"[{i}].file_name",
+                )
+            )
+            continue
+        out.append({**r, "image_id": iid})
+    if problems:
+        raise DatasetError(_summary(source, problems, len(results)), problems)
+    return out
+
+
 def dump_results(results: list[dict[str, Any]], path: str | Path) -> Path:
     path = Path(path)
     path.write_text(json.dumps(results))

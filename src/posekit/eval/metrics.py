@@ -13,7 +13,7 @@ from posekit.data.dataset import KeypointDataset
 from posekit.data.layout import load_dataset
 from posekit.eval.coco import CocoKeypointResult, _sigmas_for, evaluate_coco, per_keypoint_ap
 from posekit.eval.cocoeval import STAT_NAMES, EvalParams
-from posekit.eval.inputs import GroundTruth, Predictions, load_results
+from posekit.eval.inputs import GroundTruth, Predictions, load_results, resolve_file_names
 from posekit.eval.pck import (
     INTEROCULAR_PAIR,
     TORSO_PAIR,
@@ -133,13 +133,15 @@ def evaluate(
     config = config or EvalConfig()
     if isinstance(gt, str | Path):
         gt = load_dataset(gt, split, repair=False)
-    if isinstance(gt, KeypointDataset):
-        gt = GroundTruth.from_dataset(gt)
+    source = str(predictions) if isinstance(predictions, str | Path) else "predictions"
     if isinstance(predictions, str | Path):
-        predictions = Predictions.from_coco_results(load_results(predictions), gt,
-                                                    source=str(predictions))  # fmt: skip
-    elif isinstance(predictions, list):
-        predictions = Predictions.from_coco_results(predictions, gt)
+        predictions = load_results(predictions)
+    if isinstance(gt, KeypointDataset):
+        if isinstance(predictions, list):
+            predictions = resolve_file_names(predictions, gt, source=source)
+        gt = GroundTruth.from_dataset(gt)
+    if isinstance(predictions, list):
+        predictions = Predictions.from_coco_results(predictions, gt, source=source)
     params = EvalParams(max_dets=config.max_dets)
     coco = evaluate_coco(gt, predictions, params=params, sigmas=config.sigmas)
     kp_ap = per_keypoint_ap(gt, predictions, params=params, sigmas=config.sigmas) \

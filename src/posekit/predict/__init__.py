@@ -1,5 +1,19 @@
-"""Inference: decoding network outputs into detections (prediction API comes with issue 5)."""
+"""Inference: sources -> letterbox -> network -> decode + NMS -> `Results`."""
 
 from posekit.predict.postprocess import Detections, postprocess
+from posekit.predict.predictor import PredictConfig, Predictor
+from posekit.predict.results import Boxes, Keypoints, Results
+from posekit.predict.sources import Frame, SourceError, iter_frames
 
-__all__ = ["Detections", "postprocess"]
+__all__ = [
+    "Boxes",
+    "Detections",
+    "Frame",
+    "Keypoints",
+    "PredictConfig",
+    "Predictor",
+    "Results",
+    "SourceError",
+    "iter_frames",
+    "postprocess",
+]

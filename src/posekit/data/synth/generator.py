@@ -110,18 +110,42 @@ def render(cfg: SynthConfig, index: int, backdrop: Backdrop | None = None) -> Sy
     img = backdrop.background(rng)
     owner = np.zeros((h, w), dtype=np.uint8)
     figs = _sample_figures(cfg, rng)
+    placed = draw_figures(img, owner, list(enumerate(figs, start=1)), lambda _: rng)
+    if rng.random() < 0.3:
+        _occluders(img, owner, rng)
+    instances = annotate(placed, owner, box_area=cfg.kind != "person")
+    return SynthFrame(backdrop.camera(img, rng), instances, owner)
+
+
+Placed = tuple[int, Figure, int, int, int, int]  # owner id, figure, x0, y0, width, height
+
+
+def draw_figures(
+    img: np.ndarray,
+    owner: np.ndarray,
+    figures: list[tuple[int, Figure]],
+    texture_rng: Callable[[int], np.random.Generator],
+) -> list[Placed]:
+    """Paint (owner id, figure) pairs in order (later ones on top), recording in `owner` who
+    is seen at each pixel; `texture_rng(id)` draws each figure's clothes pattern."""
+    h, w = owner.shape
     placed = []
-    for i, fig in enumerate(figs, start=1):
+    for i, fig in figures:
         drawn = draw_labels(fig.shapes, w, h)
         if drawn is None:
             continue
         labels, x0, y0 = drawn
         lh, lw = labels.shape
+        rng = texture_rng(i)
         textures = {lb: texture(rng, lh, lw, fig.scale) for lb in fig.textured}
         paste(img, owner, i, labels, x0, y0, fig.palette, textures)
         placed.append((i, fig, x0, y0, lw, lh))
-    if rng.random() < 0.3:
-        _occluders(img, owner, rng)
+    return placed
+
+
+def annotate(placed: list[Placed], owner: np.ndarray, *, box_area: bool) -> list[SynthInstance]:
+    """Instances of the painted figures that are seen: box of their visible pixels, keypoint
+    visibility from `owner`, and area (visible pixels, or with `box_area` the box's area)."""
     instances = []
     for i, fig, x0, y0, lw, lh in placed:
         mine = owner[y0 : y0 + lh, x0 : x0 + lw] == i
@@ -135,9 +159,9 @@ def render(cfg: SynthConfig, index: int, backdrop: Backdrop | None = None) -> Sy
         )
         # people: the visible pixel count, as COCO's segmentation area; arms: the box area,
         # since thin links would make OKS (which scales with sqrt(area)) unreasonably strict
-        area = float(count) if cfg.kind == "person" else float(bbox[2] * bbox[3])
+        area = float(bbox[2] * bbox[3]) if box_area else float(count)
         instances.append(SynthInstance(_visibility(fig, owner, i), bbox, area, i))
-    return SynthFrame(backdrop.camera(img, rng), instances, owner)
+    return instances
 
 
 def _visibility(fig: Figure, owner: np.ndarray, own_id: int) -> np.ndarray:

@@ -1,0 +1,205 @@
+"""`posekit predict`: run a checkpoint on images, folders, globs, videos or streams."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import click
+
+from posekit.cli.logs import setup_logging
+
+log = logging.getLogger("posekit.predict")
+
+
+@click.command()
+@click.option("--model", required=True, type=click.Path(path_type=Path), help="A checkpoint (.pt).")
+@click.option(
+    "--source",
+    required=True,
+    help="Image, folder, glob (quoted), video file, camera index or stream URL.",
+)
+@click.option("--conf", type=click.FloatRange(0, 1), default=0.25, show_default=True)
+@click.option(
+    "--kpt-conf",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="Keypoints below this confidence are drawn hidden (kept in JSON with their score).",
+)
+@click.option("--iou", type=click.FloatRange(0, 1), default=0.65, show_default=True)
+@click.option("--imgsz", type=click.IntRange(32), default=None, help="Default: the model's.")
+@click.option("--batch", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--max-det", type=click.IntRange(1), default=300, show_default=True)
+@click.option("--vid-stride", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option(
+    "--save/--no-save", default=True, show_default=True, help="Annotated images / videos."
+)
+@click.option("--save-json", is_flag=True, help="predictions.json in COCO results format.")
+@click.option("--save-txt", is_flag=True, help="labels/<name>.txt per image (YOLO-style rows).")
+@click.option("--show-hidden", is_flag=True, help="Draw low-confidence keypoints faintly.")
+@click.option("--project", default="runs/predict", show_default=True)
+@click.option("--name", default="exp", show_default=True)
+@click.option("--exist-ok", is_flag=True, help="Reuse project/name instead of making name2, ...")
+def predict(
+    model: Path,
+    source: str,
+    conf: float,
+    kpt_conf: float,
+    iou: float,
+    imgsz: int | None,
+    batch: int,
+    max_det: int,
+    vid_stride: int,
+    device: str,
+    save: bool,
+    save_json: bool,
+    save_txt: bool,
+    show_hidden: bool,
+    project: str,
+    name: str,
+    exist_ok: bool,
+) -> None:
+    """Detect keypoints; writes annotated images or videos (same fps and size as the input)
+    and, on request, COCO results JSON that `posekit val --pred` reads. Exit status 1 when
+    any input could not be read (the others are still processed)."""
+    from posekit import Model
+    from posekit.engine.trainer import next_run_dir
+    from posekit.predict.sources import expand_source
+
+    setup_logging()
+    m = Model(model)
+    # check the source before making any folder: a wrong path is one error line
+    items = expand_source(source)
+    out = next_run_dir(project, name, exist_ok)
+    total = _count_frames(items, vid_stride)
+    run = _Run(out, save=save, save_txt=save_txt, show_hidden=show_hidden, kpt_conf=kpt_conf)
+    stream = m.predict(
+        source,
+        stream=True,
+        conf=conf,
+        kpt_conf=kpt_conf,
+        iou=iou,
+        imgsz=imgsz,
+        batch=batch,
+        max_det=max_det,
+        vid_stride=vid_stride,
+        device=device,
+        on_error=run.failed,
+    )
+    from posekit.predict.writers import CocoResultsWriter
+    from posekit.utils.progress import progress_bar
+
+    coco = CocoResultsWriter() if save_json else None
+    t0 = time.perf_counter()
+    try:
+        with progress_bar("predict", total, unit="frame") as advance:
+            for r in stream:
+                run.add(r)
+                if coco is not None:
+                    coco.add(r)
+                advance(1)
+    finally:
+        run.close()
+    seconds = time.perf_counter() - t0
+    if coco is not None:
+        coco.save(out / "predictions.json")
+    done = run.counts["images"] + run.counts["frames"]
+    click.echo(
+        f"{run.counts['images']} images, {run.counts['frames']} video frames, "
+        f"{run.counts['instances']} instances in {seconds:.1f} s ({done / max(seconds, 1e-9):.1f}"
+        f" frames/s); {len(run.failures)} failed; results in {out}"
+    )
+    if run.failures:
+        for path, why in run.failures:
+            click.echo(f"  failed: {path}: {why}", err=True)
+        raise SystemExit(1)
+
+
+def _count_frames(items: list[tuple[str, Any, str]], vid_stride: int) -> int | None:
+    """Frames to expect (None when a stream's length is unknown)."""
+    from posekit.predict.sources import video_info
+
+    total = 0
+    for kind, value, _ in items:
+        if kind != "video":
+            total += 1
+            continue
+        n = video_info(value).frames if not isinstance(value, int) else 0
+        if n <= 0:
+            return None
+        total += -(-n // vid_stride)
+    return total
+
+
+class _Run:
+    """Where one predict run writes: annotated images, videos and txt labels."""
+
+    def __init__(
+        self, out: Path, *, save: bool, save_txt: bool, show_hidden: bool, kpt_conf: float
+    ) -> None:
+        from posekit.predict.writers import BackgroundWorker
+
+        self.out, self.save, self.save_txt = out, save, save_txt
+        self.plot_options = {"show_hidden": show_hidden, "kpt_conf": kpt_conf}
+        self.counts: Counter[str] = Counter()
+        self.failures: list[tuple[str, str]] = []
+        self.worker = BackgroundWorker()
+        self.sinks: dict[str, Any] = {}
+        self.names: dict[str, str] = {}  # input path -> output stem (unique)
+        out.mkdir(parents=True, exist_ok=True)
+
+    def failed(self, path: str, why: str) -> None:
+        log.warning("%s: %s (skipped)", path, why)
+        self.failures.append((path, why))
+
+    def _stem(self, path: str) -> str:
+        if path not in self.names:
+            stem = Path(path).stem or "image"
+            taken = set(self.names.values())
+            unique, i = stem, 2
+            while unique in taken:
+                unique, i = f"{stem}_{i}", i + 1
+            self.names[path] = unique
+        return self.names[path]
+
+    def add(self, r: Any) -> None:
+        self.counts["frames" if r.frame is not None else "images"] += 1
+        self.counts["instances"] += len(r)
+        stem = self._stem(r.path)
+        if self.save_txt:
+            from posekit.predict.writers import yolo_lines
+
+            labels = self.out / "labels"
+            labels.mkdir(exist_ok=True)
+            suffix = f"_{r.frame}" if r.frame is not None else ""
+            (labels / f"{stem}{suffix}.txt").write_text("".join(f"{s}\n" for s in yolo_lines(r)))
+        if not self.save:
+            return
+        if r.frame is None:
+            ext = Path(r.path).suffix.lower() if Path(r.path).suffix else ".jpg"
+            target = self.out / f"{stem}{ext}"
+            self.worker.submit(lambda: r.save(target, **self.plot_options))
+            return
+        if r.path not in self.sinks:
+            from posekit.predict.sources import VideoInfo, video_info
+            from posekit.predict.writers import VideoSink
+
+            h, w = r.orig_shape
+            # a file keeps its frame rate; a camera or stream gets a nominal 30 fps
+            fps = video_info(r.path).fps if Path(r.path).is_file() else 30.0
+            info = VideoInfo(fps, w, h, 0)
+            self.sinks[r.path] = VideoSink(self.out / f"{stem}.mp4", info)
+        sink = self.sinks[r.path]
+        self.worker.submit(lambda: sink.write(r.plot(**self.plot_options)))
+
+    def close(self) -> None:
+        try:
+            self.worker.close()
+        finally:
+            for sink in self.sinks.values():
+                sink.close()

@@ -1,0 +1,197 @@
+"""`posekit track`: predict and track on a video or stream; annotated video and JSONL events."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import click
+
+from posekit.cli.logs import setup_logging
+
+log = logging.getLogger("posekit.track")
+
+
+def _angles(values: tuple[str, ...]) -> dict[str, list[str]]:
+    """`--angle a,b,c` (named after b) or `--angle name=a,b,c`."""
+    out = {}
+    for v in values:
+        name, _, spec = v.rpartition("=")
+        parts = [p.strip() for p in spec.split(",")]
+        if len(parts) != 3 or not all(parts):
+            raise click.BadParameter(f"{v!r}: give three keypoints, e.g. hip,knee,ankle")
+        out[name or parts[1]] = parts
+    return out
+
+
+@click.command()
+@click.option("--model", required=True, type=click.Path(path_type=Path), help="A checkpoint (.pt).")
+@click.option("--source", required=True, help="Video file, camera index or stream URL.")
+@click.option("--conf", type=click.FloatRange(0, 1), default=0.25, show_default=True)
+@click.option("--kpt-conf", type=click.FloatRange(0, 1), default=0.5, show_default=True)
+@click.option("--imgsz", type=click.IntRange(32), default=None, help="Default: the model's.")
+@click.option("--batch", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option(
+    "--track-buffer",
+    type=click.IntRange(0),
+    default=30,
+    show_default=True,
+    help="Frames a lost track waits to be found again.",
+)
+@click.option(
+    "--min-hits",
+    type=click.IntRange(1),
+    default=2,
+    show_default=True,
+    help="Sightings before a new track gets an id.",
+)
+@click.option(
+    "--oks-weight",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="Weight of keypoint similarity against box IoU in association.",
+)
+@click.option(
+    "--smooth/--no-smooth",
+    default=True,
+    show_default=True,
+    help="One Euro smoothing of keypoints per track.",
+)
+@click.option(
+    "--min-cutoff",
+    type=click.FloatRange(0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="One Euro: lower is smoother when still (Hz).",
+)
+@click.option(
+    "--beta",
+    type=click.FloatRange(0),
+    default=0.05,
+    show_default=True,
+    help="One Euro: higher is less lag when moving.",
+)
+@click.option(
+    "--angle",
+    "angles",
+    multiple=True,
+    help="Joint angle to report: a,b,c (at b) or name=a,b,c; repeatable.",
+)
+@click.option("--save/--no-save", default=True, show_default=True, help="Annotated video.")
+@click.option("--save-jsonl", default=None, help="Event stream file (JSON Lines); - for stdout.")
+@click.option(
+    "--trail",
+    type=click.IntRange(0),
+    default=30,
+    show_default=True,
+    help="Trail length in frames (0: none).",
+)
+@click.option("--project", default="runs/track", show_default=True)
+@click.option("--name", default="exp", show_default=True)
+@click.option("--exist-ok", is_flag=True, help="Reuse project/name instead of making name2, ...")
+def track(
+    model: Path,
+    source: str,
+    conf: float,
+    kpt_conf: float,
+    imgsz: int | None,
+    batch: int,
+    device: str,
+    track_buffer: int,
+    min_hits: int,
+    oks_weight: float,
+    smooth: bool,
+    min_cutoff: float,
+    beta: float,
+    angles: tuple[str, ...],
+    save: bool,
+    save_jsonl: str | None,
+    trail: int,
+    project: str,
+    name: str,
+    exist_ok: bool,
+) -> None:
+    """Track every object of a video with a stable id: annotated video with ids and trails,
+    and a JSON Lines event stream (one object per tracked object per frame, see
+    event.schema.json)."""
+    from posekit import Model
+    from posekit.analytics import joint_angle, resolve_triple
+    from posekit.engine.trainer import next_run_dir
+    from posekit.predict.sources import VideoInfo, expand_source, video_info
+    from posekit.predict.writers import BackgroundWorker, VideoSink
+    from posekit.track import OneEuroConfig, TrackerConfig
+    from posekit.track.events import JsonlWriter, frame_events
+    from posekit.utils.progress import progress_bar
+    from posekit.viz.trails import TrailAnnotator
+
+    setup_logging()
+    to_stdout = save_jsonl == "-"
+    m = Model(model)
+    items = expand_source(source)
+    if any(kind != "video" for kind, _, _ in items):
+        raise click.BadParameter(f"{source}: tracking needs a video file, camera or stream")
+    schema = m.schemas[0]
+    triples = {n: resolve_triple(schema, t) for n, t in _angles(angles).items()}
+    out = next_run_dir(project, name, exist_ok) if save or (save_jsonl and not to_stdout) else None
+    total = sum(video_info(v).frames for _, v, _ in items if not isinstance(v, int)) or None
+    results = m.track(
+        source,
+        stream=True,
+        conf=conf,
+        kpt_conf=kpt_conf,
+        imgsz=imgsz,
+        batch=batch,
+        device=device,
+        tracker=TrackerConfig(track_buffer=track_buffer, min_hits=min_hits, oks_weight=oks_weight),
+        smooth=OneEuroConfig(min_cutoff=min_cutoff, beta=beta) if smooth else False,
+    )
+    writer = None
+    if save_jsonl:
+        writer = JsonlWriter("-" if to_stdout or out is None else out / save_jsonl)
+    worker = BackgroundWorker()
+    sinks: dict[str, VideoSink] = {}
+    trails: dict[str, TrailAnnotator] = {}
+    ids: set[int] = set()
+    frames = 0
+    t0 = time.perf_counter()
+    try:
+        with progress_bar("track", total or 0, unit="frame") as advance:
+            for r in results:
+                frames += 1
+                ids.update(r.boxes.id.tolist())  # type: ignore[union-attr]
+                if writer is not None:
+                    kp = r.keypoints.data
+                    values = {n: joint_angle(kp, t, kpt_conf=kpt_conf) for n, t in triples.items()}
+                    writer.write(frame_events(r, values))
+                if out is not None and save:
+                    if r.path not in sinks:
+                        h, w = r.orig_shape
+                        fps = video_info(r.path).fps if Path(r.path).is_file() else 30.0
+                        stem = Path(r.path).stem or "stream"
+                        sinks[r.path] = VideoSink(out / f"{stem}.mp4", VideoInfo(fps, w, h, 0))
+                        trails[r.path] = TrailAnnotator(trail)
+                    sink, tr = sinks[r.path], trails[r.path]
+
+                    def draw(r=r, sink=sink, tr=tr) -> None:  # type: ignore[no-untyped-def]
+                        img = r.plot(kpt_conf=kpt_conf, labels=False)
+                        if trail:
+                            img = tr.annotate(img, r.boxes.id, r.boxes.xyxy)
+                        sink.write(img)
+
+                    worker.submit(draw)
+                advance(1)
+    finally:
+        worker.close()
+        for s in sinks.values():
+            s.close()
+        if writer is not None:
+            writer.close()
+    seconds = time.perf_counter() - t0
+    msg = (
+        f"{frames} frames in {seconds:.1f} s ({frames / max(seconds, 1e-9):.1f} frames/s), "
+        f"{len(ids)} track ids" + (f"; results in {out}" if out is not None else "")
+    )
+    click.echo(msg, err=to_stdout)

@@ -1,0 +1,284 @@
+"""Multi-object tracking by detection, in the ByteTrack family, with keypoints in the cost.
+
+Each frame: Kalman-predict every track; match confirmed tracks to high-score detections on a
+similarity that mixes box IoU and keypoint OKS (solved exactly with scipy's linear assignment);
+match the still-unmatched tracks to low-score detections on IoU alone (low scores are often an
+occluded object whose keypoints are unreliable); confirm tentative tracks seen `min_hits` times;
+keep unmatched tracks as lost for `track_buffer` frames, so an object that vanishes for a few
+frames keeps its id. Arrays in, arrays out: it works on detections from any model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from posekit.track.kalman import KalmanBoxFilter, xyah_to_xyxy, xyxy_to_xyah
+
+TRACKED, LOST = 1, 2  # a track without an id (-1) is tentative
+_FORBIDDEN = 1e6
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Tracker settings; the defaults suit 25-30 fps video of people or animals."""
+
+    high_thresh: float = 0.5  # detections at or above take part in the first association
+    low_thresh: float = 0.1  # detections below are ignored; between: second association
+    new_track_thresh: float = 0.6  # an unmatched detection starts a track from this score
+    match_thresh: float = 0.8  # largest cost (1 - similarity) accepted in the first association
+    low_match_thresh: float = 0.5  # largest cost (1 - IoU) in the second association
+    tentative_match_thresh: float = 0.7  # largest cost for a tentative track's second sighting
+    oks_weight: float = 0.5  # similarity = (1 - w) * IoU + w * OKS (IoU alone without keypoints)
+    kpt_conf: float = 0.3  # keypoints below this confidence are left out of OKS
+    track_buffer: int = 30  # frames a lost track waits to be found again
+    min_hits: int = 2  # sightings before a new track gets an id (1: immediately)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.low_thresh <= self.high_thresh <= 1:
+            raise ValueError("need 0 <= low_thresh <= high_thresh <= 1")
+        if not 0 <= self.oks_weight <= 1:
+            raise ValueError("oks_weight must lie in [0, 1]")
+        if self.track_buffer < 0 or self.min_hits < 1:
+            raise ValueError("track_buffer must be >= 0 and min_hits >= 1")
+
+
+def box_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(A, B) IoU of xyxy boxes."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(-1)
+    area_a = (a[:, 2:] - a[:, :2]).clip(0).prod(-1)
+    area_b = (b[:, 2:] - b[:, :2]).clip(0).prod(-1)
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def oks_matrix(
+    track_kp: np.ndarray,
+    det_kp: np.ndarray,
+    det_boxes: np.ndarray,
+    sigmas: np.ndarray,
+    kpt_conf: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(T, D) OKS between track and detection keypoints (scale: the detection box area), and
+    (T, D) whether any keypoint was confidently seen in both."""
+    d2 = ((track_kp[:, None, :, :2] - det_kp[None, :, :, :2]) ** 2).sum(-1)  # (T, D, K)
+    area = (det_boxes[:, 2:] - det_boxes[:, :2]).clip(1e-6).prod(-1)  # (D,)
+    e = d2 / (2 * area[None, :, None] * (2 * sigmas[None, None, :]) ** 2)
+    both = (track_kp[:, None, :, 2] >= kpt_conf) & (det_kp[None, :, :, 2] >= kpt_conf)
+    n = both.sum(-1)
+    oks = (np.exp(-e) * both).sum(-1) / np.maximum(n, 1)
+    return oks, n > 0
+
+
+def assign(cost: np.ndarray, thresh: float) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column indices of the minimum-cost matching, keeping pairs with cost <= thresh."""
+    if cost.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    rows, cols = linear_sum_assignment(np.where(cost <= thresh, cost, _FORBIDDEN))
+    ok = cost[rows, cols] <= thresh
+    return rows[ok], cols[ok]
+
+
+class Tracker:
+    """ByteTrack-style tracker over boxes, scores, classes and (optionally) keypoints.
+
+    Example:
+        >>> tracker = Tracker(TrackerConfig(), sigmas=np.full(17, 0.05))
+        >>> ids = tracker.update(boxes, scores, classes, keypoints)  # doctest: +SKIP
+        >>> ids  # one id per detection, -1 where it is not (yet) a confirmed track
+    """
+
+    def __init__(self, config: TrackerConfig | None = None, sigmas: np.ndarray | None = None):
+        self.config = config or TrackerConfig()
+        self.sigmas = None if sigmas is None else np.asarray(sigmas, dtype=np.float64)
+        self.kf = KalmanBoxFilter()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every track (ids start again at 1)."""
+        self.frame = -1
+        self.next_id = 1
+        self.ids = np.zeros(0, np.int64)  # -1 while tentative
+        self.state = np.zeros(0, np.int8)
+        self.mean = np.zeros((0, 8))
+        self.cov = np.zeros((0, 8, 8))
+        self.cls = np.zeros(0, np.int64)
+        self.score = np.zeros(0)
+        self.hits = np.zeros(0, np.int64)
+        self.last = np.zeros(0, np.int64)  # last frame seen
+        self.kp: np.ndarray | None = None  # (T, K, 3) last keypoints
+        self.box_at_last = np.zeros((0, 4))  # box when last seen (to shift keypoints)
+
+    @property
+    def boxes(self) -> np.ndarray:
+        """(T, 4) predicted boxes of all current tracks."""
+        return xyah_to_xyxy(self.mean[:, :4])
+
+    def _similarity(self, t: np.ndarray, d: np.ndarray, det: _Dets, use_oks: bool) -> np.ndarray:
+        """(len(t), len(d)) similarity; different classes get -inf."""
+        pred = xyah_to_xyxy(self.mean[t, :4])
+        sim = box_iou_matrix(pred, det.boxes[d])
+        if use_oks and self.kp is not None and det.kp is not None and self.config.oks_weight > 0:
+            # keypoints move with the box: shift the last ones by the predicted displacement
+            shift = (pred[:, :2] + pred[:, 2:]) / 2 - (
+                self.box_at_last[t, :2] + self.box_at_last[t, 2:]
+            ) / 2
+            kp = self.kp[t].copy()
+            kp[..., :2] += shift[:, None, :]
+            sig = self._sigmas(kp.shape[1])
+            oks, has = oks_matrix(kp, det.kp[d], det.boxes[d], sig, self.config.kpt_conf)
+            w = self.config.oks_weight
+            sim = np.where(has, (1 - w) * sim + w * oks, sim)
+        same = self.cls[t][:, None] == det.cls[d][None, :]
+        return np.where(same, sim, -np.inf)
+
+    def _sigmas(self, k: int) -> np.ndarray:
+        if self.sigmas is None:
+            return np.full(k, 0.05)
+        return self.sigmas[:k] if self.sigmas.ndim == 1 else self.sigmas[0, :k]
+
+    def update(
+        self,
+        boxes: np.ndarray,
+        scores: np.ndarray,
+        classes: np.ndarray | None = None,
+        keypoints: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Advance one frame with its detections: boxes (N, 4) xyxy, scores (N,), classes (N,),
+        keypoints (N, K, 3) x, y, confidence. Returns (N,) track ids, -1 for detections that
+        are not part of a confirmed track (low scores left over, tentative new tracks)."""
+        c = self.config
+        self.frame += 1
+        det = _Dets.make(boxes, scores, classes, keypoints)
+        out = np.full(len(det.boxes), -1, np.int64)
+        if self.kp is None and det.kp is not None:
+            self.kp = np.zeros((len(self.ids), det.kp.shape[1], 3))
+        self.mean, self.cov = self.kf.predict(self.mean, self.cov)
+
+        valid = det.scores >= c.low_thresh
+        high = np.nonzero(valid & (det.scores >= c.high_thresh))[0]
+        low = np.nonzero(valid & (det.scores < c.high_thresh))[0]
+        confirmed = np.nonzero(self.ids >= 0)[0]
+        tentative = np.nonzero(self.ids < 0)[0]
+        matched_t: list[np.ndarray] = []
+        matched_d: list[np.ndarray] = []
+
+        # 1. confirmed tracks (tracked or lost) <-> high-score detections, IoU + OKS
+        sim = self._similarity(confirmed, high, det, use_oks=True)
+        r, k = assign(1 - sim, c.match_thresh)
+        matched_t.append(confirmed[r])
+        matched_d.append(high[k])
+        left_t = np.setdiff1d(confirmed, confirmed[r])
+        left_high = np.setdiff1d(high, high[k])
+
+        # 2. tracks still unmatched that were tracked last frame <-> low-score detections, IoU
+        recent = left_t[self.state[left_t] == TRACKED]
+        sim = self._similarity(recent, low, det, use_oks=False)
+        r, k = assign(1 - sim, c.low_match_thresh)
+        matched_t.append(recent[r])
+        matched_d.append(low[k])
+
+        # 3. tentative tracks <-> remaining high-score detections; unmatched tentatives end
+        sim = self._similarity(tentative, left_high, det, use_oks=True)
+        r, k = assign(1 - sim, c.tentative_match_thresh)
+        matched_t.append(tentative[r])
+        matched_d.append(left_high[k])
+        left_high = np.setdiff1d(left_high, left_high[k])
+
+        mt, md = np.concatenate(matched_t), np.concatenate(matched_d)
+        self._correct(mt, md, det)
+        self.state[np.setdiff1d(left_t, mt)] = LOST
+
+        # ids for tentative tracks seen often enough
+        promote = (self.ids < 0) & (self.hits >= c.min_hits)
+        self._give_ids(promote)
+
+        out[md] = self.ids[mt]  # -1 for tentative tracks not yet confirmed
+
+        # forget tracks lost too long and tentative ones that were not seen again (matched
+        # tracks were seen this frame, so the rows above stay valid until here)
+        drop = (self.state == LOST) & (self.frame - self.last > c.track_buffer)
+        drop |= (self.ids < 0) & (self.last < self.frame)
+        self._keep(~drop)
+
+        # 4. new tracks from confident unmatched detections
+        new = left_high[det.scores[left_high] >= c.new_track_thresh]
+        if len(new):
+            start = len(self.ids)
+            self._add(new, det)
+            if c.min_hits <= 1 or self.frame == 0:
+                rows = np.arange(start, len(self.ids))
+                mask = np.zeros(len(self.ids), bool)
+                mask[rows] = True
+                self._give_ids(mask)
+                out[new] = self.ids[rows]
+        return out
+
+    # --- track table maintenance (all vectorised over tracks) ----------------------------------
+
+    def _correct(self, t: np.ndarray, d: np.ndarray, det: _Dets) -> None:
+        if len(t) == 0:
+            return
+        self.mean[t], self.cov[t] = self.kf.update(
+            self.mean[t], self.cov[t], xyxy_to_xyah(det.boxes[d])
+        )
+        self.state[t] = TRACKED
+        self.score[t] = det.scores[d]
+        self.hits[t] += 1
+        self.last[t] = self.frame
+        self.box_at_last[t] = det.boxes[d]
+        if self.kp is not None and det.kp is not None:
+            self.kp[t] = det.kp[d]
+
+    def _give_ids(self, mask: np.ndarray) -> None:
+        n = int(mask.sum())
+        self.ids[mask] = np.arange(self.next_id, self.next_id + n)
+        self.next_id += n
+
+    def _keep(self, keep: np.ndarray) -> None:
+        for name in ("ids", "state", "mean", "cov", "cls", "score", "hits", "last", "box_at_last"):
+            setattr(self, name, getattr(self, name)[keep])
+        if self.kp is not None:
+            self.kp = self.kp[keep]
+
+    def _add(self, d: np.ndarray, det: _Dets) -> None:
+        n = len(d)
+        mean, cov = self.kf.initiate(xyxy_to_xyah(det.boxes[d]))
+        self.ids = np.r_[self.ids, np.full(n, -1)]
+        self.state = np.r_[self.state, np.full(n, TRACKED, np.int8)]
+        self.mean = np.concatenate([self.mean, mean])
+        self.cov = np.concatenate([self.cov, cov])
+        self.cls = np.r_[self.cls, det.cls[d]]
+        self.score = np.r_[self.score, det.scores[d]]
+        self.hits = np.r_[self.hits, np.ones(n, np.int64)]
+        self.last = np.r_[self.last, np.full(n, self.frame)]
+        self.box_at_last = np.concatenate([self.box_at_last, det.boxes[d]])
+        if self.kp is not None and det.kp is not None:
+            self.kp = np.concatenate([self.kp, det.kp[d]])
+
+
+@dataclass
+class _Dets:
+    boxes: np.ndarray
+    scores: np.ndarray
+    cls: np.ndarray
+    kp: np.ndarray | None
+
+    @classmethod
+    def make(
+        cls,
+        boxes: np.ndarray,
+        scores: np.ndarray,
+        classes: np.ndarray | None,
+        keypoints: np.ndarray | None,
+    ) -> _Dets:
+        b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        s = np.asarray(scores, dtype=np.float64).reshape(-1)
+        c = np.zeros(len(b), np.int64) if classes is None else np.asarray(classes, np.int64)
+        kp = None if keypoints is None else np.asarray(keypoints, dtype=np.float64)
+        if len(s) != len(b) or len(c) != len(b) or (kp is not None and len(kp) != len(b)):
+            raise ValueError("boxes, scores, classes and keypoints need one row per detection")
+        return cls(b, s, c.reshape(-1), kp)
