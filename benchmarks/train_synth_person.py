@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=500)
     parser.add_argument("--epochs", type=int, default=16)  # shrunk to fit the budget
     parser.add_argument("--imgsz", type=int, default=320)
-    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=8)  # more steps in a short budget
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--out", default="runs/bench_synth_person")
     args = parser.parse_args()

@@ -308,3 +308,31 @@ def test_cli_predict_bad_source_is_one_line_exit_2(tmp_path: Path, capsys) -> No
         rc = main(["predict", "--model", str(ck), "--source", str(source)])
         err = capsys.readouterr().err
         assert rc == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_stream_url_is_read_lazily_through_opencv(tmp_path: Path) -> None:
+    """An HTTP stream served from this process: the same path a network camera takes."""
+    import functools
+    import http.server
+    import socketserver
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    _video(tmp_path / "clip.mp4", frames=5)
+    handler = functools.partial(Quiet, directory=str(tmp_path))
+    with socketserver.TCPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}/clip.mp4"
+        frames = iter_frames(url)
+        first = next(frames)
+        assert first.video and first.index == 0 and first.image.shape == (48, 64, 3)
+        assert [f.index for f in frames] == [1, 2, 3, 4]
+        server.shutdown()
+
+
+def test_a_missing_camera_is_one_clear_error() -> None:
+    with pytest.raises(SourceError, match="cannot open video or stream"):
+        list(iter_frames(97))

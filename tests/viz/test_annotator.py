@@ -41,7 +41,7 @@ def test_keypoint_is_centred_on_its_pixel() -> None:
 def test_sizes_scale_with_the_image(h: int, w: int) -> None:
     ann = SkeletonAnnotator(get_schema("coco17"))
     thick, radius, _ = ann.sizes(np.zeros((h, w, 3), np.uint8))
-    assert 1 <= thick <= max(2, max(h, w) / 100) and 2 <= radius <= max(2, max(h, w) / 50)
+    assert 1 <= thick <= max(2, max(h, w) / 100) and 1 <= radius <= max(2, max(h, w) / 50)
     kp = np.zeros((1, 17, 3))
     kp[0, :, 0] = np.linspace(0.1, 0.9, 17) * w
     kp[0, :, 1] = np.linspace(0.1, 0.9, 17) * h
@@ -53,6 +53,9 @@ def test_sizes_scale_with_the_image(h: int, w: int) -> None:
         labels=["person 0.93"],
     )
     assert out.shape == (h, w, 3) and out.any()
+    plain = ann.annotate(np.zeros((h, w, 3), np.uint8), kp, boxes=np.array([[1, 1, w - 2, h - 2]]))
+    # thumbnails get no text (it would cover the person); large images do
+    assert np.array_equal(out, plain) == (max(h, w) < 160)
 
 
 def test_hidden_and_occluded_keypoints() -> None:

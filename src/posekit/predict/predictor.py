@@ -19,6 +19,7 @@ from posekit.models.rtpose import STRIDES, RTPose
 from posekit.predict.postprocess import Detections, postprocess
 from posekit.predict.results import Boxes, Keypoints, Results, _slot_names
 from posekit.predict.sources import Frame, iter_frames, prefetch
+from posekit.schema import KeypointSchema
 
 MAX_STRIDE = max(STRIDES)
 
@@ -53,7 +54,7 @@ class Prepared:
     """A batch ready for the network: frames, their input tensor and letterbox mappings."""
 
     frames: list[Frame]
-    tensor: torch.Tensor | None  # (B, 3, H, W) uint8 RGB
+    tensor: torch.Tensor | None  # (B, 3, H, W) float RGB in 0..1, channels-last
     letterboxes: list[Letterbox]
     failed: list[Frame] = field(default_factory=list)
     ms: float = 0.0
@@ -83,7 +84,9 @@ def prepare(frames: list[Frame], imgsz: int, rect: bool) -> Prepared:
     if not good:
         return Prepared([], None, [], failed)
     tensor, boxes = letterbox_batch([f.image for f in good], imgsz, rect)  # type: ignore[misc]
-    return Prepared(good, tensor, boxes, failed, (time.perf_counter() - t0) * 1000)
+    # the network's input layout, made here so that it overlaps with the previous batch
+    x = tensor.float().div_(255).contiguous(memory_format=torch.channels_last)
+    return Prepared(good, x, boxes, failed, (time.perf_counter() - t0) * 1000)
 
 
 def detections_to_results(
@@ -91,7 +94,7 @@ def detections_to_results(
     lb: Letterbox,
     frame: Frame,
     *,
-    schemas: list,
+    schemas: list[KeypointSchema],
     names: dict[int, str],
     kpt_conf: float,
     category_ids: list[int] | None,
@@ -163,8 +166,7 @@ class Predictor:
         n = len(p.frames)
         t0 = time.perf_counter()
         with torch.inference_mode():
-            x = p.tensor.to(self.device).float().div_(255)
-            out = self.net(x.contiguous(memory_format=torch.channels_last))
+            out = self.net(p.tensor.to(self.device, non_blocking=True))
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             t1 = time.perf_counter()

@@ -19,6 +19,7 @@ from posekit.schema import KeypointSchema
 # BGR colours by side: left = blue family, right = orange family, centre = green.
 SIDE_COLORS = {"left": (255, 128, 0), "right": (0, 128, 255), "center": (60, 200, 60)}
 _SHIFT = 4
+MIN_LABEL_SIZE = 160  # px: smaller images get no text labels
 
 
 def _pt(xy: np.ndarray) -> tuple[int, int]:
@@ -48,7 +49,7 @@ class SkeletonAnnotator:
         """Line thickness, joint radius and font scale for this image size."""
         s = max(image.shape[:2])
         thick = max(1, round(s / 320 * self.line_scale))
-        radius = max(2, round(s / 200 * self.line_scale))
+        radius = max(1, round(s / 200 * self.line_scale))
         return thick, radius, max(0.3, s / 1600)
 
     def annotate(
@@ -71,7 +72,8 @@ class SkeletonAnnotator:
                 cv2.rectangle(
                     out, _pt(b[:2]), _pt(b[2:]), (0, 220, 220), thick, cv2.LINE_AA, _SHIFT
                 )
-                if labels is not None and i < len(labels):
+                # below MIN_LABEL_SIZE px a label would cover the objects it names
+                if labels is not None and i < len(labels) and max(out.shape[:2]) >= MIN_LABEL_SIZE:
                     org = (int(b[0]), max(int(b[1]) - 3, int(12 * font * 2)))
                     cv2.putText(
                         out,
@@ -101,8 +103,9 @@ class SkeletonAnnotator:
                 if shown[j] and hollow[j]:  # occluded: a ring
                     cv2.circle(out, c, r, kpt_colors[j], max(1, thick // 2), cv2.LINE_AA, _SHIFT)
                 elif shown[j]:  # visible: a dot with a thin white rim (readable on any colour)
-                    rim = r + (max(1, thick // 3) << _SHIFT)
-                    cv2.circle(out, c, rim, (255, 255, 255), -1, cv2.LINE_AA, _SHIFT)
+                    if radius >= 3:  # on thumbnails a rim would swallow the dot
+                        rim = r + (max(1, thick // 3) << _SHIFT)
+                        cv2.circle(out, c, rim, (255, 255, 255), -1, cv2.LINE_AA, _SHIFT)
                     cv2.circle(out, c, r, kpt_colors[j], -1, cv2.LINE_AA, _SHIFT)
                 elif faint is not None:
                     cv2.circle(faint, c, r, kpt_colors[j], -1, cv2.LINE_AA, _SHIFT)
