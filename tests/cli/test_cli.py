@@ -91,14 +91,41 @@ def test_console_script_and_module_entry_points(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_demo_leaves_what_it_promises(tmp_path: Path) -> None:
+    """The README's main job, shrunk: generate, check, train, evaluate, predict."""
     out = tmp_path / "demo"
     r = subprocess.run(
-        [sys.executable, "-m", "posekit", "demo", "--out", str(out), "--images", "40"],
+        [
+            sys.executable,
+            "-m",
+            "posekit",
+            "demo",
+            "--out",
+            str(out),
+            "--images",
+            "40",
+            "--imgsz",
+            "96",
+            "--minutes",
+            "0.3",
+        ],
         capture_output=True,
         text=True,
     )
     assert r.returncode == 0, r.stderr
     assert "open this first" in r.stdout
-    assert cv2.imread(str(out / "previews" / "grid.png")) is not None
-    summary = json.loads((out / "check.json").read_text())
-    assert summary["val"]["images"] == 8 and summary["train"]["problems"] == []
+    for image in (
+        "predictions/grid.png",
+        "ground_truth/grid.png",
+        "train/results.png",
+        "eval/pr_curves.png",
+        "eval/per_keypoint.png",
+    ):
+        assert cv2.imread(str(out / image)) is not None, image
+    assert (out / "train" / "weights" / "best.pt").is_file()
+    assert len(list((out / "predictions").glob("*.jpg"))) == 6  # every held-out image
+    metrics = json.loads((out / "eval" / "metrics.json").read_text())
+    assert 0 <= metrics["AP"] <= 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["val"]["AP"] == metrics["AP"] and summary["train"]["epochs"] >= 1
+    check = json.loads((out / "check.json").read_text())
+    assert check["val"]["images"] == 6 and check["train"]["problems"] == []

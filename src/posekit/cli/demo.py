@@ -54,6 +54,20 @@ def demo(out: Path, n_images: int, imgsz: int, minutes: float, seed: int) -> Non
             data_dir, progress_factory=lambda s, n: add_task(f"2/5 check {s}", n)
         )
     n_problems = print_check(results, console, max_problems=20)
+    (out / "check.json").write_text(
+        json.dumps(
+            {
+                r.name: {
+                    "images": r.stats.images,
+                    "instances": r.stats.total_instances,
+                    "labelled_keypoints": r.stats.labelled_keypoints(),
+                    "problems": [str(p) for p in r.problems],
+                }
+                for r in results
+            },
+            indent=2,
+        )
+    )
     if n_problems:
         raise click.ClickException(f"the generated dataset has {n_problems} problem(s)")
     write_previews(load_dataset(data_dir, "val"), out / "ground_truth", n=16, seed=seed)
@@ -116,6 +130,7 @@ def demo(out: Path, n_images: int, imgsz: int, minutes: float, seed: int) -> Non
     console.print(f"  {result.save_dir / 'results.png'}   (loss and metric curves)")
     console.print(f"  {out / 'eval'}   (metrics.json, pr_curves.png, per_keypoint.png)")
     console.print(f"  {result.best}   (the checkpoint: posekit predict --model ... --source ...)")
+    console.print(f"  {out / 'check.json'}   (dataset check: no problems)")
     console.print(
         f"Held-out AP {metrics.coco['AP']:.3f} after {result.epochs_run} epochs: a few minutes "
         "of CPU training shows the pipeline, not final accuracy (see README, limits)."
