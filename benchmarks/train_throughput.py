@@ -43,7 +43,8 @@ def loader_rate(samples: KeypointSamples, batch: int, workers: int, n_batches: i
 
 
 def train_rate(samples: KeypointSamples, batch: int, n_batches: int) -> float:
-    model = create("rtpose-n", "coco17").train()
+    # as the trainer runs it: channels-last convolutions
+    model = create("rtpose-n", "coco17").train().to(memory_format=torch.channels_last)
     _, sigmas, valid = class_tables(model.schemas)
     loss_fn = RTPoseLoss(torch.tensor(sigmas, dtype=torch.float32), torch.tensor(valid))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -62,7 +63,7 @@ def train_rate(samples: KeypointSamples, batch: int, n_batches: int) -> float:
         images, targets, _, _ = next(it)
         if i == 2:  # two warm-up steps
             t0, n = time.perf_counter(), 0
-        out = model(images.float() / 255)
+        out = model((images.float() / 255).contiguous(memory_format=torch.channels_last))
         loss, _ = loss_fn(out, targets)
         opt.zero_grad()
         loss.backward()
@@ -90,13 +91,14 @@ def main() -> None:
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}")
         print(f"{'imgsz':>6}{'loader, 1 worker':>20}{'loader, in-process':>21}{'training':>12}")
         for size in args.sizes:
-            samples = KeypointSamples(ds, size, AugmentConfig())
+            samples = KeypointSamples(ds, size, AugmentConfig(), rect=True)  # as the trainer
             l1 = loader_rate(samples, args.batch, 1, args.batches)
             l0 = loader_rate(samples, args.batch, 0, args.batches)
             tr = train_rate(samples, args.batch, max(3, args.batches // 2))
+            w, h = samples.canvas
             print(
                 f"{size:>6}{l1:>14.1f} img/s{l0:>15.1f} img/s{tr:>6.1f} img/s   "
-                f"(loader headroom {l1 / tr:.0f}x)"
+                f"(loader headroom {l1 / tr:.0f}x; {w}x{h} canvases)"
             )
 
 
