@@ -277,21 +277,6 @@ class Results:
         return out
 
 
-def empty_results(
-    schemas: list[KeypointSchema], names: dict[int, str], orig_shape: tuple[int, int], **kw: Any
-) -> Results:
-    """Results with no detections for an image of `orig_shape`."""
-    k = max(s.num_keypoints for s in schemas)
-    key_names = _slot_names(schemas, k)
-    return Results(
-        Boxes(np.zeros((0, 4)), np.zeros(0), np.zeros(0), orig_shape),
-        Keypoints(np.zeros((0, k, 3)), orig_shape, key_names),
-        names,
-        schemas,
-        **kw,
-    )
-
-
 def _slot_names(schemas: list[KeypointSchema], k: int) -> tuple[str, ...]:
     """Keypoint names per slot: the first schema's, and `kpt<j>` for slots it does not use."""
     first = schemas[0].keypoints

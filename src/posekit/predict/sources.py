@@ -148,16 +148,6 @@ def _is_stream(s: str) -> bool:
     return s.isdigit() or s.lower().startswith(STREAM_PREFIXES)
 
 
-def is_video_source(source: Any) -> bool:
-    """Whether `source` is a single video file, camera index or stream."""
-    if isinstance(source, int):
-        return True
-    if isinstance(source, str | Path):
-        s = str(source)
-        return _is_stream(s) or Path(s).suffix.lower() in VIDEO_SUFFIXES
-    return False
-
-
 def iter_frames(source: Any, *, vid_stride: int = 1) -> Iterator[Frame]:
     """Every frame of `source`: a path, folder, glob, list of these, an (H, W, 3) BGR array,
     a PIL image, a video file, a camera index or a stream URL.
