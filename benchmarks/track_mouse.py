@@ -24,6 +24,7 @@ import torch
 from posekit import Model
 from posekit.cli.main import main as cli_main
 from posekit.data.transforms import Letterbox
+from predict_speed import network_rate  # the same network-only measure
 
 VIDEO = (
     Path(__file__).resolve().parents[1].parent
@@ -33,18 +34,6 @@ VIDEO = (
     / "videos"
     / "m3v1mp4.mp4"
 )
-
-
-def network_rate(model: Model, shape: tuple[int, int], seconds: float = 10.0) -> float:
-    net = model.net.eval().to(memory_format=torch.channels_last)
-    x = torch.rand(1, 3, *shape).contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode():
-        net(x)
-        n, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            net(x)
-            n += 1
-    return n / (time.perf_counter() - t0)
 
 
 def snout_series(path: Path, frames: int) -> tuple[np.ndarray, set[int], int]:

@@ -17,12 +17,13 @@ import tempfile
 
 import motmetrics as mm
 import numpy as np
+import torch
 
 from posekit import Model
+from posekit.ops import pairwise_iou
 from posekit.schema import get_schema
 from posekit.track import OneEuroConfig, OneEuroFilter, Tracker, TrackerConfig
 from posekit.track.synth_video import FrameTruth, SynthVideoConfig, synth_video, write_synth_video
-from posekit.track.tracker import box_iou_matrix
 
 SIGMAS = np.array(get_schema("coco17").sigmas)
 
@@ -54,7 +55,9 @@ def mot_summary(frames: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     acc = mm.MOTAccumulator(auto_id=True)
     for gid, gbox, hid, hbox in frames:
         # 1 - IoU, no match below IoU 0.5 (motmetrics' own iou_matrix needs NumPy < 2)
-        iou = box_iou_matrix(gbox.reshape(-1, 4), hbox.reshape(-1, 4))
+        iou = pairwise_iou(
+            torch.from_numpy(gbox.reshape(-1, 4)), torch.from_numpy(hbox.reshape(-1, 4))
+        ).numpy()
         dist = np.where(iou >= 0.5, 1 - iou, np.nan)
         acc.update(gid.tolist(), hid.tolist(), dist)
     s = mm.metrics.create().compute(

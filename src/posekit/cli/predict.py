@@ -69,14 +69,14 @@ def predict(
     any input could not be read (the others are still processed)."""
     from posekit import Model
     from posekit.engine.trainer import next_run_dir
-    from posekit.predict.sources import expand_source
+    from posekit.predict.sources import count_frames, expand_source
 
     setup_logging()
     m = Model(model)
     # check the source before making any folder: a wrong path is one error line
     items = expand_source(source)
     out = next_run_dir(project, name, exist_ok)
-    total = _count_frames(items, vid_stride)
+    total = count_frames(items, vid_stride)
     run = _Run(out, save=save, save_txt=save_txt, show_hidden=show_hidden, kpt_conf=kpt_conf)
     stream = m.predict(
         source,
@@ -118,22 +118,6 @@ def predict(
         for path, why in run.failures:
             click.echo(f"  failed: {path}: {why}", err=True)
         raise SystemExit(1)
-
-
-def _count_frames(items: list[tuple[str, Any, str]], vid_stride: int) -> int | None:
-    """Frames to expect (None when a stream's length is unknown)."""
-    from posekit.predict.sources import video_info
-
-    total = 0
-    for kind, value, _ in items:
-        if kind != "video":
-            total += 1
-            continue
-        n = video_info(value).frames if not isinstance(value, int) else 0
-        if n <= 0:
-            return None
-        total += -(-n // vid_stride)
-    return total
 
 
 class _Run:
@@ -186,14 +170,11 @@ class _Run:
             self.worker.submit(lambda: r.save(target, **self.plot_options))
             return
         if r.path not in self.sinks:
-            from posekit.predict.sources import VideoInfo, video_info
             from posekit.predict.writers import VideoSink
 
-            h, w = r.orig_shape
-            # a file keeps its frame rate; a camera or stream gets a nominal 30 fps
-            fps = video_info(r.path).fps if Path(r.path).is_file() else 30.0
-            info = VideoInfo(fps, w, h, 0)
-            self.sinks[r.path] = VideoSink(self.out / f"{stem}.mp4", info)
+            self.sinks[r.path] = VideoSink.for_source(
+                self.out / f"{stem}.mp4", r.path, r.orig_shape
+            )
         sink = self.sinks[r.path]
         self.worker.submit(lambda: sink.write(r.plot(**self.plot_options)))
 

@@ -120,7 +120,7 @@ def track(
     from posekit import Model
     from posekit.analytics import joint_angle, resolve_triple
     from posekit.engine.trainer import next_run_dir
-    from posekit.predict.sources import VideoInfo, expand_source, video_info
+    from posekit.predict.sources import count_frames, expand_source
     from posekit.predict.writers import BackgroundWorker, VideoSink
     from posekit.track import OneEuroConfig, TrackerConfig
     from posekit.track.events import JsonlWriter, frame_events
@@ -136,7 +136,7 @@ def track(
     schema = m.schemas[0]
     triples = {n: resolve_triple(schema, t) for n, t in _angles(angles).items()}
     out = next_run_dir(project, name, exist_ok) if save or (save_jsonl and not to_stdout) else None
-    total = sum(video_info(v).frames for _, v, _ in items if not isinstance(v, int)) or None
+    total = count_frames(items)
     results = m.track(
         source,
         stream=True,
@@ -158,7 +158,7 @@ def track(
     frames = 0
     t0 = time.perf_counter()
     try:
-        with progress_bar("track", total or 0, unit="frame") as advance:
+        with progress_bar("track", total, unit="frame") as advance:
             for r in results:
                 frames += 1
                 ids.update(r.boxes.id.tolist())  # type: ignore[union-attr]
@@ -168,10 +168,10 @@ def track(
                     writer.write(frame_events(r, values))
                 if out is not None and save:
                     if r.path not in sinks:
-                        h, w = r.orig_shape
-                        fps = video_info(r.path).fps if Path(r.path).is_file() else 30.0
                         stem = Path(r.path).stem or "stream"
-                        sinks[r.path] = VideoSink(out / f"{stem}.mp4", VideoInfo(fps, w, h, 0))
+                        sinks[r.path] = VideoSink.for_source(
+                            out / f"{stem}.mp4", r.path, r.orig_shape
+                        )
                         trails[r.path] = TrailAnnotator(trail)
                     sink, tr = sinks[r.path], trails[r.path]
 

@@ -200,6 +200,21 @@ def expand_source(source: Any) -> list[tuple[str, Any, str]]:
     raise SourceError(f"unsupported source type {type(source).__name__}")
 
 
+def count_frames(items: list[tuple[str, Any, str]], vid_stride: int = 1) -> int | None:
+    """Frames that `expand_source` items will yield (None when a camera's or stream's length
+    is unknown), for progress bars."""
+    total = 0
+    for kind, value, _ in items:
+        if kind != "video":
+            total += 1
+            continue
+        n = video_info(value).frames if not isinstance(value, int) else 0
+        if n <= 0:
+            return None
+        total += -(-n // vid_stride)
+    return total
+
+
 def _file_item(f: str) -> tuple[str, Any, str]:
     return ("video" if Path(f).suffix.lower() in VIDEO_SUFFIXES else "image", f, f)
 

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from posekit.predict.results import Results
-from posekit.predict.sources import VideoInfo
+from posekit.predict.sources import VideoInfo, video_info
 
 
 class BackgroundWorker:
@@ -64,6 +64,14 @@ class VideoSink:
         if not self.writer.isOpened():
             raise OSError(f"cannot write video {path}")
         self.frames = 0
+
+    @classmethod
+    def for_source(cls, path: Path, source: str, frame_shape: tuple[int, int]) -> VideoSink:
+        """A sink for the annotated frames of `source`: a file keeps its frame rate, a camera
+        or stream gets a nominal 30 fps; the size is the frames' (height, width)."""
+        fps = video_info(source).fps if Path(source).is_file() else 30.0
+        h, w = frame_shape
+        return cls(path, VideoInfo(fps, w, h, 0))
 
     def write(self, image: np.ndarray) -> None:
         self.writer.write(image)

@@ -13,8 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from scipy.optimize import linear_sum_assignment
 
+from posekit.ops import oks_pairwise, pairwise_iou
+from posekit.schema import DEFAULT_SIGMA
 from posekit.track.kalman import KalmanBoxFilter, xyah_to_xyxy, xyxy_to_xyah
 
 TRACKED, LOST = 1, 2  # a track without an id (-1) is tentative
@@ -45,32 +48,25 @@ class TrackerConfig:
             raise ValueError("track_buffer must be >= 0 and min_hits >= 1")
 
 
-def box_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(A, B) IoU of xyxy boxes."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area_a = (a[:, 2:] - a[:, :2]).clip(0).prod(-1)
-    area_b = (b[:, 2:] - b[:, :2]).clip(0).prod(-1)
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
-
-
-def oks_matrix(
+def _pairwise_oks(
     track_kp: np.ndarray,
     det_kp: np.ndarray,
     det_boxes: np.ndarray,
     sigmas: np.ndarray,
     kpt_conf: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(T, D) OKS between track and detection keypoints (scale: the detection box area), and
-    (T, D) whether any keypoint was confidently seen in both."""
-    d2 = ((track_kp[:, None, :, :2] - det_kp[None, :, :, :2]) ** 2).sum(-1)  # (T, D, K)
-    area = (det_boxes[:, 2:] - det_boxes[:, :2]).clip(1e-6).prod(-1)  # (D,)
-    e = d2 / (2 * area[None, :, None] * (2 * sigmas[None, None, :]) ** 2)
+    """(T, D) OKS between track and detection keypoints (scale: the detection box area, the
+    project's `oks_pairwise`), and (T, D) whether any keypoint was confidently seen in both."""
     both = (track_kp[:, None, :, 2] >= kpt_conf) & (det_kp[None, :, :, 2] >= kpt_conf)
-    n = both.sum(-1)
-    oks = (np.exp(-e) * both).sum(-1) / np.maximum(n, 1)
-    return oks, n > 0
+    area = (det_boxes[:, 2:] - det_boxes[:, :2]).clip(0).prod(-1)
+    oks = oks_pairwise(
+        torch.from_numpy(track_kp[:, None, :, :2]),
+        torch.from_numpy(det_kp[None, :, :, :2]),
+        torch.from_numpy(both),
+        torch.from_numpy(area[None, :]),
+        torch.from_numpy(sigmas),
+    )
+    return oks.numpy(), both.any(-1)
 
 
 def assign(cost: np.ndarray, thresh: float) -> tuple[np.ndarray, np.ndarray]:
@@ -120,7 +116,7 @@ class Tracker:
     def _similarity(self, t: np.ndarray, d: np.ndarray, det: _Dets, use_oks: bool) -> np.ndarray:
         """(len(t), len(d)) similarity; different classes get -inf."""
         pred = xyah_to_xyxy(self.mean[t, :4])
-        sim = box_iou_matrix(pred, det.boxes[d])
+        sim = pairwise_iou(torch.from_numpy(pred), torch.from_numpy(det.boxes[d])).numpy()
         if use_oks and self.kp is not None and det.kp is not None and self.config.oks_weight > 0:
             # keypoints move with the box: shift the last ones by the predicted displacement
             shift = (pred[:, :2] + pred[:, 2:]) / 2 - (
@@ -129,7 +125,7 @@ class Tracker:
             kp = self.kp[t].copy()
             kp[..., :2] += shift[:, None, :]
             sig = self._sigmas(kp.shape[1])
-            oks, has = oks_matrix(kp, det.kp[d], det.boxes[d], sig, self.config.kpt_conf)
+            oks, has = _pairwise_oks(kp, det.kp[d], det.boxes[d], sig, self.config.kpt_conf)
             w = self.config.oks_weight
             sim = np.where(has, (1 - w) * sim + w * oks, sim)
         same = self.cls[t][:, None] == det.cls[d][None, :]
@@ -137,7 +133,7 @@ class Tracker:
 
     def _sigmas(self, k: int) -> np.ndarray:
         if self.sigmas is None:
-            return np.full(k, 0.05)
+            return np.full(k, DEFAULT_SIGMA)
         return self.sigmas[:k] if self.sigmas.ndim == 1 else self.sigmas[0, :k]
 
     def update(

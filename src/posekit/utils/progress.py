@@ -49,7 +49,7 @@ def _progress(unit: str, console: Console | None) -> Progress:
 @contextmanager
 def progress_bar(
     description: str,
-    total: int,
+    total: int | None,
     *,
     unit: str = "it",
     console: Console | None = None,
@@ -57,7 +57,8 @@ def progress_bar(
 ) -> Iterator[Callable[..., None]]:
     """Context manager yielding `advance(n, info=None)`; shows done/total, rate, elapsed and
     ETA, and `info` (e.g. the running loss) after the description. With `enabled=False` (e.g.
-    on non-zero distributed ranks) it shows nothing."""
+    on non-zero distributed ranks) it shows nothing. `total=None` (a stream of unknown length)
+    shows the count and rate without a bar's end or ETA."""
     if not enabled:
         yield lambda n=1, info=None: None
         return

@@ -55,24 +55,15 @@ class TrailAnnotator:
         font = max(0.4, s / 1400)
         for tid, b in zip(np.asarray(ids).tolist(), np.asarray(boxes).reshape(-1, 4), strict=True):
             org = (int(b[0]) + 2, int(b[1]) + int(22 * font * 1.5))
-            cv2.putText(
-                out,
-                f"#{tid}",
-                org,
-                cv2.FONT_HERSHEY_SIMPLEX,
-                font * 1.3,
-                (0, 0, 0),
-                thick + 2,
-                cv2.LINE_AA,
-            )
-            cv2.putText(
-                out,
-                f"#{tid}",
-                org,
-                cv2.FONT_HERSHEY_SIMPLEX,
-                font * 1.3,
-                id_color(tid),
-                thick,
-                cv2.LINE_AA,
-            )
+            for color, width in (((0, 0, 0), thick + 2), (id_color(tid), thick)):  # outlined
+                cv2.putText(
+                    out,
+                    f"#{tid}",
+                    org,
+                    cv2.FONT_HERSHEY_SIMPLEX,
+                    font * 1.3,
+                    color,
+                    width,
+                    cv2.LINE_AA,
+                )
         return out
