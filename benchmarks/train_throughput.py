@@ -2,7 +2,8 @@
 
 For each image size: data-loader images/s (decode + augment + letterbox + collate, one worker
 process and in-process), and training images/s (forward + loss + backward + step + EMA on
-batches from the loader). Both measured in this run on the synthetic person data.
+batches from the loader) in float32 and in the mixed precision the trainer uses on this CPU
+(bfloat16 where it is native). All measured in this run on the synthetic person data.
 
     python benchmarks/train_throughput.py [--sizes 320 640] [--batches 12]
 """
@@ -22,6 +23,7 @@ from posekit.data.synth import SynthConfig, generate
 from posekit.engine.dataset import AugmentConfig, KeypointSamples, class_tables, collate
 from posekit.engine.ema import ModelEMA
 from posekit.engine.loss import RTPoseLoss
+from posekit.engine.trainer import autocast_dtype
 from posekit.models import create
 
 
@@ -42,8 +44,10 @@ def loader_rate(samples: KeypointSamples, batch: int, workers: int, n_batches: i
     return n / (time.perf_counter() - t0)
 
 
-def train_rate(samples: KeypointSamples, batch: int, n_batches: int) -> float:
-    # as the trainer runs it: channels-last convolutions
+def train_rate(
+    samples: KeypointSamples, batch: int, n_batches: int, amp: torch.dtype | None
+) -> float:
+    # as the trainer runs it: channels-last convolutions, autocast to `amp` when given
     model = create("rtpose-n", "coco17").train().to(memory_format=torch.channels_last)
     _, sigmas, valid = class_tables(model.schemas)
     loss_fn = RTPoseLoss(torch.tensor(sigmas, dtype=torch.float32), torch.tensor(valid))
@@ -63,7 +67,9 @@ def train_rate(samples: KeypointSamples, batch: int, n_batches: int) -> float:
         images, targets, _, _ = next(it)
         if i == 2:  # two warm-up steps
             t0, n = time.perf_counter(), 0
-        out = model((images.float() / 255).contiguous(memory_format=torch.channels_last))
+        x = (images.float() / 255).contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=amp, enabled=amp is not None):
+            out = model(x)
         loss, _ = loss_fn(out, targets)
         opt.zero_grad()
         loss.backward()
@@ -88,17 +94,23 @@ def main() -> None:
             workers=2,
         )
         ds = load_dataset(root, "train")
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}")
-        print(f"{'imgsz':>6}{'loader, 1 worker':>20}{'loader, in-process':>21}{'training':>12}")
+        amp = autocast_dtype(torch.device("cpu"), True)  # what the trainer picks here
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}; "
+              f"mixed precision on this CPU: {amp or 'none (no native bfloat16)'}")  # fmt: skip
+        print(f"{'imgsz':>6}{'loader, 1 worker':>20}{'loader, in-process':>21}"
+              f"{'training fp32':>16}{'training mixed':>17}")  # fmt: skip
         for size in args.sizes:
             samples = KeypointSamples(ds, size, AugmentConfig(), rect=True)  # as the trainer
             l1 = loader_rate(samples, args.batch, 1, args.batches)
             l0 = loader_rate(samples, args.batch, 0, args.batches)
-            tr = train_rate(samples, args.batch, max(3, args.batches // 2))
+            n = max(3, args.batches // 2)
+            fp32 = train_rate(samples, args.batch, n, None)
+            mixed = train_rate(samples, args.batch, n, amp) if amp else float("nan")
+            tr = mixed if amp else fp32  # what training runs at
             w, h = samples.canvas
             print(
-                f"{size:>6}{l1:>14.1f} img/s{l0:>15.1f} img/s{tr:>6.1f} img/s   "
-                f"(loader headroom {l1 / tr:.0f}x; {w}x{h} canvases)"
+                f"{size:>6}{l1:>14.1f} img/s{l0:>15.1f} img/s{fp32:>10.1f} img/s"
+                f"{mixed:>11.1f} img/s   (loader headroom {l1 / tr:.0f}x; {w}x{h} canvases)"
             )
 
 

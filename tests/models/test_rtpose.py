@@ -27,7 +27,9 @@ def test_forward_backward_and_checkpoint(name: str, tmp_path: Path) -> None:
     a = (64 // 8) * (96 // 8) + (64 // 16) * (96 // 16) + (64 // 32) * (96 // 32)
     assert out.cls_logits.shape == (2, a, 1) and out.boxes.shape == (2, a, 4)
     assert out.keypoints.shape == (2, a, 17, 2) and out.kpt_logits.shape == (2, a, 17)
+    assert out.heatmap.shape == (2, 17, 8, 12) and out.heatmap_offset.shape == (2, 17, 2, 8, 12)
     loss = out.cls_logits.sum() + out.boxes.mean() + out.keypoints.mean() + out.kpt_logits.sum()
+    loss = loss + out.heatmap.sum() + out.heatmap_offset.sum()
     loss.backward()
     assert all(p.grad is not None for p in model.parameters())
     model.eval()
@@ -37,6 +39,7 @@ def test_forward_backward_and_checkpoint(name: str, tmp_path: Path) -> None:
     assert again.schemas == model.schemas and again.names == model.names
     with torch.no_grad():
         torch.testing.assert_close(again(x).keypoints, model(x).keypoints)
+        torch.testing.assert_close(again(x).heatmap, model(x).heatmap)
 
 
 def test_rtpose_n_is_in_the_nano_compute_class() -> None:

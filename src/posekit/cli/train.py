@@ -40,7 +40,16 @@ from posekit.cli.logs import setup_logging
 )
 @click.option("--patience", type=click.IntRange(1), default=50, show_default=True)
 @click.option(
-    "--time-limit", type=float, default=0.0, help="Minutes; stop after the epoch that crosses it."
+    "--time-limit",
+    type=float,
+    default=0.0,
+    help="Minutes; the epoch count (and the LR schedule) shrink to what fits.",
+)
+@click.option(
+    "--amp/--no-amp",
+    default=True,
+    show_default=True,
+    help="Mixed precision: float16 on CUDA, bfloat16 on CPUs that compute it natively.",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
@@ -56,7 +65,7 @@ from posekit.cli.logs import setup_logging
 @click.option("--width", type=float, default=None, help="Override the size's width multiplier.")
 @click.option("--depth", type=float, default=None, help="Override the size's depth multiplier.")
 def train(data: Path, model: str, epochs: int, imgsz: int, batch: int, workers: int, optimizer: str,
-          lr0: float | None, patience: int, time_limit: float, seed: int, device: str,
+          lr0: float | None, patience: int, time_limit: float, amp: bool, seed: int, device: str,
           project: str, name: str, exist_ok: bool, resume: Path | None, width: float | None,
           depth: float | None) -> None:  # fmt: skip
     """Train a keypoint detector; writes weights/best.pt, last.pt, results.csv and curves."""
@@ -70,7 +79,7 @@ def train(data: Path, model: str, epochs: int, imgsz: int, batch: int, workers: 
     lr = lr0 if lr0 is not None else (0.002 if optimizer == "adamw" else 0.01)
     cfg = TrainConfig(data=str(data or ""), model=model, epochs=epochs, imgsz=imgsz, batch=batch,
                       workers=workers, optimizer=optimizer, lr0=lr, patience=patience,
-                      time_limit=time_limit, seed=seed, device=device, project=project,
+                      time_limit=time_limit, amp=amp, seed=seed, device=device, project=project,
                       name=name, exist_ok=exist_ok, width=width, depth=depth)  # fmt: skip
     try:
         result = Trainer(cfg, resume=resume).fit()

@@ -54,6 +54,7 @@ def model_from_description(desc: dict[str, Any]) -> RTPose:
         raise ValueError(f"unknown architecture {desc.get('architecture')!r}")
     cfg = dict(desc["config"])
     cfg["mean"], cfg["std"] = tuple(cfg["mean"]), tuple(cfg["std"])
+    cfg.setdefault("heatmap", False)  # checkpoints from before the heatmap head
     schemas = [KeypointSchema.from_dict(s) for s in desc["schemas"]]
     return RTPose(RTPoseConfig(**cfg), schemas, list(desc["names"]))
 

@@ -30,7 +30,7 @@ class TrainConfig:
     warmup_min_iters: int = 100
     ema_decay: float = 0.9999
     grad_clip: float = 10.0
-    amp: bool = True  # mixed precision, used on CUDA only
+    amp: bool = True  # mixed precision: float16 on CUDA, bfloat16 on CPUs that have it natively
     seed: int = 0
     deterministic: bool = True
     patience: int = 50  # epochs without a better validation AP before stopping

@@ -15,11 +15,14 @@ Losses: BCE on classes (soft targets), CIoU on boxes, OKS loss on keypoints (1 -
 (2 s^2 (2 sigma)^2)) with the class schema's sigmas, averaged over labelled keypoints) plus an
 L1 term in units of the object's size (the OKS loss alone has no gradient for keypoints far
 from their target), and BCE on keypoint visibility (v = 1 and v = 2 are both "labelled",
-v = 0 is not).
+v = 0 is not). When the model has the stride-8 heatmap head: CenterNet's penalty-reduced focal
+loss on Gaussian keypoint heatmaps (one channel per keypoint, every instance drawn) and L1 on
+the sub-cell offsets of the cells around each labelled keypoint.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -54,6 +57,81 @@ class LossWeights:
     # within a 30-minute budget, at 10 it is (see the rtpose issue's closing note)
     pose_l1: float = 10.0
     kobj: float = 1.0
+    heatmap: float = 1.0
+    heatmap_offset: float = 1.0
+
+
+@dataclass
+class HeatmapTargets:
+    """Targets on the heatmap grid: `heat` (B, K, H, W) in 0..1, exactly 1 at the cell nearest
+    each labelled keypoint; `cells` (N, 4) long rows (batch, keypoint, row, column) of the
+    cells whose offsets are supervised (the 2 x 2 cells around each keypoint, each owned by its
+    nearest keypoint) and `offset` (N, 2): from those cell centres to the keypoint, in cells."""
+
+    heat: torch.Tensor
+    cells: torch.Tensor
+    offset: torch.Tensor
+
+
+def heatmap_targets(
+    t: Targets, kvalid: torch.Tensor, size: tuple[int, int], stride: int, sigma: float = 1.0
+) -> HeatmapTargets:
+    """Heatmap targets of a batch; `size` is the grid's (H, W), `sigma` the Gaussian's width in
+    cells. Cell (i, j) has its centre at ((j + 0.5) * stride, (i + 0.5) * stride) in input
+    pixels (the anchors' convention), so a keypoint at x lies at x / stride - 0.5 cells.
+    Only the cells near each keypoint are touched (no (B, M, K, H, W) intermediate)."""
+    h, w = size
+    device = t.keypoints.device
+    b, _, k = t.keypoints.shape[:3]
+    labelled = (t.keypoints[..., 2] > 0) & t.mask[..., None] & kvalid[t.classes]  # (B, M, K)
+    bi, mi, ki = labelled.nonzero(as_tuple=True)
+    kp = t.keypoints[bi, mi, ki, :2].float()
+    u, v = kp[:, 0] / stride - 0.5, kp[:, 1] / stride - 0.5  # continuous cell coordinates
+    heat = torch.zeros(b * k * h * w, device=device)
+    # Gaussian centred on the nearest cell (so that cell's target is exactly 1), drawn out to
+    # 3 sigma with a running maximum over instances
+    r = math.ceil(3 * sigma)
+    d = torch.arange(-r, r + 1, device=device)
+    dy, dx = (g.reshape(-1) for g in torch.meshgrid(d, d, indexing="ij"))
+    cx, cy = u.round().long()[:, None] + dx, v.round().long()[:, None] + dy  # (n, (2r+1)^2)
+    g = torch.exp(-(dx**2 + dy**2).float() / (2 * sigma**2)).expand_as(cx)
+    plane = (bi * k + ki)[:, None]
+    inside = (cx >= 0) & (cx < w) & (cy >= 0) & (cy < h)
+    flat = ((plane * h + cy) * w + cx)[inside]
+    heat.scatter_reduce_(0, flat, g[inside], "amax")
+    # offsets on the 2 x 2 cells around each keypoint; a cell claimed by two keypoints of one
+    # type goes to the nearer
+    fx, fy = u.floor().long()[:, None] + torch.tensor([0, 1, 0, 1], device=device), \
+        v.floor().long()[:, None] + torch.tensor([0, 0, 1, 1], device=device)  # fmt: skip
+    ox, oy = u[:, None] - fx, v[:, None] - fy
+    inside = (fx >= 0) & (fx < w) & (fy >= 0) & (fy < h)
+    flat = ((plane * h + fy) * w + fx)[inside]
+    dist = (ox**2 + oy**2)[inside]
+    nearest = torch.full((b * k * h * w,), torch.inf, device=device)
+    nearest.scatter_reduce_(0, flat, dist, "amin")
+    own = dist <= nearest[flat]
+    flat, offset = flat[own], torch.stack([ox[inside][own], oy[inside][own]], -1)
+    flat, first = _unique_first(flat)  # exact ties: keep one
+    cells = torch.stack([flat // (k * h * w), flat // (h * w) % k, flat // w % h, flat % w], -1)
+    return HeatmapTargets(heat.view(b, k, h, w), cells, offset[first])
+
+
+def _unique_first(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unique values of a 1-D tensor and the index of one occurrence of each."""
+    uniq, inverse = torch.unique(x, return_inverse=True)
+    first = torch.full((len(uniq),), len(x), device=x.device, dtype=torch.long)
+    first.scatter_reduce_(0, inverse, torch.arange(len(x), device=x.device), "amin")
+    return uniq, first
+
+
+def heatmap_focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """CenterNet's penalty-reduced focal loss (alpha 2, beta 4), per labelled keypoint."""
+    logits = logits.float()
+    p = logits.sigmoid()
+    pos = target >= 1.0
+    pos_loss = -F.logsigmoid(logits) * (1 - p) ** 2 * pos
+    neg_loss = -F.logsigmoid(-logits) * p**2 * (1 - target) ** 4 * ~pos
+    return (pos_loss.sum() + neg_loss.sum()) / pos.sum().clamp(min=1)
 
 
 class RTPoseLoss:
@@ -81,7 +159,7 @@ class RTPoseLoss:
         fg, gt_idx, target_scores = self.assign(out, t, sigmas, kvalid)
         b = out.cls_logits.shape[0]
         tss = target_scores.sum().clamp(min=1.0)
-        l_cls = F.binary_cross_entropy_with_logits(out.cls_logits, target_scores,
+        l_cls = F.binary_cross_entropy_with_logits(out.cls_logits.float(), target_scores,
                                                    reduction="sum") / tss  # fmt: skip
         zero = out.boxes.sum() * 0.0
         l_box = l_pose = l_pose_l1 = l_kobj = zero
@@ -109,14 +187,22 @@ class RTPoseLoss:
             l_pose = (per * weight * has).sum() / wsum
             l_pose_l1 = (per_l1 * weight * has).sum() / wsum
             used = kvalid[cls]
-            l_kobj = F.binary_cross_entropy_with_logits(out.kpt_logits[fg][used],
+            l_kobj = F.binary_cross_entropy_with_logits(out.kpt_logits[fg][used].float(),
                                                         valid[used].float())  # fmt: skip
+        l_heat = l_offset = zero
+        if out.heatmap is not None and out.heatmap_offset is not None:
+            ht = heatmap_targets(t, kvalid, out.heatmap.shape[-2:], out.heatmap_stride)
+            l_heat = heatmap_focal_loss(out.heatmap, ht.heat)
+            if len(ht.cells):
+                bb, kk, yy, xx = ht.cells.unbind(-1)
+                pred = out.heatmap_offset[bb, kk, :, yy, xx].float()  # (N, 2)
+                l_offset = (pred - ht.offset).abs().mean()
         w = self.w
         total = (w.box * l_box + w.cls * l_cls + w.pose * l_pose + w.pose_l1 * l_pose_l1
-                 + w.kobj * l_kobj)  # fmt: skip
+                 + w.kobj * l_kobj + w.heatmap * l_heat + w.heatmap_offset * l_offset)  # fmt: skip
         parts = {k: float(v.detach()) for k, v in
                  (("box", l_box), ("cls", l_cls), ("pose", l_pose), ("pose_l1", l_pose_l1),
-                  ("kobj", l_kobj))}  # fmt: skip
+                  ("kobj", l_kobj), ("heatmap", l_heat), ("hm_offset", l_offset))}  # fmt: skip
         return total, parts
 
     @torch.no_grad()
