@@ -101,8 +101,9 @@ def heatmap_targets(
     heat.scatter_reduce_(0, flat, g[inside], "amax")
     # offsets on the 2 x 2 cells around each keypoint; a cell claimed by two keypoints of one
     # type goes to the nearer
-    fx, fy = u.floor().long()[:, None] + torch.tensor([0, 1, 0, 1], device=device), \
-        v.floor().long()[:, None] + torch.tensor([0, 0, 1, 1], device=device)  # fmt: skip
+    corner = torch.tensor([[0, 0], [1, 0], [0, 1], [1, 1]], device=device)
+    fx = u.floor().long()[:, None] + corner[:, 0]
+    fy = v.floor().long()[:, None] + corner[:, 1]
     ox, oy = u[:, None] - fx, v[:, None] - fy
     inside = (fx >= 0) & (fx < w) & (fy >= 0) & (fy < h)
     flat = ((plane * h + fy) * w + fx)[inside]

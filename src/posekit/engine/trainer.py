@@ -70,8 +70,9 @@ def autocast_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
     if device.type == "cuda":
         return torch.float16
     if device.type == "cpu":
-        native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)() or \
-            getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()  # fmt: skip
+        # private probes of torch.cpu (stable since 2.1); absent ones mean "not native"
+        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        native = any(getattr(torch.cpu, name, lambda: False)() for name in checks)
         return torch.bfloat16 if native else None
     return None
 
@@ -275,7 +276,9 @@ class Trainer:
                                self.cfg.time_limit * 60)  # fmt: skip
         new = dist.broadcast_from_main(min(self.cfg.epochs, self.start_epoch + fits))
         if new != self.epochs:  # ranks agree: rank 0 decided
-            log.info("time limit %.1f min: %d epochs fit", self.cfg.time_limit, new)
+            # the first estimate is news; later ones only follow the pace by an epoch or two
+            level = logging.INFO if self.epochs == self.cfg.epochs else logging.DEBUG
+            log.log(level, "time limit %.1f min: %d epochs fit", self.cfg.time_limit, new)
             self.epochs = new
 
     def train_epoch(self, epoch: int, nb: int, warmup: int) -> tuple[dict[str, float], float]:
