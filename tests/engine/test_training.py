@@ -93,7 +93,8 @@ def test_ddp_two_processes_on_cpu(four_people: Path, tmp_path: Path) -> None:
 def test_time_limit_counts_the_epochs_that_fit() -> None:
     from posekit.engine.trainer import epochs_that_fit
 
-    # first epoch 30 s (workers starting), then 10 s each: 3 done after 50 s of 120
-    assert epochs_that_fit(3, 50.0, 20.0, 120.0) == 3 + 7
-    assert epochs_that_fit(1, 30.0, 0.0, 120.0) == 1 + 3  # only the first epoch known
+    # first epoch 30 s (workers starting), then 10 s each: 3 done after 50 s of 500; 2 % of
+    # the limit (10 s) is kept for the closing validation
+    assert epochs_that_fit(3, 50.0, 20.0, 500.0) == 3 + 44
+    assert epochs_that_fit(1, 30.0, 0.0, 500.0) == 1 + 15  # only the first epoch known
     assert epochs_that_fit(4, 130.0, 100.0, 120.0) == 4  # over the limit: stop now

@@ -80,9 +80,10 @@ def autocast_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
 def epochs_that_fit(ran: int, elapsed: float, since_first: float, limit: float) -> int:
     """How many epochs (counting the `ran` done) fit in `limit` seconds, `elapsed` having
     passed, `since_first` of it after the first epoch. The pace leaves out the first epoch,
-    which also starts the data workers, once later ones are known; never less than `ran`."""
+    which also starts the data workers, once later ones are known; 2 % of the limit is kept
+    for the closing validation and checkpoint and the pace's jitter; never less than `ran`."""
     per_epoch = since_first / (ran - 1) if ran >= 2 else elapsed / max(ran, 1)
-    left = max(0.0, limit - elapsed)
+    left = max(0.0, 0.98 * limit - elapsed)
     return ran + int(left / max(per_epoch, 1e-9))
 
 
