@@ -118,3 +118,42 @@ def test_rect_training_samples_share_one_rectangle_and_mixed_sizes_stay_square(
         assert np.all((kp[:, 0] < expect[1]) & (kp[:, 1] < expect[0]))
     assert common_stride([(640, 480), (480, 640)], 320) is None
     assert KeypointSamples(ds, 160, AugmentConfig()).canvas == (160, 160)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_mosaic_places_each_image_in_its_quadrant_with_its_keypoints(seed: int) -> None:
+    from posekit.data.transforms import mosaic
+
+    rng = np.random.default_rng(seed)
+    shapes = [(120, 160), (200, 100), (160, 160), (60, 90)]  # (h, w): letterboxed differently
+    images, parts, points = [], [], []
+    for q, (h, w) in enumerate(shapes):
+        img = np.full((h, w, 3), 40, np.uint8)
+        pts = np.array([[0.25 * w, 0.3 * h], [0.7 * w, 0.6 * h]]).round() + 0.5
+        for j, (x, y) in enumerate(pts):  # distinct 5x5 colours; images shrink to 0.64
+            img[int(y) - 2 : int(y) + 3, int(x) - 2 : int(x) + 3] = (60 * q + 30, 200 - 90 * j, 90)
+        images.append(img)
+        points.append(pts)
+        kp = np.c_[pts, np.full(2, 2.0)][None]
+        parts.append(Instances(np.array([[0.0, 0, w, h]]), kp, np.array([q])))
+    big, inst, mats = mosaic(images, parts, (192, 128), rng)
+    assert big.shape == (256, 384, 3)
+    for q in range(4):  # keypoints follow their image's matrix and land on its markers
+        rows = np.nonzero(inst.classes == q)[0]
+        if not len(rows):
+            continue  # the whole tile fell outside the mosaic
+        for j in range(2):
+            x, y, v = inst.keypoints[rows[0], j]
+            expected = points[q][j] @ mats[q][:2, :2].T + mats[q][:2, 2]
+            if v == 0:  # cut by the mosaic border
+                assert not (0 <= expected[0] < 384 and 0 <= expected[1] < 256)
+                continue
+            np.testing.assert_allclose((x, y), expected)
+            colour = images[q][int(points[q][j][1]), int(points[q][j][0])].astype(int)
+            ys, xs = np.nonzero(np.abs(big.astype(int) - colour).sum(axis=2) < 12)
+            assert len(xs), (q, j)
+            centre = np.array([xs.mean() + 0.5, ys.mean() + 0.5])
+            assert np.abs(centre - (x, y)).max() < 1.0, (q, j, centre, (x, y))
+    # the four tiles meet at one centre and do not overlap: tile 0 ends where tile 1 begins
+    assert mats[0][0, 2] + shapes[0][1] * mats[0][0, 0] == pytest.approx(mats[1][0, 2])
+    assert mats[0][1, 2] + shapes[0][0] * mats[0][1, 1] == pytest.approx(mats[2][1, 2])

@@ -30,3 +30,32 @@ def test_persistent_workers_draw_new_augmentations_every_epoch(tmp_path: Path) -
     assert sorted(sampler) == [4, 5, 6, 7]
     a, b = samples[1], samples[1 + 4]  # the same image, epochs 0 and 1
     assert a[2] == b[2] and not np.array_equal(a[3], b[3])
+
+
+def test_mosaic_samples_hold_several_images_people_where_the_matrix_puts_them(
+    tmp_path: Path,
+) -> None:
+    root = generate(SynthConfig("person", images=6, imgsz=160, seed=2), tmp_path / "d", val=0.0)
+    ds = load_dataset(root, "train")
+    still = {"scale": 0.0, "degrees": 0.0, "translate": 0.0, "flip": 0.0, "hsv": (0, 0, 0)}
+    samples = KeypointSamples(ds, 160, AugmentConfig(mosaic=1.0, blur=0.0, **still), rect=True)
+    plain = KeypointSamples(ds, 160, AugmentConfig.off(), rect=True)
+    w, h = samples.canvas
+    more = 0
+    for i in range(len(samples)):
+        image, inst, _, m = samples[i]
+        assert image.shape == (3, h, w)
+        kp = inst.keypoints
+        labelled = kp[..., 2] > 0
+        assert ((kp[..., 0] >= 0) & (kp[..., 0] <= w) & (kp[..., 1] >= 0) & (kp[..., 1] <= h))[
+            labelled
+        ].all()
+        more += len(inst) > len(plain.instances[i])
+        # image i's own labelled keypoints, moved by the returned matrix, are among them
+        own = plain.instances[i].keypoints
+        xy = own[..., :2] @ m[:2, :2].T + m[:2, 2]
+        inside = (own[..., 2] > 0) & (xy[..., 0] >= 0) & (xy[..., 0] < w)
+        inside &= (xy[..., 1] >= 0) & (xy[..., 1] < h)
+        for p in xy[inside]:
+            assert np.abs(kp[..., :2][labelled] - p).max(-1).min() < 1e-6
+    assert more >= 3  # most mosaics bring in people from the other images

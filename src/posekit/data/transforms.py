@@ -180,3 +180,41 @@ def hsv_jitter(
     lut_v = np.clip(x * gains[2], 0, 255).astype(np.uint8)
     merged = cv2.merge((cv2.LUT(hue, lut_h), cv2.LUT(sat, lut_s), cv2.LUT(val, lut_v)))
     return cv2.cvtColor(merged, cv2.COLOR_HSV2BGR)
+
+
+def concat_instances(parts: list[Instances]) -> Instances:
+    """One image's worth of instances from several (all with the same keypoint count)."""
+    return Instances(np.concatenate([p.boxes for p in parts]),
+                     np.concatenate([p.keypoints for p in parts]),
+                     np.concatenate([p.classes for p in parts]))  # fmt: skip
+
+
+def mosaic(
+    images: list[np.ndarray], instances: list[Instances], size: Size, rng: np.random.Generator
+) -> tuple[np.ndarray, Instances, list[np.ndarray]]:
+    """YOLO's mosaic: four images around a random centre of a canvas twice `size`, each scaled
+    to fit `size` and placed in its own quadrant with one corner on the centre (top-left,
+    top-right, bottom-left, bottom-right), so they never overlap and instances are only cut by
+    the canvas border. Returns the (2H, 2W) mosaic, its instances and each image's 3x3 matrix
+    into it (continuous coordinates, like every matrix here)."""
+    w, h = wh(size)
+    big = (2 * w, 2 * h)
+    xc, yc = rng.uniform(0.5 * w, 1.5 * w), rng.uniform(0.5 * h, 1.5 * h)
+    out = np.full((2 * h, 2 * w, 3), PAD_VALUE, np.uint8)
+    placed, matrices = [], []
+    for q, (img, inst) in enumerate(zip(images, instances, strict=True)):
+        ih, iw = img.shape[:2]
+        s = min(w / iw, h / ih)
+        tw, th = iw * s, ih * s
+        x0 = xc - tw if q % 2 == 0 else xc
+        y0 = yc - th if q < 2 else yc
+        m = np.array([[s, 0.0, x0], [0.0, s, y0], [0.0, 0.0, 1.0]])
+        # the pixels whose centres lie in the tile, clipped to the canvas
+        c0, c1 = (int(np.clip(np.ceil(v - 0.5), 0, 2 * w)) for v in (x0, x0 + tw))
+        r0, r1 = (int(np.clip(np.ceil(v - 0.5), 0, 2 * h)) for v in (y0, y0 + th))
+        if c1 > c0 and r1 > r0:
+            shift = np.array([[1.0, 0, -c0], [0, 1, -r0], [0, 0, 1]])
+            out[r0:r1, c0:c1] = warp(img, shift @ m, (c1 - c0, r1 - r0))
+        placed.append(transform_instances(inst, m, big))
+        matrices.append(m)
+    return out, concat_instances(placed), matrices
