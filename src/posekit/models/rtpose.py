@@ -145,7 +145,8 @@ class HeatmapHead(nn.Module):
 
     Trained densely (every cell is supervised), so it learns where joints are much faster than
     the per-location regression; at inference each regressed keypoint snaps to the nearest
-    heatmap peak of its own type (see `posekit.predict.postprocess.snap_keypoints`).
+    heatmap peak of its own type (see `posekit.predict.postprocess.snap_keypoints`). With
+    several classes, channel k holds keypoint slot k of every class.
     """
 
     def __init__(self, c_in: int, num_keypoints: int) -> None:
