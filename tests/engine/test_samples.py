@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from posekit.data.layout import load_dataset
 from posekit.data.synth import SynthConfig, generate
+from posekit.data.transforms import transform_points
 from posekit.engine.dataset import AugmentConfig, EpochSampler, KeypointSamples, collate
 
 
@@ -53,7 +54,7 @@ def test_mosaic_samples_hold_several_images_people_where_the_matrix_puts_them(
         more += len(inst) > len(plain.instances[i])
         # image i's own labelled keypoints, moved by the returned matrix, are among them
         own = plain.instances[i].keypoints
-        xy = own[..., :2] @ m[:2, :2].T + m[:2, 2]
+        xy = transform_points(own[..., :2], m)
         inside = (own[..., 2] > 0) & (xy[..., 0] >= 0) & (xy[..., 0] < w)
         inside &= (xy[..., 1] >= 0) & (xy[..., 1] < h)
         for p in xy[inside]:
