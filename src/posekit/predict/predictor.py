@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from posekit.data.transforms import Letterbox
+from posekit.models.fuse import fused_for_inference
 from posekit.models.rtpose import STRIDES, RTPose
 from posekit.predict.postprocess import Detections, postprocess
 from posekit.predict.results import Boxes, Keypoints, Results, _slot_names
@@ -134,11 +135,15 @@ class Predictor:
         *,
         device: torch.device | None = None,
         category_ids: list[int] | None = None,
+        fuse: bool = True,
     ) -> None:
         self.config = config or PredictConfig(imgsz=net.config.imgsz)
         self.device = device or torch.device("cpu")
+        # BatchNorm folded into the convolutions (on a copy: `net` stays trainable), unless
+        # the caller passes an already folded network
+        run = fused_for_inference(net) if fuse else net.eval()
         # channels-last convolutions run about 10 % faster on CPU (and suit CUDA)
-        self.net = net.to(self.device, memory_format=torch.channels_last).eval()
+        self.net = run.to(self.device, memory_format=torch.channels_last)
         self.category_ids = category_ids
         self.names = dict(enumerate(net.names))
 
