@@ -44,6 +44,7 @@ def main() -> None:
         }
         with open(report, "w") as f:
             json.dump(rep, f)
+    del trainer, result  # the DDP model goes before the process group (see dist.cleanup)
     dist.cleanup()
 
 

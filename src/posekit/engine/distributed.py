@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any
 
@@ -38,8 +39,12 @@ def setup_from_env() -> torch.device | None:
 
 def cleanup() -> None:
     """Leave the process group together: a rank that tears down gloo while another still uses
-    it aborts ("terminate called without an active exception")."""
+    it aborts ("terminate called without an active exception"). Callers should drop their
+    DistributedDataParallel models first: collected here, they release their hold on the
+    group while the interpreter is whole, not during its shutdown (where destroying gloo's
+    leftover work objects can abort the process, as described in pytorch/pytorch#179291)."""
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.barrier()
         dist.destroy_process_group()
 
