@@ -1,8 +1,8 @@
 """Inference-only copy of a model with every BatchNorm folded into the convolution before it.
 
 In eval mode BatchNorm is a fixed per-channel affine map, so conv -> BN equals one conv with
-scaled weights and a bias. Folding removes a third of the layers' memory passes (on 2 CPU
-cores, BatchNorm took a fifth of rtpose-n's forward time in a profile of `posekit track`).
+scaled weights and a bias. On 2 CPU cores BatchNorm took about a sixth of rtpose-n's time in
+torch operations (a profile of `posekit track`); folded, the network runs about 11 % faster.
 """
 
 from __future__ import annotations
