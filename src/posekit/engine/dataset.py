@@ -163,7 +163,8 @@ class KeypointSamples(Dataset):
                 src = m = affine @ Letterbox.fit(w, h, self.imgsz, self.stride).matrix()
             flip = rng.random() < a.flip
             if flip:
-                src, m = hflip_matrix(self.canvas) @ src, hflip_matrix(self.canvas) @ m
+                mirror = hflip_matrix(self.canvas)
+                src, m = mirror @ src, mirror @ m
             out = warp(img, src, self.canvas)
             inst = transform_instances(inst, src, self.canvas,
                                        flip_tables=self.flips if flip else None)  # fmt: skip
