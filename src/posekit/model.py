@@ -72,6 +72,7 @@ class Model:
         conf: float = 0.25,
         kpt_conf: float = 0.5,
         iou: float = 0.65,
+        oks_nms: float = 0.9,
         imgsz: int | None = None,
         batch: int = 1,
         max_det: int = 300,
@@ -89,6 +90,8 @@ class Model:
                 for videos and streams).
             conf: minimum detection confidence; kpt_conf: keypoints below it are kept with
                 their confidence but are not `visible`.
+            iou: box NMS overlap; oks_nms: a detection whose keypoint similarity (OKS) with
+                a higher-scored one exceeds this is dropped (1 keeps them).
             on_error: called with (path, message) for an unreadable image, which is then
                 skipped; without it an unreadable image raises `SourceError`.
 
@@ -103,6 +106,7 @@ class Model:
             conf=conf,
             kpt_conf=kpt_conf,
             iou=iou,
+            oks_nms=oks_nms,
             imgsz=imgsz or self.net.config.imgsz,
             batch=batch,
             max_det=max_det,

@@ -31,6 +31,13 @@ log = logging.getLogger("posekit.predict")
     help="Keypoints below this confidence are drawn hidden (kept in JSON with their score).",
 )
 @click.option("--iou", type=click.FloatRange(0, 1), default=0.65, show_default=True)
+@click.option(
+    "--oks-nms",
+    type=click.FloatRange(0, 1),
+    default=0.9,
+    show_default=True,
+    help="Drop a detection whose keypoint OKS with a better one exceeds this (1: off).",
+)
 @click.option("--imgsz", type=click.IntRange(32), default=None, help="Default: the model's.")
 @click.option("--batch", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--max-det", type=click.IntRange(1), default=300, show_default=True)
@@ -51,6 +58,7 @@ def predict(
     conf: float,
     kpt_conf: float,
     iou: float,
+    oks_nms: float,
     imgsz: int | None,
     batch: int,
     max_det: int,
@@ -84,6 +92,7 @@ def predict(
         conf=conf,
         kpt_conf=kpt_conf,
         iou=iou,
+        oks_nms=oks_nms,
         imgsz=imgsz,
         batch=batch,
         max_det=max_det,

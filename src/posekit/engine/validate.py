@@ -42,6 +42,7 @@ def predict_split(
     *,
     conf: float = 0.001,
     iou: float = 0.65,
+    oks_nms: float = 0.9,
     max_det: int = 100,
     progress: Callable[[int], None] | None = None,
 ) -> PredictionArrays:
@@ -49,10 +50,12 @@ def predict_split(
     model.eval()
     ids, cls, scores, kps = [], [], [], []
     k = model.num_keypoints
+    sigmas = model.keypoint_sigmas().to(device)
     for images, _, image_ids, matrices in loader:
         out = model(images.to(device).float() / 255)
-        for det, iid, m in zip(postprocess(out, conf=conf, iou=iou, max_det=max_det), image_ids,
-                               matrices, strict=True):  # fmt: skip
+        dets = postprocess(out, conf=conf, iou=iou, max_det=max_det, sigmas=sigmas,
+                           oks_nms=oks_nms)  # fmt: skip
+        for det, iid, m in zip(dets, image_ids, matrices, strict=True):
             n = len(det.scores)
             kp = det.keypoints.cpu().double().numpy()
             inv = np.linalg.inv(m)  # input pixels -> original pixels, exactly

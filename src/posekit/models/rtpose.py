@@ -233,6 +233,13 @@ class RTPose(nn.Module):
         return RTPoseOutput(cls.transpose(1, 2), boxes, kxy, kpt[..., 2], anchors, strides,
                             heat, offset)  # fmt: skip
 
+    def keypoint_sigmas(self) -> torch.Tensor:
+        """(nc, K) OKS sigmas of each class's keypoints; 0 in slots a class does not use."""
+        out = torch.zeros(len(self.schemas), self.num_keypoints)
+        for c, s in enumerate(self.schemas):
+            out[c, : s.num_keypoints] = torch.tensor(s.sigmas, dtype=torch.float32)
+        return out
+
     def _normalise(self, x: torch.Tensor) -> torch.Tensor:
         cfg = self.config
         if cfg.mean == (0.0, 0.0, 0.0) and cfg.std == (1.0, 1.0, 1.0):

@@ -47,13 +47,7 @@ def nms(
     boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float, classes: torch.Tensor | None
 ) -> torch.Tensor:
     """Exact greedy NMS, vectorised: indices of kept boxes, by decreasing score.
-
-    Greedy NMS keeps box j iff no kept box with a higher score overlaps it by more than the
-    threshold. That rule only looks at higher-scored boxes, so iterating
-    `keep = not any(suppresses & keep)` from "all kept" is exact after (longest suppression
-    chain + 1) matrix-vector steps, usually 2-4, instead of one Python step per box.
-    With `classes`, boxes of different classes never suppress each other.
-    """
+    With `classes`, boxes of different classes never suppress each other."""
     if boxes.numel() == 0:
         return torch.zeros(0, dtype=torch.long, device=boxes.device)
     order = scores.argsort(descending=True, stable=True)
@@ -62,12 +56,23 @@ def nms(
     if classes is not None:
         c = classes[order]
         over &= c[:, None] == c[None, :]
-    over = torch.triu(over, diagonal=1)  # row i suppresses column j only when i ranks higher
-    keep = torch.ones(len(b), dtype=torch.bool, device=b.device)
-    overf = over.float()
-    for _ in range(len(b) + 1):
+    return order[greedy_keep(over)]
+
+
+def greedy_keep(over: torch.Tensor) -> torch.Tensor:
+    """Which items greedy suppression keeps: `over` (N, N) bool, rows and columns sorted by
+    decreasing score, says item i would suppress item j (only i < j is read).
+
+    Greedy keeps item j iff no kept item ranked above it suppresses it. That rule only looks
+    upwards, so iterating `keep = not any(suppresses & keep)` from "all kept" is exact after
+    (longest suppression chain + 1) matrix-vector steps, usually 2-4, instead of one Python
+    step per item. Returns a (N,) bool mask.
+    """
+    overf = torch.triu(over, diagonal=1).float()  # i suppresses j only when i ranks higher
+    keep = torch.ones(len(over), dtype=torch.bool, device=over.device)
+    for _ in range(len(over) + 1):
         new = (keep.float() @ overf) == 0
         if torch.equal(new, keep):
             break
         keep = new
-    return order[keep]
+    return keep

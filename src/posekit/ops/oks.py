@@ -1,8 +1,10 @@
-"""Object keypoint similarity between predicted and ground-truth keypoints, in torch."""
+"""Object keypoint similarity (COCO's OKS) in torch, and greedy NMS on it."""
 
 from __future__ import annotations
 
 import torch
+
+from posekit.ops.boxes import greedy_keep
 
 
 def oks_pairwise(
@@ -22,3 +24,37 @@ def oks_pairwise(
     e = d2 / ((2 * sigmas) ** 2 * (area[..., None] + eps) * 2)
     v = visible.to(pred.dtype)
     return (torch.exp(-e) * v).sum(-1) / v.sum(-1).clamp(min=1)
+
+
+def keypoint_nms(
+    keypoints: torch.Tensor,
+    scores: torch.Tensor,
+    areas: torch.Tensor,
+    sigmas: torch.Tensor,
+    threshold: float,
+    classes: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Greedy NMS on keypoint similarity (the OKS-NMS of top-down pose methods): indices of
+    kept detections by decreasing score; a detection is dropped when its OKS with a kept,
+    higher-scored one of its class exceeds `threshold`.
+
+    Box NMS misses duplicates whose boxes differ (one covers a tail, one does not) while their
+    keypoints coincide. keypoints: (N, K, 2); scores, areas: (N,), areas being the boxes' (the
+    pair's mean scales the OKS, as HRNet's oks_nms does); sigmas: (K,) or (N, K) per
+    detection (0 marks keypoint slots a class does not use).
+    """
+    if len(scores) == 0:
+        return torch.zeros(0, dtype=torch.long, device=scores.device)
+    order = scores.argsort(descending=True, stable=True)
+    kp, a = keypoints[order], areas[order]
+    sig = (sigmas[order] if sigmas.dim() == 2 else sigmas.expand(len(order), -1)).to(kp.dtype)
+    used = (sig > 0).to(kp.dtype)  # (N, K) of the row (higher-ranked) detection
+    d2 = ((kp[:, None] - kp[None]) ** 2).sum(-1)  # (N, N, K)
+    scale = (a[:, None] + a[None]) / 2  # (N, N)
+    e = d2 / ((2 * sig[:, None]) ** 2 * 2 * scale[..., None] + 1e-9)
+    oks = (torch.exp(-e) * used[:, None]).sum(-1) / used.sum(-1).clamp(min=1)[:, None]
+    over = oks > threshold
+    if classes is not None:
+        c = classes[order]
+        over &= c[:, None] == c[None, :]
+    return order[greedy_keep(over)]

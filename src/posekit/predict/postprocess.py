@@ -1,4 +1,5 @@
-"""From network outputs to detections: confidence filter, class-aware NMS, top max_det."""
+"""From network outputs to detections: confidence filter, class-aware box NMS, top max_det,
+keypoints snapped to heatmap peaks, then NMS on keypoint similarity."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch.nn.functional as F
 
 from posekit.models.rtpose import RTPoseOutput
 from posekit.ops.boxes import nms
+from posekit.ops.oks import keypoint_nms
 
 
 @dataclass
@@ -31,10 +33,15 @@ def postprocess(
     max_det: int = 100,
     max_candidates: int = 3000,
     snap: bool = True,
+    sigmas: torch.Tensor | None = None,
+    oks_nms: float = 0.9,
 ) -> list[Detections]:
     """Per image: keep locations whose best class score reaches `conf`, at most
-    `max_candidates` of them by score, suppress overlaps per class, keep `max_det`; with
-    `snap` (and a model with heatmaps), move each keypoint onto its nearest heatmap peak."""
+    `max_candidates` of them by score, suppress box overlaps per class, keep `max_det`; with
+    `snap` (and a model with heatmaps), move each keypoint onto its nearest heatmap peak.
+    With `sigmas` ((nc, K), `RTPose.keypoint_sigmas()`), then drop detections whose keypoint
+    similarity (OKS) with a higher-scored one of their class exceeds `oks_nms` (1 keeps all):
+    two locations whose boxes differ can still snap to the same joints."""
     scores_all = out.cls_logits.sigmoid()  # (B, A, nc)
     best, cls = scores_all.max(-1)  # (B, A)
     kconf = out.kpt_logits.sigmoid()
@@ -50,6 +57,12 @@ def postprocess(
         if snap and out.heatmap is not None and out.heatmap_offset is not None and len(a):
             xy = snap_keypoints(xy, out.boxes[b, a], out.heatmap[b].sigmoid(),
                                 out.heatmap_offset[b], out.heatmap_stride)  # fmt: skip
+        if sigmas is not None and oks_nms < 1 and len(a) > 1:
+            box = out.boxes[b, a]
+            area = (box[:, 2:] - box[:, :2]).clamp(min=0).prod(-1)
+            c = cls[b, a]
+            k2 = keypoint_nms(xy, best[b, a], area, sigmas.to(xy)[c], oks_nms, c)
+            a, xy = a[k2], xy[k2]
         kp = torch.cat([xy, kconf[b, a][..., None]], -1)
         results.append(Detections(out.boxes[b, a], best[b, a], cls[b, a], kp))
     return results

@@ -34,6 +34,7 @@ class PredictConfig:
     conf: float = 0.25  # minimum detection confidence
     kpt_conf: float = 0.5  # keypoints below this are kept, but not `visible` (drawn hidden)
     iou: float = 0.65  # NMS overlap (class-aware)
+    oks_nms: float = 0.9  # drop a detection whose keypoints match a better one's (OKS; 1: off)
     imgsz: int = 640  # longest side of the network input (a multiple of 32)
     max_det: int = 300  # detections kept per image
     batch: int = 1
@@ -45,7 +46,7 @@ class PredictConfig:
             raise ValueError(f"imgsz must be a positive multiple of {MAX_STRIDE}, got {self.imgsz}")
         if self.batch < 1 or self.max_det < 1 or self.vid_stride < 1:
             raise ValueError("batch, max_det and vid_stride must be at least 1")
-        for name in ("conf", "kpt_conf", "iou"):
+        for name in ("conf", "kpt_conf", "iou", "oks_nms"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
 
@@ -146,6 +147,7 @@ class Predictor:
         self.net = run.to(self.device, memory_format=torch.channels_last)
         self.category_ids = category_ids
         self.names = dict(enumerate(net.names))
+        self.sigmas = net.keypoint_sigmas().to(self.device)
 
     def stream(self, source: Any, *, on_error: ErrorHandler | None = None) -> Iterator[Results]:
         """One `Results` per frame, lazily. An unreadable image raises `SourceError`, or is
@@ -177,7 +179,8 @@ class Predictor:
                 torch.cuda.synchronize(self.device)
             t1 = time.perf_counter()
             c = self.config
-            dets = postprocess(out, conf=c.conf, iou=c.iou, max_det=c.max_det)
+            dets = postprocess(out, conf=c.conf, iou=c.iou, max_det=c.max_det,
+                               sigmas=self.sigmas, oks_nms=c.oks_nms)  # fmt: skip
         results = [
             detections_to_results(
                 d,
