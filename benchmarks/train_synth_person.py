@@ -51,8 +51,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)  # more steps in a short budget
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--lr0", type=float, default=0.002)
-    parser.add_argument("--scale", type=float, default=0.5, help="random zoom, as in training")
-    parser.add_argument("--degrees", type=float, default=15.0, help="random rotation")
+    # lighter than training's defaults (0.5, 15): in ~16 epochs the model underfits (AP on its
+    # training images equals held-out AP), so stronger augmentation only slows learning;
+    # measured in 20 minutes: held-out AP 0.2116 against 0.1818 with the defaults
+    parser.add_argument("--scale", type=float, default=0.25, help="random zoom")
+    parser.add_argument("--degrees", type=float, default=5.0, help="random rotation")
     parser.add_argument("--out", default="runs/bench_synth_person")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
