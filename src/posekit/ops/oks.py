@@ -48,11 +48,10 @@ def keypoint_nms(
     order = scores.argsort(descending=True, stable=True)
     kp, a = keypoints[order], areas[order]
     sig = (sigmas[order] if sigmas.dim() == 2 else sigmas.expand(len(order), -1)).to(kp.dtype)
-    used = (sig > 0).to(kp.dtype)  # (N, K) of the row (higher-ranked) detection
-    d2 = ((kp[:, None] - kp[None]) ** 2).sum(-1)  # (N, N, K)
+    used = sig > 0  # (N, K) of the row (higher-ranked) detection
+    sig = torch.where(used, sig, torch.ones_like(sig))  # unused slots: no division by zero
     scale = (a[:, None] + a[None]) / 2  # (N, N)
-    e = d2 / ((2 * sig[:, None]) ** 2 * 2 * scale[..., None] + 1e-9)
-    oks = (torch.exp(-e) * used[:, None]).sum(-1) / used.sum(-1).clamp(min=1)[:, None]
+    oks = oks_pairwise(kp[:, None], kp[None], used[:, None], scale, sig[:, None])  # (N, N)
     over = oks > threshold
     if classes is not None:
         c = classes[order]
