@@ -86,7 +86,7 @@ def test_ddp_two_processes_on_cpu(four_people: Path, tmp_path: Path) -> None:
     weights = sorted(p.name for p in (Path(rep["save_dir"]) / "weights").iterdir())
     assert weights == ["best.pt", "last.pt"]  # written once, by rank 0
     assert (
-        torch.load(Path(rep["save_dir"]) / "weights" / "last.pt", weights_only=False)["epoch"] == 0
+        torch.load(Path(rep["save_dir"]) / "weights" / "last.pt", weights_only=True)["epoch"] == 0
     )
 
 

@@ -166,7 +166,7 @@ def test_a_corrupt_image_becomes_an_error_frame_and_the_rest_continue(tmp_path: 
     paths = _images(tmp_path)
     paths[1].write_bytes(b"not a png")
     frames = list(iter_frames(tmp_path))
-    assert [f.error for f in frames] == [None, "not a readable image", None]
+    assert [f.error for f in frames] == [None, "not an image (no image size in its header)", None]
     assert frames[2].image is not None
 
 

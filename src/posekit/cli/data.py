@@ -80,6 +80,8 @@ def print_check(results: list[SplitCheck], console: Console, max_problems: int |
             console.print(table)
         if r.skipped:
             console.print("skipped: " + ", ".join(f"{n} {w}" for w, n in r.skipped.items()))
+        for note in r.notes:
+            console.print(f"[cyan]note[/] {escape(note)}", highlight=False, soft_wrap=True)
         shown = r.problems if max_problems is None else r.problems[:max_problems]
         for p in shown:
             console.print(f"[red]problem[/] {escape(str(p))}", highlight=False, soft_wrap=True)

@@ -12,6 +12,13 @@ from posekit.data.dataset import (
     bbox_from_keypoints,
 )
 from posekit.data.dlc import read_dlc
+from posekit.data.images import (
+    DEFAULT_MAX_PIXELS,
+    ImageReadError,
+    image_size,
+    max_image_pixels,
+    read_image,
+)
 from posekit.data.layout import (
     DataSpec,
     detect_format,
@@ -25,12 +32,14 @@ from posekit.data.split import split_dataset, split_on_disk
 from posekit.data.yolo import read_yolo, write_yolo
 
 __all__ = [
+    "DEFAULT_MAX_PIXELS",
     "Annotation",
     "Category",
     "DataSpec",
     "DatasetError",
     "DatasetStats",
     "ImageInfo",
+    "ImageReadError",
     "KeypointDataset",
     "LoadReport",
     "Problem",
@@ -40,10 +49,13 @@ __all__ = [
     "check_images",
     "convert",
     "detect_format",
+    "image_size",
     "load_dataset",
     "load_splits",
+    "max_image_pixels",
     "read_coco",
     "read_dlc",
+    "read_image",
     "read_yolo",
     "resolve_posekit",
     "split_dataset",

@@ -7,41 +7,78 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
-import numpy as np
-
 from posekit.data.dataset import DatasetStats, ImageInfo, KeypointDataset
+from posekit.data.images import (
+    ImageReadError,
+    apply_exif,
+    decode_image,
+    read_bytes,
+    require_header,
+)
 from posekit.data.layout import load_splits
 from posekit.data.problems import LoadReport, Problem
 
+_ORIENTATION_NAMES = {
+    2: "mirrored",
+    3: "rotated 180 degrees",
+    4: "flipped vertically",
+    5: "transposed",
+    6: "rotated 90 degrees clockwise",
+    7: "transversed",
+    8: "rotated 90 degrees counter-clockwise",
+}
 
-def check_image(path: Path, image: ImageInfo, *, decode: bool = True) -> Problem | None:
-    """The problem with one image file, if any: missing, unreadable, not decodable, or of a
-    size that differs from the annotation file's width and height."""
+
+@dataclass(frozen=True)
+class ImageCheck:
+    """The outcome of checking one image file: a problem, and a note on its EXIF orientation
+    (which way it was read) when the file carries one."""
+
+    problem: Problem | None = None
+    note: str | None = None
+
+
+def check_image(path: Path, image: ImageInfo, *, decode: bool = True) -> ImageCheck:
+    """Check one image file: missing, unreadable, over the pixel cap, not decodable, or of a
+    size that differs from the annotation file's width and height. It is read as training and
+    prediction read it (`posekit.data.read_image`), so an EXIF orientation is resolved the same
+    way, and said in the note."""
     where = {"file": str(path), "image_id": image.id, "field": "file_name"}
     if not path.exists():
-        return Problem("image-missing", f"image file not found: {image.file_name}", **where)
+        return ImageCheck(Problem("image-missing", f"image file not found: {image.file_name}",
+                                  **where))  # fmt: skip
+    size = (image.width, image.height)
     try:
-        raw = np.fromfile(path, dtype=np.uint8)
-    except OSError as e:
-        return Problem("image-unreadable", f"cannot read image file: {e}", **where)
-    if not decode:
-        return None
-    img = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED) if raw.size else None
-    if img is None:
-        return Problem(
-            "image-decode", "image file cannot be decoded (corrupt or not an image)", **where
-        )
-    h, w = img.shape[:2]
-    if (w, h) != (image.width, image.height):
-        return Problem(
+        data = read_bytes(path)
+        if decode:
+            decoded = decode_image(data, str(path), size=size)
+            header, exif = decoded.header, decoded.exif_applied
+            h, w = decoded.image.shape[:2]
+        else:
+            header = require_header(data, str(path))
+            exif = header.orientation != 1 and apply_exif(header, size)
+            w, h = header.oriented_size if exif else (header.width, header.height)
+    except ImageReadError as e:
+        return ImageCheck(Problem(e.code, str(e).removeprefix(f"{path}: "), **where))
+    note = None
+    if header.orientation != 1:
+        how = _ORIENTATION_NAMES.get(header.orientation, f"orientation {header.orientation}")
+        if exif:
+            read = f"read {how}, as EXIF asks"
+        else:
+            read = "read as stored, ignoring EXIF (that size matches the annotations)"
+        note = (f"{path} (image {image.id}): EXIF orientation {header.orientation} "
+                f"({header.width}x{header.height} stored): {read}")  # fmt: skip
+    if (w, h) != size:
+        problem = Problem(
             "image-size",
             f"annotation says {image.width}x{image.height} but the file is {w}x{h}",
             str(path),
             image_id=image.id,
             field="width/height",
         )
-    return None
+        return ImageCheck(problem, note)
+    return ImageCheck(None, note)
 
 
 def check_images(
@@ -50,31 +87,36 @@ def check_images(
     decode: bool = True,
     workers: int = 4,
     progress: Callable[[int], None] | None = None,
-) -> list[Problem]:
-    """Check every image file of `ds` (threads: OpenCV decodes without holding the GIL)."""
+) -> tuple[list[Problem], list[str]]:
+    """Check every image file of `ds` (threads: OpenCV decodes without holding the GIL);
+    returns the problems and the orientation notes."""
 
-    def one(im: ImageInfo) -> Problem | None:
+    def one(im: ImageInfo) -> ImageCheck:
         return check_image(ds.image_path(im), im, decode=decode)
 
-    problems = []
+    problems, notes = [], []
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for p in pool.map(one, ds.images):
-            if p is not None:
-                problems.append(p)
+        for c in pool.map(one, ds.images):
+            if c.problem is not None:
+                problems.append(c.problem)
+            if c.note is not None:
+                notes.append(c.note)
             if progress is not None:
                 progress(1)
-    return problems
+    return problems, notes
 
 
 @dataclass
 class SplitCheck:
-    """The outcome of checking one split."""
+    """The outcome of checking one split; `notes` are facts worth knowing that are not
+    problems (images read with an EXIF orientation)."""
 
     name: str
     dataset: KeypointDataset
     stats: DatasetStats
     problems: list[Problem] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 def check_dataset(
@@ -92,9 +134,10 @@ def check_dataset(
     for name, ds in load_splits(path).items():
         report = LoadReport()
         report.extend(ds.report)
-        problems = list(report.problems)
+        problems, notes = list(report.problems), []
         if images:
             cb = progress_factory(name, len(ds.images)) if progress_factory else None
-            problems += check_images(ds, decode=decode, progress=cb)
-        out.append(SplitCheck(name, ds, ds.stats(), problems, dict(report.skipped)))
+            image_problems, notes = check_images(ds, decode=decode, progress=cb)
+            problems += image_problems
+        out.append(SplitCheck(name, ds, ds.stats(), problems, dict(report.skipped), notes))
     return out

@@ -19,7 +19,6 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import imagesize
 import numpy as np
 import yaml
 
@@ -30,6 +29,7 @@ from posekit.data.dataset import (
     KeypointDataset,
     bbox_from_keypoints,
 )
+from posekit.data.images import image_size
 from posekit.data.problems import DatasetError, LoadReport, Problem
 from posekit.schema import KeypointSchema, SchemaError
 
@@ -181,7 +181,7 @@ class _Builder:
         if image is None:
             img_path = self.project / rel
             try:
-                w, h = imagesize.get(str(img_path))
+                w, h = image_size(img_path)
             except (OSError, ValueError):
                 w, h = -1, -1
             if w <= 0 or h <= 0:

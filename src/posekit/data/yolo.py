@@ -14,11 +14,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-import imagesize
 import numpy as np
 import yaml
 
 from posekit.data.dataset import Annotation, Category, ImageInfo, KeypointDataset
+from posekit.data.images import image_size
 from posekit.data.problems import DatasetError, LoadReport, Problem
 from posekit.schema import KeypointSchema, SchemaError, match_preset
 from posekit.schema.presets import COCO17_KEYPOINTS
@@ -148,7 +148,7 @@ def read_yolo(path: str | Path, split: str = "train") -> KeypointDataset:
         except ValueError:
             rel = img_path.as_posix()
         try:
-            w, h = imagesize.get(str(img_path))
+            w, h = image_size(img_path)
         except (OSError, ValueError):
             w, h = -1, -1
         if w <= 0 or h <= 0:

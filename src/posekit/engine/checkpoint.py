@@ -9,11 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from posekit.models.rtpose import RTPose, RTPoseConfig
 from posekit.schema import KeypointSchema
+from posekit.utils.serialization import load_torch_file
 
 FORMAT_VERSION = 1
 
@@ -27,7 +29,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, **state: Any) -> Path:
     """Write `model` (its description and weights) and any extra state (epoch, optimizer,
     metrics, train config ...) atomically."""
     m = unwrap(model)
-    data = {"format": FORMAT_VERSION, "model": m.describe(), "weights": m.state_dict(), **state}
+    data = {"format": FORMAT_VERSION, "model": plain(m.describe()), "weights": m.state_dict(),
+            **plain(state)}  # fmt: skip
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -36,14 +39,27 @@ def save_checkpoint(path: str | Path, model: nn.Module, **state: Any) -> Path:
     return path
 
 
+def plain(obj: Any) -> Any:
+    """`obj` with NumPy values and paths turned into Python ones, recursively (tensors kept),
+    so that every checkpoint loads with `weights_only=True` in any environment."""
+    if isinstance(obj, dict):
+        return {k: plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(plain(v) for v in obj)
+    if isinstance(obj, np.generic | np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The dict of a posekit checkpoint, loaded without running code (`weights_only=True`;
+    NumPy values, which older files may hold, are admitted as data)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # torch raises many types for a corrupt file
-        raise ValueError(f"{path}: not a readable posekit checkpoint ({e})") from None
+    data = load_torch_file(path, allow_numpy=True)
     if not isinstance(data, dict) or "model" not in data or "weights" not in data:
         raise ValueError(f"{path}: not a posekit checkpoint")
     return data

@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from posekit.data.dataset import KeypointDataset
+from posekit.data.images import ImageReadError, read_image
 from posekit.data.transforms import (
     Instances,
     Letterbox,
@@ -132,10 +133,10 @@ class KeypointSamples(Dataset):
         return len(self.paths)
 
     def load(self, i: int) -> np.ndarray:
-        img = cv2.imread(self.paths[i], cv2.IMREAD_COLOR)
-        if img is None:
-            raise RuntimeError(f"cannot read image {self.paths[i]} (run `posekit data check`)")
-        return img
+        try:
+            return read_image(self.paths[i], size=self.sizes[i])
+        except ImageReadError as e:
+            raise RuntimeError(f"{e} (run `posekit data check`)") from None
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, Instances, int, np.ndarray]:
         """(image (3, H, W) uint8 RGB, instances in input pixels, image id, 3x3 matrix from

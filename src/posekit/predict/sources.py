@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 import cv2
 import numpy as np
 
+from posekit.data.images import ImageReadError, read_image
+
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg"})
 STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
@@ -70,15 +72,13 @@ def _array_to_bgr(a: np.ndarray, name: str) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def read_image(path: str) -> Frame:
-    """A still image file as a `Frame` (with `error` set when OpenCV cannot decode it)."""
-    data = np.fromfile(path, dtype=np.uint8) if Path(path).is_file() else None
-    if data is None:
-        return Frame(None, path, error="file not found")
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if img is None:
-        return Frame(None, path, error="not a readable image")
-    return Frame(img, path)
+def read_frame(path: str) -> Frame:
+    """A still image file as a `Frame` (with `error` set when it cannot be read), read by
+    `posekit.data.read_image`: EXIF orientation applied, pixel cap enforced."""
+    try:
+        return Frame(read_image(path), path)
+    except ImageReadError as e:
+        return Frame(None, path, error=str(e).removeprefix(f"{path}: "))
 
 
 def video_info(source: str | int) -> VideoInfo:
@@ -164,7 +164,7 @@ def iter_frames(source: Any, *, vid_stride: int = 1) -> Iterator[Frame]:
             elif kind == "video":
                 yield from read_video(value, vid_stride=vid_stride)
             else:
-                yield read_image(value)
+                yield read_frame(value)
 
     return frames()
 

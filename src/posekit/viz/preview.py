@@ -8,15 +8,14 @@ import cv2
 import numpy as np
 
 from posekit.data.dataset import KeypointDataset
+from posekit.data.images import read_image
 from posekit.viz.annotator import SkeletonAnnotator, grid
 
 
 def draw_ground_truth(ds: KeypointDataset, image_id: int) -> np.ndarray:
     """The image with every instance's box, keypoints (hollow = occluded) and skeleton."""
     im = next(i for i in ds.images if i.id == image_id)
-    img = cv2.imread(str(ds.image_path(im)), cv2.IMREAD_COLOR)
-    if img is None:
-        raise FileNotFoundError(f"cannot read image {ds.image_path(im)}")
+    img = read_image(ds.image_path(im), size=(im.width, im.height))
     anns = ds.annotations_by_image().get(image_id, [])
     for cat in ds.categories:
         mine = [a for a in anns if a.category_id == cat.id]
