@@ -18,6 +18,7 @@ import numpy as np
 from posekit.data.dataset import Annotation, Category, ImageInfo, KeypointDataset
 from posekit.data.problems import DatasetError, LoadReport, Problem
 from posekit.schema import KeypointSchema, SchemaError, match_preset
+from posekit.utils.paths import escapes, write_text_replacing
 
 #: A labelled keypoint further outside the image than this fraction of the image's width
 #: (for x) or height (for y) is reported and treated as unlabelled.
@@ -261,8 +262,22 @@ def _parse_images(items: list[Any], file: str, report: LoadReport) -> dict[int, 
                 skipped="image",
             )
             continue
+        name = im["file_name"]
+        why = escapes(name) if isinstance(name, str) else "is not a string"
+        if why is not None:
+            report.add(
+                Problem(
+                    "image-path",
+                    f"file_name {name!r} {why}: it must name a file inside the image folder",
+                    file,
+                    image_id=iid,
+                    field="file_name",
+                ),
+                skipped="image",
+            )
+            continue
         extra = {k: v for k, v in im.items() if k not in _KNOWN_IMAGE_FIELDS}
-        out[iid] = ImageInfo(iid, str(im["file_name"]), w, h, extra)
+        out[iid] = ImageInfo(iid, name, w, h, extra)
     return out
 
 
@@ -510,9 +525,4 @@ def dataset_to_coco(ds: KeypointDataset) -> dict[str, Any]:
 
 def write_coco(ds: KeypointDataset, path: str | Path) -> Path:
     """Write `ds` as a COCO keypoints file (written to a temporary file, then renamed)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(dataset_to_coco(ds), separators=(",", ":")), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text_replacing(path, json.dumps(dataset_to_coco(ds), separators=(",", ":")))

@@ -17,6 +17,7 @@ import numpy as np
 
 from posekit.data.problems import LoadReport
 from posekit.schema import KeypointSchema
+from posekit.utils.paths import join_inside
 
 #: Visibility flags, as in COCO.
 UNLABELLED, OCCLUDED, VISIBLE = 0, 1, 2
@@ -101,8 +102,10 @@ class KeypointDataset:
         return self.category(category_id).schema
 
     def image_path(self, image: ImageInfo) -> Path:
+        """The image's file: `file_name` under the image root, which it may not leave
+        (`PathEscapeError` otherwise; the readers report such names and skip the image)."""
         root = self.image_root if self.image_root is not None else Path()
-        return root / image.file_name
+        return join_inside(root, image.file_name)
 
     def annotations_by_image(self) -> dict[int, list[Annotation]]:
         out: dict[int, list[Annotation]] = {im.id: [] for im in self.images}

@@ -32,6 +32,7 @@ from posekit.data.dataset import (
 from posekit.data.images import image_size
 from posekit.data.problems import DatasetError, LoadReport, Problem
 from posekit.schema import KeypointSchema, SchemaError
+from posekit.utils.paths import escapes
 
 BOX_MARGIN = 0.1
 BOX_MIN_MARGIN = 10.0
@@ -176,6 +177,11 @@ class _Builder:
             self.report.add(
                 Problem("missing-field", "row has no image path", file, lineno), skipped="row"
             )
+            return
+        why = escapes(rel)
+        if why is not None:
+            msg = f"image path {rel!r} {why}: it must name a file inside the project"
+            self.report.add(Problem("image-path", msg, file, lineno), skipped="row")
             return
         image = self.images.get(rel)
         if image is None:

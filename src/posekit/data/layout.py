@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from posekit.data.dataset import KeypointDataset
 from posekit.data.dlc import read_dlc
 from posekit.data.problems import DatasetError
 from posekit.data.yolo import is_yolo_yaml, read_yolo, yolo_splits
+from posekit.utils.paths import join_inside, write_text_replacing
 
 SPLITS = ("train", "val", "test")
 
@@ -141,17 +143,31 @@ def load_splits(
 
 
 def place_image(src: Path, dst: Path, *, link: bool = True) -> None:
-    """Put a copy of an image at `dst`: a hard link when allowed and possible, else a copy."""
-    if dst.exists():
+    """Put a copy of an image at `dst` (inside an output folder the caller owns).
+
+    A hard link when allowed and safe: `src` is a regular file, not a symbolic link, and
+    belongs to the user running posekit (a link to someone else's file would let a later
+    write to the output change theirs). Otherwise the content is copied. An existing `dst`
+    that is not already the same file is replaced.
+    """
+    if dst.exists() and dst.samefile(src):
         return
     dst.parent.mkdir(parents=True, exist_ok=True)
-    if link:
+    tmp = dst.with_name(dst.name + ".posekit-tmp")
+    tmp.unlink(missing_ok=True)
+    if link and _linkable(src):
         try:
-            os.link(src, dst)
-            return
-        except OSError:
-            pass
-    shutil.copy2(src, dst)
+            os.link(src, tmp, follow_symlinks=False)
+        except OSError:  # another file system, or links not allowed there
+            shutil.copyfile(src, tmp)
+    else:
+        shutil.copyfile(src, tmp)  # follows a symbolic link: the content, never the link
+    tmp.replace(dst)
+
+
+def _linkable(src: Path) -> bool:
+    st = src.lstat()
+    return stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid()
 
 
 def write_posekit(
@@ -176,17 +192,17 @@ def write_posekit(
             name = im.file_name
             if strip_prefix and name.startswith(strip_prefix):
                 name = name[len(strip_prefix) :]
-            src = ds.image_path(im).resolve()
-            if name in placed and placed[name] != src:
+            src = ds.image_path(im)
+            if name in placed and placed[name] != src.resolve():
                 raise DatasetError(
                     f"two images would both be written as images/{name}: {placed[name]} and {src}"
                 )
-            placed[name] = src
-            place_image(src, out / "images" / name, link=link_images)
+            placed[name] = src.resolve()
+            place_image(src, join_inside(out / "images", name), link=link_images)
             images.append(replace(im, file_name=name))
         new = KeypointDataset(images, ds.annotations, ds.categories, out / "images", ds.source)
         written[split] = write_coco(new, out / "annotations" / f"{split}.json")
     data = {"path": ".", "images": "images"}
     data |= {s: f"annotations/{s}.json" for s in SPLITS if s in written}
-    (out / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    write_text_replacing(out / "data.yaml", yaml.safe_dump(data, sort_keys=False))
     return out

@@ -22,6 +22,7 @@ from posekit.data.images import image_size
 from posekit.data.problems import DatasetError, LoadReport, Problem
 from posekit.schema import KeypointSchema, SchemaError, match_preset
 from posekit.schema.presets import COCO17_KEYPOINTS
+from posekit.utils.paths import join_inside, write_text_replacing
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 
@@ -106,7 +107,8 @@ def _split_images(data: dict[str, Any], root: Path, split: str, file: str) -> li
             for line in p.read_text().splitlines():
                 if line.strip():
                     q = Path(line.strip())
-                    images.append(q if q.is_absolute() else (root / q).resolve())
+                    # normalised, not resolved: a linked image stays where the list puts it
+                    images.append(Path(os.path.normpath(root / q)))
         else:
             raise DatasetError(
                 f"{file}: {split} path {e!r} ({p}) is neither a folder nor a list file"
@@ -146,7 +148,16 @@ def read_yolo(path: str | Path, split: str = "train") -> KeypointDataset:
         try:
             rel = img_path.relative_to(split_root).as_posix()
         except ValueError:
-            rel = img_path.as_posix()
+            report.add(
+                Problem(
+                    "image-path",
+                    f"image {img_path} is outside the split's folder {split_root}",
+                    file,
+                    image_id=iid,
+                ),
+                skipped="image",
+            )
+            continue
         try:
             w, h = image_size(img_path)
         except (OSError, ValueError):
@@ -272,16 +283,15 @@ def write_yolo(
     for split, ds in splits.items():
         by_image = ds.annotations_by_image()
         for im in ds.images:
-            dst_img = out / "images" / split / im.file_name
+            dst_img = join_inside(out / "images" / split, im.file_name)
             place_image(ds.image_path(im), dst_img, link=link_images)
             rows = [
                 _label_row(a, cls_of[a.category_id], im)
                 for a in by_image.get(im.id, [])
                 if not a.iscrowd
             ]
-            lp = out / "labels" / split / Path(im.file_name).with_suffix(".txt")
-            lp.parent.mkdir(parents=True, exist_ok=True)
-            lp.write_text("".join(r + "\n" for r in rows))
+            lp = join_inside(out / "labels" / split, im.file_name).with_suffix(".txt")
+            write_text_replacing(lp, "".join(r + "\n" for r in rows))
     s = cats[0].schema
     data: dict[str, Any] = {"path": ".", **{sp: f"images/{sp}" for sp in splits}}
     data |= {
@@ -296,7 +306,7 @@ def write_yolo(
         },
     }
     yaml_path = out / "data.yaml"
-    yaml_path.write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
+    write_text_replacing(yaml_path, yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
     return yaml_path
 
 

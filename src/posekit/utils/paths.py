@@ -1,0 +1,61 @@
+"""Paths that stay inside their folder: the guard on every path a dataset file names and on
+every file a command writes.
+
+A dataset file is input like any other: a COCO `file_name` of `../../home/me/.bashrc` or
+`/etc/passwd` must neither be read as an image of the dataset nor decide where a converter
+writes. The check is lexical (the joined path is normalised, symbolic links are not followed),
+so a dataset whose image folder is itself a link to another disk still works.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+
+class PathEscapeError(ValueError):
+    """A relative path that is absolute or climbs out of the folder it must stay in."""
+
+
+def escapes(relative: str) -> str | None:
+    """Why `relative` would leave the folder it is joined to, or None when it stays inside:
+    it is empty, absolute (a POSIX or a Windows drive path), or its `..` parts climb out."""
+    if not relative or "\x00" in relative:
+        return "is empty or holds a NUL byte"
+    if PurePosixPath(relative).is_absolute() or PureWindowsPath(relative).is_absolute() \
+            or PureWindowsPath(relative).drive:  # fmt: skip
+        return "is an absolute path"
+    depth = 0
+    for part in relative.replace("\\", "/").split("/"):
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                return "climbs out of its folder with '..'"
+        elif part not in ("", "."):
+            depth += 1
+    return None
+
+
+def join_inside(root: str | Path, relative: str) -> Path:
+    """`root / relative`, normalised, when it stays inside `root`; else `PathEscapeError`.
+
+    Example:
+        >>> join_inside("out/images", "a/b.jpg").as_posix()
+        'out/images/a/b.jpg'
+    """
+    why = escapes(relative)
+    if why is not None:
+        raise PathEscapeError(f"{relative!r} {why} (it must stay inside {root})")
+    return Path(os.path.normpath(Path(root) / relative))
+
+
+def write_text_replacing(path: str | Path, text: str) -> Path:
+    """Write `text` to a temporary file beside `path`, then rename it over `path`: a reader
+    never sees half a file, and a link already at `path` is replaced, not followed out of the
+    folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".posekit-tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path
