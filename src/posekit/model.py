@@ -99,8 +99,8 @@ class Model:
             >>> for r in Model("best.pt")("clip.mp4", stream=True):  # doctest: +SKIP
             ...     print(r.frame, r.keypoints.xy.shape)
         """
-        from posekit.engine.trainer import select_device
         from posekit.predict import PredictConfig, Predictor
+        from posekit.utils.device import select_device
 
         cfg = PredictConfig(
             conf=conf,
@@ -210,8 +210,8 @@ class Model:
     ) -> KeypointMetrics:
         """Evaluate on a dataset split: COCO AP/AR, PCK, EPE (see `posekit.eval.evaluate`)."""
         from posekit.data.layout import load_dataset
-        from posekit.engine.trainer import select_device
         from posekit.engine.validate import evaluate_model
+        from posekit.utils.device import select_device
 
         ds = load_dataset(data, split, repair=False)  # the annotations as pycocotools sees them
         net: RTPose = self.net

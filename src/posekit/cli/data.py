@@ -17,6 +17,14 @@ from posekit.data.split import split_on_disk
 from posekit.data.synth import KINDS, SynthConfig, generate
 from posekit.utils.progress import progress_bar, progress_group
 
+#: --force on every command that writes a folder (see posekit.utils.outputs).
+force_option = click.option(
+    "--force",
+    is_flag=True,
+    help="Write into a non-empty folder that is not this command's own output (nothing "
+    "already there is deleted).",
+)
+
 
 @click.group()
 def data() -> None:
@@ -40,6 +48,7 @@ def data() -> None:
     "--workers", type=click.IntRange(1), default=min(4, os.cpu_count() or 1), show_default=True
 )
 @click.option("--out", type=click.Path(path_type=Path), required=True)
+@force_option
 def synth(
     kind: str,
     n_images: int,
@@ -49,11 +58,12 @@ def synth(
     seed: int,
     workers: int,
     out: Path,
+    force: bool,
 ) -> None:
     """Generate a synthetic dataset (deterministic for a seed) in the posekit layout."""
     cfg = SynthConfig(kind=kind, images=n_images, imgsz=imgsz, seed=seed)
     with progress_bar(f"synth {kind}", n_images, unit="img") as advance:
-        generate(cfg, out, val=val, test=test, workers=workers, progress=advance)
+        generate(cfg, out, val=val, test=test, workers=workers, progress=advance, force=force)
     click.echo(f"wrote {n_images} {kind} images to {out}")
 
 
@@ -128,9 +138,10 @@ def check(ctx: click.Context, path: Path, images: bool, max_problems: int | None
 @click.argument("dst", type=click.Path(path_type=Path))
 @click.option("--to", "target", type=click.Choice(TARGETS), default="coco", show_default=True)
 @click.option("--copy", is_flag=True, help="Copy images instead of hard-linking them.")
-def convert_cmd(src: Path, dst: Path, target: str, copy: bool) -> None:
+@force_option
+def convert_cmd(src: Path, dst: Path, target: str, copy: bool, force: bool) -> None:
     """Convert SRC (COCO JSON, YOLO data YAML, DeepLabCut CSV or project, posekit dataset)."""
-    written, report = convert(src, dst, to=target, link_images=not copy)
+    written, report = convert(src, dst, to=target, link_images=not copy, force=force)
     for p in report.problems:
         click.echo(f"problem {p}", err=True)
     splits = load_splits(written)
@@ -151,9 +162,15 @@ def convert_cmd(src: Path, dst: Path, target: str, copy: bool) -> None:
     default=None,
     help="Write a new dataset here instead of re-splitting PATH in place.",
 )
-def split_cmd(path: Path, val: float, test: float, seed: int, out: Path | None) -> None:
-    """Re-split a posekit dataset by image (seeded), merging its current splits first."""
-    written = split_on_disk(path, out, val=val, test=test, seed=seed)
+@force_option
+def split_cmd(
+    path: Path, val: float, test: float, seed: int, out: Path | None, force: bool
+) -> None:
+    """Re-split a posekit dataset by image (seeded), merging its current splits first.
+
+    Every annotation entry and every key of the files is kept; in place, the new split files
+    replace the old ones only once all of them are written."""
+    written = split_on_disk(path, out, val=val, test=test, seed=seed, force=force)
     splits = load_splits(written)
     click.echo(f"{written}: " + ", ".join(f"{s} {len(d.images)} images" for s, d in splits.items()))
 
@@ -164,10 +181,11 @@ def split_cmd(path: Path, val: float, test: float, seed: int, out: Path | None) 
 @click.option("-n", "n_images", type=click.IntRange(1), default=16, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True)
-def preview(path: Path, split: str, n_images: int, seed: int, out: Path) -> None:
+@force_option
+def preview(path: Path, split: str, n_images: int, seed: int, out: Path, force: bool) -> None:
     """Draw ground-truth skeletons on N images of a split and a contact sheet (grid.png)."""
     from posekit.data.layout import load_dataset
     from posekit.viz.preview import write_previews
 
-    write_previews(load_dataset(path, split), out, n=n_images, seed=seed)
+    write_previews(load_dataset(path, split), out, n=n_images, seed=seed, force=force)
     click.echo(f"wrote previews to {out} (open {out / 'grid.png'} first)")

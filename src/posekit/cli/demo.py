@@ -7,20 +7,24 @@ one folder, ending with what to open first.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import click
 import cv2
 from rich.console import Console
 
-from posekit.cli.data import print_check
+from posekit.cli.data import force_option, print_check
 from posekit.data.check import check_dataset
 from posekit.data.layout import load_dataset
 from posekit.data.synth import SynthConfig, generate
+from posekit.utils.outputs import claim_output
 from posekit.utils.progress import progress_bar, progress_group
 from posekit.viz.annotator import grid
 from posekit.viz.preview import write_previews
+
+#: What the demo writes into OUT.
+DEMO_WRITES = ("data", "ground_truth", "train", "eval", "predictions", "check.json",
+               "summary.json")  # fmt: skip
 
 
 @click.command()
@@ -35,18 +39,21 @@ from posekit.viz.preview import write_previews
     help="Training time budget (the schedule is fitted to it).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-def demo(out: Path, n_images: int, imgsz: int, minutes: float, seed: int) -> None:
+@force_option
+def demo(out: Path, n_images: int, imgsz: int, minutes: float, seed: int, force: bool) -> None:
     """Generate synthetic people, check them, train rtpose-n briefly, evaluate it and draw its
-    predictions on held-out images, all into OUT."""
+    predictions on held-out images, all into OUT (an empty folder or an earlier demo's, which
+    is replaced; with --force any folder, as long as what the demo writes is not there)."""
     from posekit import Model
     from posekit.eval import EvalConfig
     from posekit.eval.report import print_metrics, save_metrics
 
     console = Console(highlight=False)
+    # a rerun replaces the earlier demo's files; nothing else in OUT is touched
+    claim_output(out, "demo", source=f"synthetic people, seed {seed}", force=force,
+                 writes=DEMO_WRITES)  # fmt: skip
     data_dir = out / "data"
     cfg = SynthConfig(kind="person", images=n_images, imgsz=imgsz, seed=seed)
-    if data_dir.exists():  # a rerun starts from fresh data
-        shutil.rmtree(data_dir)
     with progress_bar("1/5 generate synthetic people", n_images, unit="img") as advance:
         generate(cfg, data_dir, val=0.15, workers=2, progress=advance)
     with progress_group(unit="img") as add_task:

@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as e:
         click.echo(f"posekit: error: {e}", err=True)
         return 2
+    except RecursionError:  # a hostile input nested beyond any parser's depth
+        click.echo("posekit: error: an input file is nested too deeply to be read", err=True)
+        return 2
     except SystemExit as e:
         return int(e.code or 0)
     return rc if isinstance(rc, int) else 0

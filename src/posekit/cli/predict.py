@@ -76,8 +76,8 @@ def predict(
     and, on request, COCO results JSON that `posekit val --pred` reads. Exit status 1 when
     any input could not be read (the others are still processed)."""
     from posekit import Model
-    from posekit.engine.trainer import next_run_dir
     from posekit.predict.sources import count_frames, expand_source
+    from posekit.utils.runs import next_run_dir
 
     setup_logging()
     m = Model(model)

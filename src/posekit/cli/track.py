@@ -119,12 +119,12 @@ def track(
     event.schema.json)."""
     from posekit import Model
     from posekit.analytics import joint_angle, resolve_triple
-    from posekit.engine.trainer import next_run_dir
     from posekit.predict.sources import count_frames, expand_source
     from posekit.predict.writers import BackgroundWorker, VideoSink
     from posekit.track import OneEuroConfig, TrackerConfig
     from posekit.track.events import JsonlWriter, frame_events
     from posekit.utils.progress import progress_bar
+    from posekit.utils.runs import next_run_dir
     from posekit.viz.trails import TrailAnnotator
 
     setup_logging()

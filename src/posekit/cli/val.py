@@ -120,8 +120,8 @@ def val(
     )
     if model is not None:
         from posekit.engine.checkpoint import load_model
-        from posekit.engine.trainer import select_device
         from posekit.engine.validate import evaluate_model
+        from posekit.utils.device import select_device
 
         net, _ = load_model(model)
         size = imgsz or net.config.imgsz

@@ -83,6 +83,9 @@ def load_json(path: Path) -> Any:
     except json.JSONDecodeError as e:
         p = Problem("json-syntax", f"malformed JSON: {e.msg}", str(path), e.lineno, e.colno)
         raise DatasetError(str(p), [p]) from None
+    except RecursionError:  # e.g. 200,000 nested brackets: no dataset looks like that
+        p = Problem("json-depth", "JSON nested too deeply to be a dataset file", str(path))
+        raise DatasetError(str(p), [p]) from None
 
 
 def default_image_root(annotation_file: Path) -> Path:

@@ -95,20 +95,32 @@ def read_header(data: bytes | np.ndarray) -> ImageHeader | None:
     return ImageHeader(int(info.width), int(info.height), int(orientation))
 
 
+def file_header(path: str | Path) -> ImageHeader:
+    """The header of an image file, reading only its first bytes; raises `ImageReadError`."""
+    path = Path(path)
+    if not path.is_file():
+        if path.exists():
+            raise ImageReadError(f"{path}: not a file", "image-unreadable")
+        raise ImageReadError(f"{path}: file not found", "image-missing")
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"{path}: empty file")
+    try:
+        info = imagesize.get_info(str(path), exif_rotation=False, dpi=False, colors=False,
+                                  channels=False)  # fmt: skip
+    except OSError as e:
+        msg = f"{path}: cannot read ({e.strerror or e})"
+        raise ImageReadError(msg, "image-unreadable") from None
+    if info.width <= 0 or info.height <= 0:
+        raise ImageReadError(f"{path}: not an image (no image size in its header)")
+    orientation = info.rotation if 1 <= info.rotation <= 8 else 1
+    return ImageHeader(int(info.width), int(info.height), int(orientation))
+
+
 def image_size(path: str | Path) -> tuple[int, int]:
     """(width, height) of an image file as `read_image` without a recorded size reads it (EXIF
     orientation applied), from the header alone (what readers of formats that do not record
     sizes, YOLO and DeepLabCut, use); raises `ImageReadError`."""
-    try:
-        info = imagesize.get_info(str(path), exif_rotation=True, dpi=False, colors=False,
-                                  channels=False)  # fmt: skip
-    except OSError as e:
-        raise ImageReadError(
-            f"{path}: cannot read ({e.strerror or e})", "image-unreadable"
-        ) from None
-    if info.width <= 0 or info.height <= 0:
-        raise ImageReadError(f"{path}: not an image (no image size in its header)")
-    return int(info.width), int(info.height)
+    return file_header(path).oriented_size
 
 
 def apply_exif(header: ImageHeader, size: tuple[int, int] | None) -> bool:

@@ -12,7 +12,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +32,13 @@ from posekit.engine.config import TrainConfig
 from posekit.engine.dataset import EpochSampler, KeypointSamples, class_tables, collate
 from posekit.engine.ema import ModelEMA
 from posekit.engine.loss import RTPoseLoss
+from posekit.engine.preflight import absolute_data, resumed_config, usable_splits
 from posekit.engine.validate import PredictionArrays, make_loader, predict_split, to_predictions
 from posekit.eval import EvalConfig, GroundTruth, evaluate
 from posekit.models import create
+from posekit.utils.device import select_device
 from posekit.utils.progress import progress_bar
+from posekit.utils.runs import claim_run_dir, lock_run_dir, unlock_run_dir
 
 log = logging.getLogger(__name__)
 LOSS_NAMES = ("box", "cls", "pose", "pose_l1", "kobj", "heatmap", "hm_offset")
@@ -51,14 +54,6 @@ class TrainResult:
     best_fitness: float
     epochs_run: int
     metrics: dict[str, Any]
-
-
-def select_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available")
-    return torch.device(name)
 
 
 def autocast_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
@@ -95,17 +90,6 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         torch.backends.cudnn.deterministic = True
 
 
-def next_run_dir(project: str, name: str, exist_ok: bool) -> Path:
-    """project/name, or project/name2, name3 ... if it exists (unless exist_ok)."""
-    base = Path(project) / name
-    if exist_ok or not base.exists():
-        return base
-    n = 2
-    while (Path(project) / f"{name}{n}").exists():
-        n += 1
-    return Path(project) / f"{name}{n}"
-
-
 class Trainer:
     """Trains an rtpose model on a posekit dataset; see `TrainConfig` for the knobs.
 
@@ -119,15 +103,11 @@ class Trainer:
         self.resume_state: dict[str, Any] | None = None
         if resume is not None:
             self.resume_state = read_checkpoint(resume)
-            saved = TrainConfig.from_dict(self.resume_state["train_config"])
-            cfg = replace(saved, epochs=cfg.epochs)  # everything as saved but the epoch count
-            self.save_dir = Path(resume).resolve().parent.parent
-        else:
-            self.save_dir = next_run_dir(cfg.project, cfg.name, cfg.exist_ok)
-            self.save_dir = Path(dist.broadcast_from_main(str(self.save_dir)))
+            cfg = resumed_config(self.resume_state["train_config"], cfg)
+        cfg = absolute_data(cfg)
+        self.train_ds, self.val_ds = self._splits(cfg.data)
         self.cfg = cfg
         seed_everything(cfg.seed + dist.rank(), cfg.deterministic)
-        self.train_ds, self.val_ds = self._splits(cfg.data)
         self.category_ids = [c.id for c in sorted(self.train_ds.categories, key=lambda c: c.id)]
         # channels-last convolutions: about 15 % faster training on CPU, and what CUDA's
         # tensor cores prefer
@@ -145,12 +125,32 @@ class Trainer:
         if dist.world_size() > 1:
             self.model = DistributedDataParallel(self.model)
         self.train_loader, self.sampler = self._train_loader()
-        self.wdir = self.save_dir / "weights"
         self.validating = self.val_ds is not None and cfg.val
+        # the run folder is claimed last: a run refused by any check above leaves nothing
+        self.save_dir = self._claim_run_dir(resume)
+        self.wdir = self.save_dir / "weights"
+
+    def _claim_run_dir(self, resume: str | Path | None) -> Path:
+        """A new run folder, or the resumed run's, locked against a second writer (rank 0
+        claims; the other ranks are told where)."""
+        if resume is not None:
+            folder = Path(resume).resolve().parent.parent
+            if dist.is_main():
+                lock_run_dir(folder)
+            return folder
+        cfg = self.cfg
+        claimed = claim_run_dir(cfg.project, cfg.name, exist_ok=cfg.exist_ok) \
+            if dist.is_main() else None  # fmt: skip
+        return Path(dist.broadcast_from_main(str(claimed)))
 
     # ------------------------------------------------------------------ set-up
     def _splits(self, data: str) -> tuple[KeypointDataset, KeypointDataset | None]:
-        """The train and (optional) val splits; whatever the loader skipped is logged."""
+        """The train and (optional) val splits, each without the images whose files cannot be
+        read (counted and logged, so that a bad file does not stop training mid-epoch);
+        whatever the loader skipped is logged. A train split without labelled instances, or a
+        val split without any, is said in one line (see `usable_splits`)."""
+        if not data:
+            raise DatasetError("no training data: give --data (a posekit dataset)")
         splits = load_splits(data)
         if "train" not in splits:
             raise DatasetError(f"{data}: no 'train' split (has {', '.join(splits)})")
@@ -158,9 +158,7 @@ class Trainer:
             if not ds.report.ok and dist.is_main():
                 log.warning("%s split: %s (run `posekit data check %s`)", name,
                             ds.report.summary(), data)  # fmt: skip
-        if "val" not in splits and dist.is_main():
-            log.warning("%s has no 'val' split: training without validation", data)
-        return splits["train"], splits.get("val")
+        return usable_splits(data, splits["train"], splits.get("val"), dist.is_main())
 
     def _build_model(self) -> nn.Module:
         cfg = self.cfg
@@ -232,6 +230,14 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def fit(self) -> TrainResult:
+        """Train, then release the run folder's lock (also when training fails)."""
+        try:
+            return self._fit()
+        finally:
+            if dist.is_main():
+                unlock_run_dir(self.save_dir)
+
+    def _fit(self) -> TrainResult:
         cfg = self.cfg
         if dist.is_main():
             self.wdir.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ import numpy as np
 
 from posekit.data.dataset import KeypointDataset
 from posekit.data.images import read_image
+from posekit.utils.outputs import claim_output
 from posekit.viz.annotator import SkeletonAnnotator, grid
 
 
@@ -28,10 +29,12 @@ def draw_ground_truth(ds: KeypointDataset, image_id: int) -> np.ndarray:
     return img
 
 
-def write_previews(ds: KeypointDataset, out_dir: str | Path, n: int = 16, seed: int = 0) -> Path:
-    """Write `n` annotated images (chosen with `seed`) and a contact sheet `grid.png`."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+def write_previews(
+    ds: KeypointDataset, out_dir: str | Path, n: int = 16, seed: int = 0, *, force: bool = False
+) -> Path:
+    """Write `n` annotated images (chosen with `seed`) and a contact sheet `grid.png` into a
+    folder that is empty or an earlier preview (`force=True`: any folder; nothing deleted)."""
+    out = claim_output(out_dir, "data preview", source=ds.source, force=force)
     rng = np.random.default_rng(seed)
     ids = [im.id for im in ds.images]
     chosen = sorted(rng.choice(ids, size=min(n, len(ids)), replace=False).tolist()) if ids else []

@@ -20,6 +20,7 @@ from posekit.data.synth.background import Backdrop
 from posekit.data.synth.figures import Figure, sample_arm, sample_person
 from posekit.data.synth.render import draw_labels, paste, texture
 from posekit.schema import KeypointSchema, get_schema
+from posekit.utils.outputs import claim_output
 
 KINDS = ("person", "arm")
 #: Figures with fewer visible pixels than this are not annotated (nothing of them is seen).
@@ -209,15 +210,20 @@ def generate(
     test: float = 0.0,
     workers: int = 1,
     progress: Callable[[int], None] | None = None,
+    force: bool = False,
 ) -> Path:
     """Write a synthetic posekit dataset (images/, annotations/{train,val}.json, data.yaml).
+
+    `out_dir` must be empty or an earlier output of this generator (which is replaced);
+    `force=True` writes into another folder (see `posekit.utils.outputs.claim_output`).
 
     Example:
         >>> generate(SynthConfig("person", images=20), "data/synth")  # doctest: +SKIP
     """
     from posekit.data.layout import write_posekit
 
-    out = Path(out_dir)
+    out = claim_output(out_dir, "data synth", source=f"synthetic {cfg.kind}, seed {cfg.seed}",
+                       force=force)  # fmt: skip
     image_dir = out / "images"
     image_dir.mkdir(parents=True, exist_ok=True)
     w, h = cfg.size
