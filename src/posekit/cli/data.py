@@ -15,6 +15,7 @@ from posekit.data.convert import TARGETS, convert
 from posekit.data.layout import load_splits
 from posekit.data.split import split_on_disk
 from posekit.data.synth import KINDS, SynthConfig, generate
+from posekit.utils.outputs import claim_output
 from posekit.utils.progress import progress_bar, progress_group
 
 #: --force on every command that writes a folder (see posekit.utils.outputs).
@@ -62,6 +63,7 @@ def synth(
 ) -> None:
     """Generate a synthetic dataset (deterministic for a seed) in the posekit layout."""
     cfg = SynthConfig(kind=kind, images=n_images, imgsz=imgsz, seed=seed)
+    claim_output(out, "data synth", force=force)  # a refusal comes before any progress bar
     with progress_bar(f"synth {kind}", n_images, unit="img") as advance:
         generate(cfg, out, val=val, test=test, workers=workers, progress=advance, force=force)
     click.echo(f"wrote {n_images} {kind} images to {out}")
