@@ -12,8 +12,8 @@ from posekit.data.images import (
     ImageReadError,
     apply_exif,
     decode_image,
+    file_header,
     read_bytes,
-    require_header,
 )
 from posekit.data.layout import load_splits
 from posekit.data.problems import LoadReport, Problem
@@ -49,13 +49,12 @@ def check_image(path: Path, image: ImageInfo, *, decode: bool = True) -> ImageCh
                                   **where))  # fmt: skip
     size = (image.width, image.height)
     try:
-        data = read_bytes(path)
         if decode:
-            decoded = decode_image(data, str(path), size=size)
+            decoded = decode_image(read_bytes(path), str(path), size=size)
             header, exif = decoded.header, decoded.exif_applied
             h, w = decoded.image.shape[:2]
-        else:
-            header = require_header(data, str(path))
+        else:  # the header alone: quick, and enough for the size
+            header = file_header(path)
             exif = header.orientation != 1 and apply_exif(header, size)
             w, h = header.oriented_size if exif else (header.width, header.height)
     except ImageReadError as e:
