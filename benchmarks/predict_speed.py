@@ -26,7 +26,6 @@ import torch
 from posekit import Model
 from posekit.cli.main import main as cli_main
 from posekit.data.transforms import Letterbox
-from posekit.models.rtpose import STRIDES
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "openfield-mouse"
 
@@ -96,7 +95,7 @@ def main() -> None:
         rng = np.random.default_rng(0)
         images = [rng.integers(0, 255, (480, 640, 3), dtype=np.uint8) for _ in range(args.images)]
     h, w = images[0].shape[:2]
-    lb = Letterbox.fit(w, h, args.imgsz, max(STRIDES))
+    lb = Letterbox.fit(w, h, args.imgsz, model.net.input_stride)
     print(f"\nstill images ({w}x{h} arrays -> {lb.shape[1]}x{lb.shape[0]} input):")
     print(
         f"{'batch':>5} {'pipeline img/s':>15} {'network img/s':>14} {'outside forward':>16}"

@@ -20,9 +20,8 @@ from torch.utils.data import DataLoader
 
 from posekit.data.layout import load_dataset
 from posekit.data.synth import SynthConfig, generate
-from posekit.engine.dataset import AugmentConfig, KeypointSamples, class_tables, collate
+from posekit.engine.dataset import AugmentConfig, KeypointSamples, collate
 from posekit.engine.ema import ModelEMA
-from posekit.engine.loss import RTPoseLoss
 from posekit.engine.trainer import autocast_dtype
 from posekit.models import create
 
@@ -49,8 +48,6 @@ def train_rate(
 ) -> float:
     # as the trainer runs it: channels-last convolutions, autocast to `amp` when given
     model = create("rtpose-n", "coco17").train().to(memory_format=torch.channels_last)
-    _, sigmas, valid = class_tables(model.schemas)
-    loss_fn = RTPoseLoss(torch.tensor(sigmas, dtype=torch.float32), torch.tensor(valid))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     ema = ModelEMA(model)
     dl = DataLoader(
@@ -70,7 +67,7 @@ def train_rate(
         x = (images.float() / 255).contiguous(memory_format=torch.channels_last)
         with torch.autocast("cpu", dtype=amp, enabled=amp is not None):
             out = model(x)
-        loss, _ = loss_fn(out, targets)
+        loss, _ = model.loss(out, targets)  # what the trainer calls
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)

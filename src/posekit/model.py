@@ -13,7 +13,7 @@ from posekit.engine.checkpoint import load_model
 from posekit.engine.config import TrainConfig
 from posekit.engine.dataset import AugmentConfig
 from posekit.eval import EvalConfig, KeypointMetrics
-from posekit.models import RTPose, create, list_models, summarize_model
+from posekit.models import KeypointModel, create, list_models, summarize_model
 from posekit.models.fuse import fused_for_inference
 from posekit.models.summary import ModelSummary
 from posekit.predict.results import Results
@@ -37,7 +37,8 @@ class Model:
         self.source = str(source)
         self.checkpoint: dict[str, Any] | None = None
         self._tracker: Tracker | None = None  # kept between `track(persist=True)` calls
-        self._inference: tuple[RTPose, int, RTPose] | None = None  # (net, version, fused copy)
+        # (net, parameter version, folded copy) of the last `inference_net`
+        self._inference: tuple[KeypointModel, int, KeypointModel] | None = None
         if self.source.endswith(".pt"):
             self.net, self.checkpoint = load_model(self.source)
         elif self.source in list_models():
@@ -49,7 +50,7 @@ class Model:
             )
 
     @property
-    def inference_net(self) -> RTPose:
+    def inference_net(self) -> KeypointModel:
         """The network prediction runs: an eval-mode copy of `net` with BatchNorm folded into
         the convolutions (same outputs to float rounding, faster). It is rebuilt when `net`
         is replaced or any of its tensors changes in place."""
@@ -208,18 +209,22 @@ class Model:
         config: EvalConfig | None = None,
         device: str = "auto",
     ) -> KeypointMetrics:
-        """Evaluate on a dataset split: COCO AP/AR, PCK, EPE (see `posekit.eval.evaluate`)."""
+        """Evaluate on a dataset split: COCO AP/AR, PCK, EPE (see `posekit.eval.evaluate`).
+
+        Predictions come from the pipeline `predict` runs (with COCO's validation settings:
+        `conf=0.001`, `max_det=100`), so the figures equal `posekit val --pred` on
+        `predict(..., conf=0.001, max_det=100)`'s COCO results."""
         from posekit.data.layout import load_dataset
         from posekit.engine.validate import evaluate_model
         from posekit.utils.device import select_device
 
         ds = load_dataset(data, split, repair=False)  # the annotations as pycocotools sees them
-        net: RTPose = self.net
         return evaluate_model(
-            net,
+            self.inference_net,
             ds,
-            imgsz=imgsz or net.config.imgsz,
+            imgsz=imgsz or self.net.config.imgsz,
             batch=batch,
             device=select_device(device),
             config=config or EvalConfig(),
+            fuse=False,  # `inference_net` is already the folded copy
         )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from posekit.engine.loss import Targets, heatmap_focal_loss, heatmap_targets
-from posekit.predict.postprocess import snap_keypoints
+from posekit.models.base import Targets
+from posekit.models.rtpose.decode import snap_keypoints
+from posekit.models.rtpose.loss import heatmap_focal_loss, heatmap_targets
 
 STRIDE = 8
 GRID = (16, 20)  # (H, W) cells: a 160 x 128 input
@@ -89,8 +90,8 @@ def test_keypoints_snap_to_their_own_peak_within_the_window() -> None:
 def test_loss_under_bfloat16_autocast_matches_full_precision() -> None:
     """Training on a CPU with native bfloat16 runs the network under autocast: the loss must
     accept bfloat16 outputs and agree with the float32 loss."""
-    from posekit.engine.loss import RTPoseLoss
     from posekit.models import create
+    from posekit.models.rtpose.loss import RTPoseLoss
 
     torch.manual_seed(0)
     model = create("rtpose-n", "coco17", width=0.125)

@@ -7,8 +7,8 @@ import math
 import torch
 
 from posekit.models.rtpose import RTPoseOutput
+from posekit.models.rtpose.decode import postprocess
 from posekit.ops import keypoint_nms, nms, pairwise_iou
-from posekit.predict.postprocess import postprocess
 
 
 def greedy_reference(order: list[int], suppresses: list[list[bool]]) -> list[int]:

@@ -13,8 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from posekit.models.rtpose import RTPose, RTPoseConfig
-from posekit.schema import KeypointSchema
+from posekit.models.base import KeypointModel, model_from_description
 from posekit.utils.serialization import load_torch_file
 
 FORMAT_VERSION = 1
@@ -65,17 +64,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def model_from_description(desc: dict[str, Any]) -> RTPose:
-    if desc.get("architecture") != "rtpose":
-        raise ValueError(f"unknown architecture {desc.get('architecture')!r}")
-    cfg = dict(desc["config"])
-    cfg["mean"], cfg["std"] = tuple(cfg["mean"]), tuple(cfg["std"])
-    cfg.setdefault("heatmap", False)  # checkpoints from before the heatmap head
-    schemas = [KeypointSchema.from_dict(s) for s in desc["schemas"]]
-    return RTPose(RTPoseConfig(**cfg), schemas, list(desc["names"]))
-
-
-def load_model(path: str | Path) -> tuple[RTPose, dict[str, Any]]:
+def load_model(path: str | Path) -> tuple[KeypointModel, dict[str, Any]]:
     """The model of a checkpoint (in eval mode) and the whole checkpoint dict."""
     data = read_checkpoint(path)
     model = model_from_description(data["model"])

@@ -25,7 +25,7 @@ from posekit.data.transforms import (
     translation,
     warp,
 )
-from posekit.engine.loss import Targets
+from posekit.models.base import Targets
 from posekit.schema import KeypointSchema
 
 log = logging.getLogger(__name__)

@@ -29,11 +29,15 @@ from posekit.data.problems import DatasetError
 from posekit.engine import distributed as dist
 from posekit.engine.checkpoint import load_model, read_checkpoint, save_checkpoint, unwrap
 from posekit.engine.config import TrainConfig
-from posekit.engine.dataset import EpochSampler, KeypointSamples, class_tables, collate
+from posekit.engine.dataset import EpochSampler, collate
 from posekit.engine.ema import ModelEMA
-from posekit.engine.loss import RTPoseLoss
 from posekit.engine.preflight import absolute_data, resumed_config, usable_splits
-from posekit.engine.validate import PredictionArrays, make_loader, predict_split, to_predictions
+from posekit.engine.validate import (
+    PredictionArrays,
+    predict_images,
+    to_predictions,
+    validation_config,
+)
 from posekit.eval import EvalConfig, GroundTruth, evaluate
 from posekit.models import create
 from posekit.utils.device import select_device
@@ -41,7 +45,6 @@ from posekit.utils.progress import progress_bar
 from posekit.utils.runs import claim_run_dir, lock_run_dir, unlock_run_dir
 
 log = logging.getLogger(__name__)
-LOSS_NAMES = ("box", "cls", "pose", "pose_l1", "kobj", "heatmap", "hm_offset")
 
 
 @dataclass
@@ -91,7 +94,8 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
 
 class Trainer:
-    """Trains an rtpose model on a posekit dataset; see `TrainConfig` for the knobs.
+    """Trains a model of any registered family on a posekit dataset (the family supplies its
+    training samples and loss); see `TrainConfig` for the knobs.
 
     Example:
         >>> Trainer(TrainConfig(data="data/people", epochs=10, imgsz=320)).fit()  # doctest: +SKIP
@@ -112,8 +116,6 @@ class Trainer:
         # channels-last convolutions: about 15 % faster training on CPU, and what CUDA's
         # tensor cores prefer
         self.model = self._build_model().to(self.device, memory_format=torch.channels_last)
-        _, sigmas, valid = class_tables(self.model.schemas)
-        self.loss_fn = RTPoseLoss(torch.tensor(sigmas, dtype=torch.float32), torch.tensor(valid))
         self.optimizer = self._build_optimizer(self.model)
         self.ema = ModelEMA(self.model, cfg.ema_decay)
         self.amp_dtype = autocast_dtype(self.device, cfg.amp)
@@ -191,8 +193,9 @@ class Trainer:
 
     def _train_loader(self) -> tuple[DataLoader, EpochSampler]:
         cfg = self.cfg
-        samples = KeypointSamples(self.train_ds, cfg.imgsz, cfg.augment, rect=cfg.rect,
-                                  category_ids=self.category_ids, seed=cfg.seed)  # fmt: skip
+        samples = unwrap(self.model).training_samples(self.train_ds, cfg.imgsz, cfg.augment,
+                                              rect=cfg.rect, category_ids=self.category_ids,
+                                              seed=cfg.seed)  # fmt: skip
         ws = dist.world_size()
         g = torch.Generator().manual_seed(cfg.seed)
         base = (DistributedSampler(samples, seed=cfg.seed) if ws > 1
@@ -297,7 +300,7 @@ class Trainer:
         cfg, model = self.cfg, self.model
         model.train()
         self.sampler.set_epoch(epoch)
-        sums = dict.fromkeys(LOSS_NAMES, 0.0)
+        sums: dict[str, float] = {}
         seen, t0 = 0, time.time()
         desc = f"epoch {epoch + 1}/{self.epochs}"
         n_img = nb * (self.train_loader.batch_size or 1)
@@ -313,7 +316,7 @@ class Trainer:
                 with torch.autocast(self.device.type, dtype=self.amp_dtype,
                                     enabled=self.amp_dtype is not None):  # fmt: skip
                     out = model(images)
-                loss, parts = self.loss_fn(out, targets)
+                loss, parts = unwrap(model).loss(out, targets)  # the family's own loss
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
                 self.scaler.unscale_(self.optimizer)
@@ -321,8 +324,8 @@ class Trainer:
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
                 self.ema.update(unwrap(model))
-                for k in LOSS_NAMES:
-                    sums[k] += parts[k]
+                for k, v in parts.items():
+                    sums[k] = sums.get(k, 0.0) + v
                 seen += len(images)
                 loss_sum += float(loss.detach())
                 advance(len(images), f"loss {loss_sum / (i + 1):.3f}")
@@ -334,19 +337,19 @@ class Trainer:
         return means, speed
 
     def validate(self) -> dict[str, float]:
-        """Evaluate the EMA weights on the validation split. Each rank predicts its share of
-        the images; rank 0 evaluates all of them and shares the metrics with the others."""
+        """Evaluate the EMA weights on the validation split through the prediction path users
+        run. Each rank predicts its share of the images; rank 0 evaluates all of them and
+        shares the metrics with the others."""
         cfg = self.cfg
-        ws = dist.world_size()
-        sampler = DistributedSampler(range(len(self.val_ds.images)), shuffle=False) \
-            if ws > 1 else None  # fmt: skip
-        loader = make_loader(self.val_ds, cfg.imgsz, max(1, cfg.batch // ws), cfg.workers,
-                             self.category_ids, sampler, rect=cfg.rect)  # fmt: skip
-        preds = predict_split(self.ema.ema, loader, self.device)
+        ws, rank = dist.world_size(), dist.rank()
+        mine = self.val_ds.images[rank::ws]
+        preds = predict_images(unwrap(self.ema.ema), self.val_ds, mine,
+                               validation_config(cfg.imgsz, max(1, cfg.batch // ws)),
+                               device=self.device)  # fmt: skip
         parts = dist.gather_to_main(preds)
         metrics: dict[str, float] = {}
         if dist.is_main():
-            merged = _dedupe(PredictionArrays.concat(parts))  # samplers pad with repeats
+            merged = PredictionArrays.concat(parts)
             gt = GroundTruth.from_dataset(self.val_ds)
             m = evaluate(gt, to_predictions(merged, gt, self.category_ids),
                          EvalConfig(per_keypoint_ap=False))  # fmt: skip
@@ -388,19 +391,3 @@ class Trainer:
 
 def _finite(x: float) -> float:
     return float(x) if np.isfinite(x) else float("nan")
-
-
-def _dedupe(p: PredictionArrays) -> PredictionArrays:
-    """Drop repeated images (a DistributedSampler pads the last batch with repeats).
-
-    Predictions of one image arrive together as a block; keep the first block of each image.
-    """
-    if len(p.image_ids) == 0:
-        return p
-    change = np.r_[True, p.image_ids[1:] != p.image_ids[:-1]]
-    block = np.cumsum(change) - 1
-    _, first = np.unique(p.image_ids[change], return_index=True)
-    is_first = np.zeros(int(change.sum()), dtype=bool)
-    is_first[first] = True
-    keep = is_first[block]
-    return PredictionArrays(p.image_ids[keep], p.classes[keep], p.scores[keep], p.keypoints[keep])

@@ -1,21 +1,25 @@
-"""Run a model over a dataset split and evaluate it (COCO AP/AR, PCK, EPE)."""
+"""Run a model over a dataset split and evaluate it (COCO AP/AR, PCK, EPE).
+
+There is one inference path: validation runs the `Predictor` that `Model.predict` and
+`posekit predict` run (same preprocessing, network, decoding and inverse mapping), so what it
+measures is what users get; `Model.val` equals `posekit val --pred` on `Model.predict`'s output.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
-from posekit.data.dataset import KeypointDataset
-from posekit.engine.dataset import AugmentConfig, KeypointSamples, collate
+from posekit.data.dataset import ImageInfo, KeypointDataset
+from posekit.data.images import ImageReadError, read_image
 from posekit.eval import EvalConfig, GroundTruth, KeypointMetrics, Predictions, evaluate
 from posekit.eval.inputs import CategoryPred
-from posekit.models.rtpose import RTPose
-from posekit.predict.postprocess import postprocess
+from posekit.models.base import KeypointModel
+from posekit.predict.predictor import PredictConfig, Predictor
+from posekit.predict.sources import Frame
 
 
 @dataclass
@@ -34,39 +38,48 @@ class PredictionArrays:
                      for f in ("image_ids", "classes", "scores", "keypoints")))  # fmt: skip
 
 
-@torch.no_grad()
-def predict_split(
-    model: RTPose,
-    loader: DataLoader,
-    device: torch.device,
+#: Prediction settings of validation: COCO's (every detection down to a low score, 100 per
+#: image), so that AP sees the whole precision-recall curve.
+VAL_CONF, VAL_MAX_DET = 0.001, 100
+
+
+def validation_config(imgsz: int, batch: int = 8) -> PredictConfig:
+    """The `PredictConfig` validation runs (the same NMS settings as prediction)."""
+    return PredictConfig(conf=VAL_CONF, max_det=VAL_MAX_DET, imgsz=imgsz, batch=batch)
+
+
+def dataset_frames(ds: KeypointDataset, images: list[ImageInfo]) -> Iterator[Frame]:
+    """The images as prediction frames, read as training reads them (`read_image` with the
+    size the dataset records, which settles an EXIF orientation the same way)."""
+    for im in images:
+        path = ds.image_path(im)
+        try:
+            yield Frame(read_image(path, size=(im.width, im.height)), str(path))
+        except ImageReadError as e:
+            yield Frame(None, str(path), error=str(e))
+
+
+def predict_images(
+    net: KeypointModel,
+    ds: KeypointDataset,
+    images: list[ImageInfo],
+    config: PredictConfig,
     *,
-    conf: float = 0.001,
-    iou: float = 0.65,
-    oks_nms: float = 0.9,
-    max_det: int = 100,
-    progress: Callable[[int], None] | None = None,
+    device: torch.device | None = None,
+    fuse: bool = True,
 ) -> PredictionArrays:
-    """Predictions for every image of a loader built on `KeypointSamples` (no augmentation)."""
-    model.eval()
+    """Predictions for `images` of `ds` in original-image pixels, made by the `Predictor`
+    that `Model.predict` uses: validation measures exactly what users run."""
+    predictor = Predictor(net, config, device=device, fuse=fuse)
     ids, cls, scores, kps = [], [], [], []
-    k = model.num_keypoints
-    sigmas = model.keypoint_sigmas().to(device)
-    for images, _, image_ids, matrices in loader:
-        out = model(images.to(device).float() / 255)
-        dets = postprocess(out, conf=conf, iou=iou, max_det=max_det, sigmas=sigmas,
-                           oks_nms=oks_nms)  # fmt: skip
-        for det, iid, m in zip(dets, image_ids, matrices, strict=True):
-            n = len(det.scores)
-            kp = det.keypoints.cpu().double().numpy()
-            inv = np.linalg.inv(m)  # input pixels -> original pixels, exactly
-            kp[..., :2] = kp[..., :2] @ inv[:2, :2].T + inv[:2, 2]
-            ids.append(np.full(n, iid))
-            cls.append(det.classes.cpu().numpy())
-            scores.append(det.scores.cpu().double().numpy())
-            kps.append(kp.reshape(n, k, 3))
-        if progress is not None:
-            progress(len(image_ids))
+    results = predictor.stream_frames(dataset_frames(ds, images))
+    for im, r in zip(images, results, strict=True):
+        ids.append(np.full(len(r), im.id))
+        cls.append(r.boxes.cls)
+        scores.append(r.boxes.conf)
+        kps.append(r.keypoints.data)
     if not ids:
+        k = net.num_keypoints
         return PredictionArrays(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0),
                                 np.zeros((0, k, 3)))  # fmt: skip
     return PredictionArrays(np.concatenate(ids), np.concatenate(cls), np.concatenate(scores),
@@ -94,39 +107,21 @@ def to_predictions(p: PredictionArrays, gt: GroundTruth, category_ids: list[int]
     return Predictions(cats)
 
 
-def make_loader(
-    ds: KeypointDataset,
-    imgsz: int,
-    batch: int,
-    workers: int,
-    category_ids: list[int] | None = None,
-    sampler: Any = None,
-    *,
-    rect: bool = True,
-) -> DataLoader:
-    """Unaugmented samples in order; with `rect`, padded like `posekit predict` pads them."""
-    samples = KeypointSamples(ds, imgsz, AugmentConfig.off(), category_ids=category_ids,
-                              rect=rect)  # fmt: skip
-    return DataLoader(samples, batch_size=batch, shuffle=False, num_workers=workers,
-                      collate_fn=collate, sampler=sampler)  # fmt: skip
-
-
 def evaluate_model(
-    model: RTPose,
+    model: KeypointModel,
     ds: KeypointDataset,
     *,
     imgsz: int,
     batch: int = 8,
-    workers: int = 0,
     device: torch.device | None = None,
     config: EvalConfig | None = None,
-    conf: float = 0.001,
+    fuse: bool = True,
 ) -> KeypointMetrics:
-    """Predict on every image of `ds` and evaluate against its annotations."""
-    device = device or torch.device("cpu")
+    """Predict on every image of `ds` (see `predict_images`) and evaluate against its
+    annotations; `fuse=False` when `model` is already an inference copy."""
     category_ids = [c.id for c in sorted(ds.categories, key=lambda c: c.id)]
-    loader = make_loader(ds, imgsz, batch, workers, category_ids)
-    preds = predict_split(model.to(device), loader, device, conf=conf)
+    preds = predict_images(model, ds, ds.images, validation_config(imgsz, batch), device=device,
+                           fuse=fuse)  # fmt: skip
     gt = GroundTruth.from_dataset(ds)
     return evaluate(gt, to_predictions(preds, gt, category_ids),
                     config or EvalConfig(per_keypoint_ap=False))  # fmt: skip

@@ -1,17 +1,35 @@
-"""Keypoint models, found by name through a registry (`create("rtpose-n", "coco17")`)."""
+"""Keypoint models, found by name through a registry (`create("rtpose-n", "coco17")`).
+
+Each family is a package that registers its network class (`register_family`) and its sizes
+(`register_model`); importing it here is the one line that adds a family.
+"""
 
 from posekit.models import rtpose as _rtpose  # noqa: F401  (registers rtpose-n ... rtpose-x)
+from posekit.models.base import (
+    FAMILIES,
+    Detections,
+    KeypointModel,
+    Targets,
+    model_from_description,
+    register_family,
+)
 from posekit.models.registry import create, list_models, register_model
 from posekit.models.rtpose import RTPose, RTPoseConfig, RTPoseOutput
 from posekit.models.summary import ModelSummary, summarize_model
 
 __all__ = [
+    "FAMILIES",
+    "Detections",
+    "KeypointModel",
     "ModelSummary",
     "RTPose",
     "RTPoseConfig",
     "RTPoseOutput",
+    "Targets",
     "create",
     "list_models",
+    "model_from_description",
+    "register_family",
     "register_model",
     "summarize_model",
 ]

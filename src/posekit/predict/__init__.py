@@ -1,6 +1,6 @@
 """Inference: sources -> letterbox -> network -> decode + NMS -> `Results`."""
 
-from posekit.predict.postprocess import Detections, postprocess
+from posekit.models.base import Detections
 from posekit.predict.predictor import PredictConfig, Predictor
 from posekit.predict.results import Boxes, Keypoints, Results
 from posekit.predict.sources import Frame, SourceError, iter_frames
@@ -15,5 +15,4 @@ __all__ = [
     "Results",
     "SourceError",
     "iter_frames",
-    "postprocess",
 ]

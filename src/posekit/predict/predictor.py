@@ -1,7 +1,9 @@
-"""The prediction pipeline: frames -> letterbox -> forward -> decode + NMS -> `Results`.
+"""The prediction pipeline: frames -> letterbox -> forward -> family decoder -> `Results`.
 
-Each step is a plain function; `Predictor` only chains them. Reading and letterboxing run in a
+Each step is a plain function; `Predictor` only chains them, for any registered family (the
+network's own `decode` turns its outputs into detections). Reading and letterboxing run in a
 background thread (`prefetch`) so that, on video, decoding overlaps with the network.
+Validation runs this same pipeline (`posekit.engine.validate`).
 """
 
 from __future__ import annotations
@@ -15,14 +17,14 @@ import numpy as np
 import torch
 
 from posekit.data.transforms import Letterbox
+from posekit.models.base import Detections, KeypointModel
 from posekit.models.fuse import fused_for_inference
-from posekit.models.rtpose import STRIDES, RTPose
-from posekit.predict.postprocess import Detections, postprocess
 from posekit.predict.results import Boxes, Keypoints, Results, _slot_names
 from posekit.predict.sources import Frame, iter_frames, prefetch
 from posekit.schema import KeypointSchema
 
-MAX_STRIDE = max(STRIDES)
+#: Inputs are letterboxed to a multiple of this (every family's `input_stride` divides it).
+MAX_STRIDE = 32
 
 ErrorHandler = Callable[[str, str], None]  # (path, message)
 
@@ -122,7 +124,7 @@ def detections_to_results(
 
 
 class Predictor:
-    """Runs an rtpose network over any source.
+    """Runs a network of any registered family over any source.
 
     Example:
         >>> p = Predictor(net, PredictConfig(conf=0.3, batch=8))       # doctest: +SKIP
@@ -131,7 +133,7 @@ class Predictor:
 
     def __init__(
         self,
-        net: RTPose,
+        net: KeypointModel,
         config: PredictConfig | None = None,
         *,
         device: torch.device | None = None,
@@ -147,15 +149,21 @@ class Predictor:
         self.net = run.to(self.device, memory_format=torch.channels_last)
         self.category_ids = category_ids
         self.names = dict(enumerate(net.names))
-        self.sigmas = net.keypoint_sigmas().to(self.device)
 
     def stream(self, source: Any, *, on_error: ErrorHandler | None = None) -> Iterator[Results]:
         """One `Results` per frame, lazily. An unreadable image raises `SourceError`, or is
         passed to `on_error(path, message)` and skipped when a handler is given."""
+        frames = iter_frames(source, vid_stride=self.config.vid_stride)
+        return self.stream_frames(frames, on_error=on_error)
+
+    def stream_frames(
+        self, frames: Iterator[Frame], *, on_error: ErrorHandler | None = None
+    ) -> Iterator[Results]:
+        """`stream` over frames the caller reads itself (validation reads dataset images
+        with their recorded sizes)."""
         from posekit.predict.sources import SourceError, batched
 
         c = self.config
-        frames = iter_frames(source, vid_stride=c.vid_stride)
         batches = (prepare(b, c.imgsz, c.rect) for b in batched(frames, c.batch))
         for p in prefetch(batches, depth=2):
             for f in p.failed:
@@ -179,8 +187,8 @@ class Predictor:
                 torch.cuda.synchronize(self.device)
             t1 = time.perf_counter()
             c = self.config
-            dets = postprocess(out, conf=c.conf, iou=c.iou, max_det=c.max_det,
-                               sigmas=self.sigmas, oks_nms=c.oks_nms)  # fmt: skip
+            dets = self.net.decode(out, conf=c.conf, iou=c.iou, max_det=c.max_det,
+                                   oks_nms=c.oks_nms)  # fmt: skip
         results = [
             detections_to_results(
                 d,

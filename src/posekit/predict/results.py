@@ -258,7 +258,9 @@ class Results:
 
     def to_coco(self, image_id: int, category_ids: list[int] | None = None) -> list[dict[str, Any]]:
         """COCO keypoint results (`posekit val --pred` and pycocotools read them): keypoints
-        as flat x, y, confidence triples, `bbox` as x, y, w, h, `score` the detection's."""
+        as flat x, y, confidence triples, `bbox` as x, y, w, h, `score` the detection's.
+        Keypoints and scores keep full precision, so that evaluating these results gives
+        exactly what `Model.val` reports (rounding can reorder tied scores)."""
         cats = category_ids or self.category_ids or [c + 1 for c in range(len(self.schemas))]
         out = []
         for i in range(len(self)):
@@ -269,8 +271,8 @@ class Results:
                 {
                     "image_id": int(image_id),
                     "category_id": int(cats[c]),
-                    "keypoints": [round(float(v), 3) for v in kp.reshape(-1)],
-                    "score": round(float(self.boxes.conf[i]), 6),
+                    "keypoints": [float(v) for v in kp.reshape(-1)],
+                    "score": float(self.boxes.conf[i]),
                     "bbox": [round(v, 3) for v in (x1, y1, x2 - x1, y2 - y1)],
                 }
             )

@@ -25,11 +25,13 @@ Layout: blocks (models/blocks.py) -> backbone -> neck (top-down + bottom-up feat
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 from torch import nn
 
+from posekit.models.base import Detections, KeypointModel, Targets, register_family
 from posekit.models.blocks import SPPF, ConvBNAct, CSPBlock
 from posekit.models.registry import register_model
 from posekit.schema import KeypointSchema
@@ -194,12 +196,15 @@ class RTPoseOutput:
     heatmap_stride: int = STRIDES[0]
 
 
-class RTPose(nn.Module):
+@register_family("rtpose")
+class RTPose(KeypointModel):
     """The rtpose network for given keypoint schemas (one per class).
 
     Classes may have different keypoint counts: the head predicts the largest count and each
     class uses its first K_c keypoints.
     """
+
+    input_stride = STRIDES[-1]
 
     def __init__(self, cfg: RTPoseConfig, schemas: list[KeypointSchema], names: list[str]):
         super().__init__()
@@ -208,7 +213,6 @@ class RTPose(nn.Module):
         self.config = cfg
         self.schemas = list(schemas)
         self.names = list(names)
-        self.num_keypoints = max(s.num_keypoints for s in schemas)
         c = cfg.channels()
         self.backbone = Backbone(cfg)
         self.neck = Neck(cfg)
@@ -233,13 +237,6 @@ class RTPose(nn.Module):
         return RTPoseOutput(cls.transpose(1, 2), boxes, kxy, kpt[..., 2], anchors, strides,
                             heat, offset)  # fmt: skip
 
-    def keypoint_sigmas(self) -> torch.Tensor:
-        """(nc, K) OKS sigmas of each class's keypoints; 0 in slots a class does not use."""
-        out = torch.zeros(len(self.schemas), self.num_keypoints)
-        for c, s in enumerate(self.schemas):
-            out[c, : s.num_keypoints] = torch.tensor(s.sigmas, dtype=torch.float32)
-        return out
-
     def _normalise(self, x: torch.Tensor) -> torch.Tensor:
         cfg = self.config
         if cfg.mean == (0.0, 0.0, 0.0) and cfg.std == (1.0, 1.0, 1.0):
@@ -248,14 +245,48 @@ class RTPose(nn.Module):
         std = torch.tensor(cfg.std, device=x.device).view(1, 3, 1, 1)
         return (x - mean) / std
 
-    def describe(self) -> dict:
-        """Everything needed to rebuild this model (saved in checkpoints and exports)."""
-        return {
-            "architecture": "rtpose",
-            "config": asdict(self.config),
-            "schemas": [s.to_dict() for s in self.schemas],
-            "names": list(self.names),
-        }
+    @classmethod
+    def from_description(cls, desc: dict[str, Any]) -> RTPose:
+        cfg = dict(desc["config"])
+        cfg["mean"], cfg["std"] = tuple(cfg["mean"]), tuple(cfg["std"])
+        cfg.setdefault("heatmap", False)  # checkpoints from before the heatmap head
+        schemas = [KeypointSchema.from_dict(s) for s in desc["schemas"]]
+        return cls(RTPoseConfig(**cfg), schemas, list(desc["names"]))
+
+    def loss(
+        self, outputs: RTPoseOutput, targets: Targets
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Task-aligned assignment, then box, class, keypoint and heatmap losses (see
+        `posekit.models.rtpose.loss`)."""
+        from posekit.models.rtpose.loss import RTPoseLoss
+
+        fn = self.__dict__.get("_loss_fn")
+        if fn is None:
+            sigmas = self.keypoint_sigmas()
+            used = torch.zeros_like(sigmas, dtype=torch.bool)
+            for c, s in enumerate(self.schemas):
+                used[c, : s.num_keypoints] = True
+            # unused slots get sigma 1 (never 0/0); they carry no weight
+            fn = RTPoseLoss(torch.where(used, sigmas, torch.ones_like(sigmas)), used)
+            self.__dict__["_loss_fn"] = fn  # a plain attribute: not part of the state dict
+        return fn(outputs, targets)
+
+    def decode(
+        self,
+        outputs: RTPoseOutput,
+        *,
+        conf: float = 0.25,
+        iou: float = 0.65,
+        max_det: int = 300,
+        oks_nms: float = 0.9,
+    ) -> list[Detections]:
+        """Confidence filter, class-aware box NMS, keypoints snapped to their heatmap peaks,
+        then keypoint NMS (see `posekit.models.rtpose.decode.postprocess`)."""
+        from posekit.models.rtpose.decode import postprocess
+
+        sigmas = self.keypoint_sigmas().to(outputs.boxes.device)
+        return postprocess(outputs, conf=conf, iou=iou, max_det=max_det, sigmas=sigmas,
+                           oks_nms=oks_nms)  # fmt: skip
 
 
 # ---------------------------------------------------------------------- sizes
@@ -280,5 +311,3 @@ def _factory(size: str):  # type: ignore[no-untyped-def]
 
 for _size in SIZES:
     register_model(f"rtpose-{_size}")(_factory(_size))
-
-__all__ = ["SIZES", "STRIDES", "RTPose", "RTPoseConfig", "RTPoseOutput", "make_anchors"]

@@ -3,25 +3,13 @@ keypoints snapped to heatmap peaks, then NMS on keypoint similarity."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
-from posekit.models.rtpose import RTPoseOutput
+from posekit.models.base import Detections
+from posekit.models.rtpose.model import RTPoseOutput
 from posekit.ops.boxes import nms
 from posekit.ops.oks import keypoint_nms
-
-
-@dataclass
-class Detections:
-    """Detections of one image in input pixels: boxes (N, 4) xyxy, scores (N,), classes (N,),
-    keypoints (N, K, 3) with x, y and keypoint confidence."""
-
-    boxes: torch.Tensor
-    scores: torch.Tensor
-    classes: torch.Tensor
-    keypoints: torch.Tensor
 
 
 @torch.no_grad()

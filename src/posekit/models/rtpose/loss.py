@@ -28,23 +28,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from posekit.models.rtpose import RTPoseOutput
+from posekit.models.base import Targets
+from posekit.models.rtpose.model import RTPoseOutput
 from posekit.ops.boxes import box_iou, ciou
 from posekit.ops.oks import oks_pairwise
-
-
-@dataclass
-class Targets:
-    """A padded batch of ground truth in input pixels; `mask` marks real instances."""
-
-    boxes: torch.Tensor  # (B, M, 4) xyxy
-    classes: torch.Tensor  # (B, M) long
-    keypoints: torch.Tensor  # (B, M, K, 3) x, y, v
-    mask: torch.Tensor  # (B, M) bool
-
-    def to(self, device: torch.device) -> Targets:
-        parts = (self.boxes, self.classes, self.keypoints, self.mask)
-        return Targets(*(t.to(device, non_blocking=True) for t in parts))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,160 @@
+"""The model contract: what every model family supplies, so that the trainer, validation, the
+predictor, checkpoints and `Model` never name a family.
+
+A family is one package under `posekit/models/` whose network class subclasses `KeypointModel`
+and is registered with `@register_family("name")`; its sizes are registered with
+`@register_model`. The class supplies:
+
+- `describe()` / `from_description(desc)`: the self-describing checkpoint entry (family name,
+  config dataclass, one keypoint schema per class, class names) and the way back;
+- `training_samples(...)`: the training dataset (images and targets);
+- `loss(outputs, targets)`: the training loss and its parts (nanoGPT's spirit: the model knows
+  how it is trained);
+- `decode(outputs, ...)`: raw outputs -> `Detections` in network-input pixels.
+
+Whole-image families are letterboxed to a multiple of `input_stride` by the shared
+preprocessing; `Detections` go back to image pixels through the letterbox's exact inverse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, TypeVar
+
+import torch
+from torch import nn
+
+from posekit.schema import KeypointSchema
+
+
+@dataclass
+class Detections:
+    """Detections of one image in network-input pixels: boxes (N, 4) xyxy, scores (N,),
+    classes (N,), keypoints (N, K, 3) with x, y and keypoint confidence."""
+
+    boxes: torch.Tensor
+    scores: torch.Tensor
+    classes: torch.Tensor
+    keypoints: torch.Tensor
+
+
+@dataclass
+class Targets:
+    """A padded batch of ground truth in network-input pixels; `mask` marks real instances."""
+
+    boxes: torch.Tensor  # (B, M, 4) xyxy
+    classes: torch.Tensor  # (B, M) long
+    keypoints: torch.Tensor  # (B, M, K, 3) x, y, v
+    mask: torch.Tensor  # (B, M) bool
+
+    def to(self, device: torch.device) -> Targets:
+        parts = (self.boxes, self.classes, self.keypoints, self.mask)
+        return Targets(*(t.to(device, non_blocking=True) for t in parts))
+
+
+class KeypointModel(nn.Module):
+    """Base class of every family's network (see the module docstring for the contract).
+
+    Subclasses set `family`, and in `__init__` `config` (a dataclass with at least `imgsz`),
+    `schemas` and `names` (one per class).
+    """
+
+    family: ClassVar[str] = ""
+    #: Letterboxed inputs are padded to a multiple of this (the largest feature stride).
+    input_stride: ClassVar[int] = 32
+
+    config: Any
+    schemas: list[KeypointSchema]
+    names: list[str]
+
+    @property
+    def num_keypoints(self) -> int:
+        """The largest keypoint count over the classes (the width of keypoint outputs)."""
+        return max(s.num_keypoints for s in self.schemas)
+
+    def describe(self) -> dict[str, Any]:
+        """Everything needed to rebuild this model (saved in checkpoints and exports)."""
+        return {
+            "architecture": self.family,
+            "config": asdict(self.config),
+            "schemas": [s.to_dict() for s in self.schemas],
+            "names": list(self.names),
+        }
+
+    @classmethod
+    def from_description(cls, desc: dict[str, Any]) -> KeypointModel:
+        """The (untrained) model that `describe()` describes."""
+        raise NotImplementedError
+
+    def keypoint_sigmas(self) -> torch.Tensor:
+        """(nc, K) OKS sigmas of each class's keypoints; 0 in slots a class does not use."""
+        out = torch.zeros(len(self.schemas), self.num_keypoints)
+        for c, s in enumerate(self.schemas):
+            out[c, : s.num_keypoints] = torch.tensor(s.sigmas, dtype=torch.float32)
+        return out
+
+    def training_samples(self, ds: Any, imgsz: int, augment: Any, **options: Any) -> Any:
+        """The training dataset of this family: whole images letterboxed to `imgsz` with
+        affine augmentation, each with its instances (`posekit.engine.dataset`). A family
+        with another input (crops) overrides this."""
+        from posekit.engine.dataset import KeypointSamples
+
+        return KeypointSamples(ds, imgsz, augment, **options)
+
+    def loss(self, outputs: Any, targets: Targets) -> tuple[torch.Tensor, dict[str, float]]:
+        """The training loss of `outputs` (of `forward`) against `targets`, and its named
+        parts as floats for logging."""
+        raise NotImplementedError
+
+    def decode(
+        self,
+        outputs: Any,
+        *,
+        conf: float = 0.25,
+        iou: float = 0.65,
+        max_det: int = 300,
+        oks_nms: float = 0.9,
+    ) -> list[Detections]:
+        """Detections per image of a batch, in network-input pixels."""
+        raise NotImplementedError
+
+
+M = TypeVar("M", bound=type[KeypointModel])
+
+
+class _Families:
+    """Family name -> network class; filled only by `@register_family` at import."""
+
+    def __init__(self) -> None:
+        self._classes: dict[str, type[KeypointModel]] = {}
+
+    def register(self, name: str) -> Callable[[M], M]:
+        def add(cls: M) -> M:
+            if name in self._classes:
+                raise ValueError(f"model family {name!r} is registered twice")
+            cls.family = name
+            self._classes[name] = cls
+            return cls
+
+        return add
+
+    def get(self, name: str) -> type[KeypointModel]:
+        if name not in self._classes:
+            known = ", ".join(sorted(self._classes))
+            raise ValueError(f"unknown model family {name!r}; registered: {known}")
+        return self._classes[name]
+
+    def names(self) -> list[str]:
+        return sorted(self._classes)
+
+
+FAMILIES = _Families()
+register_family = FAMILIES.register
+
+
+def model_from_description(desc: dict[str, Any]) -> KeypointModel:
+    """Rebuild a model of any registered family from its `describe()` dict."""
+    if not isinstance(desc, dict):
+        raise ValueError("the model description is not a dict")
+    return FAMILIES.get(str(desc.get("architecture"))).from_description(desc)
