@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import fields, replace
 from pathlib import Path
@@ -9,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-from posekit.engine.checkpoint import load_model
 from posekit.engine.config import TrainConfig
 from posekit.engine.dataset import AugmentConfig
 from posekit.eval import EvalConfig, KeypointMetrics
@@ -17,8 +17,25 @@ from posekit.models import KeypointModel, create, list_models, summarize_model
 from posekit.models.fuse import fused_for_inference
 from posekit.models.summary import ModelSummary
 from posekit.predict.results import Results
-from posekit.schema import KeypointSchema
+from posekit.schema import KeypointSchema, get_schema
 from posekit.track import OneEuroConfig, Tracker, TrackerConfig
+
+log = logging.getLogger(__name__)
+
+
+def as_detector(detector: Any) -> Any:
+    """A detector callable (`images -> [(boxes, scores, classes), ...]`) from a checkpoint
+    path, a `Model`, or a callable (returned as it is); None stays None."""
+    if detector is None or (callable(detector) and not isinstance(detector, Model)):
+        return detector
+    det = detector if isinstance(detector, Model) else Model(detector)
+    if getattr(det.net, "input_kind", "letterbox") == "crops":
+        raise ValueError("a detector must find instances itself (e.g. an rtpose checkpoint)")
+
+    def detect(images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        return [(r.boxes.xyxy, r.boxes.conf, r.boxes.cls) for r in det.predict(images)]
+
+    return detect
 
 
 class Model:
@@ -33,21 +50,44 @@ class Model:
         >>> r.keypoints.xy, r.boxes.conf                                      # doctest: +SKIP
     """
 
-    def __init__(self, source: str | Path = "rtpose-n", schema: KeypointSchema | str = "coco17"):
+    def __init__(
+        self,
+        source: str | Path = "rtpose-n",
+        schema: KeypointSchema | str | None = None,
+        *,
+        detector: Any = None,
+    ) -> None:
+        """Args:
+        source: a registered name ("rtpose-n", "vitpose-b" ...), a posekit checkpoint, a
+            transformers folder or `.safetensors` file, or a published `.pth` (official
+            ViTPose or MMPose); the one line that says what was loaded is logged.
+        schema: the keypoints of a new model (default COCO-17), or of a file that does
+            not name them.
+        detector: for top-down models, what finds the instances: a detector checkpoint
+            or `Model`, or any callable `images -> [(boxes, scores, classes), ...]`.
+        """
         self.source = str(source)
         self.checkpoint: dict[str, Any] | None = None
         self._tracker: Tracker | None = None  # kept between `track(persist=True)` calls
         # (net, parameter version, folded copy) of the last `inference_net`
         self._inference: tuple[KeypointModel, int, KeypointModel] | None = None
-        if self.source.endswith(".pt"):
-            self.net, self.checkpoint = load_model(self.source)
-        elif self.source in list_models():
-            self.net = create(self.source, schema)
+        if self.source in list_models():
+            self.net = create(self.source, schema or "coco17")
+        elif Path(self.source).exists():
+            from posekit.models.loading import load_any
+
+            given = get_schema(schema) if isinstance(schema, str) else schema
+            loaded = load_any(self.source, schema=given)
+            self.net, self.checkpoint = loaded.model, loaded.checkpoint
+            log.info(loaded.summary)
+        elif self.source.endswith((".pt", ".pth", ".safetensors")):
+            raise FileNotFoundError(f"{self.source}: model file not found")
         else:
             raise ValueError(
-                f"{self.source!r} is neither a checkpoint (.pt) nor a registered "
+                f"{self.source!r} is neither a model file or folder nor a registered "
                 f"model ({', '.join(list_models())})"
             )
+        self.detector = as_detector(detector)
 
     @property
     def inference_net(self) -> KeypointModel:
@@ -81,6 +121,8 @@ class Model:
         vid_stride: int = 1,
         device: str = "auto",
         on_error: Callable[[str, str], None] | None = None,
+        boxes: Any = None,
+        flip: bool = True,
     ) -> list[Results] | Iterator[Results]:
         """Detect instances and their keypoints.
 
@@ -95,6 +137,12 @@ class Model:
                 a higher-scored one exceeds this is dropped (1 keeps them).
             on_error: called with (path, message) for an unreadable image, which is then
                 skipped; without it an unreadable image raises `SourceError`.
+            boxes: top-down models: the instances' xyxy boxes, one (N, 4) array per image
+                (or one array for a single image). Each gets exactly one result, in order,
+                never filtered by `conf`. Without boxes the model's detector finds them, or
+                each whole image is one instance.
+            flip: top-down models: average with the mirrored crop (when the model's config
+                has `flip_test`, as ViTPose's does).
 
         Example:
             >>> for r in Model("best.pt")("clip.mp4", stream=True):  # doctest: +SKIP
@@ -113,6 +161,7 @@ class Model:
             max_det=max_det,
             rect=rect,
             vid_stride=vid_stride,
+            flip=flip,
         )
         predictor = Predictor(
             self.inference_net,
@@ -120,8 +169,11 @@ class Model:
             device=select_device(device),
             category_ids=self.category_ids,
             fuse=False,  # already folded, and cached between calls
+            detector=self.detector,
         )
-        results = predictor.stream(source, on_error=on_error)
+        if boxes is not None and isinstance(boxes, np.ndarray) and boxes.ndim == 2:
+            boxes = [boxes]  # one image's boxes
+        results = predictor.stream(source, boxes=boxes, on_error=on_error)
         return results if stream else list(results)
 
     __call__ = predict
@@ -196,6 +248,8 @@ class Model:
             cfg = replace(cfg, augment=replace(cfg.augment, **aug))
         result = Trainer(cfg, resume=resume).fit()
         if result.best.is_file():
+            from posekit.engine.checkpoint import load_model
+
             self.net, self.checkpoint = load_model(result.best)
         return result
 

@@ -1,6 +1,6 @@
-"""The model contract, for every registered model: build, forward, the family's own loss and
-backward, decode, and a checkpoint round trip, using only what the trainer, validation and the
-predictor use (so a new family is covered by registering it)."""
+"""The model contract, for every registered model: build, forward, the family's own training
+samples and loss with backward, decode, and a checkpoint round trip, using only what the
+trainer, validation and the predictor use (so a new family is covered by registering it)."""
 
 from __future__ import annotations
 
@@ -8,37 +8,45 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
+from posekit.data import read_coco
 from posekit.engine.checkpoint import load_model, save_checkpoint
-from posekit.models import FAMILIES, Detections, KeypointModel, Targets, create, list_models
+from posekit.engine.dataset import AugmentConfig, collate
+from posekit.models import FAMILIES, Detections, KeypointModel, create, list_models
 from posekit.models.base import model_from_description
-from posekit.schema import KeypointSchema
 
-SCHEMA = KeypointSchema.create("thing", ["centre", "left_end", "right_end"])
-
-
-def _targets(batch: int, k: int) -> Targets:
-    boxes = torch.tensor([[8.0, 10.0, 40.0, 50.0]]).expand(batch, 1, 4).clone()
-    kps = torch.tensor([[[20.0, 20.0, 2.0], [12.0, 40.0, 2.0], [36.0, 40.0, 1.0]]])
-    classes = torch.zeros(batch, 1, dtype=torch.long)
-    mask = torch.ones(batch, 1, dtype=torch.bool)
-    return Targets(boxes, classes, kps[:, :k].expand(batch, 1, k, 3).clone(), mask)
+#: The largest sizes take minutes on 2 CPU cores: run with the slow tests.
+HEAVY = {"vitpose-l", "vitpose-h", "rtpose-x"}
 
 
-@pytest.mark.parametrize("name", sorted(list_models()))
-def test_model_contract(name: str, tmp_path: Path) -> None:
+def _params(name: str) -> object:
+    return pytest.param(name, marks=pytest.mark.slow) if name in HEAVY else name
+
+
+@pytest.mark.parametrize("name", [_params(n) for n in sorted(list_models())])
+def test_model_contract(name: str, tmp_path: Path, valid_coco, make_dataset) -> None:
     torch.manual_seed(0)
-    model = create(name, SCHEMA)
+    ds = read_coco(make_dataset(valid_coco) / "annotations" / "train.json")
+    schema = ds.categories[0].schema
+    model = create(name, schema)
     assert isinstance(model, KeypointModel) and FAMILIES.get(model.family) is type(model)
-    x = torch.rand(2, 3, 64, 96)
-    out = model(x)
-    loss, parts = model.loss(out, _targets(2, model.num_keypoints))
+
+    # one training step through the family's own samples, collate and loss
+    samples = model.training_samples(ds, 64, AugmentConfig(), category_ids=[1], seed=0,
+                                     rect=False)  # fmt: skip
+    loader = DataLoader(samples, batch_size=2, collate_fn=getattr(samples, "collate", collate))
+    images, targets, _, _ = next(iter(loader))
+    loss, parts = model.loss(model(images.float() / 255), targets)
     assert loss.ndim == 0 and torch.isfinite(loss) and parts
     assert all(isinstance(v, float) for v in parts.values())
     loss.backward()
-    assert sum(p.grad is not None for p in model.parameters()) > 0.9 * len(list(model.parameters()))
+    grads = [p.grad is not None for p in model.parameters()]
+    assert sum(grads) > 0.9 * len(grads)
+    assert model.param_groups(5e-4)
 
     model.eval()
+    x = model.example_input(2)
     with torch.no_grad():
         dets = model.decode(model(x), conf=0.0, max_det=5)
     assert len(dets) == 2 and all(isinstance(d, Detections) for d in dets)

@@ -18,7 +18,7 @@ def test_all_sizes_are_registered() -> None:
         create("rtpose-q")
 
 
-@pytest.mark.parametrize("name", sorted(list_models()))
+@pytest.mark.parametrize("name", sorted(n for n in list_models() if n.startswith("rtpose-")))
 def test_forward_backward_and_checkpoint(name: str, tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = create(name, "coco17")

@@ -176,11 +176,7 @@ class Trainer:
 
     def _build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         cfg = self.cfg
-        decay, no_decay = [], []
-        for name, p in model.named_parameters():
-            (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
-        groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-                  {"params": no_decay, "weight_decay": 0.0}]  # fmt: skip
+        groups = model.param_groups(cfg.weight_decay)  # the family's (e.g. layer-wise decay)
         if cfg.optimizer == "adamw":
             # fused: one kernel for all parameters (8.5 -> 2.1 ms per step for rtpose-n on 2 CPU
             # cores, 4 % of a training step); CPU and CUDA both have it
@@ -204,7 +200,8 @@ class Trainer:
         # persistent workers: no new processes each epoch (a small dataset's epochs are short,
         # and starting workers cost a third of each); the sampler tells them the epoch
         loader = DataLoader(samples, batch_size=max(1, cfg.batch // ws), sampler=sampler,
-                            num_workers=cfg.workers, collate_fn=collate,
+                            num_workers=cfg.workers,
+                            collate_fn=getattr(samples, "collate", collate),
                             drop_last=len(samples) >= cfg.batch,
                             persistent_workers=cfg.workers > 0,
                             pin_memory=self.device.type == "cuda")  # fmt: skip
@@ -308,8 +305,9 @@ class Trainer:
         with progress_bar(desc, n_img, unit="img", enabled=dist.is_main()) as advance:
             for i, (images, targets, _, _) in enumerate(self.train_loader):
                 it = epoch * nb + i
+                lr = self.lr_at(it, self.epochs * nb, warmup)
                 for g in self.optimizer.param_groups:
-                    g["lr"] = self.lr_at(it, self.epochs * nb, warmup)
+                    g["lr"] = lr * g.get("lr_scale", 1.0)
                 images = images.to(self.device, non_blocking=True).float().div_(255)
                 images = images.contiguous(memory_format=torch.channels_last)
                 targets = targets.to(self.device)

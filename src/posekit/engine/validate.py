@@ -59,6 +59,18 @@ def dataset_frames(ds: KeypointDataset, images: list[ImageInfo]) -> Iterator[Fra
             yield Frame(None, str(path), error=str(e))
 
 
+def ground_truth_boxes(ds: KeypointDataset, images: list[ImageInfo]) -> list[np.ndarray]:
+    """The xyxy boxes of each image's instances (crowd regions left out): what top-down models
+    are validated on when no detector is given, as MMPose and the ViTPose paper report."""
+    by_image = ds.annotations_by_image()
+    out = []
+    for im in images:
+        anns = [a for a in by_image.get(im.id, []) if not a.iscrowd]
+        out.append(np.array([np.r_[a.bbox[:2], a.bbox[:2] + a.bbox[2:]] for a in anns],
+                            dtype=np.float64).reshape(-1, 4))  # fmt: skip
+    return out
+
+
 def predict_images(
     net: KeypointModel,
     ds: KeypointDataset,
@@ -72,7 +84,8 @@ def predict_images(
     that `Model.predict` uses: validation measures exactly what users run."""
     predictor = Predictor(net, config, device=device, fuse=fuse)
     ids, cls, scores, kps = [], [], [], []
-    results = predictor.stream_frames(dataset_frames(ds, images))
+    boxes = ground_truth_boxes(ds, images) if predictor.top_down else None
+    results = predictor.stream_frames(dataset_frames(ds, images), boxes=boxes)
     for im, r in zip(images, results, strict=True):
         ids.append(np.full(len(r), im.id))
         cls.append(r.boxes.cls)

@@ -5,6 +5,7 @@ Each family is a package that registers its network class (`register_family`) an
 """
 
 from posekit.models import rtpose as _rtpose  # noqa: F401  (registers rtpose-n ... rtpose-x)
+from posekit.models import vitpose as _vitpose  # noqa: F401  (registers vitpose-s ... vitpose-h)
 from posekit.models.base import (
     FAMILIES,
     Detections,

@@ -87,6 +87,19 @@ class KeypointModel(nn.Module):
         """The (untrained) model that `describe()` describes."""
         raise NotImplementedError
 
+    @classmethod
+    def from_foreign(
+        cls,
+        state: dict[str, torch.Tensor],
+        hf_config: dict[str, Any] | None,
+        schema: KeypointSchema | None,
+        **overrides: Any,
+    ) -> tuple[KeypointModel, str] | None:
+        """A model of this family from weights in another project's layout (and its
+        `config.json`, if any) and the layout's name, or None when the layout is not this
+        family's. A shape that fits no known layout is a `ValueError` naming the tensor."""
+        return None
+
     def keypoint_sigmas(self) -> torch.Tensor:
         """(nc, K) OKS sigmas of each class's keypoints; 0 in slots a class does not use."""
         out = torch.zeros(len(self.schemas), self.num_keypoints)
@@ -102,10 +115,24 @@ class KeypointModel(nn.Module):
 
         return KeypointSamples(ds, imgsz, augment, **options)
 
-    def loss(self, outputs: Any, targets: Targets) -> tuple[torch.Tensor, dict[str, float]]:
-        """The training loss of `outputs` (of `forward`) against `targets`, and its named
-        parts as floats for logging."""
+    def example_input(self, batch: int = 2) -> torch.Tensor:
+        """A small valid input batch (tests and exports use it): whole-image families take
+        any multiple of `input_stride`."""
+        return torch.rand(batch, 3, 2 * self.input_stride, 3 * self.input_stride)
+
+    def loss(self, outputs: Any, targets: Any) -> tuple[torch.Tensor, dict[str, float]]:
+        """The training loss of `outputs` (of `forward`) against `targets` (what the family's
+        training samples collate), and its named parts as floats for logging."""
         raise NotImplementedError
+
+    def param_groups(self, weight_decay: float) -> list[dict[str, Any]]:
+        """Optimizer parameter groups: weight decay on weights, none on norms and biases. A
+        group's `lr_scale` (default 1) multiplies the scheduled learning rate."""
+        decay, no_decay = [], []
+        for name, p in self.named_parameters():
+            (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
+        return [{"params": decay, "weight_decay": weight_decay},
+                {"params": no_decay, "weight_decay": 0.0}]  # fmt: skip
 
     def decode(
         self,

@@ -8,8 +8,9 @@ Validation runs this same pipeline (`posekit.engine.validate`).
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,12 +22,14 @@ from posekit.models.base import Detections, KeypointModel
 from posekit.models.fuse import fused_for_inference
 from posekit.predict.results import Boxes, Keypoints, Results, _slot_names
 from posekit.predict.sources import Frame, iter_frames, prefetch
+from posekit.predict.topdown import Detector, make_crops, predict_crops, whole_image_boxes
 from posekit.schema import KeypointSchema
 
 #: Inputs are letterboxed to a multiple of this (every family's `input_stride` divides it).
 MAX_STRIDE = 32
 
 ErrorHandler = Callable[[str, str], None]  # (path, message)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class PredictConfig:
     batch: int = 1
     rect: bool = True  # pad to a multiple of 32 instead of a square (less work, same scale)
     vid_stride: int = 1  # predict every n-th video frame
+    flip: bool = True  # top-down models: average with the mirrored crop (if the model says so)
 
     def __post_init__(self) -> None:
         if self.imgsz % MAX_STRIDE or self.imgsz <= 0:
@@ -139,6 +143,7 @@ class Predictor:
         device: torch.device | None = None,
         category_ids: list[int] | None = None,
         fuse: bool = True,
+        detector: Detector | None = None,
     ) -> None:
         self.config = config or PredictConfig(imgsz=net.config.imgsz)
         self.device = device or torch.device("cpu")
@@ -149,21 +154,40 @@ class Predictor:
         self.net = run.to(self.device, memory_format=torch.channels_last)
         self.category_ids = category_ids
         self.names = dict(enumerate(net.names))
+        # top-down families run on crops around boxes (given, detected, or the whole image)
+        self.top_down = getattr(net, "input_kind", "letterbox") == "crops"
+        self.detector = detector
 
-    def stream(self, source: Any, *, on_error: ErrorHandler | None = None) -> Iterator[Results]:
+    def stream(
+        self,
+        source: Any,
+        *,
+        boxes: Iterable[np.ndarray] | None = None,
+        on_error: ErrorHandler | None = None,
+    ) -> Iterator[Results]:
         """One `Results` per frame, lazily. An unreadable image raises `SourceError`, or is
-        passed to `on_error(path, message)` and skipped when a handler is given."""
+        passed to `on_error(path, message)` and skipped when a handler is given. `boxes`
+        (top-down models): one xyxy array per frame, in order."""
         frames = iter_frames(source, vid_stride=self.config.vid_stride)
-        return self.stream_frames(frames, on_error=on_error)
+        return self.stream_frames(frames, boxes=boxes, on_error=on_error)
 
     def stream_frames(
-        self, frames: Iterator[Frame], *, on_error: ErrorHandler | None = None
+        self,
+        frames: Iterator[Frame],
+        *,
+        boxes: Iterable[np.ndarray] | None = None,
+        on_error: ErrorHandler | None = None,
     ) -> Iterator[Results]:
         """`stream` over frames the caller reads itself (validation reads dataset images
         with their recorded sizes)."""
         from posekit.predict.sources import SourceError, batched
 
         c = self.config
+        if self.top_down:
+            yield from self._stream_top_down(frames, boxes, on_error)
+            return
+        if boxes is not None:
+            raise ValueError("boxes= is for top-down models; this model finds instances itself")
         batches = (prepare(b, c.imgsz, c.rect) for b in batched(frames, c.batch))
         for p in prefetch(batches, depth=2):
             for f in p.failed:
@@ -210,6 +234,90 @@ class Predictor:
         for r in results:
             r.speed = speed
             yield r
+
+    def _stream_top_down(
+        self,
+        frames: Iterator[Frame],
+        boxes: Iterable[np.ndarray] | None,
+        on_error: ErrorHandler | None,
+    ) -> Iterator[Results]:
+        """Boxes per frame (given, detected or whole), crops of a whole batch at once, the
+        network (with the flip test), decoding, and the crops' exact inverse."""
+        from posekit.predict.sources import SourceError, batched
+
+        given = iter(boxes) if boxes is not None else None
+        if given is None and self.detector is None:
+            log.info("no boxes and no detector: each whole image is one instance")
+        for batch in prefetch(batched(frames, self.config.batch), depth=2):
+            good, boxes_per, scores_per, classes_per = [], [], [], []
+            for f in batch:
+                b = next(given, None) if given is not None else None
+                if f.image is None:
+                    if on_error is None:
+                        raise SourceError(f"{f.path}: {f.error}")
+                    on_error(f.path, f.error or "unreadable")
+                    continue
+                if given is not None and b is None:
+                    raise ValueError("boxes= has fewer entries than there are images")
+                good.append(f)
+                if b is not None:
+                    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+                    boxes_per.append(b)
+                    scores_per.append(np.ones(len(b)))
+                    classes_per.append(np.zeros(len(b), dtype=np.int64))
+            if not good:
+                continue
+            if given is None:
+                found = (self.detector([f.image for f in good]) if self.detector is not None
+                         else [(b, np.ones(1), np.zeros(1, np.int64))
+                               for b in whole_image_boxes([f.image for f in good])])  # fmt: skip
+                for b, s, k in found:
+                    boxes_per.append(np.asarray(b, dtype=np.float64).reshape(-1, 4))
+                    scores_per.append(np.asarray(s, dtype=np.float64).reshape(-1))
+                    classes_per.append(np.asarray(k, dtype=np.int64).reshape(-1))
+            yield from self._run_top_down(good, boxes_per, scores_per, classes_per)
+
+    def _run_top_down(
+        self,
+        frames: list[Frame],
+        boxes: list[np.ndarray],
+        scores: list[np.ndarray],
+        classes: list[np.ndarray],
+    ) -> Iterator[Results]:
+        c, cfg = self.config, self.net.config
+        t0 = time.perf_counter()
+        crops = make_crops([f.image for f in frames], boxes, cfg.input_size, cfg.box_padding,
+                           cfg.pixel_centre)  # fmt: skip
+        # a detector's class indices are this model's classes when it has that many
+        cls = np.concatenate(classes) if classes else np.zeros(0, np.int64)
+        cls = np.where(cls < len(self.net.schemas), cls, 0)
+        t1 = time.perf_counter()
+        with torch.inference_mode():
+            kp, kconf = predict_crops(self.net, crops, cls, device=self.device,
+                                      flip=c.flip and cfg.flip_test)  # fmt: skip
+        t2 = time.perf_counter()
+        n = max(1, len(frames))
+        speed = {"preprocess": (t1 - t0) * 1000 / n, "inference": (t2 - t1) * 1000 / n}
+        start = 0
+        for f, b, s, k in zip(frames, boxes, scores, classes, strict=True):
+            end = start + len(b)
+            h, w = f.image.shape[:2]  # type: ignore[union-attr]
+            data = np.concatenate([kp[start:end], kconf[start:end, :, None]], -1)
+            # instance confidence: the box's score times the mean keypoint confidence
+            conf = s * (kconf[start:end].mean(-1) if end > start else np.zeros(0))
+            yield Results(
+                Boxes(b, conf, np.where(k < len(self.net.schemas), k, 0), (h, w)),
+                Keypoints(data, (h, w), _slot_names(self.net.schemas, data.shape[1]), c.kpt_conf),
+                self.names,
+                self.net.schemas,
+                f.path,
+                f.image,
+                speed={**speed, "postprocess": 0.0},
+                frame=f.index if f.video else None,
+                timestamp=f.timestamp,
+                category_ids=self.category_ids,
+            )
+            start = end
 
     def __call__(self, source: Any, *, on_error: ErrorHandler | None = None) -> list[Results]:
         return list(self.stream(source, on_error=on_error))

@@ -1,0 +1,100 @@
+"""Loading a model from any file it may come in, without running code.
+
+`load_any(path)` recognises what it is given:
+
+- a posekit checkpoint (`.pt`: description + weights) -> the family named in it;
+- a Hugging Face `transformers` folder (`config.json` + `model.safetensors`) or a
+  `.safetensors` file (with the `config.json` beside it when there is one);
+- a published `.pth` (a state dict, or a dict with `state_dict`, as the official and MMPose
+  releases are) -> the family that recognises its key layout.
+
+Files are read with `weights_only=True` (NumPy metadata admitted through the allow-list) or as
+safetensors; nothing is unpickled beyond tensors and plain data, and nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from posekit.models.base import FAMILIES, KeypointModel, model_from_description
+from posekit.schema import KeypointSchema
+from posekit.utils.serialization import load_torch_file
+
+
+@dataclass
+class Loaded:
+    """A loaded model, the posekit checkpoint dict when it was one, and one line that says
+    what was loaded."""
+
+    model: KeypointModel
+    checkpoint: dict[str, Any] | None
+    summary: str
+
+
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a `.safetensors` file (a format that holds only tensors)."""
+    try:
+        from safetensors.torch import load_file
+    except ImportError:
+        raise ImportError(
+            f"{path}: reading .safetensors needs the 'safetensors' package: "
+            "pip install 'posekit[hf]'"
+        ) from None
+    return load_file(str(path))
+
+
+def load_any(path: str | Path, *, schema: KeypointSchema | None = None, **overrides: Any) -> Loaded:
+    """The model in `path` (see the module docstring); `schema` names the keypoints of a file
+    that does not (a transformers folder's labels are `LABEL_n`), `overrides` change
+    architecture fields that a file cannot hold (e.g. `num_heads`, `layer_norm_eps`)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: model file not found")
+    hf_config: dict[str, Any] | None = None
+    if path.is_dir():
+        cfg_file = path / "config.json"
+        if not cfg_file.is_file():
+            raise ValueError(f"{path}: a model folder needs a config.json (transformers layout)")
+        hf_config = json.loads(cfg_file.read_text(encoding="utf-8"))
+        weights = path / "model.safetensors"
+        if weights.is_file():
+            state = read_safetensors(weights)
+        elif (path / "pytorch_model.bin").is_file():
+            state = load_torch_file(path / "pytorch_model.bin")
+        else:
+            raise ValueError(f"{path}: no model.safetensors or pytorch_model.bin in the folder")
+        source = "transformers folder"
+    elif path.suffix == ".safetensors":
+        state = read_safetensors(path)
+        beside = path.parent / "config.json"
+        if beside.is_file():
+            hf_config = json.loads(beside.read_text(encoding="utf-8"))
+        source = "safetensors file"
+    else:
+        data = load_torch_file(path, allow_numpy=True)
+        if isinstance(data, dict) and "model" in data and "weights" in data:
+            model = model_from_description(data["model"])
+            model.load_state_dict(data["weights"])
+            what = f"posekit {model.family} checkpoint ({model.config.name})"
+            return Loaded(model.eval(), data, f"loaded {what} from {path}")
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: not a posekit checkpoint or a state dict")
+        state = data.get("state_dict", data)
+        source = "state dict"
+    state = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    for name in FAMILIES.names():
+        found = FAMILIES.get(name).from_foreign(state, hf_config, schema, **overrides)
+        if found is not None:
+            model, layout = found
+            s = model.schemas[0]
+            return Loaded(model.eval(), None,
+                          f"loaded {layout} {source} as {model.family} ({model.config.name}, "
+                          f"{s.num_keypoints} keypoints: {s.name}) from {path}")  # fmt: skip
+    first = next(iter(state), "nothing")
+    raise ValueError(f"{path}: no registered model family knows this weight layout "
+                     f"(first tensor: {first})")  # fmt: skip

@@ -1,0 +1,119 @@
+"""Training crops for top-down models: one sample per labelled instance.
+
+Each sample is the instance's box (randomly shifted, scaled and rotated when augmenting, as
+top-down trainers do), cropped to the model's input size with the crop mapping of inference
+(`posekit.data.crops`), randomly mirrored (left and right keypoints swap by the schema), colour-
+jittered, and paired with UDP Gaussian heatmaps of its keypoints and their weights.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from posekit.data.crops import boxes_to_regions, crop_matrices, to_crop, warp_crops
+from posekit.data.dataset import KeypointDataset
+from posekit.data.images import ImageReadError, read_image
+from posekit.data.transforms import hsv_jitter
+from posekit.models.vitpose.codec import udp_targets
+
+
+@dataclass
+class HeatmapTargets:
+    """A batch of heatmap targets (B, K, H, W) and keypoint weights (B, K)."""
+
+    heatmaps: torch.Tensor
+    weights: torch.Tensor
+
+    def to(self, device: torch.device) -> HeatmapTargets:
+        return HeatmapTargets(self.heatmaps.to(device, non_blocking=True),
+                              self.weights.to(device, non_blocking=True))  # fmt: skip
+
+
+class CropSamples(Dataset):
+    """Instance crops and heatmap targets for a top-down model of config `cfg` (a ViTPose-
+    style config: `input_size`, `heatmap_size`, `box_padding`, `sigma`).
+
+    Crowd annotations and instances without a labelled keypoint are not trained on; both are
+    counted in `skipped`.
+    """
+
+    def __init__(
+        self,
+        ds: KeypointDataset,
+        cfg: Any,
+        augment: Any,
+        *,
+        category_ids: list[int] | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.cfg, self.augment, self.seed = cfg, augment, seed
+        ids = category_ids or [c.id for c in sorted(ds.categories, key=lambda c: c.id)]
+        cls_of = {cid: i for i, cid in enumerate(ids)}
+        schemas = [ds.category(cid).schema for cid in ids]
+        self.k = max(s.num_keypoints for s in schemas)
+        self.flips = np.tile(np.arange(self.k), (len(schemas), 1))
+        for c, s in enumerate(schemas):
+            self.flips[c, : s.num_keypoints] = s.flip_idx
+        self.skipped: Counter[str] = Counter()
+        images = {im.id: im for im in ds.images}
+        self.items: list[tuple[str, tuple[int, int], np.ndarray, np.ndarray, int, int]] = []
+        for a in ds.annotations:
+            if a.iscrowd or a.num_keypoints == 0 or a.category_id not in cls_of:
+                self.skipped["crowd, unlabelled or other-class instance"] += 1
+                continue
+            im = images[a.image_id]
+            kp = np.zeros((self.k, 3))
+            kp[: len(a.keypoints)] = a.keypoints
+            box = np.r_[a.bbox[:2], a.bbox[:2] + a.bbox[2:]]
+            self.items.append((str(ds.image_path(im)), (im.width, im.height), box, kp,
+                               cls_of[a.category_id], im.id))  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+        """(crop (3, H, W) uint8 RGB, heatmaps (K, Hh, Wh), weights (K,), image id)."""
+        epoch, i = divmod(i, len(self.items))  # `EpochSampler` folds the epoch in
+        path, size, box, kp, cls, image_id = self.items[i]
+        try:
+            image = read_image(path, size=size)
+        except ImageReadError as e:
+            raise RuntimeError(f"{e} (run `posekit data check`)") from None
+        cfg, a = self.cfg, self.augment
+        h, w = cfg.input_size
+        centre, region = boxes_to_regions(box[None], w / h, cfg.box_padding)
+        angle, flip = np.zeros(1), np.zeros(1, dtype=bool)
+        rng = np.random.default_rng([self.seed, epoch, i])
+        if a.enabled:
+            region = region * rng.uniform(1 - a.scale, 1 + a.scale)
+            centre = centre + rng.uniform(-a.translate, a.translate, 2) * region
+            angle = rng.uniform(-a.degrees, a.degrees, 1)
+            flip = rng.random(1) < a.flip
+        m = crop_matrices(centre, region, (h, w), angles=angle, flips=flip)
+        crop = warp_crops(image, m, (h, w), pixel_centre=cfg.pixel_centre)[0]
+        if a.enabled and any(a.hsv):
+            crop = hsv_jitter(crop, rng, *a.hsv)
+        xy = to_crop(kp[None, :, :2], m)[0]  # (K, 2) crop pixel indices
+        vis = kp[:, 2] > 0
+        if flip[0]:
+            xy, vis = xy[self.flips[cls]], vis[self.flips[cls]]
+        hh, hw = cfg.heatmap_size
+        hm_xy = xy * np.array([(hw - 1) / (w - 1), (hh - 1) / (h - 1)])
+        heat, weight = udp_targets(torch.from_numpy(hm_xy).float()[None],
+                                   torch.from_numpy(vis).float()[None], (hh, hw),
+                                   cfg.sigma)  # fmt: skip
+        tensor = torch.from_numpy(np.ascontiguousarray(crop[..., ::-1].transpose(2, 0, 1)))
+        return tensor, heat[0], weight[0], image_id
+
+    @staticmethod
+    def collate(batch: list) -> tuple[torch.Tensor, HeatmapTargets, list[int], None]:
+        images = torch.stack([b[0] for b in batch])
+        targets = HeatmapTargets(torch.stack([b[1] for b in batch]),
+                                 torch.stack([b[2] for b in batch]))  # fmt: skip
+        return images, targets, [b[3] for b in batch], None

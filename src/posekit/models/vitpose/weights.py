@@ -1,0 +1,212 @@
+"""Published ViTPose weights in posekit: three key layouts mapped onto posekit's names.
+
+- **transformers** (`VitPoseForPoseEstimation`): `backbone.embeddings...`,
+  `backbone.encoder.layer.N.attention.attention.{query,key,value}`, `head.deconv1` ...;
+  its `config.json` gives the architecture (dims, heads, LayerNorm eps, decoder type).
+- **official ViTPose** (MMPose 0.x): `backbone.patch_embed.proj`, `backbone.blocks.N.attn.qkv`,
+  `backbone.last_norm`, `keypoint_head.deconv_layers.{0,1,3,4}`, `keypoint_head.final_layer`.
+- **MMPose 1.x** (mmpretrain's ViT): `backbone.patch_embed.projection`,
+  `backbone.layers.N.{ln1,attn.qkv,attn.proj,ln2,ffn.layers.0.0,ffn.layers.1}`, `backbone.ln1`,
+  `head.deconv_layers...`, `head.final_layer`.
+
+Without a config (the two `.pth` layouts), the architecture comes from tensor shapes (width,
+depth, keypoint count, decoder type) plus the family's size table for what tensors do not hold
+(attention heads by width; LayerNorm eps 1e-6, the ViTPose code's), overridable by the caller.
+Names mislead (mmpretrain's "small" is not ViTPose-S), so shapes decide.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import torch
+
+from posekit.models.vitpose.model import SIZES, ViTPose, ViTPoseConfig
+from posekit.schema import KeypointSchema
+
+Rule = tuple[str, str]
+
+#: Regex rules (applied in order, first match wins) from each layout to posekit's names.
+LAYOUT_RULES: dict[str, list[Rule]] = {
+    "official": [
+        (r"^backbone\.patch_embed\.proj\.", "patch_embed.proj."),
+        (r"^backbone\.pos_embed$", "pos_embed"),
+        (r"^backbone\.blocks\.(\d+)\.", r"blocks.\1."),
+        (r"^backbone\.last_norm\.", "norm."),
+        (r"^keypoint_head\.deconv_layers\.0\.", "head.deconv1."),
+        (r"^keypoint_head\.deconv_layers\.1\.", "head.bn1."),
+        (r"^keypoint_head\.deconv_layers\.3\.", "head.deconv2."),
+        (r"^keypoint_head\.deconv_layers\.4\.", "head.bn2."),
+        (r"^keypoint_head\.final_layer\.", "head.final."),
+    ],
+    "mmpose": [
+        (r"^backbone\.patch_embed\.projection\.", "patch_embed.proj."),
+        (r"^backbone\.pos_embed$", "pos_embed"),
+        (r"^backbone\.layers\.(\d+)\.ln1\.", r"blocks.\1.norm1."),
+        (r"^backbone\.layers\.(\d+)\.ln2\.", r"blocks.\1.norm2."),
+        (r"^backbone\.layers\.(\d+)\.attn\.", r"blocks.\1.attn."),
+        (r"^backbone\.layers\.(\d+)\.ffn\.layers\.0\.0\.", r"blocks.\1.mlp.fc1."),
+        (r"^backbone\.layers\.(\d+)\.ffn\.layers\.1\.", r"blocks.\1.mlp.fc2."),
+        (r"^backbone\.(ln1|pre_norm|norm)\.", "norm."),
+        (r"^head\.deconv_layers\.0\.", "head.deconv1."),
+        (r"^head\.deconv_layers\.1\.", "head.bn1."),
+        (r"^head\.deconv_layers\.3\.", "head.deconv2."),
+        (r"^head\.deconv_layers\.4\.", "head.bn2."),
+        (r"^head\.final_layer\.", "head.final."),
+    ],
+    "transformers": [
+        (r"^backbone\.embeddings\.patch_embeddings\.projection\.", "patch_embed.proj."),
+        (r"^backbone\.embeddings\.position_embeddings$", "pos_embed"),
+        (r"^backbone\.encoder\.layer\.(\d+)\.layernorm_before\.", r"blocks.\1.norm1."),
+        (r"^backbone\.encoder\.layer\.(\d+)\.layernorm_after\.", r"blocks.\1.norm2."),
+        (r"^backbone\.encoder\.layer\.(\d+)\.attention\.output\.dense\.", r"blocks.\1.attn.proj."),
+        (r"^backbone\.encoder\.layer\.(\d+)\.mlp\.", r"blocks.\1.mlp."),
+        (r"^backbone\.layernorm\.", "norm."),
+        (r"^head\.deconv1\.", "head.deconv1."),
+        (r"^head\.batchnorm1\.", "head.bn1."),
+        (r"^head\.deconv2\.", "head.deconv2."),
+        (r"^head\.batchnorm2\.", "head.bn2."),
+        (r"^head\.conv\.", "head.final."),
+    ],
+}
+
+#: A key that only each layout has, to recognise it.
+LAYOUT_MARKERS: dict[str, str] = {
+    "official": "backbone.patch_embed.proj.weight",
+    "mmpose": "backbone.patch_embed.projection.weight",
+    "transformers": "backbone.embeddings.patch_embeddings.projection.weight",
+}
+
+#: Attention heads by embedding width (the size table; heads are not in the tensors).
+HEADS_BY_WIDTH = {cfg.embed_dim: cfg.num_heads for cfg in SIZES.values()}
+
+
+def detect_layout(state: dict[str, torch.Tensor]) -> str | None:
+    """'official', 'mmpose' or 'transformers' for a state dict of ViTPose, else None."""
+    for name, marker in LAYOUT_MARKERS.items():
+        if marker in state:
+            return name
+    return None
+
+
+def _fuse_qkv(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """transformers' separate query / key / value projections -> one qkv projection."""
+    out = dict(state)
+    pat = re.compile(
+        r"^backbone\.encoder\.layer\.(\d+)\.attention\.attention\.query\.(weight|bias)$"
+    )
+    for key in list(state):
+        m = pat.match(key)
+        if m is None:
+            continue
+        i, kind = m.groups()
+        base = f"backbone.encoder.layer.{i}.attention.attention"
+        parts = [out.pop(f"{base}.{p}.{kind}") for p in ("query", "key", "value")]
+        out[f"blocks.{i}.attn.qkv.{kind}"] = torch.cat(parts, 0)
+    return out
+
+
+def convert_state_dict(state: dict[str, torch.Tensor], layout: str) -> dict[str, torch.Tensor]:
+    """Rename a state dict of `layout` to posekit's ViTPose names; keys no rule knows (an
+    auxiliary head, a data preprocessor's buffers) are left out."""
+    if layout == "transformers":
+        state = _fuse_qkv(state)
+    rules = [(re.compile(a), b) for a, b in LAYOUT_RULES[layout]]
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if key.startswith("blocks.") and key.endswith((".qkv.weight", ".qkv.bias")):
+            out[key] = value  # already fused
+            continue
+        for pat, repl in rules:
+            if pat.match(key):
+                out[pat.sub(repl, key)] = value
+                break
+    return out
+
+
+def config_from_shapes(state: dict[str, torch.Tensor], **overrides: Any) -> ViTPoseConfig:
+    """The architecture of a converted state dict: width, depth, token grid and decoder from
+    the tensors; heads from the size table; everything else from ViTPose's defaults."""
+    width = int(state["patch_embed.proj.weight"].shape[0])
+    patch = int(state["patch_embed.proj.weight"].shape[-1])
+    depth = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("blocks."))
+    decoder = "classic" if "head.deconv1.weight" in state else "simple"
+    fields: dict[str, Any] = {"embed_dim": width, "depth": depth, "patch_size": patch,
+                              "num_heads": HEADS_BY_WIDTH.get(width, max(1, width // 64)),
+                              "decoder": decoder, "name": f"vitpose-{width}x{depth}"}  # fmt: skip
+    if decoder == "classic":
+        fields["decoder_channels"] = int(state["head.deconv1.weight"].shape[1])
+    mlp = state.get("blocks.0.mlp.fc1.weight")
+    if mlp is not None:
+        fields["mlp_ratio"] = mlp.shape[0] / width
+    base = next((c for c in SIZES.values() if c.embed_dim == width and c.depth == depth), None)
+    cfg = replace(base or ViTPoseConfig(), pixel_centre=0.0, **fields)  # trained on indices
+    return replace(cfg, **overrides)
+
+
+def config_from_transformers(hf: dict[str, Any], **overrides: Any) -> ViTPoseConfig:
+    """The architecture from a transformers `config.json` (dims, heads, eps, decoder)."""
+    bc = hf.get("backbone_config") or {}
+    size = bc.get("image_size", [256, 192])
+    patch = bc.get("patch_size", [16, 16])
+    patch = patch[0] if isinstance(patch, list | tuple) else patch
+    cfg = ViTPoseConfig(
+        embed_dim=int(bc.get("hidden_size", 768)),
+        depth=int(bc.get("num_hidden_layers", 12)),
+        num_heads=int(bc.get("num_attention_heads", 12)),
+        mlp_ratio=float(bc.get("mlp_ratio", 4)),
+        qkv_bias=bool(bc.get("qkv_bias", True)),
+        layer_norm_eps=float(bc.get("layer_norm_eps", 1e-12)),
+        patch_size=int(patch),
+        input_size=(int(size[0]), int(size[1])),
+        decoder="simple" if hf.get("use_simple_decoder", True) else "classic",
+        pixel_centre=0.0,  # trained on pixel indices
+        name=f"vitpose-{bc.get('hidden_size', 768)}x{bc.get('num_hidden_layers', 12)}",
+    )
+    return replace(cfg, **overrides)
+
+
+def generic_schema(k: int) -> KeypointSchema:
+    """A schema for `k` unnamed keypoints (what a file without names gets)."""
+    return KeypointSchema.create(f"keypoints{k}", [f"kpt{j}" for j in range(k)])
+
+
+def default_schema(k: int) -> KeypointSchema:
+    """COCO-17 for 17 keypoints (the published checkpoints are COCO), else generic names."""
+    from posekit.schema import get_schema
+
+    return get_schema("coco17") if k == 17 else generic_schema(k)
+
+
+def build_from_state(
+    state: dict[str, torch.Tensor],
+    cfg: ViTPoseConfig,
+    schema: KeypointSchema | None,
+    check: Callable[[str], None] | None = None,
+) -> ViTPose:
+    """A ViTPose of `cfg` with the converted weights `state` loaded; a tensor whose shape fits
+    no slot is an error naming it. Without a `schema`, one is chosen by keypoint count;
+    with a schema of another count, the head is left new (fine-tuning onto new keypoints)."""
+    k = int(state["head.final.weight"].shape[0])
+    schema = schema or default_schema(k)
+    model = ViTPose(cfg, [schema], [schema.name])
+    own = model.state_dict()
+    if schema.num_keypoints != k:
+        state = {n: t for n, t in state.items() if not n.startswith("head.final.")}
+    for name, tensor in state.items():
+        if name not in own:
+            raise ValueError(f"weights: unexpected tensor {name} {tuple(tensor.shape)}")
+        if own[name].shape != tensor.shape:
+            raise ValueError(
+                f"weights: {name} has shape {tuple(tensor.shape)}, the model expects "
+                f"{tuple(own[name].shape)} (first mismatching tensor)"
+            )
+    missing = [n for n in own if n not in state and not n.startswith("head.final.")
+               and not n.endswith("num_batches_tracked")]  # fmt: skip
+    if missing:
+        raise ValueError(f"weights: no tensor for {missing[0]} ({len(missing)} missing)")
+    model.load_state_dict(state, strict=False)
+    return model.eval()

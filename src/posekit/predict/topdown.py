@@ -1,0 +1,109 @@
+"""Top-down prediction: boxes -> crops -> network -> heatmap decoding -> image keypoints.
+
+Each step is a plain function over a whole batch of crops (from any number of images): the
+crops of a batch are written into one array, the network runs once (twice with the flip test),
+and decoding and the inverse mapping are tensor operations over all crops and keypoints.
+Boxes come from the caller (one xyxy array per image), from a detector (any callable that
+returns boxes per image, e.g. an rtpose `Model`), or are the whole image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from posekit.data.crops import boxes_to_regions, crop_matrices, from_crop, warp_crops
+
+#: A detector: images (BGR arrays) -> per image (boxes (N, 4) xyxy, scores (N,), classes (N,)).
+Detector = Callable[[list[np.ndarray]], list[tuple[np.ndarray, np.ndarray, np.ndarray]]]
+
+
+@dataclass
+class CropBatch:
+    """Crops of several images: `pixels` (M, H, W, 3) BGR, `matrices` (M, 3, 3) image ->
+    crop indices, `owner` (M,) index of the image each crop comes from."""
+
+    pixels: np.ndarray
+    matrices: np.ndarray
+    owner: np.ndarray
+
+
+def whole_image_boxes(images: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """One box per image covering all of it (what top-down models use without boxes)."""
+    return [np.array([[0.0, 0.0, im.shape[1], im.shape[0]]]) for im in images]
+
+
+def make_crops(
+    images: Sequence[np.ndarray],
+    boxes: Sequence[np.ndarray],
+    input_size: tuple[int, int],
+    padding: float,
+    pixel_centre: float = 0.5,
+) -> CropBatch:
+    """Crops for every box of every image into one array (aspect ratio of `input_size`
+    (height, width), boxes grown by `padding`; `pixel_centre` as in `warp_crops`)."""
+    h, w = input_size
+    counts = [len(np.asarray(b).reshape(-1, 4)) for b in boxes]
+    total = sum(counts)
+    pixels = np.empty((total, h, w, 3), dtype=np.uint8)
+    matrices = np.empty((total, 3, 3))
+    start = 0
+    for image, b, n in zip(images, boxes, counts, strict=True):
+        if n == 0:
+            continue
+        centres, sizes = boxes_to_regions(np.asarray(b, dtype=np.float64).reshape(-1, 4),
+                                          w / h, padding)  # fmt: skip
+        m = crop_matrices(centres, sizes, input_size)
+        warp_crops(image, m, input_size, out=pixels[start : start + n], pixel_centre=pixel_centre)
+        matrices[start : start + n] = m
+        start += n
+    owner = np.repeat(np.arange(len(counts)), counts)
+    return CropBatch(pixels, matrices, owner)
+
+
+def to_tensor(pixels: np.ndarray) -> torch.Tensor:
+    """(M, H, W, 3) BGR uint8 -> (M, 3, H, W) RGB float in 0..1."""
+    rgb = np.ascontiguousarray(pixels[..., ::-1].transpose(0, 3, 1, 2))
+    return torch.from_numpy(rgb).float().div_(255)
+
+
+def heatmap_to_image(
+    xy: np.ndarray, matrices: np.ndarray, input_size: tuple[int, int],
+    heatmap_size: tuple[int, int],
+) -> np.ndarray:  # fmt: skip
+    """Heatmap pixel indices (M, K, 2) -> image coordinates: heatmaps and crops span the same
+    region index-to-index (UDP), then the crop's exact inverse."""
+    (h, w), (hh, hw) = input_size, heatmap_size
+    scale = np.array([(w - 1) / (hw - 1), (h - 1) / (hh - 1)])
+    return from_crop(xy * scale, matrices)
+
+
+@torch.no_grad()
+def predict_crops(
+    net: torch.nn.Module,
+    crops: CropBatch,
+    classes: np.ndarray,
+    *,
+    device: torch.device,
+    flip: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keypoints (M, K, 2) in image coordinates and their confidences (M, K) for a batch of
+    crops; with `flip`, the heatmaps are averaged with those of the mirrored crops (the
+    schema's flip permutation swaps left and right)."""
+    from posekit.models.vitpose.codec import decode_heatmaps, flip_back
+
+    cfg = net.config
+    x = to_tensor(crops.pixels).to(device)
+    cls = torch.as_tensor(classes, device=device, dtype=torch.long)
+    if flip and len(x):
+        both = net(torch.cat([x, x.flip(-1)]))
+        heat = (both[: len(x)] + flip_back(both[len(x) :], net.flip_index(cls))) / 2
+    else:
+        heat = net(x)
+    xy, scores = decode_heatmaps(heat.float())
+    kp = heatmap_to_image(xy.cpu().double().numpy(), crops.matrices, cfg.input_size,
+                          tuple(heat.shape[-2:]))  # fmt: skip
+    return kp, scores.cpu().double().numpy()
