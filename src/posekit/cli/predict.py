@@ -16,7 +16,12 @@ log = logging.getLogger("posekit.predict")
 
 
 @click.command()
-@click.option("--model", required=True, type=click.Path(path_type=Path), help="A checkpoint (.pt).")
+@click.option(
+    "--model",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="A checkpoint (.pt), a transformers folder or .safetensors, or a published .pth.",
+)
 @click.option(
     "--source",
     required=True,
@@ -44,6 +49,19 @@ log = logging.getLogger("posekit.predict")
 @click.option("--vid-stride", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option(
+    "--detector",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="Top-down models: the detector checkpoint that finds the instances (default: each "
+    "whole image is one instance).",
+)
+@click.option(
+    "--flip/--no-flip",
+    default=True,
+    show_default=True,
+    help="Top-down models: average with the mirrored crop (the flip test).",
+)
+@click.option(
     "--save/--no-save", default=True, show_default=True, help="Annotated images / videos."
 )
 @click.option("--save-json", is_flag=True, help="predictions.json in COCO results format.")
@@ -64,6 +82,8 @@ def predict(
     max_det: int,
     vid_stride: int,
     device: str,
+    detector: Path | None,
+    flip: bool,
     save: bool,
     save_json: bool,
     save_txt: bool,
@@ -80,7 +100,7 @@ def predict(
     from posekit.utils.runs import next_run_dir
 
     setup_logging()
-    m = Model(model)
+    m = Model(model, detector=detector)
     # check the source before making any folder: a wrong path is one error line
     items = expand_source(source)
     out = next_run_dir(project, name, exist_ok)
@@ -98,6 +118,7 @@ def predict(
         max_det=max_det,
         vid_stride=vid_stride,
         device=device,
+        flip=flip,
         on_error=run.failed,
     )
     from posekit.predict.writers import CocoResultsWriter

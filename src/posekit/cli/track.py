@@ -34,6 +34,19 @@ def _angles(values: tuple[str, ...]) -> dict[str, list[str]]:
 @click.option("--batch", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option(
+    "--detector",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="Top-down models: the detector checkpoint that finds the instances (default: each "
+    "whole image is one instance).",
+)
+@click.option(
+    "--flip/--no-flip",
+    default=True,
+    show_default=True,
+    help="Top-down models: average with the mirrored crop (the flip test).",
+)
+@click.option(
     "--track-buffer",
     type=click.IntRange(0),
     default=30,
@@ -100,6 +113,8 @@ def track(
     imgsz: int | None,
     batch: int,
     device: str,
+    detector: Path | None,
+    flip: bool,
     track_buffer: int,
     min_hits: int,
     oks_weight: float,
@@ -129,7 +144,7 @@ def track(
 
     setup_logging()
     to_stdout = save_jsonl == "-"
-    m = Model(model)
+    m = Model(model, detector=detector)
     items = expand_source(source)
     if any(kind != "video" for kind, _, _ in items):
         raise click.BadParameter(f"{source}: tracking needs a video file, camera or stream")
@@ -145,6 +160,7 @@ def track(
         imgsz=imgsz,
         batch=batch,
         device=device,
+        flip=flip,
         tracker=TrackerConfig(track_buffer=track_buffer, min_hits=min_hits, oks_weight=oks_weight),
         smooth=OneEuroConfig(min_cutoff=min_cutoff, beta=beta) if smooth else False,
     )

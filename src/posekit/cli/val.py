@@ -119,11 +119,13 @@ def val(
         per_keypoint_ap=per_keypoint,
     )
     if model is not None:
-        from posekit.engine.checkpoint import load_model
         from posekit.engine.validate import evaluate_model
+        from posekit.models.loading import load_any
         from posekit.utils.device import select_device
 
-        net, _ = load_model(model)
+        net = load_any(model).model
+        if getattr(net, "input_kind", "") == "crops":
+            click.echo("top-down model: evaluated on the dataset's ground-truth boxes", err=True)
         size = imgsz or net.config.imgsz
         metrics = evaluate_model(net, splits[split], imgsz=size, batch=batch,
                                  device=select_device(device), config=config)  # fmt: skip

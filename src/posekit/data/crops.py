@@ -15,8 +15,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from posekit.data.transforms import PAD_VALUE
-
 
 def boxes_to_regions(
     boxes: np.ndarray, aspect: float, padding: float = 1.25
@@ -62,7 +60,8 @@ def crop_matrices(
 
 def warp_crops(image: np.ndarray, matrices: np.ndarray, out_hw: tuple[int, int],
                out: np.ndarray | None = None, pixel_centre: float = 0.5) -> np.ndarray:  # fmt: skip
-    """The crops (N, H, W, 3) of one image (bilinear, padded with the letterbox grey), written
+    """The crops (N, H, W, 3) of one image (bilinear, padded with black as the top-down
+    trainers of published weights pad), written
     into `out` when given (one array for all crops of a batch, not one per crop).
 
     `pixel_centre` is where pixel i's centre lies in the coordinates the matrices read: 0.5
@@ -77,7 +76,7 @@ def warp_crops(image: np.ndarray, matrices: np.ndarray, out_hw: tuple[int, int],
     for i in range(n):
         cv2.warpAffine(image, (matrices[i] @ to_index)[:2], (w, h), dst=out[i],
                        flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                       borderValue=(PAD_VALUE,) * 3)  # fmt: skip
+                       borderValue=(0, 0, 0))  # fmt: skip
     return out
 
 

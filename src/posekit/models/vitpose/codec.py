@@ -90,13 +90,15 @@ def decode_heatmaps(heatmaps: torch.Tensor, kernel: int = 11) -> tuple[torch.Ten
     xy = torch.stack([idx % w, torch.div(idx, w, rounding_mode="floor")], -1).float()
     xy = torch.where(scores[..., None] > 0, xy, torch.full_like(xy, -1.0))
     logh = _smooth(heatmaps, 0.8, (kernel - 1) // 2).clamp(0.001, 50).log()
-    padded = F.pad(logh.reshape(n * k, 1, h, w), (1, 1, 1, 1), mode="replicate")
-    padded = padded.reshape(n, k, (h + 2) * (w + 2))
-    px, py = xy[..., 0].long() + 1, xy[..., 1].long() + 1  # indices into the padded map
+    # one flat array of all padded maps, indexed as the reference indexes it (a (-1, -1)
+    # marker's neighbours wrap into the previous map, as NumPy's negative indices do)
+    padded = F.pad(logh.reshape(n * k, 1, h, w), (1, 1, 1, 1), mode="replicate").reshape(-1)
+    area = (h + 2) * (w + 2)
+    base = (xy[..., 1].long() + 1) * (w + 2) + xy[..., 0].long() + 1
+    base = base + area * torch.arange(n * k, device=xy.device).view(n, k)
 
     def at(dx: int, dy: int) -> torch.Tensor:
-        flat_idx = ((py + dy) * (w + 2) + (px + dx)).clamp(0, (h + 2) * (w + 2) - 1)
-        return padded.gather(-1, flat_idx[..., None])[..., 0]
+        return padded[(base + dy * (w + 2) + dx) % padded.numel()]
 
     i0 = at(0, 0)
     ix1, ix1_ = at(1, 0), at(-1, 0)
@@ -105,10 +107,12 @@ def decode_heatmaps(heatmaps: torch.Tensor, kernel: int = 11) -> tuple[torch.Ten
     dx, dy = 0.5 * (ix1 - ix1_), 0.5 * (iy1 - iy1_)
     dxx, dyy = ix1 - 2 * i0 + ix1_, iy1 - 2 * i0 + iy1_
     dxy = 0.5 * (ix1y1 - ix1 - iy1 + 2 * i0 - ix1_ - iy1_ + ix1_y1_)
+    # derivatives in float32, the Newton step in float64 (as the reference: a nearly singular
+    # Hessian amplifies rounding)
     eps = torch.finfo(torch.float32).eps
-    a, b, d = dxx + eps, dxy, dyy + eps  # Hessian + eps * I, inverted in closed form
+    a, b, d = dxx.double() + eps, dxy.double(), dyy.double() + eps  # Hessian + eps * I
     det = a * d - b * b
-    step_x = (d * dx - b * dy) / det
-    step_y = (a * dy - b * dx) / det
-    refined = xy - torch.stack([step_x, step_y], -1)
+    step_x = (d * dx.double() - b * dy.double()) / det
+    step_y = (a * dy.double() - b * dx.double()) / det
+    refined = (xy.double() - torch.stack([step_x, step_y], -1)).float()
     return refined, scores

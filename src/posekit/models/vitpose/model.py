@@ -194,7 +194,7 @@ class ViTPose(KeypointModel):
         h, w = cfg.token_grid
         # one extra (class-token) slot, as the published checkpoints have; it is added to all
         self.pos_embed = nn.Parameter(torch.zeros(1, h * w + 1, d))
-        rates = torch.linspace(0, cfg.drop_path, cfg.depth).tolist()
+        rates = [cfg.drop_path * i / max(1, cfg.depth - 1) for i in range(cfg.depth)]
         self.blocks = nn.ModuleList(
             Block(d, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias, cfg.layer_norm_eps, r)
             for r in rates

@@ -1,0 +1,206 @@
+"""ViTPose: parity with the reference implementation (transformers), published sizes, weight
+layouts, the heatmap codec and top-down prediction with boxes."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from conftest import MOUSE
+from posekit import Model
+from posekit.models import create
+from posekit.models.vitpose.codec import decode_heatmaps, flip_back, udp_targets
+from posekit.predict.topdown import heatmap_to_image, make_crops, to_tensor
+from posekit.schema import KeypointSchema, get_schema
+
+transformers = pytest.importorskip("transformers")
+
+# COCO xywh boxes, as transformers' processor takes them
+BOXES = np.array([[250.5, 150.25, 120.0, 200.0], [300.0, 200.0, 200.0, 100.0], [5, 7, 60, 90]])
+
+
+def _image() -> np.ndarray:
+    """A real frame when the shared data is there, else a structured synthetic image."""
+    frame = MOUSE / "labeled-data" / "m4s1" / "img0010.png"
+    if frame.is_file():
+        return cv2.imread(str(frame))
+    from posekit.data.synth import SynthConfig
+    from posekit.data.synth.generator import render
+
+    return render(SynthConfig("person", imgsz=640, seed=1), 0).image
+
+
+@pytest.fixture(scope="module", params=["classic", "simple"])
+def hf_folder(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A randomly initialised transformers VitPoseForPoseEstimation, saved with its
+    processor (a small config; the benchmark runs every published size)."""
+    torch.manual_seed(0)
+    bc = transformers.VitPoseBackboneConfig(hidden_size=96, num_hidden_layers=2,
+                                            num_attention_heads=4, out_indices=[2],
+                                            layer_norm_eps=1e-6)  # fmt: skip
+    cfg = transformers.VitPoseConfig(backbone_config=bc, num_labels=17,
+                                     use_simple_decoder=request.param == "simple")  # fmt: skip
+    model = transformers.VitPoseForPoseEstimation(cfg).eval()
+    with torch.no_grad():  # non-trivial BatchNorm statistics
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 2.0)
+    folder = tmp_path_factory.mktemp(f"hf-{request.param}")
+    model.save_pretrained(folder)
+    processor = transformers.VitPoseImageProcessor()
+    processor.save_pretrained(folder)
+    return folder, model, processor
+
+
+def test_parity_with_transformers(hf_folder, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    folder, ref, processor = hf_folder
+    with caplog.at_level(logging.INFO):
+        ours = Model(folder)
+    assert "loaded transformers" in caplog.text and ours.schemas[0] == get_schema("coco17")
+    image = _image()
+    inputs = processor(image[..., ::-1].copy(), boxes=[BOXES.tolist()], return_tensors="pt")
+    with torch.no_grad():
+        out = ref(**inputs)
+        # (a) the network on the processor's pixel values
+        heat = ours.net.head(ours.net.features(inputs["pixel_values"]))
+    torch.testing.assert_close(heat, out.heatmaps, atol=1e-4, rtol=0)
+
+    # (b) the decoder on the reference's heatmaps
+    expected = processor.post_process_pose_estimation(out, boxes=[BOXES.tolist()])[0]
+    xyxy = np.c_[BOXES[:, :2], BOXES[:, :2] + BOXES[:, 2:]]
+    xy, scores = decode_heatmaps(out.heatmaps)
+    crops = make_crops([image], [xyxy], (256, 192), 1.25, ours.net.config.pixel_centre)
+    kp = heatmap_to_image(xy.double().numpy(), crops.matrices, (256, 192), (64, 48))
+    for i, e in enumerate(expected):
+        np.testing.assert_allclose(kp[i], e["keypoints"].numpy(), atol=1e-3, rtol=0)
+        np.testing.assert_allclose(scores[i].numpy(), e["scores"].numpy(), atol=1e-6, rtol=0)
+
+    # (c) end to end: our crops, network, decoding and inverse against the reference's
+    # the crops agree but at the image border, where OpenCV blends the edge pixel with the
+    # padding and SciPy does not (the third box sticks out of the image)
+    diff = (ours.net.normalise(to_tensor(crops.pixels)) - inputs["pixel_values"]).abs()
+    assert (diff[:2] < 0.02).all() and (diff < 0.02).float().mean() > 0.99
+    (r,) = ours.predict(image, boxes=xyxy, flip=False)
+    assert len(r) == len(BOXES)
+    err = np.stack([np.linalg.norm(r.keypoints.xy[i] - e["keypoints"].numpy(), axis=-1)
+                    for i, e in enumerate(expected)])  # fmt: skip
+    assert (err < 1.0).mean() > 0.9, err
+    assert np.median(err) < 0.01, err
+
+
+PUBLISHED_MILLIONS = [("vitpose-s", 24), ("vitpose-b", 90), ("vitpose-l", 309), ("vitpose-h", 632)]
+
+
+@pytest.mark.parametrize(("name", "millions"), PUBLISHED_MILLIONS)
+def test_published_parameter_counts(name: str, millions: float) -> None:
+    with torch.device("meta"):  # no memory: shapes only
+        model = create(name, "coco17")
+    n = sum(p.numel() for p in model.parameters()) / 1e6
+    assert abs(n - millions) / millions < 0.02, n  # the published figures are rounded
+    assert model.config.token_grid == (16, 12) and model.config.heatmap_size == (64, 48)
+
+
+def _official_layout(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """posekit's names -> the official ViTPose release's (for building test files)."""
+    rules = [("patch_embed.proj.", "backbone.patch_embed.proj."),
+             ("pos_embed", "backbone.pos_embed"), ("blocks.", "backbone.blocks."),
+             ("norm.", "backbone.last_norm."),
+             ("head.deconv1.", "keypoint_head.deconv_layers.0."),
+             ("head.bn1.", "keypoint_head.deconv_layers.1."),
+             ("head.deconv2.", "keypoint_head.deconv_layers.3."),
+             ("head.bn2.", "keypoint_head.deconv_layers.4."),
+             ("head.final.", "keypoint_head.final_layer.")]  # fmt: skip
+    out = {}
+    for k, v in state.items():
+        new = next(b + k[len(a) :] for a, b in rules if k.startswith(a))
+        out[new] = v
+    return out
+
+
+def test_official_pth_round_trip_and_fine_tuning_schema(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    src = create("vitpose-s", "coco17", depth=1 / 6).eval()
+    path = tmp_path / "vitpose_small_official.pth"
+    torch.save({"state_dict": _official_layout(src.state_dict()), "meta": {"a": np.ones(2)}},
+               path)  # fmt: skip
+    loaded = Model(path).net
+    assert loaded.config.depth == 2 and loaded.config.embed_dim == 384
+    assert loaded.config.num_heads == 12  # from the size table, not the tensors
+    x = torch.rand(1, 3, 256, 192)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), src(x))
+    # another schema: the backbone is kept, the head is new
+    hand = KeypointSchema.create("hand", [f"k{j}" for j in range(5)])
+    tuned = Model(path, schema=hand).net
+    assert tuned.num_keypoints == 5
+    torch.testing.assert_close(tuned.blocks[1].attn.qkv.weight, src.blocks[1].attn.qkv.weight)
+
+
+def test_mismatching_weights_name_the_first_tensor(tmp_path: Path) -> None:
+    state = _official_layout(create("vitpose-s", "coco17", depth=1 / 6).state_dict())
+    state["backbone.blocks.1.mlp.fc1.weight"] = torch.zeros(10, 384)
+    path = tmp_path / "bad.pth"
+    torch.save(state, path)
+    with pytest.raises(ValueError, match=r"blocks\.1\.mlp\.fc1\.weight has shape \(10, 384\)"):
+        Model(path)
+    torch.save({"conv.weight": torch.zeros(3)}, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match="no registered model family knows this weight layout"):
+        Model(tmp_path / "other.pth")
+
+
+def test_udp_targets_decode_to_their_sub_pixel_centres() -> None:
+    xy = torch.tensor([[[10.3, 20.7], [30.0, 5.25], [47.0, 63.0]]])
+    heat, weight = udp_targets(xy, torch.ones(1, 3), (64, 48), sigma=2.0)
+    assert heat.shape == (1, 3, 64, 48) and weight.tolist() == [[1, 1, 1]]
+    got, scores = decode_heatmaps(heat)
+    torch.testing.assert_close(got[:, :2], xy[:, :2], atol=0.05, rtol=0)
+    assert (scores > 0.8).all()
+    # a keypoint whose window misses the heatmap gets no weight
+    _, w = udp_targets(torch.tensor([[[-20.0, 5.0]]]), torch.ones(1, 1), (64, 48))
+    assert w.item() == 0
+
+
+def test_flip_back_mirrors_and_swaps() -> None:
+    schema = KeypointSchema.create("t", ["centre", "left_end", "right_end"])
+    heat, _ = udp_targets(torch.tensor([[[10.0, 5.0], [3.0, 8.0], [40.0, 9.0]]]), torch.ones(1, 3),
+                          (16, 48))  # fmt: skip
+    flip_idx = torch.tensor([schema.flip_idx])
+    back = flip_back(heat.flip(-1)[:, list(schema.flip_idx)], flip_idx)
+    torch.testing.assert_close(back, heat)
+
+
+def test_one_result_per_given_box_in_order_never_filtered(caplog) -> None:  # type: ignore[no-untyped-def]
+    model = Model(create_tiny())
+    image = np.full((120, 160, 3), 90, np.uint8)
+    boxes = np.array([[10, 10, 50, 100], [60, 5, 150, 110], [0, 0, 5, 5]], dtype=float)
+    (r,) = model.predict(image, boxes=boxes, conf=0.99)
+    np.testing.assert_array_equal(r.boxes.xyxy, boxes)
+    assert r.keypoints.data.shape == (3, 17, 3)
+    with caplog.at_level(logging.INFO):
+        (whole,) = model.predict(image)
+    assert len(whole) == 1 and "whole image is one instance" in caplog.text
+    np.testing.assert_array_equal(whole.boxes.xyxy, [[0, 0, 160, 120]])
+    calls = []
+
+    def detector(images):  # type: ignore[no-untyped-def]
+        calls.append(len(images))
+        return [(np.array([[20.0, 20, 60, 90]]), np.array([0.5]), np.array([0]))] * len(images)
+
+    (det,) = Model(create_tiny(), detector=detector).predict([image], batch=4)
+    assert calls == [1] and len(det) == 1 and 0 < det.boxes.conf[0] <= 0.5
+
+
+def create_tiny() -> str:
+    """A saved tiny vitpose checkpoint (path), for prediction tests."""
+    import tempfile
+
+    from posekit.engine.checkpoint import save_checkpoint
+
+    net = create("vitpose-s", "coco17", width=0.25, depth=0.25)
+    return str(save_checkpoint(Path(tempfile.mkdtemp()) / "tiny.pt", net))
