@@ -38,6 +38,17 @@ def as_detector(detector: Any) -> Any:
     return detect
 
 
+def boxes_for_validation(detector: Any, ds: Any) -> tuple[Any, Any]:
+    """(detections per image id, detector callable) for validating a top-down model: a COCO
+    detection-results JSON gives the first, a checkpoint / `Model` / callable the second;
+    neither (None) means the ground-truth boxes."""
+    if isinstance(detector, str | Path) and str(detector).endswith(".json"):
+        from posekit.eval.detections import read_detections
+
+        return read_detections(detector, ds), None
+    return None, as_detector(detector)
+
+
 class Model:
     """A registered architecture to train (`Model("rtpose-n")`) or a trained checkpoint
     (`Model("runs/train/exp/weights/best.pt")`).
@@ -262,6 +273,7 @@ class Model:
         batch: int = 8,
         config: EvalConfig | None = None,
         device: str = "auto",
+        detector: Any = None,
     ) -> KeypointMetrics:
         """Evaluate on a dataset split: COCO AP/AR, PCK, EPE (see `posekit.eval.evaluate`).
 
@@ -273,6 +285,8 @@ class Model:
         from posekit.utils.device import select_device
 
         ds = load_dataset(data, split, repair=False)  # the annotations as pycocotools sees them
+        detections, find = boxes_for_validation(detector if detector is not None
+                                                else self.detector, ds)  # fmt: skip
         return evaluate_model(
             self.inference_net,
             ds,
@@ -281,4 +295,6 @@ class Model:
             device=select_device(device),
             config=config or EvalConfig(),
             fuse=False,  # `inference_net` is already the folded copy
+            detections=detections,
+            detector=find,
         )

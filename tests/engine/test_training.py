@@ -98,3 +98,26 @@ def test_time_limit_counts_the_epochs_that_fit() -> None:
     assert epochs_that_fit(3, 50.0, 20.0, 500.0) == 3 + 44
     assert epochs_that_fit(1, 30.0, 0.0, 500.0) == 1 + 15  # only the first epoch known
     assert epochs_that_fit(4, 130.0, 100.0, 120.0) == 4  # over the limit: stop now
+
+
+@pytest.mark.slow
+def test_tiny_vitpose_memorises_its_crops(four_people: Path, tmp_path: Path) -> None:
+    """The top-down family through the same trainer: its crops, heatmap loss, layer-wise
+    learning rates, and validation on ground-truth boxes through the prediction path."""
+    result = Model("vitpose-s").train(
+        data=str(four_people),
+        epochs=60,
+        batch=8,
+        workers=0,
+        width=0.25,
+        depth=0.25,
+        lr0=1e-3,
+        warmup_epochs=1,
+        val_period=30,
+        project=str(tmp_path),
+        name="v",
+        **NO_AUG,
+    )
+    assert result.metrics["PCK@0.05"] > 0.95, result.metrics
+    assert result.metrics["AP"] > 0.9, result.metrics
+    assert Model(result.best).net.family == "vitpose"

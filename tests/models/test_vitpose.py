@@ -204,3 +204,31 @@ def create_tiny() -> str:
 
     net = create("vitpose-s", "coco17", width=0.25, depth=0.25)
     return str(save_checkpoint(Path(tempfile.mkdtemp()) / "tiny.pt", net))
+
+
+def test_val_on_detector_boxes_equals_ground_truth_boxes_when_they_are_the_same(
+    make_dataset, valid_coco, tmp_path: Path, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    """Detection results holding exactly the ground-truth boxes (score 1) give the figures of
+    ground-truth-box validation, through `Model.val` and `posekit val --detector`."""
+    import json
+
+    from posekit.cli.main import main
+
+    root = make_dataset(valid_coco)
+    dets = [{"image_id": a["image_id"], "category_id": 1, "bbox": a["bbox"], "score": 1.0}
+            for a in valid_coco["annotations"]]  # fmt: skip
+    f = tmp_path / "dets.json"
+    f.write_text(json.dumps(dets))
+    model = Model(create_tiny())
+    on_gt = model.val(root, split="train")
+    on_dets = model.val(root, split="train", detector=str(f))
+    assert on_gt.coco == on_dets.coco
+    ckpt = create_tiny()
+    assert main(["val", "--data", str(root), "--split", "train", "--model", ckpt,
+                 "--detector", str(f), "--out", str(tmp_path / "m")]) == 0  # fmt: skip
+    assert f"evaluated on the boxes of {f}" in capsys.readouterr().err
+    f.write_text(json.dumps([{"image_id": 12345, "bbox": [0, 0, 5, 5], "score": 1}]))
+    assert main(["val", "--data", str(root), "--split", "train", "--model", ckpt,
+                 "--detector", str(f)]) == 2  # fmt: skip
+    assert "image_id 12345" in capsys.readouterr().err

@@ -53,6 +53,13 @@ def _sigmas(value: str | None) -> list[float] | None:
     default=None,
     help="A checkpoint to run on the split, instead of a predictions file.",
 )
+@click.option(
+    "--detector",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Top-down --model: boxes from a COCO detection-results JSON or a detector checkpoint "
+    "(default: the ground-truth boxes).",
+)
 @click.option("--imgsz", type=click.IntRange(32), default=None, help="Input size for --model.")
 @click.option("--batch", type=click.IntRange(1), default=8, show_default=True)
 @click.option("--device", default="auto", show_default=True)
@@ -91,6 +98,7 @@ def val(
     split: str,
     pred: Path | None,
     model: Path | None,
+    detector: Path | None,
     imgsz: int | None,
     batch: int,
     device: str,
@@ -120,15 +128,22 @@ def val(
     )
     if model is not None:
         from posekit.engine.validate import evaluate_model
+        from posekit.model import boxes_for_validation
         from posekit.models.loading import load_any
         from posekit.utils.device import select_device
 
         net = load_any(model).model
-        if getattr(net, "input_kind", "") == "crops":
-            click.echo("top-down model: evaluated on the dataset's ground-truth boxes", err=True)
+        top_down = getattr(net, "input_kind", "") == "crops"
+        if top_down:
+            used = f"the boxes of {detector}" if detector else "the dataset's ground-truth boxes"
+            click.echo(f"top-down model: evaluated on {used}", err=True)
+        detections, find = (
+            boxes_for_validation(detector, splits[split]) if top_down else (None, None)
+        )
         size = imgsz or net.config.imgsz
         metrics = evaluate_model(net, splits[split], imgsz=size, batch=batch,
-                                 device=select_device(device), config=config)  # fmt: skip
+                                 device=select_device(device), config=config,
+                                 detections=detections, detector=find)  # fmt: skip
     else:
         metrics = evaluate(splits[split], pred, config)
     console = Console(highlight=False)

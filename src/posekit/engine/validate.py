@@ -7,8 +7,10 @@ measures is what users get; `Model.val` equals `posekit val --pred` on `Model.pr
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,10 +18,12 @@ import torch
 from posekit.data.dataset import ImageInfo, KeypointDataset
 from posekit.data.images import ImageReadError, read_image
 from posekit.eval import EvalConfig, GroundTruth, KeypointMetrics, Predictions, evaluate
+from posekit.eval.detections import ImageBoxes
 from posekit.eval.inputs import CategoryPred
 from posekit.models.base import KeypointModel
 from posekit.predict.predictor import PredictConfig, Predictor
 from posekit.predict.sources import Frame
+from posekit.predict.topdown import Detector
 
 
 @dataclass
@@ -37,6 +41,8 @@ class PredictionArrays:
         return cls(*(np.concatenate([getattr(p, f) for p in parts])
                      for f in ("image_ids", "classes", "scores", "keypoints")))  # fmt: skip
 
+
+log = logging.getLogger(__name__)
 
 #: Prediction settings of validation: COCO's (every detection down to a low score, 100 per
 #: image), so that AP sees the whole precision-recall curve.
@@ -79,12 +85,24 @@ def predict_images(
     *,
     device: torch.device | None = None,
     fuse: bool = True,
+    detections: dict[int, ImageBoxes] | None = None,
+    detector: Detector | None = None,
 ) -> PredictionArrays:
     """Predictions for `images` of `ds` in original-image pixels, made by the `Predictor`
-    that `Model.predict` uses: validation measures exactly what users run."""
-    predictor = Predictor(net, config, device=device, fuse=fuse)
+    that `Model.predict` uses: validation measures exactly what users run.
+
+    Top-down models run on the `detector`'s boxes, or on `detections` (per image id, e.g. from
+    `read_detections`), or else on the ground-truth boxes."""
+    predictor = Predictor(net, config, device=device, fuse=fuse, detector=detector)
     ids, cls, scores, kps = [], [], [], []
-    boxes = ground_truth_boxes(ds, images) if predictor.top_down else None
+    boxes: list[Any] | None = None
+    if predictor.top_down and detector is None:
+        if detections is not None:
+            none = (np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64))
+            boxes = [detections.get(im.id, none) for im in images]
+        else:
+            log.info("top-down model without a detector: evaluated on the ground-truth boxes")
+            boxes = ground_truth_boxes(ds, images)  # type: ignore[assignment]
     results = predictor.stream_frames(dataset_frames(ds, images), boxes=boxes)
     for im, r in zip(images, results, strict=True):
         ids.append(np.full(len(r), im.id))
@@ -129,12 +147,14 @@ def evaluate_model(
     device: torch.device | None = None,
     config: EvalConfig | None = None,
     fuse: bool = True,
+    detections: dict[int, ImageBoxes] | None = None,
+    detector: Detector | None = None,
 ) -> KeypointMetrics:
     """Predict on every image of `ds` (see `predict_images`) and evaluate against its
     annotations; `fuse=False` when `model` is already an inference copy."""
     category_ids = [c.id for c in sorted(ds.categories, key=lambda c: c.id)]
     preds = predict_images(model, ds, ds.images, validation_config(imgsz, batch), device=device,
-                           fuse=fuse)  # fmt: skip
+                           fuse=fuse, detections=detections, detector=detector)  # fmt: skip
     gt = GroundTruth.from_dataset(ds)
     return evaluate(gt, to_predictions(preds, gt, category_ids),
                     config or EvalConfig(per_keypoint_ap=False))  # fmt: skip

@@ -260,11 +260,13 @@ class Predictor:
                 if given is not None and b is None:
                     raise ValueError("boxes= has fewer entries than there are images")
                 good.append(f)
-                if b is not None:
-                    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-                    boxes_per.append(b)
-                    scores_per.append(np.ones(len(b)))
-                    classes_per.append(np.zeros(len(b), dtype=np.int64))
+                if b is not None:  # an xyxy array, or (boxes, scores, classes)
+                    bb, ss, kk = b if isinstance(b, tuple) else (b, None, None)
+                    bb = np.asarray(bb, dtype=np.float64).reshape(-1, 4)
+                    boxes_per.append(bb)
+                    scores_per.append(np.ones(len(bb)) if ss is None else np.asarray(ss, float))
+                    classes_per.append(np.zeros(len(bb), dtype=np.int64) if kk is None
+                                       else np.asarray(kk, dtype=np.int64))  # fmt: skip
             if not good:
                 continue
             if given is None:
