@@ -232,3 +232,28 @@ def test_val_on_detector_boxes_equals_ground_truth_boxes_when_they_are_the_same(
     assert main(["val", "--data", str(root), "--split", "train", "--model", ckpt,
                  "--detector", str(f)]) == 2  # fmt: skip
     assert "image_id 12345" in capsys.readouterr().err
+
+
+def test_mae_backbone_to_fine_tune_from(tmp_path: Path) -> None:
+    """An MAE pre-training checkpoint (224 px square grid, class token, its own decoder):
+    the backbone is kept, the position embeddings resized to 16x12, the pose decoder new."""
+    torch.manual_seed(2)
+    donor = create("vitpose-s", "coco17", depth=1 / 6)
+    backbone = {
+        k: v for k, v in donor.state_dict().items() if not k.startswith(("head.", "pos_embed"))
+    }
+    pos = torch.randn(1, 1 + 14 * 14, 384)
+    extras = {
+        "cls_token": torch.zeros(1, 1, 384),
+        "mask_token": torch.zeros(1, 1, 512),
+        "decoder_embed.weight": torch.zeros(512, 384),
+    }  # MAE's pre-training parts
+    path = tmp_path / "mae_pretrain_vit_small.pth"
+    torch.save({"model": {**backbone, "pos_embed": pos, **extras}}, path)  # as MAE saves it
+    hand = KeypointSchema.create("hand", [f"k{j}" for j in range(21)])
+    net = Model(path, schema=hand).net
+    assert net.config.token_grid == (16, 12) and net.num_keypoints == 21
+    assert net.pos_embed.shape == (1, 16 * 12 + 1, 384)
+    torch.testing.assert_close(net.pos_embed[:, :1], pos[:, :1])
+    torch.testing.assert_close(net.blocks[0].mlp.fc1.weight, donor.blocks[0].mlp.fc1.weight)
+    assert net(torch.rand(1, 3, 256, 192)).shape == (1, 21, 64, 48)

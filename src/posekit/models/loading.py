@@ -84,7 +84,10 @@ def load_any(path: str | Path, *, schema: KeypointSchema | None = None, **overri
             return Loaded(model.eval(), data, f"loaded {what} from {path}")
         if not isinstance(data, dict):
             raise ValueError(f"{path}: not a posekit checkpoint or a state dict")
-        state = data.get("state_dict", data)
+        # released files keep their tensors at the top, under "state_dict" (MMPose) or under
+        # "model" (MAE)
+        state = data.get("state_dict") or (data["model"] if isinstance(data.get("model"), dict)
+                                           else data)  # fmt: skip
         source = "state dict"
     state = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
     for name in FAMILIES.names():

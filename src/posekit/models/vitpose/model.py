@@ -274,7 +274,7 @@ class ViTPose(KeypointModel):
             and (hf_config or {}).get("backbone_config", {}).get("num_experts", 1) > 1
         ):
             raise ValueError("ViTPose+ (mixture-of-experts) weights are not supported yet")
-        converted = w.convert_state_dict(state, layout)
+        converted = w.convert_state_dict(w.drop_pretraining_extras(state, layout), layout)
         if hf_config is not None:
             cfg = w.config_from_transformers(hf_config, **overrides)
         else:

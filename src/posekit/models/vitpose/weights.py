@@ -9,7 +9,11 @@
   `backbone.layers.N.{ln1,attn.qkv,attn.proj,ln2,ffn.layers.0.0,ffn.layers.1}`, `backbone.ln1`,
   `head.deconv_layers...`, `head.final_layer`.
 
-Without a config (the two `.pth` layouts), the architecture comes from tensor shapes (width,
+- **MAE / timm ViT backbones** (`patch_embed.proj`, `pos_embed` with a class token on a square
+  grid, `blocks.N...`, `norm`): the backbone only, to fine-tune from; the position embeddings
+  are resized (bicubic) to the crop's token grid and the decoder is new.
+
+Without a config (the `.pth` layouts), the architecture comes from tensor shapes (width,
 depth, keypoint count, decoder type) plus the family's size table for what tensors do not hold
 (attention heads by width; LayerNorm eps 1e-6, the ViTPose code's), overridable by the caller.
 Names mislead (mmpretrain's "small" is not ViTPose-S), so shapes decide.
@@ -57,6 +61,12 @@ LAYOUT_RULES: dict[str, list[Rule]] = {
         (r"^head\.deconv_layers\.4\.", "head.bn2."),
         (r"^head\.final_layer\.", "head.final."),
     ],
+    "mae": [
+        (r"^patch_embed\.proj\.", "patch_embed.proj."),
+        (r"^pos_embed$", "pos_embed"),
+        (r"^blocks\.(\d+)\.", r"blocks.\1."),
+        (r"^(norm|fc_norm)\.", "norm."),
+    ],
     "transformers": [
         (r"^backbone\.embeddings\.patch_embeddings\.projection\.", "patch_embed.proj."),
         (r"^backbone\.embeddings\.position_embeddings$", "pos_embed"),
@@ -78,6 +88,7 @@ LAYOUT_MARKERS: dict[str, str] = {
     "official": "backbone.patch_embed.proj.weight",
     "mmpose": "backbone.patch_embed.projection.weight",
     "transformers": "backbone.embeddings.patch_embeddings.projection.weight",
+    "mae": "patch_embed.proj.weight",
 }
 
 #: Attention heads by embedding width (the size table; heads are not in the tensors).
@@ -85,11 +96,30 @@ HEADS_BY_WIDTH = {cfg.embed_dim: cfg.num_heads for cfg in SIZES.values()}
 
 
 def detect_layout(state: dict[str, torch.Tensor]) -> str | None:
-    """'official', 'mmpose' or 'transformers' for a state dict of ViTPose, else None."""
+    """'official', 'mmpose', 'transformers' or 'mae' (a backbone) for a state dict, else
+    None. A posekit ViTPose state dict (with `head.final`) is not foreign: None."""
     for name, marker in LAYOUT_MARKERS.items():
-        if marker in state:
+        if marker in state and not (name == "mae" and "head.final.weight" in state):
             return name
     return None
+
+
+def resize_pos_embed(pos: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """(1, 1 + g*g, C) position embeddings of a square grid (class slot first) -> the same
+    for `grid` (h, w), resized bicubically (how ViTPose starts from MAE weights)."""
+    n = pos.shape[1] - 1
+    if n == grid[0] * grid[1]:
+        return pos  # already this grid
+    g = round(n**0.5)
+    if g * g != n:
+        raise ValueError(
+            f"weights: pos_embed has {n} patch slots, neither the {grid[0]}x{grid[1]} grid "
+            "nor a square one"
+        )
+    patches = pos[:, 1:].reshape(1, g, g, -1).permute(0, 3, 1, 2)
+    patches = torch.nn.functional.interpolate(patches.float(), size=grid, mode="bicubic",
+                                              align_corners=False)  # fmt: skip
+    return torch.cat([pos[:, :1], patches.flatten(2).transpose(1, 2).to(pos.dtype)], 1)
 
 
 def _fuse_qkv(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -133,11 +163,13 @@ def config_from_shapes(state: dict[str, torch.Tensor], **overrides: Any) -> ViTP
     width = int(state["patch_embed.proj.weight"].shape[0])
     patch = int(state["patch_embed.proj.weight"].shape[-1])
     depth = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("blocks."))
-    decoder = "classic" if "head.deconv1.weight" in state else "simple"
+    # a backbone without any decoder gets ViTPose's default, the classic one
+    decoder = "simple" if "head.final.weight" in state and "head.deconv1.weight" not in state \
+        else "classic"  # fmt: skip
     fields: dict[str, Any] = {"embed_dim": width, "depth": depth, "patch_size": patch,
                               "num_heads": HEADS_BY_WIDTH.get(width, max(1, width // 64)),
                               "decoder": decoder, "name": f"vitpose-{width}x{depth}"}  # fmt: skip
-    if decoder == "classic":
+    if "head.deconv1.weight" in state:
         fields["decoder_channels"] = int(state["head.deconv1.weight"].shape[1])
     mlp = state.get("blocks.0.mlp.fc1.weight")
     if mlp is not None:
@@ -190,10 +222,13 @@ def build_from_state(
     """A ViTPose of `cfg` with the converted weights `state` loaded; a tensor whose shape fits
     no slot is an error naming it. Without a `schema`, one is chosen by keypoint count;
     with a schema of another count, the head is left new (fine-tuning onto new keypoints)."""
-    k = int(state["head.final.weight"].shape[0])
-    schema = schema or default_schema(k)
+    head = "head.final.weight" in state
+    k = int(state["head.final.weight"].shape[0]) if head else None
+    schema = schema or default_schema(k or 17)
     model = ViTPose(cfg, [schema], [schema.name])
     own = model.state_dict()
+    if "pos_embed" in state:
+        state = {**state, "pos_embed": resize_pos_embed(state["pos_embed"], cfg.token_grid)}
     if schema.num_keypoints != k:
         state = {n: t for n, t in state.items() if not n.startswith("head.final.")}
     for name, tensor in state.items():
@@ -204,9 +239,21 @@ def build_from_state(
                 f"weights: {name} has shape {tuple(tensor.shape)}, the model expects "
                 f"{tuple(own[name].shape)} (first mismatching tensor)"
             )
-    missing = [n for n in own if n not in state and not n.startswith("head.final.")
+    # a backbone alone (MAE) leaves the whole decoder new
+    new_part = "head.final." if head else "head."
+    missing = [n for n in own if n not in state and not n.startswith(new_part)
                and not n.endswith("num_batches_tracked")]  # fmt: skip
     if missing:
         raise ValueError(f"weights: no tensor for {missing[0]} ({len(missing)} missing)")
     model.load_state_dict(state, strict=False)
     return model.eval()
+
+
+def drop_pretraining_extras(state: dict[str, torch.Tensor], layout: str) -> dict[str, torch.Tensor]:
+    """An MAE checkpoint also holds its pre-training decoder, mask token and class token,
+    which a pose model does not use."""
+    if layout != "mae":
+        return state
+    skip = ("decoder", "mask_token", "cls_token", "head.", "fc_norm.") if "norm.weight" in state \
+        else ("decoder", "mask_token", "cls_token", "head.")  # fmt: skip
+    return {k: v for k, v in state.items() if not k.startswith(skip)}
