@@ -182,6 +182,10 @@ def test_one_result_per_given_box_in_order_never_filtered(caplog) -> None:  # ty
     (r,) = model.predict(image, boxes=boxes, conf=0.99)
     np.testing.assert_array_equal(r.boxes.xyxy, boxes)
     assert r.keypoints.data.shape == (3, 17, 3)
+    empty = model.predict([image, image], boxes=[np.zeros((0, 4)), boxes[:1]], batch=2)
+    assert [len(e) for e in empty] == [0, 1]
+    (none,) = model.predict(image, boxes=np.zeros((0, 4)))
+    assert len(none) == 0 and none.keypoints.data.shape == (0, 17, 3)
     with caplog.at_level(logging.INFO):
         (whole,) = model.predict(image)
     assert len(whole) == 1 and "whole image is one instance" in caplog.text

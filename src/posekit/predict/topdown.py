@@ -96,6 +96,9 @@ def predict_crops(
     from posekit.models.vitpose.codec import decode_heatmaps, flip_back
 
     cfg = net.config
+    if len(crops.pixels) == 0:  # no instance in any image of the batch
+        k = net.num_keypoints
+        return np.zeros((0, k, 2)), np.zeros((0, k))
     x = to_tensor(crops.pixels).to(device)
     cls = torch.as_tensor(classes, device=device, dtype=torch.long)
     if flip and len(x):
