@@ -1,12 +1,17 @@
-"""Benchmark 2 of the rtpose issue: the real openfield-mouse data (DeepLabCut, 116 frames).
+"""Benchmark 2 of the rtpose issue (and of the top-down issue): the real openfield-mouse data
+(DeepLabCut, 116 frames).
 
-Converts ../shared/data/openfield-mouse, splits the frames 50/50 with a fixed seed, trains
-rtpose-n from scratch within a wall-time budget (default 30 minutes), and reports the test
-error as DeepLabCut does (mean Euclidean distance in pixels over the labelled keypoints of the
-test frames), PCK@0.05 and OKS AP. The last weights are evaluated: the test frames are never
-used to choose a checkpoint.
+Converts ../shared/data/openfield-mouse, splits the frames 50/50 with a fixed seed, trains a
+model from scratch (rtpose-n by default; any registered model with --model, e.g. vitpose-s)
+within a wall-time budget (default 30 minutes), and reports the test error as DeepLabCut does
+(mean Euclidean distance in pixels over the labelled keypoints of the test frames), PCK@0.05
+and OKS AP. The last weights are evaluated: the test frames are never used to choose a
+checkpoint. A top-down model is evaluated on the ground-truth boxes and, with --detector (an
+rtpose checkpoint, e.g. this script's own rtpose-n run), on the detector's boxes.
 
-    python benchmarks/train_mouse.py [--minutes 30] [--imgsz 512] [--epochs 1000]
+    python benchmarks/train_mouse.py [--model rtpose-n] [--minutes 30] [--imgsz 512]
+    python benchmarks/train_mouse.py --model vitpose-s --out runs/bench_mouse_vitpose \
+        --detector runs/bench_mouse/train/weights/last.pt
 """
 
 from __future__ import annotations
@@ -27,10 +32,13 @@ MOUSE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "openfi
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, default=MOUSE)
+    parser.add_argument("--model", default="rtpose-n")
+    parser.add_argument("--detector", default=None, help="Top-down models: detector checkpoint.")
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--epochs", type=int, default=1000)  # shrunk to what fits the budget
     parser.add_argument("--imgsz", type=int, default=512)
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--lr0", type=float, default=None, help="Default: the trainer's.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/bench_mouse")
     args = parser.parse_args()
@@ -41,7 +49,7 @@ def main() -> None:
     data, _ = convert(args.source, out / "data", to="coco", link_images=False)
     split_on_disk(data, val=0.0, test=0.5, seed=args.seed)  # train / test, 58 frames each
     t0 = time.time()
-    result = Model("rtpose-n").train(
+    result = Model(args.model).train(
         data=str(data),
         epochs=args.epochs,
         imgsz=args.imgsz,
@@ -58,9 +66,22 @@ def main() -> None:
         flip=0.5,
         warmup_epochs=5.0,
         seed=args.seed,
+        **({"lr0": args.lr0} if args.lr0 else {}),
     )
     minutes = (time.time() - t0) / 60
     m = Model(result.last).val(data, split="test", imgsz=args.imgsz, config=EvalConfig())
+    report(args, result, minutes, m, out, "")
+    top_down = getattr(Model(result.last).net, "input_kind", "") == "crops"
+    if args.detector and top_down:
+        md = Model(result.last, detector=args.detector).val(data, split="test",
+                                                            config=EvalConfig())  # fmt: skip
+        report(args, result, minutes, md, out, "_detector_boxes")
+
+
+def report(args, result, minutes: float, m, out: Path, suffix: str) -> None:  # type: ignore[no-untyped-def]
+    boxes = {"": "", "_detector_boxes": f", boxes of {args.detector}"}[suffix]
+    if suffix == "" and getattr(Model(result.last).net, "input_kind", "") == "crops":
+        boxes = ", ground-truth boxes"
     summary = {
         "train_frames": 58,
         "test_frames": m.counts["images"],
@@ -77,10 +98,10 @@ def main() -> None:
             zip(m.keypoint_names, [round(x, 4) for x in m.per_keypoint_pck], strict=True)
         ),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / f"summary{suffix}.json").write_text(json.dumps(summary, indent=2))
     print(
-        f"rtpose-n from scratch on openfield-mouse (58 train / {m.counts['images']} test frames, "
-        f"imgsz {args.imgsz}): {result.epochs_run} epochs in {minutes:.1f} min"
+        f"{args.model} from scratch on openfield-mouse (58 train / {m.counts['images']} test "
+        f"frames, imgsz {args.imgsz}{boxes}): {result.epochs_run} epochs in {minutes:.1f} min"
     )
     print(
         f"test error {m.epe:.2f} px (DeepLabCut's measure; {m.epe_pcutoff:.2f} px with p-cutoff "
