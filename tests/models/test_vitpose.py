@@ -261,3 +261,20 @@ def test_mae_backbone_to_fine_tune_from(tmp_path: Path) -> None:
     torch.testing.assert_close(net.pos_embed[:, :1], pos[:, :1])
     torch.testing.assert_close(net.blocks[0].mlp.fc1.weight, donor.blocks[0].mlp.fc1.weight)
     assert net(torch.rand(1, 3, 256, 192)).shape == (1, 21, 64, 48)
+
+
+def test_fine_tune_published_weights_onto_a_new_schema(
+    make_dataset, valid_coco, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """`posekit train --model vitpose.pth`: the backbone comes from the file, the head is new
+    for the dataset's three keypoints, and the run's checkpoint names the dataset's schema."""
+    src = create("vitpose-s", "coco17", width=0.25, depth=1 / 6)
+    path = tmp_path / "vitpose_official.pth"
+    torch.save({"state_dict": _official_layout(src.state_dict())}, path)
+    root = make_dataset(valid_coco)
+    data = str(root / "annotations" / "train.json")
+    runs = str(tmp_path / "runs")
+    result = Model(path).train(data=data, epochs=1, batch=2, workers=0, project=runs, val=False)
+    tuned = Model(result.last).net
+    assert tuned.schemas[0].keypoints == ("centre", "left_end", "right_end")
+    assert tuned.config.embed_dim == src.config.embed_dim and tuned.num_keypoints == 3

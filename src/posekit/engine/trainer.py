@@ -27,7 +27,7 @@ from posekit.data.dataset import KeypointDataset
 from posekit.data.layout import load_splits
 from posekit.data.problems import DatasetError
 from posekit.engine import distributed as dist
-from posekit.engine.checkpoint import load_model, read_checkpoint, save_checkpoint, unwrap
+from posekit.engine.checkpoint import read_checkpoint, save_checkpoint, unwrap
 from posekit.engine.config import TrainConfig
 from posekit.engine.dataset import EpochSampler, collate
 from posekit.engine.ema import ModelEMA
@@ -39,7 +39,8 @@ from posekit.engine.validate import (
     validation_config,
 )
 from posekit.eval import EvalConfig, GroundTruth, evaluate
-from posekit.models import create
+from posekit.models import create, list_models
+from posekit.models.loading import load_any
 from posekit.utils.device import select_device
 from posekit.utils.progress import progress_bar
 from posekit.utils.runs import claim_run_dir, lock_run_dir, unlock_run_dir
@@ -194,10 +195,17 @@ class Trainer:
         cfg = self.cfg
         schemas = [self.train_ds.category(cid).schema for cid in self.category_ids]
         names = [self.train_ds.category(cid).name for cid in self.category_ids]
-        if cfg.model.endswith(".pt"):
-            model, _ = load_model(cfg.model)
+        if cfg.model not in list_models() and Path(cfg.model).exists():
+            # a file to fine-tune: a posekit checkpoint, or published weights, which take the
+            # dataset's schema (a new head when the keypoint count differs)
+            loaded = load_any(cfg.model, schema=schemas[0] if len(schemas) == 1 else None)
+            model = loaded.model
+            if dist.is_main():
+                log.info("fine-tuning: %s", loaded.summary)
             if [s.num_keypoints for s in model.schemas] != [s.num_keypoints for s in schemas]:
                 raise ValueError(f"{cfg.model} was trained for other keypoints than {cfg.data}")
+            if loaded.checkpoint is None:  # published weights: the dataset names the classes
+                model.schemas, model.names = schemas, names
             return model.train()
         overrides = {k: v for k, v in (("width", cfg.width), ("depth", cfg.depth)) if v}
         return create(cfg.model, schemas, names, imgsz=cfg.imgsz, **overrides).train()
