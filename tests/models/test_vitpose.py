@@ -278,3 +278,44 @@ def test_fine_tune_published_weights_onto_a_new_schema(
     tuned = Model(result.last).net
     assert tuned.schemas[0].keypoints == ("centre", "left_end", "right_end")
     assert tuned.config.embed_dim == src.config.embed_dim and tuned.num_keypoints == 3
+
+
+def test_half_body_box_picks_a_half_with_enough_points() -> None:
+    from posekit.models.vitpose.samples import half_body_box, is_lower_body
+
+    coco = get_schema("coco17")
+    lower = np.array([is_lower_body(n) for n in coco.keypoints])
+    assert lower.sum() == 6 and not lower[:11].any()  # hips, knees, ankles
+    kp = np.zeros((17, 3))
+    kp[:11] = [[10 + j, 20 + j, 2] for j in range(11)]  # upper body labelled
+    kp[11:13] = [[50, 80, 2], [52, 82, 2]]  # two lower-body points: too few
+    box = half_body_box(kp, lower, np.random.default_rng(0))
+    np.testing.assert_allclose(box, [7.5, 17.5, 22.5, 32.5])  # upper body, grown 1.5x
+    assert half_body_box(kp, np.zeros(17, bool), np.random.default_rng(0)) is None
+
+
+def test_mmpose_layout_round_trip(tmp_path: Path) -> None:
+    """MMPose 1.x names (mmpretrain's ViT: layers.N.ln1, ffn.layers.0.0, ln1 as final norm)."""
+    src = create("vitpose-s", "coco17", width=0.25, depth=1 / 6).eval()
+    rules = [("patch_embed.proj.", "backbone.patch_embed.projection."),
+             ("pos_embed", "backbone.pos_embed"), ("norm.", "backbone.ln1."),
+             ("head.deconv1.", "head.deconv_layers.0."), ("head.bn1.", "head.deconv_layers.1."),
+             ("head.deconv2.", "head.deconv_layers.3."), ("head.bn2.", "head.deconv_layers.4."),
+             ("head.final.", "head.final_layer.")]  # fmt: skip
+    block = {".norm1.": ".ln1.", ".norm2.": ".ln2.", ".mlp.fc1.": ".ffn.layers.0.0.",
+             ".mlp.fc2.": ".ffn.layers.1.", ".attn.": ".attn."}  # fmt: skip
+    state = {}
+    for k, v in src.state_dict().items():
+        if k.startswith("blocks."):
+            i, rest = k.split(".", 2)[1:]
+            part = next(b for a, b in block.items() if ("." + rest).startswith(a))
+            tail = ("." + rest)[len(next(a for a in block if ("." + rest).startswith(a))) :]
+            state[f"backbone.layers.{i}{part}{tail}"] = v
+        else:
+            state[next(b + k[len(a) :] for a, b in rules if k.startswith(a))] = v
+    path = tmp_path / "td-hm_ViTPose-small_8xb64-210e_coco-256x192.pth"
+    torch.save({"meta": {"dataset_meta": {"sigmas": np.ones(17)}}, "state_dict": state}, path)
+    loaded = Model(path).net
+    x = torch.rand(1, 3, 256, 192)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), src(x))

@@ -15,7 +15,6 @@ from posekit.models.base import (
     register_family,
 )
 from posekit.models.registry import create, list_models, register_model
-from posekit.models.rtpose import RTPose, RTPoseConfig, RTPoseOutput
 from posekit.models.summary import ModelSummary, summarize_model
 
 __all__ = [
@@ -23,9 +22,6 @@ __all__ = [
     "Detections",
     "KeypointModel",
     "ModelSummary",
-    "RTPose",
-    "RTPoseConfig",
-    "RTPoseOutput",
     "Targets",
     "create",
     "list_models",

@@ -146,6 +146,7 @@ class ViTPoseConfig:
     sigma: float = 2.0  # of the target Gaussians, in heatmap pixels
     flip_test: bool = True  # average with the mirrored crop's heatmaps at inference
     layer_decay: float = 0.75  # layer-wise learning-rate decay when training
+    half_body: float = 0.3  # training: probability of cropping to the upper or lower body
     # where pixel i's centre lies in the coordinates the model reads and outputs: 0.5 in
     # posekit's continuous coordinates; 0 for weights trained on pixel indices (MMPose,
     # transformers), which then see exactly the crops they were trained on

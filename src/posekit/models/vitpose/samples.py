@@ -1,9 +1,11 @@
 """Training crops for top-down models: one sample per labelled instance.
 
 Each sample is the instance's box (randomly shifted, scaled and rotated when augmenting, as
-top-down trainers do), cropped to the model's input size with the crop mapping of inference
-(`posekit.data.crops`), randomly mirrored (left and right keypoints swap by the schema), colour-
-jittered, and paired with UDP Gaussian heatmaps of its keypoints and their weights.
+top-down trainers do; with probability `half_body`, the box of the upper or the lower body's
+labelled keypoints instead, as MMPose's half-body transform), cropped to the model's input size
+with the crop mapping of inference (`posekit.data.crops`), randomly mirrored (left and right
+keypoints swap by the schema), colour-jittered, and paired with UDP Gaussian heatmaps of its
+keypoints and their weights.
 """
 
 from __future__ import annotations
@@ -21,6 +23,29 @@ from posekit.data.dataset import KeypointDataset
 from posekit.data.images import ImageReadError, read_image
 from posekit.data.transforms import hsv_jitter
 from posekit.models.vitpose.codec import udp_targets
+
+LOWER_BODY_WORDS = ("hip", "knee", "ankle", "foot", "heel", "toe", "leg", "tail")
+
+
+def is_lower_body(name: str) -> bool:
+    """Whether a keypoint belongs to the lower body, by its name (COCO's hips, knees and
+    ankles; feet, heels, toes, legs and tails of other schemas)."""
+    return any(w in name.lower() for w in LOWER_BODY_WORDS)
+
+
+def half_body_box(kp: np.ndarray, lower: np.ndarray, rng: np.random.Generator,
+                  min_points: int = 3) -> np.ndarray | None:  # fmt: skip
+    """The xyxy box (grown 1.5x about its centre) of the upper or the lower body's labelled
+    keypoints, chosen at random between the halves that have `min_points` of them; None when
+    neither has (or the schema has no lower body)."""
+    labelled = kp[:, 2] > 0
+    halves = [m for m in (labelled & ~lower, labelled & lower) if m.sum() >= min_points]
+    if not lower.any() or not halves:
+        return None
+    pts = kp[halves[rng.integers(len(halves))], :2]
+    lo, hi = pts.min(0), pts.max(0)
+    c, size = (lo + hi) / 2, np.maximum((hi - lo) * 1.5, 1.0)
+    return np.r_[c - size / 2, c + size / 2]
 
 
 @dataclass
@@ -60,6 +85,9 @@ class CropSamples(Dataset):
         self.flips = np.tile(np.arange(self.k), (len(schemas), 1))
         for c, s in enumerate(schemas):
             self.flips[c, : s.num_keypoints] = s.flip_idx
+        self.lower = np.zeros((len(schemas), self.k), dtype=bool)
+        for c, s in enumerate(schemas):
+            self.lower[c, : s.num_keypoints] = [is_lower_body(n) for n in s.keypoints]
         self.skipped: Counter[str] = Counter()
         images = {im.id: im for im in ds.images}
         self.items: list[tuple[str, tuple[int, int], np.ndarray, np.ndarray, int, int]] = []
@@ -90,6 +118,10 @@ class CropSamples(Dataset):
         centre, region = boxes_to_regions(box[None], w / h, cfg.box_padding)
         angle, flip = np.zeros(1), np.zeros(1, dtype=bool)
         rng = np.random.default_rng([self.seed, epoch, i])
+        if a.enabled and rng.random() < getattr(cfg, "half_body", 0.0):
+            half = half_body_box(kp, self.lower[cls], rng)
+            if half is not None:
+                centre, region = boxes_to_regions(half[None], w / h, cfg.box_padding)
         if a.enabled:
             region = region * rng.uniform(1 - a.scale, 1 + a.scale)
             centre = centre + rng.uniform(-a.translate, a.translate, 2) * region
