@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from posekit.cli.options import force_option
 from posekit.data.check import SplitCheck, check_dataset
 from posekit.data.convert import TARGETS, convert
 from posekit.data.layout import load_splits
@@ -17,14 +18,6 @@ from posekit.data.split import split_on_disk
 from posekit.data.synth import KINDS, SynthConfig, generate
 from posekit.utils.outputs import claim_output
 from posekit.utils.progress import progress_bar, progress_group
-
-#: --force on every command that writes a folder (see posekit.utils.outputs).
-force_option = click.option(
-    "--force",
-    is_flag=True,
-    help="Write into a non-empty folder that is not this command's own output (nothing "
-    "already there is deleted).",
-)
 
 
 @click.group()

@@ -13,7 +13,8 @@ import click
 import cv2
 from rich.console import Console
 
-from posekit.cli.data import force_option, print_check
+from posekit.cli.data import print_check
+from posekit.cli.options import force_option
 from posekit.data.check import check_dataset
 from posekit.data.layout import load_dataset
 from posekit.data.synth import SynthConfig, generate

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from posekit.cli.logs import setup_logging
+from posekit.cli.options import detector_option, flip_option
 
 log = logging.getLogger("posekit.predict")
 
@@ -48,19 +49,8 @@ log = logging.getLogger("posekit.predict")
 @click.option("--max-det", type=click.IntRange(1), default=300, show_default=True)
 @click.option("--vid-stride", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--device", default="auto", show_default=True)
-@click.option(
-    "--detector",
-    default=None,
-    type=click.Path(path_type=Path),
-    help="Top-down models: the detector checkpoint that finds the instances (default: each "
-    "whole image is one instance).",
-)
-@click.option(
-    "--flip/--no-flip",
-    default=True,
-    show_default=True,
-    help="Top-down models: average with the mirrored crop (the flip test).",
-)
+@detector_option
+@flip_option
 @click.option(
     "--save/--no-save", default=True, show_default=True, help="Annotated images / videos."
 )

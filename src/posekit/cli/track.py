@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from posekit.cli.logs import setup_logging
+from posekit.cli.options import detector_option, flip_option
 
 log = logging.getLogger("posekit.track")
 
@@ -33,19 +34,8 @@ def _angles(values: tuple[str, ...]) -> dict[str, list[str]]:
 @click.option("--imgsz", type=click.IntRange(32), default=None, help="Default: the model's.")
 @click.option("--batch", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--device", default="auto", show_default=True)
-@click.option(
-    "--detector",
-    default=None,
-    type=click.Path(path_type=Path),
-    help="Top-down models: the detector checkpoint that finds the instances (default: each "
-    "whole image is one instance).",
-)
-@click.option(
-    "--flip/--no-flip",
-    default=True,
-    show_default=True,
-    help="Top-down models: average with the mirrored crop (the flip test).",
-)
+@detector_option
+@flip_option
 @click.option(
     "--track-buffer",
     type=click.IntRange(0),

@@ -1,0 +1,32 @@
+"""Options shared by several commands, defined once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+#: --force on every command that writes a folder (see posekit.utils.outputs).
+force_option = click.option(
+    "--force",
+    is_flag=True,
+    help="Write into a non-empty folder that is not this command's own output (nothing "
+    "already there is deleted).",
+)
+
+#: --detector for commands that run a top-down model.
+detector_option = click.option(
+    "--detector",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="Top-down models: the detector checkpoint that finds the instances (default: each "
+    "whole image is one instance).",
+)
+
+#: --flip/--no-flip for commands that run a top-down model.
+flip_option = click.option(
+    "--flip/--no-flip",
+    default=True,
+    show_default=True,
+    help="Top-down models: average with the mirrored crop (the flip test).",
+)
