@@ -112,3 +112,15 @@ def test_resume_from_another_directory(
 
     state = read_checkpoint(last)
     assert state["epoch"] == 2 and state["train_config"]["data"] == str(moved)
+
+
+def test_time_limit_ending_the_run_still_validates_and_writes_best(
+    people: Path, tmp_path: Path
+) -> None:
+    """A budget that one epoch exhausts ends the run there: that epoch is validated (it is
+    the last) and best.pt is written, whatever `val_period` says."""
+    result = Model("rtpose-n").train(data=str(people), project=str(tmp_path / "r"),
+                                     **{**TINY_KW, "epochs": 300}, time_limit=0.001,
+                                     val_period=5)  # fmt: skip
+    assert result.epochs_run == 1 and result.best.is_file()
+    assert "AP" in result.metrics

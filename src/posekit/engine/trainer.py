@@ -286,6 +286,10 @@ class Trainer:
         self.epochs = cfg.epochs  # shortened to fit `time_limit` once an epoch's time is known
         while epoch < self.epochs:
             losses, speed = self.train_epoch(epoch, nb, warmup)
+            if epoch == self.start_epoch:
+                first_done = time.time()
+            if cfg.time_limit:  # before deciding to validate: this may be the last epoch now
+                self.fit_time_limit(epoch + 1, started, first_done)
             metrics = {}
             validated = self.validating and (
                 (epoch + 1) % cfg.val_period == 0 or epoch + 1 == self.epochs
@@ -307,10 +311,6 @@ class Trainer:
                 log.info("no better AP for %d epochs: stopping early", cfg.patience)
                 break
             epoch += 1
-            if epoch == self.start_epoch + 1:
-                first_done = time.time()
-            if cfg.time_limit:
-                self.fit_time_limit(epoch, started, first_done)
         dist.barrier()
         return TrainResult(self.save_dir, self.wdir / "best.pt", self.wdir / "last.pt",
                            self.best_fitness, epoch, metrics)  # fmt: skip
