@@ -38,11 +38,15 @@ def as_detector(detector: Any) -> Any:
     return detect
 
 
+def _is_json(detector: Any) -> bool:
+    return isinstance(detector, str | Path) and str(detector).endswith(".json")
+
+
 def boxes_for_validation(detector: Any, ds: Any) -> tuple[Any, Any]:
     """(detections per image id, detector callable) for validating a top-down model: a COCO
     detection-results JSON gives the first, a checkpoint / `Model` / callable the second;
     neither (None) means the ground-truth boxes."""
-    if isinstance(detector, str | Path) and str(detector).endswith(".json"):
+    if _is_json(detector):
         from posekit.eval.detections import read_detections
 
         return read_detections(detector, ds), None
@@ -67,6 +71,7 @@ class Model:
         schema: KeypointSchema | str | None = None,
         *,
         detector: Any = None,
+        **overrides: Any,
     ) -> None:
         """Args:
         source: a registered name ("rtpose-n", "vitpose-b" ...), a posekit checkpoint, a
@@ -75,7 +80,10 @@ class Model:
         schema: the keypoints of a new model (default COCO-17), or of a file that does
             not name them.
         detector: for top-down models, what finds the instances: a detector checkpoint
-            or `Model`, or any callable `images -> [(boxes, scores, classes), ...]`.
+            or `Model`, or any callable `images -> [(boxes, scores, classes), ...]`; a COCO
+            detection-results JSON (boxes by dataset image id) serves `val` only.
+        overrides: architecture fields a weights file cannot hold (e.g. `num_heads=`,
+            `layer_norm_eps=` for a ViTPose `.pth`), when the defaults do not fit it.
         """
         self.source = str(source)
         self.checkpoint: dict[str, Any] | None = None
@@ -88,7 +96,7 @@ class Model:
             from posekit.models.loading import load_any
 
             given = get_schema(schema) if isinstance(schema, str) else schema
-            loaded = load_any(self.source, schema=given)
+            loaded = load_any(self.source, schema=given, **overrides)
             self.net, self.checkpoint = loaded.model, loaded.checkpoint
             log.info(loaded.summary)
         elif self.source.endswith((".pt", ".pth", ".safetensors")):
@@ -98,7 +106,9 @@ class Model:
                 f"{self.source!r} is neither a model file or folder nor a registered "
                 f"model ({', '.join(list_models())})"
             )
-        self.detector = as_detector(detector)
+        # a detection-results JSON names dataset image ids: it serves `val`, not `predict`
+        self.detections_file = detector if _is_json(detector) else None
+        self.detector = None if self.detections_file else as_detector(detector)
 
     @property
     def inference_net(self) -> KeypointModel:
@@ -182,6 +192,11 @@ class Model:
             fuse=False,  # already folded, and cached between calls
             detector=self.detector,
         )
+        if boxes is None and self.detections_file is not None:
+            raise ValueError(
+                f"{self.detections_file} gives boxes by dataset image id: use it with val "
+                "(Model.val / posekit val --detector), or pass boxes= or a detector checkpoint"
+            )
         if boxes is not None and isinstance(boxes, np.ndarray) and boxes.ndim == 2:
             boxes = [boxes]  # one image's boxes
         results = predictor.stream(source, boxes=boxes, on_error=on_error)
@@ -285,8 +300,8 @@ class Model:
         from posekit.utils.device import select_device
 
         ds = load_dataset(data, split, repair=False)  # the annotations as pycocotools sees them
-        detections, find = boxes_for_validation(detector if detector is not None
-                                                else self.detector, ds)  # fmt: skip
+        given = detector if detector is not None else self.detections_file or self.detector
+        detections, find = boxes_for_validation(given, ds)
         return evaluate_model(
             self.inference_net,
             ds,

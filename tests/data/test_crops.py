@@ -12,6 +12,8 @@ def test_regions_keep_the_aspect_ratio_and_padding() -> None:
     centres, sizes = boxes_to_regions(np.array([[10, 20, 50, 100], [0, 0, 90, 30]]), 0.75, 1.25)
     np.testing.assert_allclose(centres, [[30, 60], [45, 15]])
     np.testing.assert_allclose(sizes, [[75, 100], [112.5, 150]])  # w / h = 0.75, x 1.25
+    _, point = boxes_to_regions(np.array([[5.0, 5, 5, 5]]), 0.75, 1.0)
+    np.testing.assert_allclose(point, [[1, 4 / 3]])  # a point still gets a region
 
 
 def test_inverse_is_exact_with_rotation_and_flip() -> None:

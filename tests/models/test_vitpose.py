@@ -319,3 +319,16 @@ def test_mmpose_layout_round_trip(tmp_path: Path) -> None:
     x = torch.rand(1, 3, 256, 192)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), src(x))
+
+
+def test_detection_json_serves_val_not_predict(make_dataset, valid_coco, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    root = make_dataset(valid_coco)
+    f = tmp_path / "dets.json"
+    f.write_text(json.dumps([{"image_id": 1, "bbox": [4, 8, 20, 24], "score": 0.9}]))
+    model = Model(create_tiny(), detector=str(f))
+    assert model.val(root, split="train").counts["images"] == 2
+    with pytest.raises(ValueError, match="gives boxes by dataset image id"):
+        model.predict(np.zeros((48, 64, 3), np.uint8))
+    assert len(model.predict(np.zeros((48, 64, 3), np.uint8), boxes=np.ones((1, 4)))[0]) == 1

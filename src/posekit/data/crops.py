@@ -20,10 +20,12 @@ def boxes_to_regions(
     boxes: np.ndarray, aspect: float, padding: float = 1.25
 ) -> tuple[np.ndarray, np.ndarray]:
     """Crop regions around xyxy boxes (N, 4): centres (N, 2) and sizes (N, 2) with width /
-    height = `aspect` (the smaller side grown to fit) and both sides times `padding`."""
+    height = `aspect` (the smaller side grown to fit) and both sides times `padding`. A
+    degenerate box (a point or a line) gets at least one pixel per side."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     centres = (boxes[:, :2] + boxes[:, 2:]) / 2
-    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    w = np.maximum(np.abs(boxes[:, 2] - boxes[:, 0]), 1.0)
+    h = np.maximum(np.abs(boxes[:, 3] - boxes[:, 1]), 1.0)
     w, h = np.maximum(w, h * aspect), np.maximum(h, w / aspect)
     return centres, np.stack([w, h], -1) * padding
 
