@@ -71,7 +71,7 @@ def main() -> None:
     minutes = (time.time() - t0) / 60
     m = Model(result.last).val(data, split="test", imgsz=args.imgsz, config=EvalConfig())
     report(args, result, minutes, m, out, "")
-    top_down = getattr(Model(result.last).net, "input_kind", "") == "crops"
+    top_down = Model(result.last).net.input_kind == "crops"
     if args.detector and top_down:
         md = Model(result.last, detector=args.detector).val(data, split="test",
                                                             config=EvalConfig())  # fmt: skip
@@ -80,7 +80,7 @@ def main() -> None:
 
 def report(args, result, minutes: float, m, out: Path, suffix: str) -> None:  # type: ignore[no-untyped-def]
     boxes = {"": "", "_detector_boxes": f", boxes of {args.detector}"}[suffix]
-    if suffix == "" and getattr(Model(result.last).net, "input_kind", "") == "crops":
+    if suffix == "" and Model(result.last).net.input_kind == "crops":
         boxes = ", ground-truth boxes"
     summary = {
         "train_frames": 58,

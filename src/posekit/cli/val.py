@@ -133,7 +133,7 @@ def val(
         from posekit.utils.device import select_device
 
         net = load_any(model).model
-        top_down = getattr(net, "input_kind", "") == "crops"
+        top_down = net.input_kind == "crops"
         if top_down:
             used = f"the boxes of {detector}" if detector else "the dataset's ground-truth boxes"
             click.echo(f"top-down model: evaluated on {used}", err=True)

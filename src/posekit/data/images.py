@@ -21,6 +21,7 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import imagesize
@@ -89,6 +90,11 @@ def read_header(data: bytes | np.ndarray) -> ImageHeader | None:
     buf = data.tobytes() if isinstance(data, np.ndarray) else data
     info = imagesize.get_info(io.BytesIO(buf), exif_rotation=False, dpi=False, colors=False,
                               channels=False)  # fmt: skip
+    return _header_of(info)
+
+
+def _header_of(info: Any) -> ImageHeader | None:
+    """An `ImageHeader` from imagesize's info (None without a size; orientation 1 if none)."""
     if info.width <= 0 or info.height <= 0:
         return None
     orientation = info.rotation if 1 <= info.rotation <= 8 else 1
@@ -110,10 +116,10 @@ def file_header(path: str | Path) -> ImageHeader:
     except OSError as e:
         msg = f"{path}: cannot read ({e.strerror or e})"
         raise ImageReadError(msg, "image-unreadable") from None
-    if info.width <= 0 or info.height <= 0:
+    header = _header_of(info)
+    if header is None:
         raise ImageReadError(f"{path}: not an image (no image size in its header)")
-    orientation = info.rotation if 1 <= info.rotation <= 8 else 1
-    return ImageHeader(int(info.width), int(info.height), int(orientation))
+    return header
 
 
 def image_size(path: str | Path) -> tuple[int, int]:

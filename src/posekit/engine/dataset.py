@@ -25,8 +25,7 @@ from posekit.data.transforms import (
     translation,
     warp,
 )
-from posekit.models.base import Targets
-from posekit.schema import KeypointSchema
+from posekit.models.base import Targets, class_tables
 
 log = logging.getLogger(__name__)
 
@@ -53,20 +52,6 @@ class AugmentConfig:
     @property
     def enabled(self) -> bool:
         return self != AugmentConfig.off()
-
-
-def class_tables(schemas: list[KeypointSchema]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-class flip permutations (nc, K), sigmas (nc, K) and used-slot masks (nc, K), padded
-    to the largest keypoint count (unused slots map to themselves, sigma 1)."""
-    k = max(s.num_keypoints for s in schemas)
-    flips = np.tile(np.arange(k), (len(schemas), 1))
-    sigmas = np.ones((len(schemas), k))
-    valid = np.zeros((len(schemas), k), dtype=bool)
-    for c, s in enumerate(schemas):
-        flips[c, : s.num_keypoints] = s.flip_idx
-        sigmas[c, : s.num_keypoints] = s.sigmas
-        valid[c, : s.num_keypoints] = True
-    return flips, sigmas, valid
 
 
 class KeypointSamples(Dataset):

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, TypeVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -61,6 +62,9 @@ class KeypointModel(nn.Module):
     """
 
     family: ClassVar[str] = ""
+    #: "letterbox": whole images in, instances found by the model; "crops": one crop per
+    #: instance box (top-down), boxes given or found by a detector.
+    input_kind: ClassVar[str] = "letterbox"
     #: Letterboxed inputs are padded to a multiple of this (the largest feature stride).
     input_stride: ClassVar[int] = 32
 
@@ -145,6 +149,20 @@ class KeypointModel(nn.Module):
     ) -> list[Detections]:
         """Detections per image of a batch, in network-input pixels."""
         raise NotImplementedError
+
+
+def class_tables(schemas: list[KeypointSchema]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-class flip permutations (nc, K), sigmas (nc, K) and used-slot masks (nc, K), padded
+    to the largest keypoint count (unused slots map to themselves, sigma 1)."""
+    k = max(s.num_keypoints for s in schemas)
+    flips = np.tile(np.arange(k), (len(schemas), 1))
+    sigmas = np.ones((len(schemas), k))
+    valid = np.zeros((len(schemas), k), dtype=bool)
+    for c, s in enumerate(schemas):
+        flips[c, : s.num_keypoints] = s.flip_idx
+        sigmas[c, : s.num_keypoints] = s.sigmas
+        valid[c, : s.num_keypoints] = True
+    return flips, sigmas, valid
 
 
 M = TypeVar("M", bound=type[KeypointModel])

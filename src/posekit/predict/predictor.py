@@ -155,7 +155,7 @@ class Predictor:
         self.category_ids = category_ids
         self.names = dict(enumerate(net.names))
         # top-down families run on crops around boxes (given, detected, or the whole image)
-        self.top_down = getattr(net, "input_kind", "letterbox") == "crops"
+        self.top_down = net.input_kind == "crops"
         self.detector = detector
 
     def stream(

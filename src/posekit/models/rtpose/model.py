@@ -31,7 +31,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from posekit.models.base import Detections, KeypointModel, Targets, register_family
+from posekit.models.base import (
+    Detections,
+    KeypointModel,
+    Targets,
+    class_tables,
+    register_family,
+)
 from posekit.models.blocks import SPPF, ConvBNAct, CSPBlock
 from posekit.models.registry import register_model
 from posekit.schema import KeypointSchema
@@ -262,12 +268,9 @@ class RTPose(KeypointModel):
 
         fn = self.__dict__.get("_loss_fn")
         if fn is None:
-            sigmas = self.keypoint_sigmas()
-            used = torch.zeros_like(sigmas, dtype=torch.bool)
-            for c, s in enumerate(self.schemas):
-                used[c, : s.num_keypoints] = True
             # unused slots get sigma 1 (never 0/0); they carry no weight
-            fn = RTPoseLoss(torch.where(used, sigmas, torch.ones_like(sigmas)), used)
+            _, sigmas, used = class_tables(self.schemas)
+            fn = RTPoseLoss(torch.tensor(sigmas, dtype=torch.float32), torch.tensor(used))
             self.__dict__["_loss_fn"] = fn  # a plain attribute: not part of the state dict
         return fn(outputs, targets)
 

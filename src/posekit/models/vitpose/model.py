@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from posekit.models.base import Detections, KeypointModel, register_family
+from posekit.models.base import Detections, KeypointModel, class_tables, register_family
 from posekit.models.registry import register_model
 from posekit.schema import KeypointSchema
 
@@ -240,11 +240,8 @@ class ViTPose(KeypointModel):
 
     def flip_index(self, classes: torch.Tensor) -> torch.Tensor:
         """(N, K) flip permutation of each instance's class (unused slots map to themselves)."""
-        k = self.num_keypoints
-        table = torch.arange(k).repeat(len(self.schemas), 1)
-        for c, s in enumerate(self.schemas):
-            table[c, : s.num_keypoints] = torch.tensor(s.flip_idx)
-        return table.to(classes.device)[classes]
+        flips, _, _ = class_tables(self.schemas)
+        return torch.from_numpy(flips).to(classes.device)[classes]
 
     @classmethod
     def from_description(cls, desc: dict[str, Any]) -> ViTPose:

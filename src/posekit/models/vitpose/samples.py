@@ -22,6 +22,7 @@ from posekit.data.crops import boxes_to_regions, crop_matrices, to_crop, warp_cr
 from posekit.data.dataset import KeypointDataset
 from posekit.data.images import ImageReadError, read_image
 from posekit.data.transforms import hsv_jitter
+from posekit.models.base import class_tables
 from posekit.models.vitpose.codec import udp_targets
 
 LOWER_BODY_WORDS = ("hip", "knee", "ankle", "foot", "heel", "toe", "leg", "tail")
@@ -81,10 +82,8 @@ class CropSamples(Dataset):
         ids = category_ids or [c.id for c in sorted(ds.categories, key=lambda c: c.id)]
         cls_of = {cid: i for i, cid in enumerate(ids)}
         schemas = [ds.category(cid).schema for cid in ids]
-        self.k = max(s.num_keypoints for s in schemas)
-        self.flips = np.tile(np.arange(self.k), (len(schemas), 1))
-        for c, s in enumerate(schemas):
-            self.flips[c, : s.num_keypoints] = s.flip_idx
+        self.flips, _, _ = class_tables(schemas)
+        self.k = self.flips.shape[1]
         self.lower = np.zeros((len(schemas), self.k), dtype=bool)
         for c, s in enumerate(schemas):
             self.lower[c, : s.num_keypoints] = [is_lower_body(n) for n in s.keypoints]
