@@ -6,9 +6,10 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
 from posekit.engine.config import TrainConfig
 from posekit.engine.dataset import AugmentConfig
@@ -16,9 +17,13 @@ from posekit.eval import EvalConfig, KeypointMetrics
 from posekit.models import KeypointModel, create, list_models, summarize_model
 from posekit.models.fuse import fused_for_inference
 from posekit.models.summary import ModelSummary
+from posekit.predict.backends import Backend
 from posekit.predict.results import Results
 from posekit.schema import KeypointSchema, get_schema
 from posekit.track import OneEuroConfig, Tracker, TrackerConfig
+
+if TYPE_CHECKING:
+    from posekit.export import ExportResult
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +92,10 @@ class Model:
         """
         self.source = str(source)
         self.checkpoint: dict[str, Any] | None = None
+        #: an exported ONNX file this model runs through ONNX Runtime (`net` is weightless)
+        self.onnx: Path | None = None
+        self._onnx_category_ids: list[int] | None = None
+        self._sessions: dict[str, Any] = {}  # ONNX Runtime backends by device
         self._tracker: Tracker | None = None  # kept between `track(persist=True)` calls
         # (net, parameter version, folded copy) of the last `inference_net`
         self._inference: tuple[KeypointModel, int, KeypointModel] | None = None
@@ -98,8 +107,9 @@ class Model:
             given = get_schema(schema) if isinstance(schema, str) else schema
             loaded = load_any(self.source, schema=given, **overrides)
             self.net, self.checkpoint = loaded.model, loaded.checkpoint
+            self.onnx, self._onnx_category_ids = loaded.onnx, loaded.category_ids
             log.info(loaded.summary)
-        elif self.source.endswith((".pt", ".pth", ".safetensors")):
+        elif self.source.endswith((".pt", ".pth", ".safetensors", ".onnx")):
             raise FileNotFoundError(f"{self.source}: model file not found")
         else:
             raise ValueError(
@@ -123,8 +133,29 @@ class Model:
 
     @property
     def category_ids(self) -> list[int] | None:
-        """Dataset category id of each class (from the checkpoint), for COCO results."""
-        return None if self.checkpoint is None else self.checkpoint.get("category_ids")
+        """Dataset category id of each class (from the checkpoint or the ONNX metadata), for
+        COCO results."""
+        if self.checkpoint is None:
+            return self._onnx_category_ids
+        return self.checkpoint.get("category_ids")
+
+    def runner(self, device: torch.device) -> tuple[KeypointModel, Backend | None]:
+        """(network, backend) that `Predictor` takes for a run on `device`: the folded
+        PyTorch copy (no backend: it runs itself), or the weightless network of an `.onnx`
+        model and its ONNX Runtime session (kept between calls)."""
+        if self.onnx is None:
+            return self.inference_net, None
+        key = str(device)
+        if key not in self._sessions:
+            from posekit.predict.backends import OnnxBackend
+
+            self._sessions[key] = OnnxBackend(self.onnx, self.net, device)
+        return self.net, self._sessions[key]
+
+    def _needs_weights(self, what: str) -> None:
+        if self.onnx is not None:
+            raise ValueError(f"{self.onnx} is an ONNX export: it cannot be {what}; use the "
+                             "checkpoint it was exported from")  # fmt: skip
 
     def predict(
         self,
@@ -144,6 +175,7 @@ class Model:
         on_error: Callable[[str, str], None] | None = None,
         boxes: Any = None,
         flip: bool = True,
+        half: bool | None = None,
     ) -> list[Results] | Iterator[Results]:
         """Detect instances and their keypoints.
 
@@ -164,6 +196,7 @@ class Model:
                 each whole image is one instance.
             flip: top-down models: average with the mirrored crop (when the model's config
                 has `flip_test`, as ViTPose's does).
+            half: fp16 network (default: on for CUDA devices, off elsewhere; PyTorch models).
 
         Example:
             >>> for r in Model("best.pt")("clip.mp4", stream=True):  # doctest: +SKIP
@@ -172,7 +205,12 @@ class Model:
         from posekit.predict import PredictConfig, Predictor
         from posekit.utils.device import select_device
 
+        dev = select_device(device)
+        net, backend = self.runner(dev)
+        if half is None:
+            half = dev.type == "cuda" and backend is None
         cfg = PredictConfig(
+            half=half,
             conf=conf,
             kpt_conf=kpt_conf,
             iou=iou,
@@ -185,12 +223,13 @@ class Model:
             flip=flip,
         )
         predictor = Predictor(
-            self.inference_net,
+            net,
             cfg,
-            device=select_device(device),
+            device=dev,
             category_ids=self.category_ids,
             fuse=False,  # already folded, and cached between calls
             detector=self.detector,
+            backend=backend,
         )
         if boxes is None and self.detections_file is not None:
             raise ValueError(
@@ -267,6 +306,7 @@ class Model:
         """
         from posekit.engine.trainer import Trainer
 
+        self._needs_weights("trained")
         aug_fields = {f.name for f in fields(AugmentConfig)}
         aug = {k: options.pop(k) for k in list(options) if k in aug_fields}
         cfg = TrainConfig.from_dict({"model": self.source, **options})
@@ -302,14 +342,53 @@ class Model:
         ds = load_dataset(data, split, repair=False)  # the annotations as pycocotools sees them
         given = detector if detector is not None else self.detections_file or self.detector
         detections, find = boxes_for_validation(given, ds)
+        dev = select_device(device)
+        net, backend = self.runner(dev)
         return evaluate_model(
-            self.inference_net,
+            net,
             ds,
             imgsz=imgsz or self.net.config.imgsz,
             batch=batch,
-            device=select_device(device),
+            device=dev,
             config=config or EvalConfig(),
             fuse=False,  # `inference_net` is already the folded copy
             detections=detections,
             detector=find,
+            backend=backend,
         )
+
+    def export(
+        self,
+        format: str = "onnx",
+        *,
+        out: str | Path | None = None,
+        imgsz: int | None = None,
+        static: bool = False,
+        batch: int = 1,
+        half: bool = False,
+        opset: int | None = None,
+        device: str = "cpu",
+        check: bool = True,
+        check_source: Any = None,
+        force: bool = False,
+    ) -> ExportResult:
+        """Export for deployment (ONNX; see `posekit.export.onnx` for what the graph takes
+        and returns) and check the file against this model.
+
+        Args:
+            out: the file (default: beside the checkpoint, `.onnx` suffix; for a registered
+                name, `<name>.onnx` here). A file there that is not a posekit export is
+                refused unless `force`.
+            imgsz: input size of whole-image models (default: the model's own); `static`
+                fixes it (and the batch, to `batch`); by default batch and size are dynamic.
+            half: fp16 inside the graph (needs `device="cuda"`).
+            check: run the file with ONNX Runtime and this model on the same images
+                (`check_source`, default rendered scenes) and fail when their decoded
+                keypoints or scores differ beyond tolerance (`result.check` has the figures).
+        """
+        from posekit.export import export_model
+
+        self._needs_weights("exported again")
+        return export_model(self, format=format, out=out, imgsz=imgsz, static=static,
+                            batch=batch, half=half, opset=opset, device=device, check=check,
+                            check_source=check_source, force=force)  # fmt: skip

@@ -9,9 +9,17 @@ import click
 from posekit import __version__
 from posekit.data.problems import DatasetError
 from posekit.schema import SchemaError
+from posekit.utils.extras import MissingExtraError
 
 #: Errors that mean "your input is unusable": one line on stderr and exit code 2, no traceback.
-USER_ERRORS = (DatasetError, SchemaError, FileNotFoundError, NotADirectoryError, ValueError)
+USER_ERRORS = (
+    DatasetError,
+    SchemaError,
+    FileNotFoundError,
+    NotADirectoryError,
+    ValueError,
+    MissingExtraError,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -23,6 +31,7 @@ def cli() -> None:
 def _register() -> None:
     from posekit.cli.data import data
     from posekit.cli.demo import demo
+    from posekit.cli.export import export
     from posekit.cli.predict import predict
     from posekit.cli.track import track
     from posekit.cli.train import train
@@ -30,6 +39,7 @@ def _register() -> None:
 
     cli.add_command(data)
     cli.add_command(demo)
+    cli.add_command(export)
     cli.add_command(predict)
     cli.add_command(track)
     cli.add_command(train)

@@ -23,6 +23,14 @@ detector_option = click.option(
     "whole image is one instance).",
 )
 
+#: --schema for commands that load a model file.
+schema_option = click.option(
+    "--schema",
+    default=None,
+    help="The keypoints of a model file that does not name them (an ONNX file without "
+    "posekit's metadata, a transformers folder): a preset name or a schema YAML.",
+)
+
 #: --flip/--no-flip for commands that run a top-down model.
 flip_option = click.option(
     "--flip/--no-flip",

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from posekit.cli.logs import setup_logging
-from posekit.cli.options import detector_option, flip_option
+from posekit.cli.options import detector_option, flip_option, schema_option
 
 log = logging.getLogger("posekit.predict")
 
@@ -21,7 +21,8 @@ log = logging.getLogger("posekit.predict")
     "--model",
     required=True,
     type=click.Path(path_type=Path),
-    help="A checkpoint (.pt), a transformers folder or .safetensors, or a published .pth.",
+    help="A checkpoint (.pt), an ONNX export (.onnx: runs with ONNX Runtime), a "
+    "transformers folder or .safetensors, or a published .pth.",
 )
 @click.option(
     "--source",
@@ -50,6 +51,7 @@ log = logging.getLogger("posekit.predict")
 @click.option("--vid-stride", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @detector_option
+@schema_option
 @flip_option
 @click.option(
     "--save/--no-save", default=True, show_default=True, help="Annotated images / videos."
@@ -73,6 +75,7 @@ def predict(
     vid_stride: int,
     device: str,
     detector: Path | None,
+    schema: str | None,
     flip: bool,
     save: bool,
     save_json: bool,
@@ -90,7 +93,7 @@ def predict(
     from posekit.utils.runs import next_run_dir
 
     setup_logging()
-    m = Model(model, detector=detector)
+    m = Model(model, schema, detector=detector)
     # check the source before making any folder: a wrong path is one error line
     items = expand_source(source)
     out = next_run_dir(project, name, exist_ok)

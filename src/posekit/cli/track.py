@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from posekit.cli.logs import setup_logging
-from posekit.cli.options import detector_option, flip_option
+from posekit.cli.options import detector_option, flip_option, schema_option
 
 log = logging.getLogger("posekit.track")
 
@@ -27,7 +27,12 @@ def _angles(values: tuple[str, ...]) -> dict[str, list[str]]:
 
 
 @click.command()
-@click.option("--model", required=True, type=click.Path(path_type=Path), help="A checkpoint (.pt).")
+@click.option(
+    "--model",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="A checkpoint (.pt) or an ONNX export (.onnx).",
+)
 @click.option("--source", required=True, help="Video file, camera index or stream URL.")
 @click.option("--conf", type=click.FloatRange(0, 1), default=0.25, show_default=True)
 @click.option("--kpt-conf", type=click.FloatRange(0, 1), default=0.5, show_default=True)
@@ -35,6 +40,7 @@ def _angles(values: tuple[str, ...]) -> dict[str, list[str]]:
 @click.option("--batch", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @detector_option
+@schema_option
 @flip_option
 @click.option(
     "--track-buffer",
@@ -104,6 +110,7 @@ def track(
     batch: int,
     device: str,
     detector: Path | None,
+    schema: str | None,
     flip: bool,
     track_buffer: int,
     min_hits: int,
@@ -134,7 +141,7 @@ def track(
 
     setup_logging()
     to_stdout = save_jsonl == "-"
-    m = Model(model, detector=detector)
+    m = Model(model, schema, detector=detector)
     items = expand_source(source)
     if any(kind != "video" for kind, _, _ in items):
         raise click.BadParameter(f"{source}: tracking needs a video file, camera or stream")

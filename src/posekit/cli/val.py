@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from posekit.cli.options import schema_option
 from posekit.data.layout import load_splits
 from posekit.data.problems import DatasetError
 from posekit.eval.metrics import EvalConfig, evaluate
@@ -51,8 +52,10 @@ def _sigmas(value: str | None) -> list[float] | None:
     "--model",
     type=click.Path(path_type=Path),
     default=None,
-    help="A checkpoint to run on the split, instead of a predictions file.",
+    help="A model file to run on the split (checkpoint, ONNX export, ...), instead of a "
+    "predictions file.",
 )
+@schema_option
 @click.option(
     "--detector",
     type=click.Path(path_type=Path),
@@ -98,6 +101,7 @@ def val(
     split: str,
     pred: Path | None,
     model: Path | None,
+    schema: str | None,
     detector: Path | None,
     imgsz: int | None,
     batch: int,
@@ -128,11 +132,11 @@ def val(
     )
     if model is not None:
         from posekit.engine.validate import evaluate_model
-        from posekit.model import boxes_for_validation
-        from posekit.models.loading import load_any
+        from posekit.model import Model, boxes_for_validation
         from posekit.utils.device import select_device
 
-        net = load_any(model).model
+        dev = select_device(device)
+        net, backend = Model(model, schema).runner(dev)
         top_down = net.input_kind == "crops"
         if top_down:
             used = f"the boxes of {detector}" if detector else "the dataset's ground-truth boxes"
@@ -141,9 +145,9 @@ def val(
             boxes_for_validation(detector, splits[split]) if top_down else (None, None)
         )
         size = imgsz or net.config.imgsz
-        metrics = evaluate_model(net, splits[split], imgsz=size, batch=batch,
-                                 device=select_device(device), config=config,
-                                 detections=detections, detector=find)  # fmt: skip
+        metrics = evaluate_model(net, splits[split], imgsz=size, batch=batch, device=dev,
+                                 config=config, detections=detections, detector=find,
+                                 fuse=False, backend=backend)  # fmt: skip
     else:
         metrics = evaluate(splits[split], pred, config)
     console = Console(highlight=False)

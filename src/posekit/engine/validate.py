@@ -21,6 +21,7 @@ from posekit.eval import EvalConfig, GroundTruth, KeypointMetrics, Predictions, 
 from posekit.eval.detections import ImageBoxes
 from posekit.eval.inputs import CategoryPred
 from posekit.models.base import KeypointModel
+from posekit.predict.backends import Backend
 from posekit.predict.predictor import PredictConfig, Predictor
 from posekit.predict.sources import Frame
 from posekit.predict.topdown import Detector
@@ -87,13 +88,16 @@ def predict_images(
     fuse: bool = True,
     detections: dict[int, ImageBoxes] | None = None,
     detector: Detector | None = None,
+    backend: Backend | None = None,
 ) -> PredictionArrays:
     """Predictions for `images` of `ds` in original-image pixels, made by the `Predictor`
-    that `Model.predict` uses: validation measures exactly what users run.
+    that `Model.predict` uses (with its `backend`, e.g. ONNX Runtime, when given): validation
+    measures exactly what users run.
 
     Top-down models run on the `detector`'s boxes, or on `detections` (per image id, e.g. from
     `read_detections`), or else on the ground-truth boxes."""
-    predictor = Predictor(net, config, device=device, fuse=fuse, detector=detector)
+    predictor = Predictor(net, config, device=device, fuse=fuse, detector=detector,
+                          backend=backend)  # fmt: skip
     ids, cls, scores, kps = [], [], [], []
     boxes: list[Any] | None = None
     if predictor.top_down and detector is None:
@@ -149,12 +153,14 @@ def evaluate_model(
     fuse: bool = True,
     detections: dict[int, ImageBoxes] | None = None,
     detector: Detector | None = None,
+    backend: Backend | None = None,
 ) -> KeypointMetrics:
     """Predict on every image of `ds` (see `predict_images`) and evaluate against its
     annotations; `fuse=False` when `model` is already an inference copy."""
     category_ids = [c.id for c in sorted(ds.categories, key=lambda c: c.id)]
     preds = predict_images(model, ds, ds.images, validation_config(imgsz, batch), device=device,
-                           fuse=fuse, detections=detections, detector=detector)  # fmt: skip
+                           fuse=fuse, detections=detections, detector=detector,
+                           backend=backend)  # fmt: skip
     gt = GroundTruth.from_dataset(ds)
     return evaluate(gt, to_predictions(preds, gt, category_ids),
                     config or EvalConfig(per_keypoint_ap=False))  # fmt: skip

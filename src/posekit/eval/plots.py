@@ -9,17 +9,13 @@ import numpy as np
 
 from posekit.eval.coco import CocoKeypointResult
 from posekit.eval.metrics import KeypointMetrics
+from posekit.utils.extras import require
 
 
 def _pyplot() -> Any:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as e:  # pragma: no cover - depends on the installation
-        raise ImportError("plots need matplotlib: pip install 'posekit[plot]'") from e
-    return plt
+    matplotlib = require("matplotlib", "plot", "plots")
+    matplotlib.use("Agg")
+    return require("matplotlib.pyplot", "plot", "plots")
 
 
 def plot_pr_curves(r: CocoKeypointResult, path: str | Path) -> Path:

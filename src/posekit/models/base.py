@@ -10,7 +10,10 @@ and is registered with `@register_family("name")`; its sizes are registered with
 - `training_samples(...)`: the training dataset (images and targets);
 - `loss(outputs, targets)`: the training loss and its parts (nanoGPT's spirit: the model knows
   how it is trained);
-- `decode(outputs, ...)`: raw outputs -> `Detections` in network-input pixels.
+- `decode(outputs, ...)`: raw outputs -> `Detections` in network-input pixels;
+- `export_outputs(outputs)` / `from_export_outputs(tensors, input_shape)`: the outputs as the
+  flat tuple of tensors an exported graph returns (named by `export_output_names()`), and the
+  way back to what `decode` takes, so an ONNX Runtime session can stand in for `forward`.
 
 Whole-image families are letterboxed to a multiple of `input_stride` by the shared
 preprocessing; `Detections` go back to image pixels through the letterbox's exact inverse.
@@ -18,7 +21,7 @@ preprocessing; `Detections` go back to image pixels through the letterbox's exac
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, TypeVar
 
@@ -104,6 +107,15 @@ class KeypointModel(nn.Module):
         family's. A shape that fits no known layout is a `ValueError` naming the tensor."""
         return None
 
+    @classmethod
+    def for_graph(
+        cls, output_names: list[str], input_shape: list[Any], schema: KeypointSchema
+    ) -> KeypointModel | None:
+        """A model of this family with its default settings for an exported graph that lacks
+        posekit's metadata, when `output_names` are this family's (None otherwise);
+        `input_shape` holds ints for fixed dimensions."""
+        return None
+
     def keypoint_sigmas(self) -> torch.Tensor:
         """(nc, K) OKS sigmas of each class's keypoints; 0 in slots a class does not use."""
         out = torch.zeros(len(self.schemas), self.num_keypoints)
@@ -149,6 +161,22 @@ class KeypointModel(nn.Module):
     ) -> list[Detections]:
         """Detections per image of a batch, in network-input pixels."""
         raise NotImplementedError
+
+    def export_output_names(self) -> list[str]:
+        """Names of the tensors `export_outputs` returns (the exported graph's outputs)."""
+        return ["output"]
+
+    def export_outputs(self, outputs: Any) -> tuple[torch.Tensor, ...]:
+        """`forward`'s outputs as a flat tuple of tensors (what an exported graph returns).
+        A family whose `forward` returns one tensor needs no override."""
+        return (outputs,)
+
+    def from_export_outputs(
+        self, tensors: Sequence[torch.Tensor], input_shape: tuple[int, int]
+    ) -> Any:
+        """`forward`'s outputs rebuilt from `export_outputs`' tensors (e.g. as ONNX Runtime
+        returns them) for an input of `input_shape` (height, width): what `decode` takes."""
+        return tensors[0]
 
 
 def class_tables(schemas: list[KeypointSchema]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

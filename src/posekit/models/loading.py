@@ -6,7 +6,9 @@
 - a Hugging Face `transformers` folder (`config.json` + `model.safetensors`) or a
   `.safetensors` file (with the `config.json` beside it when there is one);
 - a published `.pth` (a state dict, or a dict with `state_dict`, as the official and MMPose
-  releases are) -> the family that recognises its key layout.
+  releases are) -> the family that recognises its key layout;
+- an ONNX file exported by posekit (`posekit.export`) -> a weightless model rebuilt from its
+  metadata, which the file itself runs (`posekit.predict.backends.OnnxBackend`).
 
 Files are read with `weights_only=True` (NumPy metadata admitted through the allow-list) or as
 safetensors; nothing is unpickled beyond tensors and plain data, and nothing is downloaded.
@@ -23,6 +25,7 @@ import torch
 
 from posekit.models.base import FAMILIES, KeypointModel, model_from_description
 from posekit.schema import KeypointSchema
+from posekit.utils.extras import require
 from posekit.utils.serialization import load_torch_file
 
 
@@ -34,18 +37,15 @@ class Loaded:
     model: KeypointModel
     checkpoint: dict[str, Any] | None
     summary: str
+    #: an exported ONNX file: `model` is then weightless (meta device); the file runs it
+    onnx: Path | None = None
+    category_ids: list[int] | None = None
 
 
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     """Tensors of a `.safetensors` file (a format that holds only tensors)."""
-    try:
-        from safetensors.torch import load_file
-    except ImportError:
-        raise ImportError(
-            f"{path}: reading .safetensors needs the 'safetensors' package: "
-            "pip install 'posekit[hf]'"
-        ) from None
-    return load_file(str(path))
+    st = require("safetensors.torch", "hf", f"{path}: reading .safetensors")
+    return st.load_file(str(path))
 
 
 def load_any(path: str | Path, *, schema: KeypointSchema | None = None, **overrides: Any) -> Loaded:
@@ -56,6 +56,16 @@ def load_any(path: str | Path, *, schema: KeypointSchema | None = None, **overri
     if not path.exists():
         raise FileNotFoundError(f"{path}: model file not found")
     hf_config: dict[str, Any] | None = None
+    if path.suffix == ".onnx" and path.is_file():
+        from posekit.export.metadata import model_info
+
+        info = model_info(path, schema)
+        s = info.net.schemas[0]
+        how = f"exported by posekit {info.version}" if info.from_metadata else "no metadata"
+        return Loaded(info.net, None,
+                      f"loaded ONNX {info.net.family} ({info.net.config.name}, {how}, "
+                      f"{s.num_keypoints} keypoints: {s.name}) from {path}",
+                      path, info.category_ids)  # fmt: skip
     if path.is_dir():
         cfg_file = path / "config.json"
         if not cfg_file.is_file():

@@ -33,7 +33,9 @@ def summarize_model(model: nn.Module, imgsz: int = 640, name: str | None = None)
     model.eval()
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(torch.zeros(1, 3, h, w))
+            # on the parameters' device: a weightless (meta) model of an ONNX file counts too
+            device = next(model.parameters()).device
+            model(torch.zeros(1, 3, h, w, device=device))
     finally:
         model.train(was_training)
     label = name or getattr(getattr(model, "config", None), "name", type(model).__name__)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ import torch
 from posekit.data.transforms import Letterbox
 from posekit.models.base import Detections, KeypointModel
 from posekit.models.fuse import fused_for_inference
+from posekit.predict.backends import Backend, TorchBackend
 from posekit.predict.results import Boxes, Keypoints, Results, _slot_names
 from posekit.predict.sources import Frame, iter_frames, prefetch
 from posekit.predict.topdown import Detector, make_crops, predict_crops, whole_image_boxes
@@ -46,6 +47,7 @@ class PredictConfig:
     rect: bool = True  # pad to a multiple of 32 instead of a square (less work, same scale)
     vid_stride: int = 1  # predict every n-th video frame
     flip: bool = True  # top-down models: average with the mirrored crop (if the model says so)
+    half: bool = False  # fp16 network on CUDA (`Model.predict` turns it on there by default)
 
     def __post_init__(self) -> None:
         if self.imgsz % MAX_STRIDE or self.imgsz <= 0:
@@ -127,6 +129,19 @@ def detections_to_results(
     )
 
 
+def fitted_to(config: PredictConfig, backend: Backend, net: KeypointModel) -> PredictConfig:
+    """`config` for a graph with a fixed input size (a `--static` export): whole images are
+    letterboxed to that square; another `imgsz` is explained, not a runtime stack."""
+    fixed = backend.fixed_shape
+    if fixed is None or net.input_kind != "letterbox":
+        return config
+    h, w = fixed
+    if h != w or config.imgsz != h:
+        raise ValueError(f"this model takes {w}x{h} inputs only (exported with --static); "
+                         f"predict with imgsz={h}, or export again without --static")  # fmt: skip
+    return replace(config, rect=False)
+
+
 class Predictor:
     """Runs a network of any registered family over any source.
 
@@ -144,14 +159,22 @@ class Predictor:
         category_ids: list[int] | None = None,
         fuse: bool = True,
         detector: Detector | None = None,
+        backend: Backend | None = None,
     ) -> None:
-        self.config = config or PredictConfig(imgsz=net.config.imgsz)
+        """`net` supplies the decoder and settings, and runs the network unless `backend` is
+        given (an `OnnxBackend`, whose `net` may then be weightless)."""
+        config = config or PredictConfig(imgsz=net.config.imgsz)
         self.device = device or torch.device("cpu")
-        # BatchNorm folded into the convolutions (on a copy: `net` stays trainable), unless
-        # the caller passes an already folded network
-        run = fused_for_inference(net) if fuse else net.eval()
-        # channels-last convolutions run about 10 % faster on CPU (and suit CUDA)
-        self.net = run.to(self.device, memory_format=torch.channels_last)
+        if config.half and self.device.type != "cuda" and backend is None:
+            raise ValueError("half precision is for CUDA devices (fp16 is slow on CPUs)")
+        if backend is None:
+            # BatchNorm folded into the convolutions (on a copy: `net` stays trainable),
+            # unless the caller passes an already folded network; channels-last inside
+            run = fused_for_inference(net) if fuse else net.eval()
+            backend = TorchBackend(run, self.device, half=config.half)
+            net = backend.net
+        self.net, self.backend = net, backend
+        self.config = fitted_to(config, backend, net)
         self.category_ids = category_ids
         self.names = dict(enumerate(net.names))
         # top-down families run on crops around boxes (given, detected, or the whole image)
@@ -206,7 +229,7 @@ class Predictor:
             # converted here, not on the prefetch thread: a torch op there competes with the
             # network for torch's thread pool (measured: 26 instead of 40 frames/s on 2 cores)
             x = p.tensor.to(self.device).float().div_(255)
-            out = self.net(x.contiguous(memory_format=torch.channels_last))
+            out = self.backend(x)
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             t1 = time.perf_counter()
@@ -296,7 +319,8 @@ class Predictor:
         t1 = time.perf_counter()
         with torch.inference_mode():
             kp, kconf = predict_crops(self.net, crops, cls, device=self.device,
-                                      flip=c.flip and cfg.flip_test)  # fmt: skip
+                                      flip=c.flip and cfg.flip_test,
+                                      forward=self.backend)  # fmt: skip
         t2 = time.perf_counter()
         n = max(1, len(frames))
         speed = {"preprocess": (t1 - t0) * 1000 / n, "inference": (t2 - t1) * 1000 / n}

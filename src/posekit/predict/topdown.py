@@ -89,10 +89,12 @@ def predict_crops(
     *,
     device: torch.device,
     flip: bool,
+    forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Keypoints (M, K, 2) in image coordinates and their confidences (M, K) for a batch of
     crops; with `flip`, the heatmaps are averaged with those of the mirrored crops (the
-    schema's flip permutation swaps left and right)."""
+    schema's flip permutation swaps left and right). `forward` runs the network (default
+    `net` itself; a prediction backend otherwise)."""
     from posekit.models.vitpose.codec import decode_heatmaps, flip_back
 
     cfg = net.config
@@ -101,11 +103,12 @@ def predict_crops(
         return np.zeros((0, k, 2)), np.zeros((0, k))
     x = to_tensor(crops.pixels).to(device)
     cls = torch.as_tensor(classes, device=device, dtype=torch.long)
+    run = forward or net
     if flip and len(x):
-        both = net(torch.cat([x, x.flip(-1)]))
+        both = run(torch.cat([x, x.flip(-1)]))
         heat = (both[: len(x)] + flip_back(both[len(x) :], net.flip_index(cls))) / 2
     else:
-        heat = net(x)
+        heat = run(x)
     xy, scores = decode_heatmaps(heat.float())
     kp = heatmap_to_image(xy.cpu().double().numpy(), crops.matrices, cfg.input_size,
                           tuple(heat.shape[-2:]))  # fmt: skip

@@ -25,6 +25,7 @@ Layout: blocks (models/blocks.py) -> backbone -> neck (top-down + bottom-up feat
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -176,14 +177,20 @@ class HeatmapHead(nn.Module):
 
 def make_anchors(feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Cell centres (A, 2) in input pixels (continuous coordinates) and their strides (A,)."""
+    return anchors_for([f.shape[-2:] for f in feats], feats[0].device)
+
+
+def anchors_for(
+    sizes: Sequence[Sequence[int]], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`make_anchors` from the (height, width) of each level's feature map."""
     points, strides = [], []
-    for f, s in zip(feats, STRIDES, strict=True):
-        h, w = f.shape[-2:]
-        ys = (torch.arange(h, device=f.device, dtype=torch.float32) + 0.5) * s
-        xs = (torch.arange(w, device=f.device, dtype=torch.float32) + 0.5) * s
+    for (h, w), s in zip(sizes, STRIDES, strict=True):
+        ys = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) * s
+        xs = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) * s
         yy, xx = torch.meshgrid(ys, xs, indexing="ij")
         points.append(torch.stack([xx, yy], -1).view(-1, 2))
-        strides.append(torch.full((h * w,), float(s), device=f.device))
+        strides.append(torch.full((h * w,), float(s), device=device))
     return torch.cat(points), torch.cat(strides)
 
 
@@ -290,6 +297,37 @@ class RTPose(KeypointModel):
         sigmas = self.keypoint_sigmas().to(outputs.boxes.device)
         return postprocess(outputs, conf=conf, iou=iou, max_det=max_det, sigmas=sigmas,
                            oks_nms=oks_nms)  # fmt: skip
+
+    @classmethod
+    def for_graph(
+        cls, output_names: list[str], input_shape: list[Any], schema: KeypointSchema
+    ) -> RTPose | None:
+        if output_names[:4] != ["cls_logits", "boxes", "keypoints", "kpt_logits"]:
+            return None
+        fixed = input_shape[2] if isinstance(input_shape[2], int) else RTPoseConfig.imgsz
+        cfg = RTPoseConfig(imgsz=fixed, heatmap=len(output_names) > 4, name="rtpose (onnx)")
+        return cls(cfg, [schema], [schema.name])
+
+    def export_output_names(self) -> list[str]:
+        names = ["cls_logits", "boxes", "keypoints", "kpt_logits"]
+        return names + (["heatmap", "heatmap_offset"] if self.heatmap is not None else [])
+
+    def export_outputs(self, outputs: RTPoseOutput) -> tuple[torch.Tensor, ...]:
+        """Scores, boxes and keypoints of every location (input pixels) and, with the heatmap
+        head, its logits and offsets; anchors follow from the input size."""
+        o = outputs
+        flat = (o.cls_logits, o.boxes, o.keypoints, o.kpt_logits)
+        if o.heatmap is not None and o.heatmap_offset is not None:
+            flat += (o.heatmap, o.heatmap_offset)
+        return flat
+
+    def from_export_outputs(
+        self, tensors: Sequence[torch.Tensor], input_shape: tuple[int, int]
+    ) -> RTPoseOutput:
+        h, w = input_shape
+        anchors, strides = anchors_for([(h // s, w // s) for s in STRIDES], tensors[0].device)
+        heat = tensors[4:6] if len(tensors) > 4 else (None, None)
+        return RTPoseOutput(*tensors[:4], anchors, strides, *heat)
 
 
 # ---------------------------------------------------------------------- sizes

@@ -282,6 +282,23 @@ class ViTPose(KeypointModel):
     def example_input(self, batch: int = 2) -> torch.Tensor:
         return torch.rand(batch, 3, *self.config.input_size)
 
+    @classmethod
+    def for_graph(
+        cls, output_names: list[str], input_shape: list[Any], schema: KeypointSchema
+    ) -> ViTPose | None:
+        if output_names != ["heatmaps"]:
+            return None
+        h, w = input_shape[2:4]
+        if not (isinstance(h, int) and isinstance(w, int)):
+            raise ValueError("a heatmap graph without posekit metadata needs a fixed crop size")
+        # the smallest network: its weights are never used, only the decoder and settings
+        cfg = ViTPoseConfig(input_size=(h, w), embed_dim=16, depth=1, num_heads=1,
+                            name="vitpose (onnx)")  # fmt: skip
+        return cls(cfg, [schema], [schema.name])
+
+    def export_output_names(self) -> list[str]:
+        return ["heatmaps"]
+
     def training_samples(self, ds: Any, imgsz: int, augment: Any, **options: Any) -> Any:
         """Crops around each instance's box, with top-down augmentation and UDP targets."""
         from posekit.models.vitpose.samples import CropSamples

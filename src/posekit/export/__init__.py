@@ -1,0 +1,87 @@
+"""Export for deployment: ONNX files that carry posekit's metadata and are checked against
+the PyTorch model they come from (`Model.export`, `posekit export`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from posekit.export.onnx import DEFAULT_OPSET, ExportResult, export_onnx
+
+if TYPE_CHECKING:
+    from posekit.model import Model
+
+FORMATS = ("onnx",)
+
+
+class ExportCheckError(ValueError):
+    """The exported file disagrees with the model beyond tolerance (the file is removed)."""
+
+
+def default_output(model: Model, format: str) -> Path:
+    """Beside the checkpoint with the format's suffix; `<name>.<format>` for a registered
+    (untrained) model."""
+    source = Path(model.source)
+    if source.exists():
+        return (source / f"model.{format}") if source.is_dir() else source.with_suffix(f".{format}")
+    return Path(f"{model.source}.{format}")
+
+
+def refuse_foreign(out: Path, force: bool) -> None:
+    """An existing file at `out` is replaced only when it is a posekit export (or `force`)."""
+    if out.is_dir():
+        raise ValueError(f"{out} is a folder; give a file name to export to")
+    if not out.exists() or force:
+        return
+    from posekit.export.metadata import read_metadata
+
+    try:
+        ours = "family" in read_metadata(out)
+    except Exception:
+        ours = False
+    if not ours:
+        raise ValueError(f"{out} exists and is not a posekit export: choose another --out, or "
+                         "--force to replace it")  # fmt: skip
+
+
+def export_model(
+    model: Model,
+    *,
+    format: str = "onnx",
+    out: str | Path | None = None,
+    imgsz: int | None = None,
+    static: bool = False,
+    batch: int = 1,
+    half: bool = False,
+    opset: int | None = None,
+    device: str = "cpu",
+    check: bool = True,
+    check_source: Any = None,
+    force: bool = False,
+) -> ExportResult:
+    """`Model.export` (see there): write, then check, the exported file."""
+    from posekit.utils.device import select_device
+
+    if format not in FORMATS:
+        raise ValueError(f"unknown export format {format!r}; supported: {', '.join(FORMATS)}")
+    path = Path(out) if out is not None else default_output(model, format)
+    refuse_foreign(path, force)
+    dev = select_device(device)
+    net = model.net
+    size = imgsz or int(getattr(net.config, "imgsz", 640))
+    result = export_onnx(net, path, imgsz=size, static=static, batch=batch, half=half,
+                         opset=opset or DEFAULT_OPSET, device=dev,
+                         category_ids=model.category_ids)  # fmt: skip
+    if check:
+        from posekit.export.check import check_export, check_images
+
+        images = check_images(check_source)
+        result.check = check_export(net, path, images, imgsz=size, device=dev, half=half)
+        if not result.check.ok:
+            path.unlink()
+            raise ExportCheckError(f"the export disagrees with the model, so {path} was removed: "
+                                   f"{result.check.describe()}")  # fmt: skip
+    return result
+
+
+__all__ = ["FORMATS", "ExportCheckError", "ExportResult", "export_model", "export_onnx"]

@@ -1,0 +1,142 @@
+"""What runs the network inside the prediction pipeline: PyTorch or ONNX Runtime.
+
+A backend takes the preprocessed batch (a (B, 3, H, W) float tensor, RGB in 0..1) and returns
+what the family's `forward` returns, so that the same family decoder and the same inverse
+mappings follow whichever backend ran: the backend is a seam, not a second predictor.
+
+- `TorchBackend`: the (BatchNorm-folded) module itself, channels-last, optionally in fp16 on
+  CUDA (outputs are handed to the decoder in fp32).
+- `OnnxBackend`: an ONNX Runtime session of an exported file (`posekit.export`); its output
+  tensors go back through the family's `from_export_outputs`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from posekit.models.base import KeypointModel
+from posekit.utils.extras import require
+
+
+class Backend(Protocol):
+    """Runs the network: a (B, 3, H, W) float batch in, `forward`'s outputs (float32) out."""
+
+    name: str
+    fixed_shape: tuple[int, int] | None  # (height, width) when the graph takes only that
+    fixed_batch: int | None  # the batch size when the graph takes only that
+
+    def __call__(self, x: torch.Tensor) -> Any: ...
+
+
+class TorchBackend:
+    """The PyTorch module on `device`; `half` runs it in fp16 (CUDA)."""
+
+    name = "pytorch"
+    fixed_shape: tuple[int, int] | None = None
+    fixed_batch: int | None = None
+
+    def __init__(self, net: KeypointModel, device: torch.device, *, half: bool = False) -> None:
+        self.net = net.to(device, memory_format=torch.channels_last)
+        self.device = device
+        self.half = half
+        if half:
+            self.net = self.net.half()
+
+    def __call__(self, x: torch.Tensor) -> Any:
+        x = x.to(self.device, torch.float16 if self.half else torch.float32)
+        out = self.net(x.contiguous(memory_format=torch.channels_last))
+        if not self.half:
+            return out
+        # fp16 outputs -> fp32 for decoding (boxes in pixels lose precision in fp16 sums)
+        flat = [t.float() for t in self.net.export_outputs(out)]
+        return self.net.from_export_outputs(flat, tuple(x.shape[-2:]))
+
+
+def require_onnxruntime() -> Any:
+    """The `onnxruntime` module, or an ImportError naming the install extra."""
+    return require("onnxruntime", "onnx", "running .onnx files")
+
+
+def onnx_session(path: Path, device: torch.device) -> Any:
+    """An ONNX Runtime session of `path`: the CUDA provider for a CUDA device when this
+    onnxruntime has it, else the CPU provider with as many threads as torch uses."""
+    ort = require_onnxruntime()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads()))
+    options.log_severity_level = 3  # warnings about unused initialisers are not the user's
+    providers = ["CPUExecutionProvider"]
+    if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, ("CUDAExecutionProvider", {"device_id": device.index or 0}))
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as e:  # onnxruntime's own exception types: one line for the user
+        raise ValueError(f"{path}: ONNX Runtime cannot load this file ({e})") from None
+
+
+class OnnxBackend:
+    """An ONNX Runtime session standing in for `net.forward` (`net` supplies the decoder and
+    the mapping of the graph's outputs back to the family's output type; its weights are not
+    used, so it may live on the meta device)."""
+
+    name = "onnxruntime"
+
+    def __init__(self, path: str | Path, net: KeypointModel, device: torch.device) -> None:
+        self.path = Path(path)
+        self.net = net
+        self.device = device
+        self.session = onnx_session(self.path, device)
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.float16 = "float16" in inp.type
+        shape = list(inp.shape)
+        fixed = [d if isinstance(d, int) else None for d in shape]
+        self.fixed_batch: int | None = fixed[0]
+        hw = fixed[2:4]
+        self.fixed_shape: tuple[int, int] | None = (
+            (int(hw[0]), int(hw[1])) if None not in hw else None
+        )
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        expected = net.export_output_names()
+        if self.output_names != expected:
+            raise ValueError(f"{self.path}: the graph's outputs {self.output_names} are not the "
+                             f"{net.family} outputs {expected}")  # fmt: skip
+
+    def check_input(self, shape: tuple[int, ...]) -> None:
+        """A clear error for an input the graph cannot take (instead of a runtime stack)."""
+        h, w = shape[-2:]
+        if self.fixed_shape is not None and (h, w) != self.fixed_shape:
+            fh, fw = self.fixed_shape
+            raise ValueError(
+                f"{self.path.name} takes {fw}x{fh} inputs only (exported with --static); got "
+                f"{w}x{h}: predict with imgsz={max(fh, fw)}, or export again without --static"
+            )
+        stride = self.net.input_stride
+        if self.net.input_kind == "letterbox" and (h % stride or w % stride):
+            raise ValueError(f"{self.path.name}: input {w}x{h} is not a multiple of the "
+                             f"stride {stride}")  # fmt: skip
+
+    def __call__(self, x: torch.Tensor) -> Any:
+        self.check_input(tuple(x.shape))
+        arr = x.detach().cpu().numpy().astype(np.float16 if self.float16 else np.float32)
+        n = self.fixed_batch
+        if n is None or len(arr) == n:
+            outs = self._run(arr)
+        else:  # a fixed batch size: run in chunks of it, the last one padded
+            pad = -len(arr) % n
+            padded = np.concatenate([arr, np.zeros((pad, *arr.shape[1:]), arr.dtype)])
+            parts = [self._run(padded[i : i + n]) for i in range(0, len(padded), n)]
+            outs = [np.concatenate(p)[: len(arr)] for p in zip(*parts, strict=True)]
+        tensors = [torch.from_numpy(np.asarray(o, dtype=np.float32)).to(self.device) for o in outs]
+        return self.net.from_export_outputs(tensors, tuple(x.shape[-2:]))
+
+    def _run(self, arr: np.ndarray) -> list[np.ndarray]:
+        try:
+            return self.session.run(self.output_names, {self.input_name: arr})
+        except Exception as e:  # onnxruntime's exceptions: explained in one line
+            raise ValueError(f"{self.path.name}: ONNX Runtime failed on a {arr.shape} input "
+                             f"({str(e).splitlines()[0]})") from None  # fmt: skip

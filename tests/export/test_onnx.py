@@ -1,0 +1,245 @@
+"""ONNX export and the ONNX Runtime backend, for every registered family: export -> metadata
+read back -> ONNX Runtime -> the same `Results` as PyTorch; static graphs, files without
+metadata, wrong input sizes, a failing self-check, the CLI with the .onnx file alone."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from posekit import Model
+from posekit.cli.main import main
+from posekit.export import ExportCheckError
+from posekit.export.check import check_export, check_images
+from posekit.export.metadata import MissingMetadataError, model_info, read_metadata
+from posekit.models import FAMILIES, create
+from posekit.predict.backends import OnnxBackend
+from posekit.utils.extras import MissingExtraError
+
+pytest.importorskip("onnxruntime")
+
+#: One small model per family (a new family must add its case here: see the family test).
+CASES = {"rtpose": ("rtpose-n", {}), "vitpose": ("vitpose-s", {"width": 0.25, "depth": 0.25})}
+
+
+def test_every_family_has_an_export_case() -> None:
+    assert sorted(CASES) == FAMILIES.names()
+
+
+def perturbed(name: str, overrides: dict, seed: int = 0) -> Model:
+    """A model whose every weight and BatchNorm statistic is random (fresh heads output
+    constants, which would make the comparison vacuous)."""
+    torch.manual_seed(seed)
+    m = Model(name, "coco17")
+    if overrides:  # a smaller network of the same family
+        m.net = create(name, "coco17", **overrides)
+    with torch.no_grad():
+        for p in m.net.parameters():
+            p.add_(torch.randn_like(p) * 0.03)
+        for mod in m.net.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.1, 0.1)
+                mod.running_var.uniform_(0.5, 1.5)
+    m.net.eval()
+    return m
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Model, Path]]:
+    """Each family's perturbed model and its export (dynamic shapes, checked)."""
+    out = {}
+    for family, (name, overrides) in CASES.items():
+        m = perturbed(name, overrides)
+        path = tmp_path_factory.mktemp(family) / f"{name}.onnx"
+        result = m.export(out=path, imgsz=256)
+        assert result.check is not None and result.check.ok, result.check
+        print(f"{name}: {result.check.describe()}")
+        out[family] = (m, path)
+    return out
+
+
+def same_results(a: list, b: list, px: float = 0.5, score: float = 1e-3) -> int:
+    """Assert two runs agree (same instances in order, keypoints within `px`, scores within
+    `score`); returns the number of instances compared."""
+    n = 0
+    for ra, rb in zip(a, b, strict=True):
+        assert len(ra) == len(rb)
+        np.testing.assert_allclose(ra.keypoints.xy, rb.keypoints.xy, atol=px, rtol=0)
+        np.testing.assert_allclose(ra.keypoints.conf, rb.keypoints.conf, atol=score, rtol=0)
+        np.testing.assert_allclose(ra.boxes.conf, rb.boxes.conf, atol=score, rtol=0)
+        n += len(ra)
+    return n
+
+
+@pytest.mark.parametrize("family", sorted(CASES))
+def test_export_round_trip_gives_the_same_results(exported, family: str) -> None:  # type: ignore[no-untyped-def]
+    model, path = exported[family]
+    meta = read_metadata(path)
+    assert json.loads(meta["family"]) == family and meta["version"]
+    info = model_info(path)
+    assert info.net.schemas == model.schemas and info.net.names == model.names
+    assert info.net.config == model.net.config
+    loaded = Model(path)
+    assert loaded.onnx == path and loaded.schemas[0].flip_idx == model.schemas[0].flip_idx
+    images = check_images(n=3)
+    # rectangular letterboxing (640x480 -> 256x192) needs the dynamic height and width
+    a = model.predict(images, imgsz=256, conf=0.01, batch=2)
+    b = loaded.predict(images, imgsz=256, conf=0.01, batch=2)
+    assert same_results(a, b) >= 3
+    with pytest.raises(ValueError, match="ONNX export: it cannot be trained"):
+        loaded.train(data="nowhere")
+
+
+def test_the_check_compares_decoded_results_and_catches_a_different_model(exported) -> None:  # type: ignore[no-untyped-def]
+    model, path = exported["rtpose"]
+    images = check_images(n=2)
+    good = check_export(model.net, path, images, imgsz=256)
+    assert (
+        good.ok and good.instances > 0 and set(good.outputs) == set(model.net.export_output_names())
+    )
+    other = perturbed("rtpose-n", {}, seed=1)
+    bad = check_export(other.net, path, images, imgsz=256)
+    assert not bad.ok and "keypoints max" in bad.describe()
+
+
+def test_a_failing_check_removes_the_file_and_says_by_how_much(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import posekit.export.onnx as onnx_export
+
+    m = perturbed("vitpose-s", CASES["vitpose"][1])
+    real = onnx_export.fused_for_inference
+
+    def broken(net):  # an exporter that writes different weights than the model's
+        net = real(net)
+        with torch.no_grad():
+            for p in list(net.parameters())[-2:]:
+                p.add_(0.5)
+        return net
+
+    monkeypatch.setattr(onnx_export, "fused_for_inference", broken)
+    out = tmp_path / "m.onnx"
+    with pytest.raises(ExportCheckError, match=r"disagrees .* removed: .*keypoints max"):
+        m.export(out=out)
+    assert not out.exists()
+
+
+def test_a_static_graph_runs_any_batch_and_explains_a_wrong_size(tmp_path: Path) -> None:
+    m = perturbed("rtpose-n", {})
+    path = m.export(out=tmp_path / "s.onnx", imgsz=192, static=True, batch=2).path
+    loaded = Model(path)
+    images = check_images(n=3)
+    # batch 3 on a batch-2 graph: run in chunks, the last padded; square letterbox
+    same_results(m.predict(images, imgsz=192, conf=0.01, rect=False, batch=3),
+                 loaded.predict(images, imgsz=192, conf=0.01, batch=3))  # fmt: skip
+    with pytest.raises(ValueError, match=r"takes 192x192 inputs only .*imgsz=192"):
+        loaded.predict(images[0], imgsz=256)
+    backend = OnnxBackend(path, loaded.net, torch.device("cpu"))
+    with pytest.raises(ValueError, match=r"takes 192x192 inputs only"):
+        backend(torch.rand(1, 3, 160, 160))
+
+
+def test_a_dynamic_graph_explains_a_size_that_is_not_a_multiple_of_the_stride(exported) -> None:  # type: ignore[no-untyped-def]
+    model, path = exported["rtpose"]
+    backend = OnnxBackend(path, Model(path).net, torch.device("cpu"))
+    with pytest.raises(ValueError, match="not a multiple of the stride 32"):
+        backend(torch.rand(1, 3, 100, 96))
+
+
+def test_a_file_without_metadata_names_what_is_missing_and_takes_a_schema(
+    exported, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    import onnx
+
+    model, path = exported["rtpose"]
+    proto = onnx.load(str(path))
+    del proto.metadata_props[:]
+    bare = tmp_path / "bare.onnx"
+    onnx.save(proto, str(bare))
+    with pytest.raises(
+        MissingMetadataError, match=r"missing posekit.family, posekit.config.*schema="
+    ):
+        Model(bare)
+    rc = main(["predict", "--model", str(bare), "--source", str(tmp_path)])
+    assert rc == 2
+    given = Model(bare, "coco17")
+    images = check_images(n=2)
+    same_results(model.predict(images, imgsz=256, conf=0.01),
+                 given.predict(images, imgsz=256, conf=0.01))  # fmt: skip
+
+
+def test_a_missing_extra_is_one_line_naming_it(
+    exported, monkeypatch, capsys, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    import posekit.utils.extras as extras
+
+    _, path = exported["vitpose"]
+    real = extras.importlib.import_module
+
+    def without_ort(name: str):  # type: ignore[no-untyped-def]
+        if name == "onnxruntime":
+            raise ImportError("No module named 'onnxruntime'")
+        return real(name)
+
+    monkeypatch.setattr(extras.importlib, "import_module", without_ort)
+    with pytest.raises(MissingExtraError, match=r"pip install 'posekit\[onnx\]'"):
+        OnnxBackend(path, Model(path).net, torch.device("cpu"))
+    capsys.readouterr()
+    cv2.imwrite(str(tmp_path / "a.png"), check_images(n=1)[0])
+    assert main(["predict", "--model", str(path), "--source", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "posekit[onnx]" in err[0]
+
+
+def test_half_exports_need_cuda(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="needs? a CUDA device"):
+        Model("rtpose-n").export(out=tmp_path / "h.onnx", half=True)
+
+
+def test_export_refuses_to_replace_a_file_it_did_not_write(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    mine = tmp_path / "notes.onnx"
+    mine.write_text("my notes")
+    assert main(["export", "--model", "rtpose-n", "--out", str(mine)]) == 2
+    assert "not a posekit export" in capsys.readouterr().err and mine.read_text() == "my notes"
+    assert main(["export", "--model", "rtpose-n", "--format", "tflite"]) == 2
+
+
+@pytest.mark.slow
+def test_cli_export_then_predict_and_val_with_the_onnx_file_alone(
+    overfit_run, four_people: Path, tmp_path: Path, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    """A trained model (real detections): export with the CLI, move the .onnx away from every
+    checkpoint, predict and validate with it alone; results and AP equal PyTorch's."""
+    best = overfit_run.best
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--model", str(best), "--out", str(out), "--imgsz", "192"]) == 0
+    said = capsys.readouterr()
+    assert "check: ONNX Runtime vs PyTorch" in said.out + said.err
+    alone = tmp_path / "deploy" / "m.onnx"
+    alone.parent.mkdir()
+    shutil.move(out, alone)
+    images = four_people.parent / "images"
+    args = ["predict", "--source", str(images), "--save-json", "--imgsz", "192", "--project",
+            str(tmp_path), "--exist-ok"]  # fmt: skip
+    assert main([*args, "--model", str(alone), "--name", "onnx"]) == 0
+    assert main([*args, "--model", str(best), "--name", "torch"]) == 0
+    a = json.loads((tmp_path / "onnx" / "predictions.json").read_text())
+    b = json.loads((tmp_path / "torch" / "predictions.json").read_text())
+    assert len(a) == len(b) >= 4
+    for pa, pb in zip(a, b, strict=True):
+        assert pa["image_id"] == pb["image_id"] and abs(pa["score"] - pb["score"]) < 1e-3
+        np.testing.assert_allclose(pa["keypoints"], pb["keypoints"], atol=0.5)
+    m_onnx, m_torch = (
+        Model(alone).val(four_people, imgsz=192),
+        Model(best).val(four_people, imgsz=192),
+    )
+    assert m_onnx.ap > 0.5 and abs(m_onnx.ap - m_torch.ap) < 1e-6
+    assert main(["val", "--data", str(four_people), "--model", str(alone), "--imgsz", "192",
+                 "--no-plots"]) == 0  # fmt: skip
+    img = cv2.imread(str(next(images.iterdir())))
+    r = Model(alone).predict(img, imgsz=192)[0]
+    assert len(r) >= 1 and r.keypoints.xy.shape[1] == 17
