@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -76,3 +77,66 @@ def greedy_keep(over: torch.Tensor) -> torch.Tensor:
             break
         keep = new
     return keep
+
+
+def batched_greedy_keep(
+    suppresses: Callable[[slice, slice], torch.Tensor],
+    valid: torch.Tensor,
+    max_keep: int | None = None,
+    block: int = 512,
+) -> torch.Tensor:
+    """Greedy suppression for a batch of ranked lists at once, without a loop over the lists.
+
+    valid: (B, N) bool, items of each list ranked by decreasing score (padding False);
+    suppresses(rows, cols): (B, len(rows), len(cols)) bool, item i of `rows` would suppress
+    item j of `cols` (only read for i ranked above j). Returns the (B, N) keep mask, equal to
+    `greedy_keep` run on each list.
+
+    The lists are processed in blocks of `block` ranks: a block's items are first suppressed
+    by the items kept before it, then resolved among themselves by `greedy_keep`'s fixpoint
+    (batched). With `max_keep`, the mask holds at most the first `max_keep` kept items of
+    each list, and work stops once every list has them: items ranked below cannot change
+    which ones those are (usually one block instead of thousands of squared candidates).
+    """
+    n = valid.shape[1]
+    keep = torch.zeros_like(valid)
+    for start in range(0, n, block):
+        cols = slice(start, min(n, start + block))
+        alive = valid[:, cols].clone()
+        if start:
+            earlier = slice(0, start)
+            hit = suppresses(earlier, cols) & keep[:, earlier, None]
+            alive &= ~hit.any(1)
+        over = torch.triu(suppresses(cols, cols), diagonal=1).float()
+        mask = alive
+        for _ in range(cols.stop - cols.start + 1):
+            new = alive & (torch.bmm(mask.float()[:, None], over)[:, 0] == 0)
+            if torch.equal(new, mask):
+                break
+            mask = new
+        keep[:, cols] = mask
+        if max_keep is not None and bool((keep.sum(1) >= max_keep).all()):
+            break
+    if max_keep is not None:
+        keep &= keep.cumsum(1) <= max_keep
+    return keep
+
+
+def batched_nms(
+    boxes: torch.Tensor,
+    valid: torch.Tensor,
+    iou_threshold: float,
+    classes: torch.Tensor | None = None,
+    max_keep: int | None = None,
+) -> torch.Tensor:
+    """Exact greedy NMS of a batch of lists ranked by decreasing score: boxes (B, N, 4) xyxy,
+    valid (B, N) bool, classes (B, N) (boxes of different classes never suppress each other).
+    Returns the (B, N) keep mask (at most `max_keep` per list, the best ranked)."""
+
+    def suppresses(rows: slice, cols: slice) -> torch.Tensor:
+        over = box_iou(boxes[:, rows, None], boxes[:, None, cols]) > iou_threshold
+        if classes is not None:
+            over &= classes[:, rows, None] == classes[:, None, cols]
+        return over
+
+    return batched_greedy_keep(suppresses, valid, max_keep)

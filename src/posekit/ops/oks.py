@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from posekit.ops.boxes import greedy_keep
+from posekit.ops.boxes import batched_greedy_keep, greedy_keep
 
 
 def oks_pairwise(
@@ -57,3 +57,29 @@ def keypoint_nms(
         c = classes[order]
         over &= c[:, None] == c[None, :]
     return order[greedy_keep(over)]
+
+
+def batched_keypoint_nms(
+    keypoints: torch.Tensor,
+    areas: torch.Tensor,
+    sigmas: torch.Tensor,
+    valid: torch.Tensor,
+    threshold: float,
+    classes: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """`keypoint_nms` for a batch of lists ranked by decreasing score, without a loop over the
+    lists: keypoints (B, N, K, 2), areas (B, N), sigmas (B, N, K) per detection (0 marks
+    unused slots), valid (B, N) bool. Returns the (B, N) keep mask."""
+    used = sigmas > 0
+    sig = torch.where(used, sigmas, torch.ones_like(sigmas)).to(keypoints.dtype)
+
+    def suppresses(rows: slice, cols: slice) -> torch.Tensor:
+        scale = (areas[:, rows, None] + areas[:, None, cols]) / 2
+        oks = oks_pairwise(keypoints[:, rows, None], keypoints[:, None, cols],
+                           used[:, rows, None], scale, sig[:, rows, None])  # fmt: skip
+        over = oks > threshold
+        if classes is not None:
+            over &= classes[:, rows, None] == classes[:, None, cols]
+        return over
+
+    return batched_greedy_keep(suppresses, valid)
