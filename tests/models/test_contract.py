@@ -53,6 +53,14 @@ def test_model_contract(name: str, tmp_path: Path, valid_coco, make_dataset) -> 
     for d in dets:
         n = len(d.scores)
         assert d.boxes.shape == (n, 4) and d.keypoints.shape == (n, 3, 3) and n <= 5
+    # the exported graph's flat outputs come back to what `decode` takes (ONNX Runtime, fp16)
+    with torch.no_grad():
+        flat = model.export_outputs(model(x))
+        assert len(flat) == len(model.export_output_names())
+        again_dets = model.decode(model.from_export_outputs(list(flat), tuple(x.shape[-2:])),
+                                  conf=0.0, max_det=5)  # fmt: skip
+    for da, db in zip(again_dets, dets, strict=True):
+        torch.testing.assert_close(da.keypoints, db.keypoints)
 
     path = save_checkpoint(tmp_path / "m.pt", model, epoch=1)
     again, _ = load_model(path)

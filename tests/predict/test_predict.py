@@ -8,13 +8,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from posekit import Model
 from posekit.cli.main import main
 from posekit.data.layout import load_splits
 from posekit.data.transforms import Letterbox
 from posekit.predict import Boxes, Keypoints, Results, SourceError, iter_frames
-from posekit.predict.predictor import letterbox_batch
+from posekit.predict.predictor import letterbox_batch, letterbox_on_device
 from posekit.predict.sources import prefetch
 from posekit.schema import get_schema
 
@@ -34,11 +35,20 @@ def test_letterbox_inverse_lands_on_the_drawn_pixels(w: int, h: int, size: int, 
     img[y0 : y0 + bh, x0 : x0 + bw] = 255
     tensor, (lb,) = letterbox_batch([img], size, rect)
     out = tensor[0, 0].numpy().astype(np.float64)
-    out[out == 114] = 0  # the padding
+    # the GPU path's resize (run here on the CPU) has the same geometry
+    on_device = letterbox_on_device([img], [lb], torch.device("cpu"))[0, 0].numpy() * 255
+    for pixels in (out, on_device.astype(np.float64)):
+        _centroid_maps_back(pixels, lb, x0 + bw / 2, y0 + bh / 2, size, rect)
+
+
+def _centroid_maps_back(out: np.ndarray, lb: Letterbox, cx: float, cy: float, size: int,
+                        rect: bool) -> None:  # fmt: skip
+    out = out.copy()
+    out[np.abs(out - 114) < 0.5] = 0  # the padding
     ys, xs = np.mgrid[: out.shape[0], : out.shape[1]] + 0.5  # pixel centres
     found = np.array([(xs * out).sum() / out.sum(), (ys * out).sum() / out.sum()])
     back = lb.to_original(found)
-    assert np.abs(back - [x0 + bw / 2, y0 + bh / 2]).max() < 0.25 / min(lb.scale_x, 1)
+    assert np.abs(back - [cx, cy]).max() < 0.25 / min(lb.scale_x, 1)
     if rect:
         assert out.shape[0] % 32 == 0 and out.shape[1] % 32 == 0
         assert max(out.shape) == size
@@ -51,6 +61,22 @@ def test_letterbox_batch_of_mixed_shapes_falls_back_to_squares() -> None:
     assert tuple(tensor.shape) == (2, 3, 64, 64)
     assert [lb.shape for lb in boxes] == [(64, 64), (64, 64)]
     assert Letterbox.fit(200, 100, 64, 32).shape == (32, 64)
+
+
+def test_device_letterbox_matches_opencv_up_to_resampling() -> None:
+    """Mixed sizes in one batch (one resize per size), shrunk and enlarged, BGR -> RGB: the
+    device path's pixels are OpenCV's up to the filters' rounding."""
+    rng = np.random.default_rng(0)
+    smooth = cv2.GaussianBlur(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8), (9, 9), 3)
+    images = [smooth, cv2.resize(smooth, (80, 60)), smooth[:, ::-1].copy(), smooth[:50, :90]]
+    tensor, boxes = letterbox_batch(images, 160, rect=False)
+    ours = letterbox_on_device(images, boxes, torch.device("cpu"))
+    ref = tensor.float() / 255
+    assert ours.shape == ref.shape
+    diff = (ours - ref).abs()
+    assert float(diff.mean()) < 0.005 and float(diff.max()) < 0.1
+    # channel order: the red channel of the input (BGR index 2) comes first
+    assert torch.allclose(ours[0, 0].mean(), ref[0, 0].mean(), atol=0.005)
 
 
 def _results(n: int = 3) -> Results:

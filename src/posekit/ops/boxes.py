@@ -83,7 +83,7 @@ def batched_greedy_keep(
     suppresses: Callable[[slice, slice], torch.Tensor],
     valid: torch.Tensor,
     max_keep: int | None = None,
-    block: int = 512,
+    block: int = 64,
 ) -> torch.Tensor:
     """Greedy suppression for a batch of ranked lists at once, without a loop over the lists.
 
@@ -96,7 +96,11 @@ def batched_greedy_keep(
     by the items kept before it, then resolved among themselves by `greedy_keep`'s fixpoint
     (batched). With `max_keep`, the mask holds at most the first `max_keep` kept items of
     each list, and work stops once every list has them: items ranked below cannot change
-    which ones those are (usually one block instead of thousands of squared candidates).
+    which ones those are (a few blocks instead of thousands of squared candidates). Blocks
+    also compute only the upper triangle of the pair matrix, blockwise, and keep the
+    intermediates small: 64 was fastest on a 2-core CPU for 300 detections per image at
+    batch 1 and 8 (23 and 28 ms per image for box and keypoint NMS, against 47 and 51 with
+    512).
     """
     n = valid.shape[1]
     keep = torch.zeros_like(valid)

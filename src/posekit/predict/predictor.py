@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from posekit.data.transforms import Letterbox
+from posekit.data.transforms import PAD_VALUE, Letterbox
 from posekit.models.base import Detections, KeypointModel
 from posekit.models.fuse import fused_for_inference
 from posekit.predict.backends import Backend, TorchBackend
@@ -70,30 +70,67 @@ class Prepared:
     ms: float = 0.0
 
 
-def letterbox_batch(
-    images: list[np.ndarray], imgsz: int, rect: bool
-) -> tuple[torch.Tensor, list[Letterbox]]:
-    """(B, 3, H, W) uint8 RGB tensor of letterboxed images and their mappings. With `rect`,
-    the batch is padded to a multiple of 32 when every image gets the same shape that way
-    (always true for one image or a video), else to a square."""
+def letterboxes_for(images: list[np.ndarray], imgsz: int, rect: bool) -> list[Letterbox]:
+    """The letterbox of each image of a batch. With `rect`, the batch is padded to a multiple
+    of 32 when every image gets the same shape that way (always true for one image or a
+    video), else to a square."""
     boxes = [
         Letterbox.fit(im.shape[1], im.shape[0], imgsz, MAX_STRIDE if rect else None)
         for im in images
     ]
     if len({lb.shape for lb in boxes}) > 1:
         boxes = [Letterbox.fit(im.shape[1], im.shape[0], imgsz) for im in images]
+    return boxes
+
+
+def letterbox_batch(
+    images: list[np.ndarray], imgsz: int, rect: bool
+) -> tuple[torch.Tensor, list[Letterbox]]:
+    """(B, 3, H, W) uint8 RGB tensor of letterboxed images (OpenCV, on the CPU) and their
+    mappings (see `letterboxes_for`)."""
+    boxes = letterboxes_for(images, imgsz, rect)
     arr = np.stack([lb.apply(im) for lb, im in zip(boxes, images, strict=True)])
     tensor = torch.from_numpy(np.ascontiguousarray(arr[..., ::-1].transpose(0, 3, 1, 2)))
     return tensor, boxes
 
 
-def prepare(frames: list[Frame], imgsz: int, rect: bool) -> Prepared:
+def letterbox_on_device(
+    images: list[np.ndarray], boxes: list[Letterbox], device: torch.device
+) -> torch.Tensor:
+    """(B, 3, H, W) float RGB in 0..1 of letterboxed images, resized on `device` (the GPU
+    path: only the uint8 frames cross the bus). Same geometry as `letterbox_batch`; bilinear
+    resampling, antialiased when shrinking (OpenCV's area filter on the CPU path), so pixel
+    values differ from it by rounding. Images of one size (a video) are resized together."""
+    h, w = boxes[0].shape
+    out = torch.full((len(images), 3, h, w), PAD_VALUE / 255, device=device)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, im in enumerate(images):
+        groups.setdefault(im.shape, []).append(i)
+    for idx in groups.values():  # one group per distinct image size
+        lb = boxes[idx[0]]
+        raw = torch.from_numpy(np.stack([images[i] for i in idx])).to(device, non_blocking=True)
+        x = raw.permute(0, 3, 1, 2).flip(1).float().div_(255)  # BGR -> RGB
+        if (lb.new_h, lb.new_w) != tuple(x.shape[-2:]):
+            x = torch.nn.functional.interpolate(x, size=(lb.new_h, lb.new_w), mode="bilinear",
+                                                align_corners=False,
+                                                antialias=lb.scale_x < 1)  # fmt: skip
+        rows = torch.as_tensor(idx, device=device)
+        out[rows, :, lb.pad_y : lb.pad_y + lb.new_h, lb.pad_x : lb.pad_x + lb.new_w] = x
+    return out
+
+
+def prepare(frames: list[Frame], imgsz: int, rect: bool, on_device: bool = False) -> Prepared:
+    """A batch ready for the network: letterboxed on the CPU here (run on the prefetch
+    thread), or, `on_device`, only the geometry (the pixels are resized on the device)."""
     t0 = time.perf_counter()
     good = [f for f in frames if f.image is not None]
     failed = [f for f in frames if f.image is None]
     if not good:
         return Prepared([], None, [], failed)
-    tensor, boxes = letterbox_batch([f.image for f in good], imgsz, rect)  # type: ignore[misc]
+    images: list[np.ndarray] = [f.image for f in good]  # type: ignore[misc]
+    if on_device:
+        return Prepared(good, None, letterboxes_for(images, imgsz, rect), failed)
+    tensor, boxes = letterbox_batch(images, imgsz, rect)
     return Prepared(good, tensor, boxes, failed, (time.perf_counter() - t0) * 1000)
 
 
@@ -142,6 +179,16 @@ def fitted_to(config: PredictConfig, backend: Backend, net: KeypointModel) -> Pr
     return replace(config, rect=False)
 
 
+def detections_to_cpu(dets: list[Detections]) -> list[Detections]:
+    """A batch's detections on the CPU in one transfer per field (not one per image)."""
+    if not dets or dets[0].boxes.device.type == "cpu":
+        return dets
+    counts = [len(d.scores) for d in dets]
+    fields = [torch.cat([getattr(d, f) for d in dets]).cpu().split(counts)
+              for f in ("boxes", "scores", "classes", "keypoints")]  # fmt: skip
+    return [Detections(*parts) for parts in zip(*fields, strict=True)]
+
+
 class Predictor:
     """Runs a network of any registered family over any source.
 
@@ -175,6 +222,9 @@ class Predictor:
             net = backend.net
         self.net, self.backend = net, backend
         self.config = fitted_to(config, backend, net)
+        #: resize on the device (CUDA): only uint8 frames cross the bus (set False to use
+        #: OpenCV on the CPU there too)
+        self.letterbox_on_device = self.device.type == "cuda" and isinstance(backend, TorchBackend)
         self.category_ids = category_ids
         self.names = dict(enumerate(net.names))
         # top-down families run on crops around boxes (given, detected, or the whole image)
@@ -211,31 +261,42 @@ class Predictor:
             return
         if boxes is not None:
             raise ValueError("boxes= is for top-down models; this model finds instances itself")
-        batches = (prepare(b, c.imgsz, c.rect) for b in batched(frames, c.batch))
+        on_device = self.letterbox_on_device
+        batches = (prepare(b, c.imgsz, c.rect, on_device) for b in batched(frames, c.batch))
         for p in prefetch(batches, depth=2):
             for f in p.failed:
                 if on_error is None:
                     raise SourceError(f"{f.path}: {f.error}")
                 on_error(f.path, f.error or "unreadable")
-            if p.tensor is None:
+            if not p.frames:
                 continue
             yield from self._run(p)
 
     def _run(self, p: Prepared) -> Iterator[Results]:
-        assert p.tensor is not None
         n = len(p.frames)
+        cuda = self.device.type == "cuda"
         t0 = time.perf_counter()
         with torch.inference_mode():
-            # converted here, not on the prefetch thread: a torch op there competes with the
-            # network for torch's thread pool (measured: 26 instead of 40 frames/s on 2 cores)
-            x = p.tensor.to(self.device).float().div_(255)
+            if p.tensor is None:  # letterboxed on the device
+                images: list[np.ndarray] = [f.image for f in p.frames]  # type: ignore[misc]
+                x = letterbox_on_device(images, p.letterboxes, self.device)
+                if cuda:
+                    torch.cuda.synchronize(self.device)
+                p.ms = (time.perf_counter() - t0) * 1000
+                t0 = time.perf_counter()
+            else:
+                # converted here, not on the prefetch thread: a torch op there competes with
+                # the network for torch's thread pool (measured: 26 instead of 40 frames/s on
+                # 2 cores)
+                x = p.tensor.to(self.device).float().div_(255)
             out = self.backend(x)
-            if self.device.type == "cuda":
+            if cuda:
                 torch.cuda.synchronize(self.device)
             t1 = time.perf_counter()
             c = self.config
             dets = self.net.decode(out, conf=c.conf, iou=c.iou, max_det=c.max_det,
                                    oks_nms=c.oks_nms)  # fmt: skip
+            dets = detections_to_cpu(dets)
         results = [
             detections_to_results(
                 d,
