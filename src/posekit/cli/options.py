@@ -31,6 +31,13 @@ schema_option = click.option(
     "posekit's metadata, a transformers folder): a preset name or a schema YAML.",
 )
 
+#: --half/--no-half for commands that run a model.
+half_option = click.option(
+    "--half/--no-half",
+    default=None,
+    help="fp16 network (default: on for CUDA devices, off elsewhere).",
+)
+
 #: --flip/--no-flip for commands that run a top-down model.
 flip_option = click.option(
     "--flip/--no-flip",

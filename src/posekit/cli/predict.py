@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from posekit.cli.logs import setup_logging
-from posekit.cli.options import detector_option, flip_option, schema_option
+from posekit.cli.options import detector_option, flip_option, half_option, schema_option
 
 log = logging.getLogger("posekit.predict")
 
@@ -53,6 +53,7 @@ log = logging.getLogger("posekit.predict")
 @detector_option
 @schema_option
 @flip_option
+@half_option
 @click.option(
     "--save/--no-save", default=True, show_default=True, help="Annotated images / videos."
 )
@@ -77,6 +78,7 @@ def predict(
     detector: Path | None,
     schema: str | None,
     flip: bool,
+    half: bool | None,
     save: bool,
     save_json: bool,
     save_txt: bool,
@@ -112,6 +114,7 @@ def predict(
         vid_stride=vid_stride,
         device=device,
         flip=flip,
+        half=half,
         on_error=run.failed,
     )
     from posekit.predict.writers import CocoResultsWriter

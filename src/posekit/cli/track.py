@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from posekit.cli.logs import setup_logging
-from posekit.cli.options import detector_option, flip_option, schema_option
+from posekit.cli.options import detector_option, flip_option, half_option, schema_option
 
 log = logging.getLogger("posekit.track")
 
@@ -42,6 +42,7 @@ def _angles(values: tuple[str, ...]) -> dict[str, list[str]]:
 @detector_option
 @schema_option
 @flip_option
+@half_option
 @click.option(
     "--track-buffer",
     type=click.IntRange(0),
@@ -112,6 +113,7 @@ def track(
     detector: Path | None,
     schema: str | None,
     flip: bool,
+    half: bool | None,
     track_buffer: int,
     min_hits: int,
     oks_weight: float,
@@ -158,6 +160,7 @@ def track(
         batch=batch,
         device=device,
         flip=flip,
+        half=half,
         tracker=TrackerConfig(track_buffer=track_buffer, min_hits=min_hits, oks_weight=oks_weight),
         smooth=OneEuroConfig(min_cutoff=min_cutoff, beta=beta) if smooth else False,
     )
