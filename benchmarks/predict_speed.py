@@ -164,6 +164,16 @@ def main() -> None:
                   f"{st['inference']:>8.2f} {st['postprocess']:>7.2f} {rate:>15.2f} "
                   f"{net:>14.2f} {rate / net:>7.1%}")  # fmt: skip
 
+    if half:  # fp16 against fp32 on the same frames, after decoding
+        kw = {"imgsz": args.imgsz, "conf": args.conf, "device": str(device), "batch": 8}
+        a = model.predict(images, half=False, **kw)
+        b = model.predict(images, half=True, **kw)
+        pairs = [(ra, rb) for ra, rb in zip(a, b, strict=True) if len(ra) == len(rb) and len(ra)]
+        px = max((float(np.abs(ra.keypoints.xy - rb.keypoints.xy).max()) for ra, rb in pairs),
+                 default=float("nan"))  # fmt: skip
+        print(f"\nfp16 vs fp32: {len(pairs)}/{len(a)} frames with the same detections, "
+              f"keypoints max |diff| {px:.3g} px")  # fmt: skip
+
     if gpu or not args.video.is_file():
         print("\nvideo skipped" + ("" if gpu else f": {args.video} not found"))
         return

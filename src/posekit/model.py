@@ -125,6 +125,7 @@ class Model:
         """The network prediction runs: an eval-mode copy of `net` with BatchNorm folded into
         the convolutions (same outputs to float rounding, faster). It is rebuilt when `net`
         is replaced or any of its tensors changes in place."""
+        self._needs_weights("run by PyTorch")
         version = sum(t._version for t in (*self.net.parameters(), *self.net.buffers()))
         cached = self._inference
         if cached is None or cached[0] is not self.net or cached[1] != version:

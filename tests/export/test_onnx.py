@@ -84,7 +84,10 @@ def test_export_round_trip_gives_the_same_results(exported, family: str) -> None
     assert json.loads(meta["family"]) == family and meta["version"]
     info = model_info(path)
     assert info.net.schemas == model.schemas and info.net.names == model.names
-    assert info.net.config == model.net.config
+    # the export size becomes the file's default inference size
+    expected = model.net.describe()["config"]
+    expected.update({"imgsz": 256} if "imgsz" in expected else {})
+    assert info.net.describe()["config"] == expected
     loaded = Model(path)
     assert loaded.onnx == path and loaded.schemas[0].flip_idx == model.schemas[0].flip_idx
     images = check_images(n=3)
@@ -138,6 +141,7 @@ def test_a_static_graph_runs_any_batch_and_explains_a_wrong_size(tmp_path: Path)
                  loaded.predict(images, imgsz=192, conf=0.01, batch=3))  # fmt: skip
     with pytest.raises(ValueError, match=r"takes 192x192 inputs only .*imgsz=192"):
         loaded.predict(images[0], imgsz=256)
+    assert len(loaded.predict(images, conf=0.01)) == 3  # its default size is the graph's
     backend = OnnxBackend(path, loaded.net, torch.device("cpu"))
     with pytest.raises(ValueError, match=r"takes 192x192 inputs only"):
         backend(torch.rand(1, 3, 160, 160))

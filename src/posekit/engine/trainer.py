@@ -199,6 +199,9 @@ class Trainer:
             # a file to fine-tune: a posekit checkpoint, or published weights, which take the
             # dataset's schema (a new head when the keypoint count differs)
             loaded = load_any(cfg.model, schema=schemas[0] if len(schemas) == 1 else None)
+            if loaded.onnx is not None:
+                raise ValueError(f"{cfg.model} is an ONNX export: it cannot be trained; use "
+                                 "the checkpoint it was exported from")  # fmt: skip
             model = loaded.model
             if dist.is_main():
                 log.info("fine-tuning: %s", loaded.summary)

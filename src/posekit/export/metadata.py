@@ -40,11 +40,15 @@ def metadata_for(
     input_shape: tuple[int | str, int | str, int | str, int | str],
     category_ids: list[int] | None,
     version: str,
+    imgsz: int | None = None,
 ) -> dict[str, str]:
     """The metadata of an export of `net` whose graph input is `input_shape` (ints, or names
-    of dynamic dimensions)."""
+    of dynamic dimensions). `imgsz`, the size it was exported at, becomes the file's default
+    inference size (a config's `imgsz`)."""
     desc = net.describe()
     cfg = desc["config"]
+    if imgsz is not None and "imgsz" in cfg:
+        cfg["imgsz"] = imgsz
     graph_input = {
         "name": "images",
         "kind": net.input_kind,  # "letterbox": whole images; "crops": one crop per instance

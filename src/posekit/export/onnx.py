@@ -157,7 +157,7 @@ def export_onnx(
         )
     proto = program.model_proto
     meta = metadata_for(net, input_shape=shape, category_ids=category_ids,  # type: ignore[arg-type]
-                        version=__version__)  # fmt: skip
+                        version=__version__, imgsz=imgsz)  # fmt: skip
     del proto.metadata_props[:]
     for key, value in meta.items():
         entry = proto.metadata_props.add()
