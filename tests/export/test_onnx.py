@@ -241,7 +241,7 @@ def test_cli_export_then_predict_and_val_with_the_onnx_file_alone(
         Model(alone).val(four_people, imgsz=192),
         Model(best).val(four_people, imgsz=192),
     )
-    assert m_onnx.ap > 0.5 and abs(m_onnx.ap - m_torch.ap) < 1e-6
+    assert m_onnx.coco["AP"] > 0.5 and abs(m_onnx.coco["AP"] - m_torch.coco["AP"]) < 1e-6
     assert main(["val", "--data", str(four_people), "--model", str(alone), "--imgsz", "192",
                  "--no-plots"]) == 0  # fmt: skip
     img = cv2.imread(str(next(images.iterdir())))

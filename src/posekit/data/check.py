@@ -133,10 +133,11 @@ def check_dataset(
     for name, ds in load_splits(path).items():
         report = LoadReport()
         report.extend(ds.report)
-        problems, notes = list(report.problems), []
+        problems, notes = list(report.problems), [str(n) for n in report.notes]
         if images:
             cb = progress_factory(name, len(ds.images)) if progress_factory else None
-            image_problems, notes = check_images(ds, decode=decode, progress=cb)
+            image_problems, image_notes = check_images(ds, decode=decode, progress=cb)
             problems += image_problems
+            notes += image_notes
         out.append(SplitCheck(name, ds, ds.stats(), problems, dict(report.skipped), notes))
     return out

@@ -115,7 +115,7 @@ def parse_coco(
         if not isinstance(obj[key], list):
             raise DatasetError(f"{file}: '{key}' must be a list")
     report = LoadReport()
-    categories = _parse_categories(obj["categories"], file, report)
+    categories = _parse_categories(obj["categories"], file, report, obj["annotations"])
     images = _parse_images(obj["images"], file, report)
     annotations = _parse_annotations(obj["annotations"], images, categories, file, report, repair)
     return KeypointDataset(
@@ -129,7 +129,18 @@ def parse_coco(
 
 
 # ---------------------------------------------------------------------- categories
-def _parse_categories(items: list[Any], file: str, report: LoadReport) -> dict[int, Category]:
+def _inferred_count(cid: int, annotations: list[Any]) -> int:
+    """The keypoint count of category `cid`'s annotations (the largest whole number of x, y, v
+    triples among them), for a category that lists no keypoint names."""
+    lists = [a.get("keypoints") for a in annotations
+             if isinstance(a, dict) and a.get("category_id") == cid]  # fmt: skip
+    counts = [len(x) // 3 for x in lists if isinstance(x, list) and len(x) % 3 == 0]
+    return max(counts, default=0)
+
+
+def _parse_categories(
+    items: list[Any], file: str, report: LoadReport, annotations: list[Any]
+) -> dict[int, Category]:
     out: dict[int, Category] = {}
     for i, c in enumerate(items):
         where = f"categories[{i}]"
@@ -154,6 +165,16 @@ def _parse_categories(items: list[Any], file: str, report: LoadReport) -> dict[i
             )
             continue
         names = c.get("keypoints")
+        if names == [] and (k := _inferred_count(cid, annotations)):
+            # face and landmark sets (300W, WFLW, COFW, LaPa ...) often name no keypoints
+            names = [f"kpt_{j}" for j in range(1, k + 1)]
+            report.note(Problem(
+                "keypoints-inferred",
+                f"category {cid} names no keypoints: {k} read from its annotations, named "
+                f"kpt_1..kpt_{k}",
+                file,
+                field=f"{where}.keypoints",
+            ))  # fmt: skip
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
             report.add(
                 Problem(
@@ -178,20 +199,25 @@ def _category_schema(
     c: Mapping[str, Any], names: list[str], file: str, where: str, report: LoadReport
 ) -> KeypointSchema | None:
     k = len(names)
+    raw = c.get("skeleton") or []
+    pairs = [e for e in raw if isinstance(e, list) and len(e) == 2 and all(_is_int(x) for x in e)]
+    # COCO numbers keypoints from 1; some datasets (ATRW, ExLPose, Human3.6M, AnimalKingdom)
+    # from 0: an edge that uses 0 and none that uses K can only be 0-based
+    used = {x for e in pairs for x in e}
+    base = 0 if 0 in used and k not in used else 1
+    if base == 0:
+        msg = f"the skeleton uses keypoint 0 and never {k}: read as 0-based indices"
+        report.note(Problem("skeleton-0-based", msg, file, field=f"{where}.skeleton"))
     edges = []
-    for e in c.get("skeleton") or []:
-        if (
-            isinstance(e, list)
-            and len(e) == 2
-            and all(_is_int(x) for x in e)
-            and all(1 <= x <= k for x in e)
-        ):
-            edges.append((e[0] - 1, e[1] - 1))
+    for e in raw:
+        if e in pairs and all(base <= x < k + base for x in e):
+            edges.append((e[0] - base, e[1] - base))
         else:
             report.add(
                 Problem(
                     "skeleton-range",
-                    f"skeleton edge {e} is not a pair of 1-based indices in 1..{k}",
+                    f"skeleton edge {e} is not a pair of {base}-based indices in "
+                    f"{base}..{k - 1 + base}",
                     file,
                     field=f"{where}.skeleton",
                 ),
@@ -299,7 +325,21 @@ def _parse_annotations(
         ann = _parse_annotation(i, a, images, categories, seen, file, report, repair)
         if ann is not None:
             out.append(ann)
+    parts = [f for f in WHOLEBODY_PARTS if any(f in a.extra for a in out)]
+    if parts:
+        n = sum(1 for a in out if any(f in a.extra for f in parts))
+        report.note(Problem(
+            "wholebody-ignored",
+            f"{n} annotations carry COCO-WholeBody keypoints ({', '.join(parts)}): kept in the "
+            "annotations as they are, not read as keypoints (the body's are)",
+            file,
+            field="annotations",
+        ))  # fmt: skip
     return out
+
+
+#: COCO-WholeBody's extra keypoint lists (face 68, hands 21 each, feet 6) beside the body's 17.
+WHOLEBODY_PARTS = ("face_kpts", "lefthand_kpts", "righthand_kpts", "foot_kpts")
 
 
 def _parse_annotation(
@@ -354,7 +394,9 @@ def _parse_annotation(
     if kpts is None:
         return None
     iscrowd = a.get("iscrowd", 0)
-    if iscrowd not in (0, 1) or isinstance(iscrowd, bool):
+    if isinstance(iscrowd, bool):  # JSON true / false (PoseTrack): pycocotools accepts them
+        iscrowd = int(iscrowd)
+    if iscrowd not in (0, 1):
         problem("iscrowd", f"iscrowd must be 0 or 1, got {iscrowd!r}", "iscrowd", "annotation")
         return None
     bbox = _parse_bbox(a.get("bbox"), kpts, image, problem)

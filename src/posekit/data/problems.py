@@ -57,6 +57,9 @@ class LoadReport:
 
     problems: list[Problem] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
+    #: how a convention the file bends was read (a 0-based skeleton, inferred keypoint
+    #: names, fields left out): facts worth knowing that are not errors
+    notes: list[Problem] = field(default_factory=list)
 
     def add(self, problem: Problem, *, skipped: str | None = None) -> None:
         """Record a problem; `skipped` names what was dropped because of it ("annotation"...)."""
@@ -64,9 +67,14 @@ class LoadReport:
         if skipped is not None:
             self.skipped[f"{skipped} ({problem.code})"] += 1
 
+    def note(self, note: Problem) -> None:
+        """Record how something unusual was read (not a problem: nothing was lost)."""
+        self.notes.append(note)
+
     def extend(self, other: LoadReport) -> None:
         self.problems.extend(other.problems)
         self.skipped.update(other.skipped)
+        self.notes.extend(other.notes)
 
     @property
     def ok(self) -> bool:
