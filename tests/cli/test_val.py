@@ -129,3 +129,25 @@ def test_many_bad_entries_are_counted(people: Path, tmp_path: Path, capsys) -> N
     assert main(["val", "--gt", str(people), "--pred", str(_write(tmp_path, res))]) == 2
     err = capsys.readouterr().err
     assert "12 of 12 predictions are invalid" in err and "and 7 more" in err
+
+
+def test_unusable_ground_truth_is_reported_and_fails(
+    tmp_path: Path, valid_coco, make_dataset, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    """Ground truth that the loader must skip is listed like `data check` lists it; when none
+    is left to evaluate, val exits 1 instead of printing AP -1 as if all were well."""
+    preds = [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"],
+              "score": 1.0} for a in valid_coco["annotations"]]  # fmt: skip
+    pred = _write(tmp_path, preds)
+    valid_coco["annotations"][0]["iscrowd"] = "no"
+    partial = make_dataset(valid_coco, "partial") / "annotations" / "train.json"
+    assert main(["val", "--gt", str(partial), "--pred", str(pred), "--no-plots"]) == 0
+    err = capsys.readouterr().err
+    assert "1 problem(s), skipped: 1 annotation (iscrowd)" in err and "annotation 10" in err
+    for a in valid_coco["annotations"]:
+        a["iscrowd"] = "no"
+    broken = make_dataset(valid_coco, "broken") / "annotations" / "train.json"
+    assert main(["val", "--gt", str(broken), "--pred", str(pred), "--no-plots"]) == 1
+    err = capsys.readouterr().err
+    assert "skipped: 3 annotation (iscrowd)" in err
+    assert "no ground-truth instance with a labelled keypoint could be evaluated" in err

@@ -8,6 +8,7 @@ import click
 from rich.console import Console
 
 from posekit.cli.options import schema_option
+from posekit.data.dataset import KeypointDataset
 from posekit.data.layout import load_splits
 from posekit.data.problems import DatasetError
 from posekit.eval.metrics import EvalConfig, evaluate
@@ -115,7 +116,8 @@ def val(
     plots: bool,
 ) -> None:
     """Evaluate predictions (--pred) or a checkpoint (--model) on a dataset split: COCO AP/AR
-    (as pycocotools), PCK, EPE, NME."""
+    (as pycocotools), PCK, EPE, NME. Ground truth the loader had to skip is listed on stderr;
+    exit 1 when none is left to evaluate."""
     if (pred is None) == (model is None):
         raise click.UsageError("give exactly one of --pred PREDICTIONS.json and --model M.pt")
     splits = load_splits(gt, repair=False)
@@ -123,6 +125,7 @@ def val(
         if len(splits) != 1:
             raise DatasetError(f"{gt}: no '{split}' split (has {', '.join(splits)})")
         split = next(iter(splits))
+    usable = report_ground_truth(splits[split])
     config = EvalConfig(
         max_dets=max_dets,
         sigmas=_sigmas(sigmas),
@@ -155,3 +158,30 @@ def val(
     if out is not None:
         written = save_metrics(metrics, out, plots=plots)
         console.print("wrote " + ", ".join(str(p) for p in written))
+    if not usable or metrics.counts.get("counted_ground_truth", 0) == 0:
+        click.echo(f"posekit: error: {gt}: no ground-truth instance with a labelled keypoint "
+                   "could be evaluated (see the problems above): the figures mean nothing",
+                   err=True)  # fmt: skip
+        raise SystemExit(1)
+
+
+#: Ground-truth problems printed by `val` (the rest are counted; `data check` lists all).
+MAX_SHOWN = 20
+
+
+def report_ground_truth(ds: KeypointDataset) -> bool:
+    """Say on stderr what of the ground truth could not be used (as `data check` does);
+    returns whether any instance with a labelled keypoint is left to evaluate."""
+    report = ds.report
+    if report.problems:
+        click.echo(f"ground truth {ds.source}: {len(report.problems)} problem(s)"
+                   + (", skipped: " + ", ".join(f"{n} {w}" for w, n in report.skipped.items())
+                      if report.skipped else ""), err=True)  # fmt: skip
+        for p in report.problems[:MAX_SHOWN]:
+            click.echo(f"problem {p}", err=True)
+        if len(report.problems) > MAX_SHOWN:
+            click.echo(f"... and {len(report.problems) - MAX_SHOWN} more (posekit data check "
+                       "lists them all)", err=True)  # fmt: skip
+    for note in report.notes:
+        click.echo(f"note {note}", err=True)
+    return any(not a.iscrowd and (a.keypoints[:, 2] > 0).any() for a in ds.annotations)
