@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from posekit.cli.options import force_option
-from posekit.data.check import SplitCheck, check_dataset
+from posekit.cli.options import force_option, image_root_option
+from posekit.data.check import SplitCheck, check_dataset, check_to_dict
 from posekit.data.convert import TARGETS, convert
 from posekit.data.layout import load_splits
 from posekit.data.split import split_on_disk
@@ -110,18 +110,39 @@ def print_check(results: list[SplitCheck], console: Console, max_problems: int |
     default=None,
     help="Print at most this many problems per split (default: all).",
 )
+@image_root_option
+@click.option(
+    "--json", "as_json", is_flag=True,
+    help="Print the summary and every problem as one JSON object (for scripts).",
+)  # fmt: skip
 @click.pass_context
-def check(ctx: click.Context, path: Path, images: bool, max_problems: int | None) -> None:
+def check(
+    ctx: click.Context,
+    path: Path,
+    images: bool,
+    max_problems: int | None,
+    image_root: Path | None,
+    as_json: bool,
+) -> None:
     """Validate a dataset in any supported format and summarise it.
 
     Exit 0 when clean, 1 when problems were found, 2 when the input is unusable.
     """
+    if as_json:
+        import json
+
+        results = check_dataset(path, images=images, image_root=image_root)
+        n = sum(len(r.problems) for r in results)
+        click.echo(json.dumps({"path": str(path), "problems": n,
+                               "splits": [check_to_dict(r) for r in results]}))  # fmt: skip
+        ctx.exit(1 if n else 0)
     console = Console(highlight=False)
     with progress_group(unit="img") as add_task:
         results = check_dataset(
             path,
             images=images,
             progress_factory=lambda name, total: add_task(f"check {name}", total),
+            image_root=image_root,
         )
     n = print_check(results, console, max_problems)
     console.print(f"[bold]{'clean' if n == 0 else f'{n} problem(s) found'}[/]")
@@ -133,10 +154,27 @@ def check(ctx: click.Context, path: Path, images: bool, max_problems: int | None
 @click.argument("dst", type=click.Path(path_type=Path))
 @click.option("--to", "target", type=click.Choice(TARGETS), default="coco", show_default=True)
 @click.option("--copy", is_flag=True, help="Copy images instead of hard-linking them.")
+@click.option(
+    "--skip-missing-images",
+    is_flag=True,
+    help="Leave out images whose files are missing (and their annotations), with a count.",
+)
+@image_root_option
 @force_option
-def convert_cmd(src: Path, dst: Path, target: str, copy: bool, force: bool) -> None:
-    """Convert SRC (COCO JSON, YOLO data YAML, DeepLabCut CSV or project, posekit dataset)."""
-    written, report = convert(src, dst, to=target, link_images=not copy, force=force)
+def convert_cmd(
+    src: Path,
+    dst: Path,
+    target: str,
+    copy: bool,
+    skip_missing_images: bool,
+    image_root: Path | None,
+    force: bool,
+) -> None:
+    """Convert SRC (COCO JSON, YOLO data YAML, DeepLabCut CSV or project, posekit dataset).
+    Nothing is written when every annotation would be dropped or image files are missing."""
+    written, report = convert(src, dst, to=target, link_images=not copy, force=force,
+                              skip_missing_images=skip_missing_images,
+                              image_root=image_root)  # fmt: skip
     for p in report.problems:
         click.echo(f"problem {p}", err=True)
     splits = load_splits(written)

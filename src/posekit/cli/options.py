@@ -14,6 +14,15 @@ force_option = click.option(
     "already there is deleted).",
 )
 
+#: --image-root for commands that read a COCO file.
+image_root_option = click.option(
+    "--image-root",
+    default=None,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The folder a COCO file's file_names are relative to (default: images/ beside an "
+    "annotations/ folder, else the file's folder).",
+)
+
 #: --detector for commands that run a top-down model.
 detector_option = click.option(
     "--detector",

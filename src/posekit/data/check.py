@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from posekit.data.dataset import DatasetStats, ImageInfo, KeypointDataset
 from posekit.data.images import (
@@ -105,6 +106,36 @@ def check_images(
     return problems, notes
 
 
+def check_to_dict(r: SplitCheck) -> dict[str, Any]:
+    """One split's summary and every problem as plain data (`posekit data check --json`)."""
+    st = r.stats
+    return {
+        "split": r.name,
+        "source": r.dataset.source,
+        "images": st.images,
+        "images_without_instances": st.images_without_instances,
+        "instances": st.total_instances,
+        "crowd": st.crowd,
+        "labelled_keypoints": st.labelled_keypoints(),
+        "categories": [
+            {
+                "id": c.id,
+                "name": c.name,
+                "keypoints": list(c.schema.keypoints),
+                "instances": st.instances.get(c.id, 0),
+                "labelled_keypoints": int(st.visibility[c.id][:, 1:].sum()),
+            }
+            for c in r.dataset.categories
+        ],
+        "skipped": dict(r.skipped),
+        "notes": list(r.notes),
+        "problems": [
+            {k: v for k, v in asdict(p).items() if v is not None} | {"text": str(p)}
+            for p in r.problems
+        ],
+    }
+
+
 @dataclass
 class SplitCheck:
     """The outcome of checking one split; `notes` are facts worth knowing that are not
@@ -124,13 +155,14 @@ def check_dataset(
     images: bool = True,
     decode: bool = True,
     progress_factory: Callable[[str, int], Callable[[int], None]] | None = None,
+    image_root: str | Path | None = None,
 ) -> list[SplitCheck]:
     """Load every split of `path` (any format), collect all problems and summary counts.
 
     Raises `DatasetError` when the input cannot be used at all (the CLI's exit code 2).
     """
     out = []
-    for name, ds in load_splits(path).items():
+    for name, ds in load_splits(path, image_root=image_root).items():
         report = LoadReport()
         report.extend(ds.report)
         problems, notes = list(report.problems), [str(n) for n in report.notes]

@@ -63,7 +63,10 @@ def read_coco(
     """
     path = Path(path)
     obj = load_json(path)
-    root = Path(image_root) if image_root is not None else default_image_root(path)
+    entries = obj.get("images") if isinstance(obj, dict) else None
+    entries = entries if isinstance(entries, list) else []
+    names = [im.get("file_name") for im in entries if isinstance(im, dict)]
+    root = Path(image_root) if image_root is not None else default_image_root(path, names)
     ds = parse_coco(obj, file=str(path), image_root=root, repair=repair)
     if strict and not ds.report.ok:
         raise DatasetError(f"{path}: {ds.report.summary()}", ds.report.problems)
@@ -88,9 +91,15 @@ def load_json(path: Path) -> Any:
         raise DatasetError(str(p), [p]) from None
 
 
-def default_image_root(annotation_file: Path) -> Path:
+def default_image_root(annotation_file: Path, file_names: list[Any] | None = None) -> Path:
+    """Where `file_name`s are relative to: `../images` for a file in an `annotations/` folder
+    beside an `images/` one (the posekit layout), but the folder above when the names already
+    start with `images/` (never `images/images/...`); else the file's own folder."""
     parent = annotation_file.resolve().parent
     if parent.name == "annotations" and (parent.parent / "images").is_dir():
+        names = [n for n in file_names or [] if isinstance(n, str)]
+        if names and all(n.replace("\\", "/").startswith("images/") for n in names):
+            return parent.parent
         return parent.parent / "images"
     return parent
 

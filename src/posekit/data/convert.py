@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+from posekit.data.dataset import KeypointDataset
 from posekit.data.layout import detect_format, load_splits, write_posekit
-from posekit.data.problems import LoadReport
+from posekit.data.problems import DatasetError, LoadReport, Problem
 from posekit.data.yolo import write_yolo
 from posekit.utils.outputs import claim_output
 
@@ -19,6 +21,8 @@ def convert(
     to: str = "coco",
     link_images: bool = True,
     force: bool = False,
+    skip_missing_images: bool = False,
+    image_root: str | Path | None = None,
 ) -> tuple[Path, LoadReport]:
     """Convert a dataset; returns what was written (folder or data YAML) and the load report.
 
@@ -26,19 +30,57 @@ def convert(
     there, so a caller can tell the user exactly what did not make it across. `dst` must be
     empty or an earlier output of `convert` (which is replaced); `force=True` writes into
     another folder (see `posekit.utils.outputs.claim_output`).
+
+    Nothing is written when the reader dropped every annotation, or when image files are
+    missing (listed in the error) unless `skip_missing_images`, which leaves those images and
+    their annotations out with a count in the report. `image_root`: where a COCO file's
+    images are (default: guessed from the layout).
     """
     if to not in TARGETS:
         raise ValueError(f"unknown target format {to!r}: use one of {TARGETS}")
     src = Path(src)
-    splits = load_splits(src)  # an unusable source fails before the destination is touched
+    # an unusable source fails before the destination is touched
+    splits = load_splits(src, image_root=image_root)
     target = Path(dst).resolve()
     if target == src.resolve() or target in src.resolve().parents:
         raise ValueError(f"{dst}: cannot convert {src} into a folder that holds it")
-    claim_output(dst, "data convert", source=str(src), force=force)
     report = LoadReport()
     for ds in splits.values():
         report.extend(ds.report)
+    if not any(ds.annotations for ds in splits.values()) and report.skipped:
+        raise DatasetError(f"{src}: every annotation was dropped ({report.summary()}); "
+                           "nothing was written (posekit data check lists the problems)",
+                           report.problems)  # fmt: skip
+    splits = {name: without_missing_images(ds, report, skip_missing_images)
+              for name, ds in splits.items()}  # fmt: skip
+    claim_output(dst, "data convert", source=str(src), force=force)
     if to == "yolo":
         return write_yolo(splits, dst, link_images=link_images), report
     prefix = "labeled-data/" if detect_format(src) == "dlc" else None
     return write_posekit(splits, dst, link_images=link_images, strip_prefix=prefix), report
+
+
+def without_missing_images(ds: KeypointDataset, report: LoadReport, skip: bool) -> KeypointDataset:
+    """`ds` when every image file exists; else a `DatasetError` listing the missing ones (the
+    conversion would stop half-way), or with `skip` the dataset without them and their
+    annotations, each counted in `report`."""
+    missing = [im for im in ds.images if not ds.image_path(im).is_file()]
+    if not missing:
+        return ds
+    if not skip:
+        first = ", ".join(im.file_name for im in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise DatasetError(
+            f"{ds.source}: {len(missing)} of {len(ds.images)} image files are missing under "
+            f"{ds.image_root} ({first}{more}); nothing was written: give the right folder with "
+            "--image-root, or convert the rest with --skip-missing-images"
+        )
+    gone = {im.id for im in missing}
+    for im in missing:
+        report.add(Problem("image-missing", f"image file not found: {im.file_name}", ds.source,
+                           image_id=im.id, field="file_name"), skipped="image")  # fmt: skip
+    lost = [a for a in ds.annotations if a.image_id in gone]
+    if lost:
+        report.skipped["annotation (image-missing)"] += len(lost)
+    return replace(ds, images=[im for im in ds.images if im.id not in gone],
+                   annotations=[a for a in ds.annotations if a.image_id not in gone])  # fmt: skip

@@ -112,25 +112,32 @@ def detect_format(path: str | Path) -> str:
 
 
 def load_splits(
-    path: str | Path, *, strict: bool = False, repair: bool = True
+    path: str | Path,
+    *,
+    strict: bool = False,
+    repair: bool = True,
+    image_root: str | Path | None = None,
 ) -> dict[str, KeypointDataset]:
     """Every split of a dataset in any supported format, by split name.
 
     Accepts a posekit folder or YAML, a COCO JSON (one split named after the file), a YOLO-pose
     data YAML, a DeepLabCut CSV, project folder or its config.yaml (one split, "train").
     `repair=False` keeps impossible keypoint values of COCO files as they are (for evaluation).
+    `image_root`: the folder a COCO file's `file_name`s are relative to (default: guessed).
     """
     path = Path(path)
     fmt = detect_format(path)
     if fmt == "posekit":
         spec = resolve_posekit(path)
         return {
-            s: read_coco(f, image_root=spec.images, strict=strict, repair=repair)
+            s: read_coco(f, image_root=image_root or spec.images, strict=strict, repair=repair)
             for s, f in spec.annotations.items()
         }
     if fmt == "coco":
         split = path.stem if path.stem in SPLITS else "train"
-        return {split: read_coco(path, strict=strict, repair=repair)}
+        return {split: read_coco(path, strict=strict, repair=repair, image_root=image_root)}
+    if image_root is not None:
+        raise ValueError(f"--image-root is for COCO files; {path} is a {fmt} dataset")
     if fmt == "yolo":
         out = {s: read_yolo(path, s) for s in yolo_splits(path)}
     else:
