@@ -22,6 +22,7 @@ import yaml
 from posekit.data.coco import read_coco, write_coco
 from posekit.data.dataset import KeypointDataset
 from posekit.data.dlc import read_dlc
+from posekit.data.labelme import labelme_files, looks_like_labelme, read_labelme
 from posekit.data.problems import DatasetError
 from posekit.data.yolo import is_yolo_yaml, read_yolo, yolo_splits
 from posekit.utils.paths import join_inside, write_text_replacing
@@ -80,7 +81,8 @@ def load_dataset(
 
 
 def detect_format(path: str | Path) -> str:
-    """'posekit', 'coco', 'yolo' or 'dlc' for a path, or a `DatasetError` saying what it is not."""
+    """'posekit', 'coco', 'yolo', 'dlc' or 'labelme' for a path, or a `DatasetError` saying
+    what it is not."""
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"{path}: not found")
@@ -89,13 +91,15 @@ def detect_format(path: str | Path) -> str:
             return "posekit"
         if (path / "labeled-data").is_dir():
             return "dlc"
+        if labelme_files(path):
+            return "labelme"
         raise DatasetError(
-            f"{path}: folder is neither a posekit dataset (annotations/) nor a "
-            "DeepLabCut project (labeled-data/)"
+            f"{path}: folder is neither a posekit dataset (annotations/), a DeepLabCut project "
+            "(labeled-data/) nor a folder of LabelMe files"
         )
     suffix = path.suffix.lower()
     if suffix == ".json":
-        return "coco"
+        return "labelme" if looks_like_labelme(path) else "coco"
     if suffix == ".csv":
         return "dlc"
     if suffix in {".yaml", ".yml"}:
@@ -138,6 +142,8 @@ def load_splits(
         return {split: read_coco(path, strict=strict, repair=repair, image_root=image_root)}
     if image_root is not None:
         raise ValueError(f"--image-root is for COCO files; {path} is a {fmt} dataset")
+    if fmt == "labelme":
+        return {"train": read_labelme(path)}
     if fmt == "yolo":
         out = {s: read_yolo(path, s) for s in yolo_splits(path)}
     else:
