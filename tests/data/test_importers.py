@@ -4,6 +4,7 @@ labelled-keypoint counts, visibility and skeleton kept as COCO can hold them."""
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
@@ -59,3 +60,86 @@ def test_labelme_folder_reads_groups_boxes_and_located_problems(tmp_path: Path, 
     assert sum(a.num_keypoints for a in coco.annotations) == sum(
         a.num_keypoints for a in ds.annotations) == 6  # fmt: skip
     assert all((dst / "images" / im.file_name).is_file() for im in coco.images)
+
+
+# the skeleton's bones and points as CVAT stores them: SVG, escaped inside the XML
+SVG = html.escape(
+    '<line data-type="edge" data-node-from="1" data-node-to="2"></line>'
+    '<line data-type="edge" data-node-from="1" data-node-to="3"></line>'
+    + "".join(
+        f'<circle data-type="element node" data-node-id="{i}" data-label-name="{n}"></circle>'
+        for i, n in ((1, "nose"), (2, "left_eye"), (3, "right_eye"))
+    )
+)
+CVAT_XML = """<?xml version="1.0" encoding="utf-8"?>
+<annotations>
+  <version>1.1</version>
+  <meta><task><labels>
+    <label><name>face</name><type>skeleton</type>
+      <svg>{svg}</svg>
+    </label>
+    <label><name>nose</name><type>points</type><parent>face</parent></label>
+    <label><name>left_eye</name><type>points</type><parent>face</parent></label>
+    <label><name>right_eye</name><type>points</type><parent>face</parent></label>
+  </labels></task></meta>
+  <image id="0" name="a.png" width="100" height="80">
+    <skeleton label="face" source="manual" z_order="0">
+      <points label="nose" occluded="0" outside="0" points="50.00,40.00"></points>
+      <points label="left_eye" occluded="1" outside="0" points="60.00,30.00"></points>
+      <points label="right_eye" occluded="0" outside="1" points="0.00,0.00"></points>
+    </skeleton>
+    <skeleton label="face" source="manual" z_order="0">
+      <points label="nose" occluded="0" outside="0" points="20.5,20.5"></points>
+      <points label="left_eye" occluded="0" outside="0" points="25,15"></points>
+      <points label="right_eye" occluded="0" outside="0" points="15,15"></points>
+    </skeleton>
+  </image>
+  <image id="1" name="b.png" width="100" height="80">
+    <skeleton label="face" source="manual" z_order="0">
+      <points label="nose" occluded="0" outside="0" points="10,10"></points>
+      <points label="chin" occluded="0" outside="0" points="10,20"></points>
+    </skeleton>
+  </image>
+</annotations>
+""".replace("{svg}", SVG)
+
+
+def test_cvat_skeletons_keep_visibility_and_bones_and_locate_problems(
+    tmp_path: Path, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    export = tmp_path / "cvat"
+    (export / "images").mkdir(parents=True)
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(export / "images" / name), np.full((80, 100, 3), 70, np.uint8))
+    xml = export / "annotations.xml"
+    xml.write_text(CVAT_XML)
+    (ds,) = load_splits(xml).values()
+    schema = ds.categories[0].schema
+    assert schema.keypoints == ("nose", "left_eye", "right_eye")
+    assert schema.skeleton == ((0, 1), (0, 2)) and schema.flip_idx == (0, 2, 1)
+    assert len(ds.annotations) == 3
+    # outside -> unlabelled, occluded -> 1, the rest visible
+    np.testing.assert_array_equal(ds.annotations[0].keypoints[:, 2], [2, 1, 0])
+    np.testing.assert_array_equal(ds.annotations[1].keypoints[:, :2], [[20.5, 20.5], [25, 15],
+                                                                      [15, 15]])  # fmt: skip
+    (problem,) = ds.report.problems
+    assert problem.code == "cvat-label" and "'chin'" in problem.message
+    assert "image 2" in str(problem) and "skeleton[0].points[chin]" in str(problem)
+    assert main(["data", "check", str(xml)]) == 1
+    assert "chin" in capsys.readouterr().out
+    dst = tmp_path / "coco"
+    assert main(["data", "convert", str(xml), str(dst)]) == 0
+    coco = read_coco(dst / "annotations" / "train.json")
+    assert len(coco.annotations) == 3
+    assert [a.keypoints[:, 2].tolist() for a in coco.annotations] == [
+        a.keypoints[:, 2].tolist() for a in ds.annotations]  # fmt: skip
+    assert coco.categories[0].schema.skeleton == schema.skeleton
+
+
+def test_cvat_xml_with_entities_is_refused(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    bomb = tmp_path / "bomb.xml"
+    bomb.write_text('<?xml version="1.0"?><!DOCTYPE a [<!ENTITY a "aaaaaaaaaa">'
+                    '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+                    "<annotations>&b;</annotations>")  # fmt: skip
+    assert main(["data", "check", str(bomb)]) == 2
+    assert "refused" in capsys.readouterr().err

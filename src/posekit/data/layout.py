@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from posekit.data.coco import read_coco, write_coco
+from posekit.data.cvat import read_cvat
 from posekit.data.dataset import KeypointDataset
 from posekit.data.dlc import read_dlc
 from posekit.data.labelme import labelme_files, looks_like_labelme, read_labelme
@@ -81,8 +82,8 @@ def load_dataset(
 
 
 def detect_format(path: str | Path) -> str:
-    """'posekit', 'coco', 'yolo', 'dlc' or 'labelme' for a path, or a `DatasetError` saying
-    what it is not."""
+    """'posekit', 'coco', 'yolo', 'dlc', 'labelme' or 'cvat' for a path, or a `DatasetError`
+    saying what it is not."""
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"{path}: not found")
@@ -102,6 +103,8 @@ def detect_format(path: str | Path) -> str:
         return "labelme" if looks_like_labelme(path) else "coco"
     if suffix == ".csv":
         return "dlc"
+    if suffix == ".xml":
+        return "cvat"
     if suffix in {".yaml", ".yml"}:
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -112,7 +115,9 @@ def detect_format(path: str | Path) -> str:
         if isinstance(data, dict) and (data.get("project_path") is not None or "bodyparts" in data):
             return "dlc"
         return "posekit"
-    raise DatasetError(f"{path}: unknown dataset format (expected a folder, .json, .yaml or .csv)")
+    raise DatasetError(
+        f"{path}: unknown dataset format (expected a folder, .json, .yaml, .csv or .xml)"
+    )
 
 
 def load_splits(
@@ -140,8 +145,10 @@ def load_splits(
     if fmt == "coco":
         split = path.stem if path.stem in SPLITS else "train"
         return {split: read_coco(path, strict=strict, repair=repair, image_root=image_root)}
+    if fmt == "cvat":
+        return {"train": read_cvat(path, image_root=image_root)}
     if image_root is not None:
-        raise ValueError(f"--image-root is for COCO files; {path} is a {fmt} dataset")
+        raise ValueError(f"--image-root is for COCO and CVAT files; {path} is a {fmt} dataset")
     if fmt == "labelme":
         return {"train": read_labelme(path)}
     if fmt == "yolo":
