@@ -143,3 +143,48 @@ def test_cvat_xml_with_entities_is_refused(tmp_path: Path, capsys) -> None:  # t
                     "<annotations>&b;</annotations>")  # fmt: skip
     assert main(["data", "check", str(bomb)]) == 2
     assert "refused" in capsys.readouterr().err
+
+
+def _ls_point(rid: str, label: str, x: float, y: float, parent: str | None = None) -> dict:
+    r = {"id": rid, "type": "keypointlabels", "from_name": "kp", "to_name": "image",
+         "original_width": 200, "original_height": 100,
+         "value": {"x": x, "y": y, "width": 0.5, "keypointlabels": [label]}}  # fmt: skip
+    return r | ({"parentID": parent} if parent else {})
+
+
+def test_label_studio_points_in_percent_grouped_by_parent_region(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    export = tmp_path / "ls"
+    (export / "images").mkdir(parents=True)
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(export / "images" / name), np.full((100, 200, 3), 70, np.uint8))
+    region = {"x": 10, "y": 10, "width": 30, "height": 50, "rectanglelabels": ["cat"]}
+    box = {"id": "box1", "type": "rectanglelabels", "original_width": 200,
+           "original_height": 100, "value": region}  # fmt: skip
+    tasks = [
+        {"id": 7, "data": {"image": "/data/upload/3/1a2b3c4d-a.png"}, "annotations": [
+            {"id": 1, "was_cancelled": True, "result": []},
+            {"id": 2, "result": [box, _ls_point("p1", "ear", 20, 20, "box1"),
+                                 _ls_point("p2", "tail", 30, 50, "box1"),
+                                 _ls_point("p3", "ear", 80, 80),
+                                 _ls_point("p4", "tail", 130, 80)]}]},  # outside
+        {"id": 8, "data": {"image": "http://host/files/b.png"}, "annotations": [
+            {"id": 3, "result": [_ls_point("p5", "tail", 50, 50)]}]},
+    ]  # fmt: skip
+    ann = export / "export.json"
+    ann.write_text(json.dumps(tasks))
+    (ds,) = load_splits(ann).values()
+    assert ds.categories[0].schema.keypoints == ("ear", "tail")
+    assert [im.file_name for im in ds.images] == ["a.png", "b.png"]  # upload prefix dropped
+    first, second, third = ds.annotations
+    np.testing.assert_allclose(first.keypoints, [[40, 20, 2], [60, 50, 2]])  # percent -> px
+    np.testing.assert_allclose(first.bbox, [20, 10, 60, 50])  # the parent region
+    np.testing.assert_allclose(second.keypoints, [[160, 80, 2], [0, 0, 0]])
+    assert third.image_id == 2
+    (problem,) = ds.report.problems
+    assert problem.code == "kpt-outside" and "p4" in str(problem) and "image 7" in str(problem)
+    assert {n.code for n in ds.report.notes} == {"labelstudio-ungrouped"}
+    dst = tmp_path / "coco"
+    assert main(["data", "convert", str(ann), str(dst)]) == 0
+    coco = read_coco(dst / "annotations" / "train.json")
+    assert len(coco.annotations) == 3
+    assert sum(a.num_keypoints for a in coco.annotations) == 4

@@ -24,6 +24,7 @@ from posekit.data.cvat import read_cvat
 from posekit.data.dataset import KeypointDataset
 from posekit.data.dlc import read_dlc
 from posekit.data.labelme import labelme_files, looks_like_labelme, read_labelme
+from posekit.data.labelstudio import looks_like_labelstudio, read_labelstudio
 from posekit.data.problems import DatasetError
 from posekit.data.yolo import is_yolo_yaml, read_yolo, yolo_splits
 from posekit.utils.paths import join_inside, write_text_replacing
@@ -82,8 +83,8 @@ def load_dataset(
 
 
 def detect_format(path: str | Path) -> str:
-    """'posekit', 'coco', 'yolo', 'dlc', 'labelme' or 'cvat' for a path, or a `DatasetError`
-    saying what it is not."""
+    """'posekit', 'coco', 'yolo', 'dlc', 'labelme', 'labelstudio' or 'cvat' for a path, or a
+    `DatasetError` saying what it is not."""
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"{path}: not found")
@@ -100,7 +101,9 @@ def detect_format(path: str | Path) -> str:
         )
     suffix = path.suffix.lower()
     if suffix == ".json":
-        return "labelme" if looks_like_labelme(path) else "coco"
+        if looks_like_labelme(path):
+            return "labelme"
+        return "labelstudio" if looks_like_labelstudio(path) else "coco"
     if suffix == ".csv":
         return "dlc"
     if suffix == ".xml":
@@ -147,8 +150,11 @@ def load_splits(
         return {split: read_coco(path, strict=strict, repair=repair, image_root=image_root)}
     if fmt == "cvat":
         return {"train": read_cvat(path, image_root=image_root)}
+    if fmt == "labelstudio":
+        return {"train": read_labelstudio(path, image_root=image_root)}
     if image_root is not None:
-        raise ValueError(f"--image-root is for COCO and CVAT files; {path} is a {fmt} dataset")
+        raise ValueError(f"--image-root is for COCO, CVAT and Label Studio files; {path} is a "
+                         f"{fmt} dataset")  # fmt: skip
     if fmt == "labelme":
         return {"train": read_labelme(path)}
     if fmt == "yolo":

@@ -1,0 +1,188 @@
+"""Label Studio JSON exports: `keypointlabels` results as keypoints.
+
+A task's first annotation that was not cancelled is read (a note counts the tasks that hold
+more). Keypoints are given in percent of the image (`original_width` / `original_height` give
+its size in pixels); each point's label is its keypoint name. Points are grouped into
+instances by their parent region (`parentID`, a rectangle drawn around the instance, which
+then gives the box) where the export has one; the points of a task without one form one
+instance, said in a note. Label Studio has no visibility flag: a marked point is visible
+(v=2), an absent one unlabelled (v=0).
+
+Images: the task's `data.image` is a URL or an upload path (`/data/upload/3/1a2b3c4d-a.png`);
+its file name is looked up in the image folder (`images/` beside the JSON, or its folder),
+without the 8-character prefix Label Studio adds to uploads when only that name exists.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+
+from posekit.data.dataset import (
+    Annotation,
+    Category,
+    ImageInfo,
+    KeypointDataset,
+    bbox_from_keypoints,
+)
+from posekit.data.dlc import BOX_MARGIN, BOX_MIN_MARGIN
+from posekit.data.problems import DatasetError, LoadReport, Problem
+from posekit.schema import KeypointSchema
+from posekit.utils.paths import escapes
+
+#: Label Studio names uploads `<8 hex>-<original name>`.
+UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")
+
+
+def is_labelstudio(obj: Any) -> bool:
+    """Whether a parsed JSON object is a Label Studio export (a list of tasks with `data`)."""
+    if not (isinstance(obj, list) and obj and isinstance(obj[0], dict)):
+        return False
+    return "data" in obj[0] and ("annotations" in obj[0] or "completions" in obj[0])
+
+
+def looks_like_labelstudio(path: Path) -> bool:
+    with path.open("rb") as f:
+        head = f.read(4096).lstrip()
+    return head.startswith(b"[") and b'"data"' in head and b'"annotations"' in head
+
+
+def read_labelstudio(path: str | Path, *, image_root: str | Path | None = None) -> KeypointDataset:
+    """A Label Studio JSON export as a keypoint dataset (see the module docs)."""
+    path = Path(path)
+    try:
+        tasks = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise DatasetError(f"{path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
+    if not is_labelstudio(tasks):
+        raise DatasetError(f"{path}: not a Label Studio JSON export (a list of tasks)")
+    folder = path.parent
+    root = Path(image_root) if image_root is not None else (
+        folder / "images" if (folder / "images").is_dir() else folder)  # fmt: skip
+    report = LoadReport()
+    results = [(t, _results(t, path, report)) for t in tasks if isinstance(t, dict)]
+    names: dict[str, None] = {}
+    for _, res in results:
+        for r in res:
+            if r.get("type") == "keypointlabels":
+                for n in (r.get("value") or {}).get("keypointlabels") or []:
+                    names.setdefault(str(n), None)
+    if not names:
+        raise DatasetError(f"{path}: no keypointlabels results in the export")
+    schema = KeypointSchema.create(path.stem, list(names))
+    index = {n: j for j, n in enumerate(schema.keypoints)}
+    images: list[ImageInfo] = []
+    anns: list[Annotation] = []
+    whole = 0
+    for task, res in results:
+        image = _image(task, res, root, len(images) + 1, path, report)
+        if image is None:
+            continue
+        images.append(image)
+        regions = {r.get("id"): r for r in res if r.get("type") == "rectanglelabels"}
+        groups: dict[Any, np.ndarray] = {}
+        for n, r in enumerate(res):
+            if r.get("type") != "keypointlabels":
+                continue
+            where = {"file": str(path), "image_id": task.get("id"),
+                     "field": f"result[{n}] ({r.get('id')})"}  # fmt: skip
+            value = r.get("value") or {}
+            labels = value.get("keypointlabels") or []
+            x, y = value.get("x"), value.get("y")
+            finite = all(isinstance(v, int | float) and math.isfinite(v) for v in (x, y))
+            if len(labels) != 1 or not finite:
+                msg = f"a keypoint needs one label and finite x, y (got {labels}, {x}, {y})"
+                report.add(Problem("labelstudio", msg, **where), skipped="point")
+                continue
+            px, py = x / 100 * image.width, y / 100 * image.height
+            if not (0 <= px <= image.width and 0 <= py <= image.height):
+                report.add(Problem("kpt-outside", f"point {labels[0]!r} at ({x}%, {y}%) is "
+                                   "outside the image", **where), skipped="point")  # fmt: skip
+                continue
+            parent = r.get("parentID") if r.get("parentID") in regions else None
+            kpts = groups.setdefault(parent, np.zeros((len(index), 3)))
+            j = index[str(labels[0])]
+            if kpts[j, 2] > 0:
+                report.add(Problem("duplicate-point", f"a second {labels[0]!r} point in one "
+                                   "instance", **where), skipped="point")  # fmt: skip
+                continue
+            kpts[j] = (px, py, 2.0)
+        whole += None in groups
+        for parent, kpts in groups.items():
+            box = _region_box(regions[parent], image) if parent is not None else None
+            if box is None:
+                box = bbox_from_keypoints(kpts, image.width, image.height, margin=BOX_MARGIN,
+                                          min_margin=BOX_MIN_MARGIN)  # fmt: skip
+            if box is None:
+                continue
+            extra = {"labelstudio_region": parent} if parent is not None else {}
+            anns.append(Annotation(len(anns) + 1, image.id, 1, kpts, box,
+                                   float(box[2] * box[3]), extra=extra))  # fmt: skip
+    if whole:
+        report.note(Problem("labelstudio-ungrouped", f"{whole} tasks have keypoints without a "
+                            "parent region: each such task's points are one instance",
+                            str(path)))  # fmt: skip
+    return KeypointDataset(images, anns, [Category(1, schema.name, schema)], root, str(path),
+                           report)  # fmt: skip
+
+
+def _results(task: dict[str, Any], path: Path, report: LoadReport) -> list[dict[str, Any]]:
+    """The results of the task's first annotation that was not cancelled."""
+    anns = task.get("annotations") or task.get("completions") or []
+    kept = [a for a in anns if isinstance(a, dict) and not a.get("was_cancelled")]
+    if len(kept) > 1:
+        report.note(Problem("labelstudio-annotators", f"task {task.get('id')} has "
+                            f"{len(kept)} annotations: the first is read", str(path)))  # fmt: skip
+    res = kept[0].get("result") if kept else []
+    return [r for r in res or [] if isinstance(r, dict)]
+
+
+def _region_box(r: dict[str, Any], image: ImageInfo) -> np.ndarray | None:
+    v = r.get("value") or {}
+    try:
+        x, y, w, h = (float(v[k]) for k in ("x", "y", "width", "height"))
+    except (KeyError, TypeError, ValueError):
+        return None
+    sx, sy = image.width / 100, image.height / 100
+    return np.array([x * sx, y * sy, w * sx, h * sy])
+
+
+def _image(
+    task: dict[str, Any], res: list[dict[str, Any]], root: Path, iid: int, path: Path,
+    report: LoadReport,
+) -> ImageInfo | None:  # fmt: skip
+    where = {"file": str(path), "image_id": task.get("id"), "field": "data.image"}
+    ref = (task.get("data") or {}).get("image")
+    if not isinstance(ref, str) or not ref:
+        report.add(Problem("labelstudio", "the task has no data.image", **where),
+                   skipped="task")  # fmt: skip
+        return None
+    name = PurePosixPath(unquote(urlparse(ref).path)).name
+    bare = UPLOAD_PREFIX.sub("", name)
+    if not (root / name).exists() and (root / bare).exists():
+        name = bare
+    if escapes(name) is not None:
+        report.add(Problem("image-path", f"image {ref!r} has no usable file name", **where),
+                   skipped="task")  # fmt: skip
+        return None
+    sizes = {(r.get("original_width"), r.get("original_height")) for r in res
+             if r.get("original_width")}  # fmt: skip
+    if len(sizes) != 1:
+        from posekit.data.images import image_size
+
+        try:
+            w, h = image_size(root / name)
+        except (OSError, ValueError):
+            report.add(Problem("image-size", f"no original_width / original_height and "
+                               f"{name} cannot be read for its size", **where),
+                       skipped="task")  # fmt: skip
+            return None
+    else:
+        w, h = next(iter(sizes))
+    return ImageInfo(iid, name, int(w), int(h), {"labelstudio_task": task.get("id")})
