@@ -188,3 +188,58 @@ def test_label_studio_points_in_percent_grouped_by_parent_region(tmp_path: Path,
     coco = read_coco(dst / "annotations" / "train.json")
     assert len(coco.annotations) == 3
     assert sum(a.num_keypoints for a in coco.annotations) == 4
+
+
+def _dlc_project(root: Path) -> tuple[Path, list[list[str]]]:
+    """A multi-animal DeepLabCut project whose CSV rows are ragged (the unique body part's
+    cells left off where unlabelled, as SLEAP's exports write them)."""
+    folder = root / "labeled-data" / "v1"
+    folder.mkdir(parents=True)
+    (root / "config.yaml").write_text(
+        "scorer: me\nmultianimalproject: true\nindividuals: [mouse1, mouse2]\n"
+        "multianimalbodyparts: [head, tail]\nuniquebodyparts: [corner]\n"
+        "skeleton: [[head, tail]]\n")  # fmt: skip
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(folder / name), np.full((60, 80, 3), 70, np.uint8))
+    rows = [
+        ["scorer", "", ""] + ["me"] * 10,
+        ["individuals", "", ""] + ["mouse1"] * 4 + ["mouse2"] * 4 + ["single"] * 2,
+        ["bodyparts", "", ""] + ["head", "head", "tail", "tail"] * 2 + ["corner", "corner"],
+        ["coords", "", ""] + ["x", "y"] * 5,
+        ["labeled-data", "v1", "a.png", "10", "12", "20", "22", "50", "30", "", "", "5", "5"],
+        ["labeled-data", "v1", "b.png", "11", "13", "21", "23"],  # ragged: the rest unlabelled
+    ]  # fmt: skip
+    return folder, rows
+
+
+def test_dlc_ragged_multi_animal_rows_and_individual_names(tmp_path: Path) -> None:
+    folder, rows = _dlc_project(tmp_path / "proj")
+    (folder / "CollectedData_me.csv").write_text("\n".join(",".join(r) for r in rows) + "\n")
+    (ds,) = load_splits(tmp_path / "proj").values()
+    assert not ds.report.problems
+    animals = [a for a in ds.annotations if a.category_id == 1]
+    assert [a.extra["individual"] for a in animals] == ["mouse1", "mouse2", "mouse1"]
+    np.testing.assert_array_equal(animals[1].keypoints[:, 2], [2, 0])  # mouse2: head only
+    np.testing.assert_array_equal(animals[2].keypoints[:, :2], [[11, 13], [21, 23]])
+    assert sum(a.category_id == 2 for a in ds.annotations) == 1  # the corner, in a.png only
+
+
+def test_dlc_h5_is_read_when_there_is_no_csv(tmp_path: Path) -> None:
+    import pandas as pd
+
+    folder, rows = _dlc_project(tmp_path / "proj")
+    (folder / "CollectedData_me.csv").write_text("\n".join(",".join(r) for r in rows) + "\n")
+    (from_csv,) = load_splits(tmp_path / "proj").values()
+    # the same labels as DeepLabCut stores them in HDF5: MultiIndex columns and index
+    levels = ["scorer", "individuals", "bodyparts", "coords"]
+    columns = pd.MultiIndex.from_arrays([r[3:] for r in rows[:4]], names=levels)
+    index = pd.MultiIndex.from_tuples([tuple(r[:3]) for r in rows[4:]])
+    values = [[float(v) if v else np.nan for v in (r[3:] + [""] * 10)[:10]] for r in rows[4:]]
+    (folder / "CollectedData_me.csv").unlink()
+    pd.DataFrame(values, index=index, columns=columns).to_hdf(folder / "CollectedData_me.h5",
+                                                              key="df_with_missing")  # fmt: skip
+    (from_h5,) = load_splits(tmp_path / "proj").values()
+    assert not from_h5.report.problems and len(from_h5.annotations) == len(from_csv.annotations)
+    for a, b in zip(from_h5.annotations, from_csv.annotations, strict=True):
+        np.testing.assert_array_equal(a.keypoints, b.keypoints)
+        assert a.extra == b.extra

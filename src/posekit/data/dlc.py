@@ -60,12 +60,16 @@ def read_dlc_config(project: Path) -> dict[str, Any]:
 
 
 def project_csvs(project: Path) -> list[Path]:
-    """Label CSVs of a project, skipping DeepLabCut's `*_labeled` visualisation folders."""
-    return sorted(
-        p
-        for p in (project / "labeled-data").glob("*/CollectedData_*.csv")
-        if not p.parent.name.endswith("_labeled")
-    )
+    """Label files of a project, one per labelled video folder: its CSV, or its
+    `CollectedData_*.h5` when it has no CSV (DeepLabCut writes both; some projects keep only
+    the HDF5). DeepLabCut's `*_labeled` visualisation folders are skipped."""
+    out = []
+    for folder in sorted((project / "labeled-data").glob("*/")):
+        if folder.name.endswith("_labeled"):
+            continue
+        csvs = sorted(folder.glob("CollectedData_*.csv"))
+        out += csvs or sorted(folder.glob("CollectedData_*.h5"))
+    return out
 
 
 def read_dlc(
@@ -80,7 +84,8 @@ def read_dlc(
         project = path
         csvs = project_csvs(project)
         if not csvs:
-            raise DatasetError(f"{path}: no labeled-data/*/CollectedData_*.csv in this folder")
+            raise DatasetError(f"{path}: no labeled-data/*/CollectedData_*.csv (or .h5) in this "
+                               "folder")  # fmt: skip
     elif path.is_file():
         project, csvs = find_project_root(path), [path]
     else:
@@ -128,11 +133,14 @@ class _Builder:
 
     def add_csv(self, path: Path) -> None:
         file = str(path)
-        try:
-            with path.open(newline="", encoding="utf-8") as f:
-                rows = list(csv.reader(f))
-        except (OSError, UnicodeDecodeError) as e:
-            raise DatasetError(f"{file}: cannot read: {e}") from None
+        if path.suffix.lower() == ".h5":
+            rows = hdf_rows(path)
+        else:
+            try:
+                with path.open(newline="", encoding="utf-8") as f:
+                    rows = list(csv.reader(f))
+            except (OSError, UnicodeDecodeError) as e:
+                raise DatasetError(f"{file}: cannot read: {e}") from None
         header, n_index, columns = _parse_header(rows, file)
         expected = _expected_bodyparts(self.config, header)
         groups: dict[str, list[tuple[str, int, int]]] = defaultdict(list)  # ind -> (bp, xcol, ycol)
@@ -157,11 +165,13 @@ class _Builder:
         for r, row in enumerate(rows[len(header) :], start=len(header) + 1):
             if not any(cell.strip() for cell in row):
                 continue
-            if len(row) != width:
+            # a shorter row ends in unlabelled cells (pandas reads it so: multi-animal files
+            # with unique body parts leave them off); a longer one cannot be placed
+            if len(row) > width:
                 msg = f"row has {len(row)} cells, the header has {width}"
                 self.report.add(Problem("row-length", msg, file, r), skipped="row")
                 continue
-            self._add_row(row, r, n_index, groups, cats, file)
+            self._add_row(row, r, n_index, groups, cats, file, multi=len(header) == 4)
 
     def _add_row(
         self,
@@ -171,6 +181,7 @@ class _Builder:
         groups: dict[str, list[tuple[str, int, int]]],
         cats: dict[str, Category],
         file: str,
+        multi: bool = False,
     ) -> None:
         rel = "/".join(c.strip() for c in row[:n_index] if c.strip()).replace("\\", "/")
         if not rel:
@@ -218,7 +229,10 @@ class _Builder:
                 continue
             aid = len(self.annotations) + 1
             area = float(bbox[2] * bbox[3])
-            self.annotations.append(Annotation(aid, image.id, cats[ind].id, kpts, bbox, area))
+            extra = {"individual": ind} if multi else {}  # multi-animal: the animal's name
+            self.annotations.append(
+                Annotation(aid, image.id, cats[ind].id, kpts, bbox, area, extra=extra)
+            )
 
     def _cell(self, xs: str, ys: str, file: str, lineno: int, iid: int, fld: str) -> np.ndarray:
         if not xs and not ys:
@@ -294,3 +308,31 @@ def _expected_bodyparts(config: dict[str, Any], header: list[list[str]]) -> list
     key = "multianimalbodyparts" if len(header) == 4 else "bodyparts"
     bp = config.get(key)
     return list(bp) if isinstance(bp, list) and bp else None
+
+
+def hdf_rows(path: Path) -> list[list[str]]:
+    """A DeepLabCut `CollectedData_*.h5` (a pandas table) as the rows of the CSV DeepLabCut
+    would write beside it, so that it is validated exactly like one. Needs pandas and
+    PyTables (`pip install 'posekit[dlc]'`)."""
+    from posekit.utils.extras import require
+
+    pd = require("pandas", "dlc", "reading DeepLabCut .h5 files")
+    require("tables", "dlc", "reading DeepLabCut .h5 files")
+    try:
+        df = pd.read_hdf(path)
+    except Exception as e:  # PyTables' and pandas' own errors: one line for the user
+        raise DatasetError(f"{path}: not a readable DeepLabCut HDF5 table ({e})") from None
+    if not isinstance(df, pd.DataFrame) or df.columns.nlevels not in (3, 4):
+        raise DatasetError(f"{path}: not a DeepLabCut label table (3 or 4 column levels)")
+    n_index = df.index.nlevels
+    names = [str(n) for n in df.columns.names]
+    levels = (["scorer", "individuals", "bodyparts", "coords"] if df.columns.nlevels == 4
+              else ["scorer", "bodyparts", "coords"])  # fmt: skip
+    if [n.lower() for n in names] != levels:
+        raise DatasetError(f"{path}: column levels {names}, expected {levels}")
+    rows = [[lvl] + [""] * (n_index - 1) + [str(c[i]) for c in df.columns]
+            for i, lvl in enumerate(levels)]  # fmt: skip
+    for key, values in zip(df.index, df.to_numpy(dtype=float), strict=True):
+        parts = [str(k) for k in (key if isinstance(key, tuple) else (key,))]
+        rows.append(parts + ["" if math.isnan(v) else repr(float(v)) for v in values])
+    return rows
