@@ -155,9 +155,16 @@ def test_dlc_multi_animal_with_unique_bodyparts(tmp_path: Path) -> None:
     assert ds.report.ok
 
 
-def test_dlc_row_with_wrong_length_is_reported(tmp_path: Path) -> None:
+def test_dlc_short_rows_read_as_pandas_does_and_long_rows_are_reported(tmp_path: Path) -> None:
+    # a row cut after the tail's x: pandas reads the missing y as NaN -> one half of a point
     csv = SINGLE_CSV.replace("10.5,20.25,30,40", "10.5,20.25,30")
-    ds = read_dlc(_dlc_project(tmp_path, csv, "bodyparts: [snout, tail]\n"))
+    ds = read_dlc(_dlc_project(tmp_path / "short", csv, "bodyparts: [snout, tail]\n"))
+    (p,) = ds.report.problems
+    assert p.code == "kpt-partial" and "CollectedData_me.csv:4" in str(p)
+    assert ds.report.skipped == {"keypoint (kpt-partial)": 1}
+    # a row longer than the header cannot be placed
+    csv = SINGLE_CSV.replace("10.5,20.25,30,40", "10.5,20.25,30,40,50")
+    ds = read_dlc(_dlc_project(tmp_path / "long", csv, "bodyparts: [snout, tail]\n"))
     (p,) = ds.report.problems
     assert p.code == "row-length" and "CollectedData_me.csv:4" in str(p)
     assert ds.report.skipped == {"row (row-length)": 1}
