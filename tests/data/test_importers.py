@@ -10,6 +10,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from posekit.cli.main import main
 from posekit.data import load_splits, read_coco
@@ -243,3 +244,94 @@ def test_dlc_h5_is_read_when_there_is_no_csv(tmp_path: Path) -> None:
     for a, b in zip(from_h5.annotations, from_csv.annotations, strict=True):
         np.testing.assert_array_equal(a.keypoints, b.keypoints)
         assert a.extra == b.extra
+
+
+def _sleap_project(root: Path) -> Path:
+    """A SLEAP project written with sleap-io: a 6-frame video (each frame a distinct grey),
+    two labelled frames, a user instance with a track and a missing node, a user instance
+    corrected from a prediction, a predicted-only instance and a node outside the frame."""
+    sio = pytest.importorskip("sleap_io")
+    root.mkdir(parents=True)
+    writer = cv2.VideoWriter(str(root / "clip.mp4"), cv2.VideoWriter.fourcc(*"mp4v"), 10,
+                             (80, 64))  # fmt: skip
+    for i in range(6):
+        writer.write(np.full((64, 80, 3), 30 + 40 * i, np.uint8))
+    writer.release()
+    sk = sio.Skeleton(["head", "tail"], edges=[("head", "tail")], name="mouse")
+    video = sio.Video.from_filename(str(root / "clip.mp4"))
+    track = sio.Track("mouse1")
+    pred = sio.PredictedInstance.from_numpy(np.array([[40.0, 30.0], [50, 40]]), skeleton=sk,
+                                            score=0.8)  # fmt: skip
+    fixed = sio.Instance.from_numpy(np.array([[41.0, 31.0], [51, 41]]), skeleton=sk)
+    fixed.from_predicted = pred
+    frames = [
+        sio.LabeledFrame(video=video, frame_idx=2, instances=[
+            sio.Instance.from_numpy(np.array([[10.0, 12.0], [np.nan, np.nan]]), skeleton=sk,
+                                    track=track),
+            fixed, pred,
+            sio.PredictedInstance.from_numpy(np.array([[60.0, 50.0], [70, 55]]), skeleton=sk,
+                                             score=0.5)]),
+        sio.LabeledFrame(video=video, frame_idx=4, instances=[
+            sio.Instance.from_numpy(np.array([[20.0, 20.0], [95.0, 20.0]]), skeleton=sk,
+                                    track=track)]),
+    ]  # fmt: skip
+    sio.Labels(frames).save(str(root / "labels.slp"))
+    return root / "labels.slp"
+
+
+def test_sleap_project_converts_with_frames_tracks_and_predictions_kept_apart(
+    tmp_path: Path, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    slp = _sleap_project(tmp_path / "proj")
+    (ds,) = load_splits(slp).values()
+    assert ds.categories[0].schema.keypoints == ("head", "tail")
+    assert ds.categories[0].schema.skeleton == ((0, 1),)
+    assert len(ds.images) == 2 and len(ds.annotations) == 3  # user instances only
+    assert [a.extra.get("track") for a in ds.annotations] == ["mouse1", None, "mouse1"]
+    np.testing.assert_array_equal(ds.annotations[0].keypoints[:, 2], [2, 0])  # missing node
+    np.testing.assert_array_equal(ds.annotations[2].keypoints[:, 2], [2, 0])  # outside: 0
+    (problem,) = ds.report.problems
+    assert problem.code == "kpt-outside" and "frame 4" in str(problem) and "'tail'" in str(problem)
+    assert "1 predicted-only instances" in ds.report.notes[0].message
+    with_pred = load_splits(slp, include_predicted=True)["train"]
+    (extra,) = [a.extra for a in with_pred.annotations if a.extra.get("predicted")]
+    assert len(with_pred.annotations) == 4 and extra["score"] == pytest.approx(0.5)
+    assert main(["data", "check", str(slp)]) == 1  # the node outside the frame
+    # convert: frames extracted from the video (frame 2 and 4 by their grey level)
+    dst = tmp_path / "coco"
+    assert main(["data", "convert", str(slp), str(dst), "--frame-format", "png"]) == 0
+    coco = read_coco(dst / "annotations" / "train.json")
+    assert len(coco.annotations) == 3
+    assert sum(a.num_keypoints for a in coco.annotations) == sum(
+        a.num_keypoints for a in ds.annotations) == 4  # fmt: skip
+    greys = [int(cv2.imread(str(dst / "images" / im.file_name)).mean()) for im in coco.images]
+    assert all(im.file_name.endswith(".png") for im in coco.images)
+    assert abs(greys[0] - 110) <= 3 and abs(greys[1] - 190) <= 3, greys
+    assert not (dst / ".posekit-frames").exists()
+
+
+def test_sleap_video_found_next_to_the_file_or_in_video_dir(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    slp = _sleap_project(tmp_path / "proj")
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    (slp.parent / "clip.mp4").rename(moved / "clip.mp4")
+    (ds,) = load_splits(slp).values()
+    assert [p.code for p in ds.report.problems] == ["video-missing"] and not ds.images
+    assert ds.report.skipped["frame (video-missing)"] == 2
+    assert main(["data", "convert", str(slp), str(tmp_path / "a")]) == 2  # nothing to write
+    assert main(["data", "convert", str(slp), str(tmp_path / "b"), "--video-dir",
+                 str(moved)]) == 0  # fmt: skip
+    assert len(list((tmp_path / "b" / "images").rglob("*.jpg"))) == 2
+
+
+def test_sleap_package_with_embedded_frames_needs_no_video(tmp_path: Path) -> None:
+    sio = pytest.importorskip("sleap_io")
+    slp = _sleap_project(tmp_path / "proj")
+    pkg = tmp_path / "proj" / "labels.pkg.slp"
+    sio.load_slp(str(slp)).save(str(pkg), embed="user")
+    (slp.parent / "clip.mp4").unlink()
+    dst = tmp_path / "coco"
+    assert main(["data", "convert", str(pkg), str(dst)]) == 0
+    coco = read_coco(dst / "annotations" / "train.json")
+    greys = [int(cv2.imread(str(dst / "images" / im.file_name)).mean()) for im in coco.images]
+    assert len(coco.annotations) == 3 and abs(greys[0] - 110) <= 3 and abs(greys[1] - 190) <= 3

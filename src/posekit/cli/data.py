@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from posekit.cli.options import force_option, image_root_option
+from posekit.cli.options import force_option, image_root_option, video_dir_option
 from posekit.data.check import SplitCheck, check_dataset, check_to_dict
 from posekit.data.convert import TARGETS, convert
 from posekit.data.layout import load_splits
@@ -111,6 +111,7 @@ def print_check(results: list[SplitCheck], console: Console, max_problems: int |
     help="Print at most this many problems per split (default: all).",
 )
 @image_root_option
+@video_dir_option
 @click.option(
     "--json", "as_json", is_flag=True,
     help="Print the summary and every problem as one JSON object (for scripts).",
@@ -122,6 +123,7 @@ def check(
     images: bool,
     max_problems: int | None,
     image_root: Path | None,
+    video_dir: Path | None,
     as_json: bool,
 ) -> None:
     """Validate a dataset in any supported format and summarise it.
@@ -131,7 +133,8 @@ def check(
     if as_json:
         import json
 
-        results = check_dataset(path, images=images, image_root=image_root)
+        results = check_dataset(path, images=images, image_root=image_root,
+                                video_dir=video_dir)  # fmt: skip
         n = sum(len(r.problems) for r in results)
         click.echo(json.dumps({"path": str(path), "problems": n,
                                "splits": [check_to_dict(r) for r in results]}))  # fmt: skip
@@ -143,6 +146,7 @@ def check(
             images=images,
             progress_factory=lambda name, total: add_task(f"check {name}", total),
             image_root=image_root,
+            video_dir=video_dir,
         )
     n = print_check(results, console, max_problems)
     console.print(f"[bold]{'clean' if n == 0 else f'{n} problem(s) found'}[/]")
@@ -160,6 +164,19 @@ def check(
     help="Leave out images whose files are missing (and their annotations), with a count.",
 )
 @image_root_option
+@video_dir_option
+@click.option(
+    "--frame-format",
+    type=click.Choice(["jpg", "png"]),
+    default="jpg",
+    show_default=True,
+    help="SLEAP .slp: the format of the frames extracted from the videos.",
+)
+@click.option(
+    "--include-predicted",
+    is_flag=True,
+    help="SLEAP .slp: also convert predicted-only instances (default: user-labelled only).",
+)
 @force_option
 def convert_cmd(
     src: Path,
@@ -168,13 +185,18 @@ def convert_cmd(
     copy: bool,
     skip_missing_images: bool,
     image_root: Path | None,
+    video_dir: Path | None,
+    frame_format: str,
+    include_predicted: bool,
     force: bool,
 ) -> None:
     """Convert SRC (COCO JSON, YOLO data YAML, DeepLabCut CSV or project, posekit dataset).
     Nothing is written when every annotation would be dropped or image files are missing."""
     written, report = convert(src, dst, to=target, link_images=not copy, force=force,
                               skip_missing_images=skip_missing_images,
-                              image_root=image_root)  # fmt: skip
+                              image_root=image_root, video_dir=video_dir,
+                              include_predicted=include_predicted,
+                              frame_format=frame_format)  # fmt: skip
     for p in report.problems:
         click.echo(f"problem {p}", err=True)
     splits = load_splits(written)

@@ -23,6 +23,14 @@ image_root_option = click.option(
     "annotations/ folder, else the file's folder).",
 )
 
+#: --video-dir for commands that read a SLEAP project.
+video_dir_option = click.option(
+    "--video-dir",
+    default=None,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="SLEAP .slp: where to look for videos not found at their stored path or next to the file.",
+)
+
 #: --detector for commands that run a top-down model.
 detector_option = click.option(
     "--detector",

@@ -92,6 +92,8 @@ def check_images(
     returns the problems and the orientation notes."""
 
     def one(im: ImageInfo) -> ImageCheck:
+        if "video" in im.extra:  # a video frame to extract (SLEAP), checked when it was read
+            return ImageCheck()
         return check_image(ds.image_path(im), im, decode=decode)
 
     problems, notes = [], []
@@ -156,13 +158,14 @@ def check_dataset(
     decode: bool = True,
     progress_factory: Callable[[str, int], Callable[[int], None]] | None = None,
     image_root: str | Path | None = None,
+    video_dir: str | Path | None = None,
 ) -> list[SplitCheck]:
     """Load every split of `path` (any format), collect all problems and summary counts.
 
     Raises `DatasetError` when the input cannot be used at all (the CLI's exit code 2).
     """
     out = []
-    for name, ds in load_splits(path, image_root=image_root).items():
+    for name, ds in load_splits(path, image_root=image_root, video_dir=video_dir).items():
         report = LoadReport()
         report.extend(ds.report)
         problems, notes = list(report.problems), [str(n) for n in report.notes]

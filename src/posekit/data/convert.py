@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,6 +24,9 @@ def convert(
     force: bool = False,
     skip_missing_images: bool = False,
     image_root: str | Path | None = None,
+    video_dir: str | Path | None = None,
+    include_predicted: bool = False,
+    frame_format: str = "jpg",
 ) -> tuple[Path, LoadReport]:
     """Convert a dataset; returns what was written (folder or data YAML) and the load report.
 
@@ -34,13 +38,21 @@ def convert(
     Nothing is written when the reader dropped every annotation, or when image files are
     missing (listed in the error) unless `skip_missing_images`, which leaves those images and
     their annotations out with a count in the report. `image_root`: where a COCO file's
-    images are (default: guessed from the layout).
+    images are (default: guessed from the layout). SLEAP projects' labelled frames are
+    extracted from their videos (`video_dir`, `include_predicted`, `frame_format`: see
+    `load_splits`).
     """
     if to not in TARGETS:
         raise ValueError(f"unknown target format {to!r}: use one of {TARGETS}")
     src = Path(src)
     # an unusable source fails before the destination is touched
-    splits = load_splits(src, image_root=image_root)
+    splits = load_splits(
+        src,
+        image_root=image_root,
+        video_dir=video_dir,
+        include_predicted=include_predicted,
+        frame_format=frame_format,
+    )
     target = Path(dst).resolve()
     if target == src.resolve() or target in src.resolve().parents:
         raise ValueError(f"{dst}: cannot convert {src} into a folder that holds it")
@@ -54,17 +66,36 @@ def convert(
     splits = {name: without_missing_images(ds, report, skip_missing_images)
               for name, ds in splits.items()}  # fmt: skip
     claim_output(dst, "data convert", source=str(src), force=force)
+    fmt = detect_format(src)
+    if fmt == "sleap":  # frames of videos: extracted into the output, then placed as images
+        from posekit.data.sleap import extract_frames
+
+        frames = Path(dst) / ".posekit-frames"
+        try:
+            for ds in splits.values():
+                extract_frames(ds, frames)
+            return _write(splits, dst, to, link_images, None), report
+        finally:
+            shutil.rmtree(frames, ignore_errors=True)
+    prefix = "labeled-data/" if fmt == "dlc" else None
+    return _write(splits, dst, to, link_images, prefix), report
+
+
+def _write(
+    splits: dict[str, KeypointDataset], dst: str | Path, to: str, link: bool, prefix: str | None
+) -> Path:
     if to == "yolo":
-        return write_yolo(splits, dst, link_images=link_images), report
-    prefix = "labeled-data/" if detect_format(src) == "dlc" else None
-    return write_posekit(splits, dst, link_images=link_images, strip_prefix=prefix), report
+        return write_yolo(splits, dst, link_images=link)
+    return write_posekit(splits, dst, link_images=link, strip_prefix=prefix)
 
 
 def without_missing_images(ds: KeypointDataset, report: LoadReport, skip: bool) -> KeypointDataset:
     """`ds` when every image file exists; else a `DatasetError` listing the missing ones (the
     conversion would stop half-way), or with `skip` the dataset without them and their
     annotations, each counted in `report`."""
-    missing = [im for im in ds.images if not ds.image_path(im).is_file()]
+    # frames of videos (SLEAP) are extracted later; their videos were checked when read
+    missing = [im for im in ds.images
+               if "video" not in im.extra and not ds.image_path(im).is_file()]  # fmt: skip
     if not missing:
         return ds
     if not skip:

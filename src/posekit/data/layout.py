@@ -83,8 +83,8 @@ def load_dataset(
 
 
 def detect_format(path: str | Path) -> str:
-    """'posekit', 'coco', 'yolo', 'dlc', 'labelme', 'labelstudio' or 'cvat' for a path, or a
-    `DatasetError` saying what it is not."""
+    """'posekit', 'coco', 'yolo', 'dlc', 'labelme', 'labelstudio', 'cvat' or 'sleap' for a
+    path, or a `DatasetError` saying what it is not."""
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"{path}: not found")
@@ -108,6 +108,8 @@ def detect_format(path: str | Path) -> str:
         return "dlc"
     if suffix == ".xml":
         return "cvat"
+    if suffix == ".slp":
+        return "sleap"
     if suffix in {".yaml", ".yml"}:
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -119,7 +121,7 @@ def detect_format(path: str | Path) -> str:
             return "dlc"
         return "posekit"
     raise DatasetError(
-        f"{path}: unknown dataset format (expected a folder, .json, .yaml, .csv or .xml)"
+        f"{path}: unknown dataset format (expected a folder, .json, .yaml, .csv, .xml or .slp)"
     )
 
 
@@ -129,6 +131,9 @@ def load_splits(
     strict: bool = False,
     repair: bool = True,
     image_root: str | Path | None = None,
+    video_dir: str | Path | None = None,
+    include_predicted: bool = False,
+    frame_format: str = "jpg",
 ) -> dict[str, KeypointDataset]:
     """Every split of a dataset in any supported format, by split name.
 
@@ -136,6 +141,9 @@ def load_splits(
     data YAML, a DeepLabCut CSV, project folder or its config.yaml (one split, "train").
     `repair=False` keeps impossible keypoint values of COCO files as they are (for evaluation).
     `image_root`: the folder a COCO file's `file_name`s are relative to (default: guessed).
+    SLEAP `.slp` files (one split, "train"): `video_dir` is where to look for videos not found
+    at their stored path, `include_predicted` adds predicted-only instances, `frame_format`
+    names the frames to extract ("jpg" or "png"; see `posekit.data.sleap`).
     """
     path = Path(path)
     fmt = detect_format(path)
@@ -150,6 +158,11 @@ def load_splits(
         return {split: read_coco(path, strict=strict, repair=repair, image_root=image_root)}
     if fmt == "cvat":
         return {"train": read_cvat(path, image_root=image_root)}
+    if fmt == "sleap":
+        from posekit.data.sleap import read_sleap
+
+        return {"train": read_sleap(path, video_dir=video_dir, include_predicted=include_predicted,
+                                    frame_format=frame_format)}  # fmt: skip
     if fmt == "labelstudio":
         return {"train": read_labelstudio(path, image_root=image_root)}
     if image_root is not None:

@@ -1,0 +1,199 @@
+"""SLEAP projects (`.slp`, read with the well-kept `sleap-io` library: `posekit[sleap]`).
+
+SLEAP labels frames of videos. Each labelled frame becomes an image named
+`<video stem>/frame_<index>.<jpg|png>`, extracted from its video when the dataset is converted
+(`extract_frames`); the video is looked for at its stored path, then next to the `.slp` by
+file name, then in `video_dir`. Frames embedded in the file (`.pkg.slp`) are read from it.
+
+User-labelled instances are the ground truth; predicted-only instances (no user instance was
+made from them) are counted in a note and left out unless `include_predicted`. SLEAP has no
+visibility flag: a placed, visible node is v=2, a missing one unlabelled (v=0). Each skeleton
+is a category (its nodes and edges); track names are kept on the instances
+(`extra["track"]`). Boxes are grown around the labelled keypoints (as for DeepLabCut).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from posekit.data.dataset import (
+    Annotation,
+    Category,
+    ImageInfo,
+    KeypointDataset,
+    bbox_from_keypoints,
+)
+from posekit.data.dlc import BOX_MARGIN, BOX_MIN_MARGIN
+from posekit.data.problems import DatasetError, LoadReport, Problem
+from posekit.schema import KeypointSchema, SchemaError
+from posekit.utils.extras import require
+
+FRAME_FORMATS = ("jpg", "png")
+
+
+def _sio() -> Any:
+    return require("sleap_io", "sleap", "reading SLEAP .slp files")
+
+
+def find_video(stored: str, slp: Path, video_dir: Path | None) -> Path | None:
+    """The video file of a SLEAP video entry: its stored path (absolute, or relative to the
+    `.slp`), else a file of that name next to the `.slp`, else in `video_dir`."""
+    name = Path(stored.replace("\\", "/")).name
+    candidates = [Path(stored), slp.parent / stored, slp.parent / name]
+    if video_dir is not None:
+        candidates.append(Path(video_dir) / name)
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def read_sleap(
+    path: str | Path,
+    *,
+    video_dir: str | Path | None = None,
+    include_predicted: bool = False,
+    frame_format: str = "jpg",
+) -> KeypointDataset:
+    """A SLEAP `.slp` file as a keypoint dataset (see the module docs). Its images are frames
+    to extract (`extract_frames`): `ImageInfo.extra` names the video and the frame index."""
+    if frame_format not in FRAME_FORMATS:
+        raise ValueError(f"frame_format must be one of {FRAME_FORMATS}, got {frame_format!r}")
+    path = Path(path)
+    sio = _sio()
+    try:
+        labels = sio.load_slp(str(path), open_videos=False)
+    except Exception as e:  # h5py's and sleap-io's own errors: one line for the user
+        raise DatasetError(f"{path}: not a readable SLEAP file ({e})") from None
+    report = LoadReport()
+    categories, by_skeleton = _categories(labels, path, report)
+    videos = {id(v): _video(v, i, path, video_dir, report) for i, v in enumerate(labels.videos)}
+    images: list[ImageInfo] = []
+    anns: list[Annotation] = []
+    predicted_only = 0
+    for lf in labels.labeled_frames:
+        video = videos.get(id(lf.video))
+        where = {"file": str(path), "field": f"video {lf.video.filename}, frame {lf.frame_idx}"}
+        if video is None:  # its video was reported missing
+            report.skipped["frame (video-missing)"] += 1
+            continue
+        src, stem, (n_frames, h, w) = video
+        if n_frames and not 0 <= lf.frame_idx < n_frames:
+            report.add(Problem("frame-range", f"frame {lf.frame_idx} is not in the video's "
+                               f"{n_frames} frames", **where), skipped="frame")  # fmt: skip
+            continue
+        image = ImageInfo(len(images) + 1, f"{stem}/frame_{lf.frame_idx:06d}.{frame_format}", w,
+                          h, {"video": str(src), "frame": int(lf.frame_idx),
+                              "dataset": video_dataset(lf.video)})  # fmt: skip
+        used = {id(i.from_predicted) for i in lf.user_instances if i.from_predicted is not None}
+        predicted = [i for i in lf.predicted_instances if id(i) not in used]
+        predicted_only += len(predicted)
+        chosen = list(lf.user_instances) + (predicted if include_predicted else [])
+        for n, inst in enumerate(chosen):
+            cat = by_skeleton.get(id(inst.skeleton))
+            if cat is None:
+                continue
+            xy = np.asarray(inst.numpy(), dtype=np.float64)
+            visible = np.asarray(inst.points["visible"], dtype=bool) & np.isfinite(xy).all(1)
+            kpts = np.zeros((len(xy), 3))
+            kpts[visible] = np.c_[xy[visible], np.full(visible.sum(), 2.0)]
+            outside = visible & ~((xy[:, 0] >= 0) & (xy[:, 0] <= w) & (xy[:, 1] >= 0)
+                                  & (xy[:, 1] <= h))  # fmt: skip
+            for j in np.flatnonzero(outside):
+                report.add(Problem("kpt-outside", f"instance {n}: node "
+                                   f"{cat.schema.keypoints[j]!r} at {tuple(xy[j].round(1))} is "
+                                   f"outside the {w}x{h} frame", image_id=image.id, **where),
+                           skipped="keypoint")  # fmt: skip
+                kpts[j] = 0
+            box = bbox_from_keypoints(kpts, w, h, margin=BOX_MARGIN, min_margin=BOX_MIN_MARGIN)
+            if box is None:
+                continue
+            extra: dict[str, Any] = {"track": inst.track.name} if inst.track else {}
+            if any(inst is p for p in predicted):
+                extra |= {"predicted": True, "score": float(inst.score)}
+            anns.append(Annotation(len(anns) + 1, image.id, cat.id, kpts, box,
+                                   float(box[2] * box[3]), extra=extra))  # fmt: skip
+        images.append(image)
+    if predicted_only:
+        what = "included (include_predicted)" if include_predicted else "left out"
+        msg = (f"{predicted_only} predicted-only instances (no user instance was made from "
+               f"them): {what}")  # fmt: skip
+        report.note(Problem("sleap-predicted", msg, str(path)))
+    return KeypointDataset(images, anns, categories, None, str(path), report)
+
+
+def video_dataset(video: Any) -> str | None:
+    """The HDF5 dataset of frames embedded in a `.pkg.slp` (None for a media file)."""
+    meta = getattr(video, "backend_metadata", None) or {}
+    return meta.get("dataset") or None
+
+
+def _categories(
+    labels: Any, path: Path, report: LoadReport
+) -> tuple[list[Category], dict[int, Category]]:
+    out, by_skeleton = [], {}
+    for sk in labels.skeletons:
+        name = sk.name or "animal"
+        try:
+            schema = KeypointSchema.create(name, list(sk.node_names), list(sk.edge_inds))
+        except SchemaError as e:
+            report.add(Problem("schema", str(e), str(path), field=f"skeleton {name}"),
+                       skipped="category")  # fmt: skip
+            continue
+        cat = Category(len(out) + 1, name, schema)
+        out.append(cat)
+        by_skeleton[id(sk)] = cat
+    if not out:
+        raise DatasetError(f"{path}: no usable skeleton")
+    return out, by_skeleton
+
+
+def _video(
+    video: Any, index: int, slp: Path, video_dir: str | Path | None, report: LoadReport
+) -> tuple[Path, str, tuple[int, int, int]] | None:
+    """(file, image-folder name, (frames, height, width)) of a video, or None (reported)."""
+    stored = str(video.filename)
+    src = find_video(stored, slp, Path(video_dir) if video_dir else None)
+    if src is None:
+        report.add(Problem("video-missing", f"video {stored} not found (looked at its stored "
+                           f"path, next to {slp.name}, and in --video-dir)", str(slp),
+                           field=f"videos[{index}]"), skipped="video")  # fmt: skip
+        return None
+    meta = getattr(video, "backend_metadata", None) or {}
+    shape = meta.get("shape")
+    if not shape:
+        try:
+            shape = _sio().Video.from_filename(str(src), dataset=video_dataset(video)).shape
+        except Exception as e:  # the video backends' own errors
+            report.add(Problem("video-unreadable", f"video {src}: {e}", str(slp),
+                               field=f"videos[{index}]"), skipped="video")  # fmt: skip
+            return None
+    # embedded frames (.pkg.slp) are indexed by their source frame numbers: no range check
+    n = 0 if video_dataset(video) else int(shape[0])
+    h, w = int(shape[1]), int(shape[2])
+    stem = f"{index:02d}_{Path(stored.replace(chr(92), '/')).stem}"
+    return src, stem, (n, h, w)
+
+
+def extract_frames(ds: KeypointDataset, folder: Path) -> None:
+    """Write the frames `read_sleap` named into `folder` (each video opened once, JPEG at
+    quality 95 or PNG as the file names say) and make it the dataset's image root."""
+    sio = _sio()
+    by_video: dict[tuple[str, str | None], list[ImageInfo]] = {}
+    for im in ds.images:
+        by_video.setdefault((im.extra["video"], im.extra.get("dataset")), []).append(im)
+    for (src, dataset), images in by_video.items():
+        video = sio.Video.from_filename(src, dataset=dataset, grayscale=False)
+        for im in images:
+            frame = np.asarray(video[im.extra["frame"]])
+            if frame.ndim == 3 and frame.shape[2] == 1:
+                frame = frame[..., 0]
+            bgr = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+            out = folder / im.file_name
+            out.parent.mkdir(parents=True, exist_ok=True)
+            params = [cv2.IMWRITE_JPEG_QUALITY, 95] if out.suffix == ".jpg" else []
+            if not cv2.imwrite(str(out), bgr, params):
+                raise DatasetError(f"{out}: could not write frame {im.extra['frame']} of {src}")
+        video.close()
+    ds.image_root = folder
