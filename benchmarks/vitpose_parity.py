@@ -25,9 +25,10 @@ import numpy as np
 import torch
 
 from posekit import Model
+from posekit.data.crops import from_crop
 from posekit.models.vitpose import SIZES
-from posekit.models.vitpose.codec import decode_heatmaps
-from posekit.predict.topdown import heatmap_to_image, make_crops
+from posekit.models.vitpose.codec import decode_heatmaps, heatmap_to_input
+from posekit.predict.topdown import make_crops
 
 FRAME = (Path(__file__).resolve().parents[1].parent / "shared" / "data" / "openfield-mouse"
          / "labeled-data" / "m4s1" / "img0010.png")  # fmt: skip
@@ -59,7 +60,7 @@ def one_size(size: str, image: np.ndarray, folder: Path) -> str:
     xyxy = np.c_[BOXES[:, :2], BOXES[:, :2] + BOXES[:, 2:]]
     xy, scores = decode_heatmaps(out.heatmaps)
     crops = make_crops([image], [xyxy], (256, 192), 1.25, ours.net.config.pixel_centre)
-    kp = heatmap_to_image(xy.double().numpy(), crops.matrices, (256, 192), (64, 48))
+    kp = from_crop(heatmap_to_input(xy.double(), (256, 192), (64, 48)).numpy(), crops.matrices)
     b_xy = max(np.abs(kp[i] - e["keypoints"].numpy()).max() for i, e in enumerate(expected))
     b_s = max(np.abs(scores[i].numpy() - e["scores"].numpy()).max() for i, e in enumerate(expected))
     (r,) = ours.predict(image, boxes=xyxy, flip=False)

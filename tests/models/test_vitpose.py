@@ -13,9 +13,10 @@ import torch
 
 from conftest import MOUSE
 from posekit import Model
+from posekit.data.crops import from_crop
 from posekit.models import create
-from posekit.models.vitpose.codec import decode_heatmaps, flip_back, udp_targets
-from posekit.predict.topdown import heatmap_to_image, make_crops, to_tensor
+from posekit.models.vitpose.codec import decode_heatmaps, flip_back, heatmap_to_input, udp_targets
+from posekit.predict.topdown import make_crops, to_tensor
 from posekit.schema import KeypointSchema, get_schema
 
 transformers = pytest.importorskip("transformers")
@@ -76,7 +77,7 @@ def test_parity_with_transformers(hf_folder, caplog: pytest.LogCaptureFixture) -
     xyxy = np.c_[BOXES[:, :2], BOXES[:, :2] + BOXES[:, 2:]]
     xy, scores = decode_heatmaps(out.heatmaps)
     crops = make_crops([image], [xyxy], (256, 192), 1.25, ours.net.config.pixel_centre)
-    kp = heatmap_to_image(xy.double().numpy(), crops.matrices, (256, 192), (64, 48))
+    kp = from_crop(heatmap_to_input(xy.double(), (256, 192), (64, 48)).numpy(), crops.matrices)
     for i, e in enumerate(expected):
         np.testing.assert_allclose(kp[i], e["keypoints"].numpy(), atol=1e-3, rtol=0)
         np.testing.assert_allclose(scores[i].numpy(), e["scores"].numpy(), atol=1e-6, rtol=0)

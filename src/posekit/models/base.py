@@ -162,6 +162,18 @@ class KeypointModel(nn.Module):
         """Detections per image of a batch, in network-input pixels."""
         raise NotImplementedError
 
+    # ------------------------------------------------------------- top-down families
+    def merge_flip_test(self, outputs: Any, classes: torch.Tensor) -> Any:
+        """Crop families: the outputs of a batch of 2M crops whose second half mirrors the
+        first (the flip test), merged into the outputs of the M crops; `classes` (M,) picks each
+        crop's flip permutation."""
+        raise NotImplementedError(f"{self.family} has no flip test")
+
+    def decode_crops(self, outputs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Crop families: keypoints (M, K, 2) in crop-input pixel indices (the coordinates the
+        crop matrices map to) and their confidences (M, K), for a whole batch at once."""
+        raise NotImplementedError(f"{self.family} does not run on crops")
+
     def export_output_names(self) -> list[str]:
         """Names of the tensors `export_outputs` returns (the exported graph's outputs)."""
         return ["output"]

@@ -1,8 +1,9 @@
-"""Top-down prediction: boxes -> crops -> network -> heatmap decoding -> image keypoints.
+"""Top-down prediction: boxes -> crops -> network -> family decoder -> image keypoints.
 
 Each step is a plain function over a whole batch of crops (from any number of images): the
-crops of a batch are written into one array, the network runs once (twice with the flip test),
-and decoding and the inverse mapping are tensor operations over all crops and keypoints.
+crops of a batch are written into one array, the network runs once (on twice the crops with
+the flip test), and the family's decoder and the inverse mapping are tensor operations over
+all crops and keypoints; nothing here names a family.
 Boxes come from the caller (one xyxy array per image), from a detector (any callable that
 returns boxes per image, e.g. an rtpose `Model`), or are the whole image.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -70,17 +72,6 @@ def to_tensor(pixels: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(rgb).float().div_(255)
 
 
-def heatmap_to_image(
-    xy: np.ndarray, matrices: np.ndarray, input_size: tuple[int, int],
-    heatmap_size: tuple[int, int],
-) -> np.ndarray:  # fmt: skip
-    """Heatmap pixel indices (M, K, 2) -> image coordinates: heatmaps and crops span the same
-    region index-to-index (UDP), then the crop's exact inverse."""
-    (h, w), (hh, hw) = input_size, heatmap_size
-    scale = np.array([(w - 1) / (hw - 1), (h - 1) / (hh - 1)])
-    return from_crop(xy * scale, matrices)
-
-
 @torch.no_grad()
 def predict_crops(
     net: torch.nn.Module,
@@ -89,27 +80,22 @@ def predict_crops(
     *,
     device: torch.device,
     flip: bool,
-    forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    forward: Callable[[torch.Tensor], Any] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Keypoints (M, K, 2) in image coordinates and their confidences (M, K) for a batch of
-    crops; with `flip`, the heatmaps are averaged with those of the mirrored crops (the
-    schema's flip permutation swaps left and right). `forward` runs the network (default
-    `net` itself; a prediction backend otherwise)."""
-    from posekit.models.vitpose.codec import decode_heatmaps, flip_back
-
-    cfg = net.config
+    crops: the network once (on the crops and their mirrors with `flip`, merged by the
+    family's `merge_flip_test`), the family's `decode_crops`, then each crop's exact inverse.
+    `forward` runs the network (default `net` itself; a prediction backend otherwise)."""
     if len(crops.pixels) == 0:  # no instance in any image of the batch
         k = net.num_keypoints
         return np.zeros((0, k, 2)), np.zeros((0, k))
     x = to_tensor(crops.pixels).to(device)
-    cls = torch.as_tensor(classes, device=device, dtype=torch.long)
     run = forward or net
-    if flip and len(x):
-        both = run(torch.cat([x, x.flip(-1)]))
-        heat = (both[: len(x)] + flip_back(both[len(x) :], net.flip_index(cls))) / 2
+    if flip:
+        cls = torch.as_tensor(classes, device=device, dtype=torch.long)
+        out = net.merge_flip_test(run(torch.cat([x, x.flip(-1)])), cls)
     else:
-        heat = run(x)
-    xy, scores = decode_heatmaps(heat.float())
-    kp = heatmap_to_image(xy.cpu().double().numpy(), crops.matrices, cfg.input_size,
-                          tuple(heat.shape[-2:]))  # fmt: skip
+        out = run(x)
+    xy, scores = net.decode_crops(out)
+    kp = from_crop(xy.cpu().double().numpy(), crops.matrices)
     return kp, scores.cpu().double().numpy()

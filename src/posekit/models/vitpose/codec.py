@@ -45,6 +45,17 @@ def heatmap_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor
     return (per * weights).mean()
 
 
+def heatmap_to_input(
+    xy: torch.Tensor, input_size: tuple[int, int], heatmap_size: tuple[int, int]
+) -> torch.Tensor:
+    """Heatmap pixel indices (..., 2) -> crop-input pixel indices: heatmaps and crops span
+    the same region index to index (UDP), so the scale is (input - 1) / (heatmap - 1)."""
+    (h, w), (hh, hw) = input_size, heatmap_size
+    scale = torch.tensor([(w - 1) / (hw - 1), (h - 1) / (hh - 1)], dtype=xy.dtype,
+                         device=xy.device)  # fmt: skip
+    return xy * scale
+
+
 def flip_back(heatmaps: torch.Tensor, flip_index: torch.Tensor) -> torch.Tensor:
     """Heatmaps (N, K, H, W) of mirrored crops -> the unmirrored crops' heatmaps: mirror the
     width and swap left/right channels (`flip_index` (N, K)). No half-pixel shift: with UDP

@@ -176,7 +176,7 @@ class ViTPose(KeypointModel):
     """ViTPose for given keypoint schemas: one heatmap channel per keypoint slot.
 
     Input: (B, 3, H, W) RGB crops in 0..1 of `config.input_size`; output: (B, K, H/4, W/4)
-    heatmaps (before any flip averaging, which `decode` does not need: see `predict_crops`).
+    heatmaps; the flip test is `merge_flip_test`, decoding to crop pixels `decode_crops`.
     """
 
     input_kind = "crops"
@@ -342,17 +342,29 @@ class ViTPose(KeypointModel):
         max_det: int = 300,
         oks_nms: float = 0.9,
     ) -> list[Detections]:
-        """One detection per crop, in heatmap pixels (UDP + DARK; see `codec.decode_heatmaps`):
-        top-down models never drop an instance, so `conf` and the NMS settings do not apply."""
-        from posekit.models.vitpose.codec import decode_heatmaps
+        """One detection per crop, in crop-input pixels (`decode_crops`): top-down models
+        never drop an instance, so `conf` and the NMS settings do not apply."""
+        xy, scores = self.decode_crops(outputs)
+        kp = torch.cat([xy, scores[..., None]], -1)[:, None]  # (M, 1, K, 3)
+        zeros = torch.zeros(1, dtype=torch.long)
+        return [Detections(torch.zeros(1, 4), s.mean()[None], zeros, k)
+                for k, s in zip(kp, scores, strict=True)]  # fmt: skip
 
-        xy, scores = decode_heatmaps(outputs)
-        out = []
-        for i in range(len(outputs)):
-            kp = torch.cat([xy[i], scores[i, :, None]], -1)[None]  # (1, K, 3)
-            out.append(Detections(torch.zeros(1, 4), scores[i].mean()[None],
-                                  torch.zeros(1, dtype=torch.long), kp))  # fmt: skip
-        return out
+    def decode_crops(self, outputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Heatmap maxima refined by DARK (`codec.decode_heatmaps`), mapped from heatmap to
+        crop-input pixels: both span the same region index to index (UDP)."""
+        from posekit.models.vitpose.codec import decode_heatmaps, heatmap_to_input
+
+        xy, scores = decode_heatmaps(outputs.float())
+        return heatmap_to_input(xy, self.config.input_size, tuple(outputs.shape[-2:])), scores
+
+    def merge_flip_test(self, outputs: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        """The mean of each crop's heatmaps and its mirror's, flipped back (left and right
+        keypoints swapped by the class's flip permutation)."""
+        from posekit.models.vitpose.codec import flip_back
+
+        m = len(outputs) // 2
+        return (outputs[:m] + flip_back(outputs[m:], self.flip_index(classes))) / 2
 
 
 # ---------------------------------------------------------------------- sizes
