@@ -249,7 +249,8 @@ def test_dlc_h5_is_read_when_there_is_no_csv(tmp_path: Path) -> None:
 def _sleap_project(root: Path) -> Path:
     """A SLEAP project written with sleap-io: a 6-frame video (each frame a distinct grey),
     two labelled frames, a user instance with a track and a missing node, a user instance
-    corrected from a prediction, a predicted-only instance and a node outside the frame."""
+    corrected from a prediction, a predicted-only instance, a node outside the frame and a
+    user instance with no node placed."""
     sio = pytest.importorskip("sleap_io")
     root.mkdir(parents=True)
     writer = cv2.VideoWriter(str(root / "clip.mp4"), cv2.VideoWriter.fourcc(*"mp4v"), 10,
@@ -273,7 +274,8 @@ def _sleap_project(root: Path) -> Path:
                                              score=0.5)]),
         sio.LabeledFrame(video=video, frame_idx=4, instances=[
             sio.Instance.from_numpy(np.array([[20.0, 20.0], [95.0, 20.0]]), skeleton=sk,
-                                    track=track)]),
+                                    track=track),
+            sio.Instance.from_numpy(np.full((2, 2), np.nan), skeleton=sk)]),  # nothing placed
     ]  # fmt: skip
     sio.Labels(frames).save(str(root / "labels.slp"))
     return root / "labels.slp"
@@ -292,7 +294,9 @@ def test_sleap_project_converts_with_frames_tracks_and_predictions_kept_apart(
     np.testing.assert_array_equal(ds.annotations[2].keypoints[:, 2], [2, 0])  # outside: 0
     (problem,) = ds.report.problems
     assert problem.code == "kpt-outside" and "frame 4" in str(problem) and "'tail'" in str(problem)
-    assert "1 predicted-only instances" in ds.report.notes[0].message
+    notes = {n.code: n for n in ds.report.notes}
+    assert "1 predicted-only instances" in notes["sleap-predicted"].message
+    assert "instance 1 has no node placed" in str(notes["sleap-empty"])  # said, not dropped
     with_pred = load_splits(slp, include_predicted=True)["train"]
     (extra,) = [a.extra for a in with_pred.annotations if a.extra.get("predicted")]
     assert len(with_pred.annotations) == 4 and extra["score"] == pytest.approx(0.5)

@@ -25,9 +25,8 @@ from posekit.data.dataset import (
     Category,
     ImageInfo,
     KeypointDataset,
-    bbox_from_keypoints,
+    keypoint_instance,
 )
-from posekit.data.dlc import BOX_MARGIN, BOX_MIN_MARGIN
 from posekit.data.problems import DatasetError, LoadReport, Problem
 from posekit.schema import KeypointSchema, SchemaError
 from posekit.utils.paths import escapes
@@ -73,15 +72,13 @@ def read_cvat(path: str | Path, *, image_root: str | Path | None = None) -> Keyp
                                    "the task's meta", **where), skipped="instance")  # fmt: skip
                 continue
             kpts = _keypoints(sk, cat.schema, image, where, report)
-            box = bbox_from_keypoints(kpts, image.width, image.height, margin=BOX_MARGIN,
-                                      min_margin=BOX_MIN_MARGIN)  # fmt: skip
-            if box is None:  # every point outside the frame: an instance that is not there
+            extra = {"cvat_track": sk.get("group_id")} if sk.get("group_id") else {}
+            ann = keypoint_instance(len(anns) + 1, image, cat.id, kpts, extra=extra)
+            if ann is None:  # every point outside the frame: an instance that is not there
                 report.note(Problem("cvat-empty", "a skeleton with no point in the frame "
                                     "(all outside): not an instance", **where))  # fmt: skip
                 continue
-            extra = {"cvat_track": sk.get("group_id")} if sk.get("group_id") else {}
-            anns.append(Annotation(len(anns) + 1, image.id, cat.id, kpts, box,
-                                   float(box[2] * box[3]), extra=extra))  # fmt: skip
+            anns.append(ann)
     return KeypointDataset(images, anns, categories, root, str(path), report)
 
 

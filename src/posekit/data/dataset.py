@@ -167,6 +167,33 @@ class DatasetStats:
         return int(sum(v[:, 1:].sum() for v in self.visibility.values()))
 
 
+#: Boxes grown around labelled keypoints (formats without boxes): max(10 px, 10 % of the
+#: keypoints' longer extent) on every side.
+BOX_MARGIN = 0.1
+BOX_MIN_MARGIN = 10.0
+
+
+def keypoint_instance(
+    aid: int,
+    image: ImageInfo,
+    category_id: int,
+    kpts: np.ndarray,
+    box: np.ndarray | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Annotation | None:
+    """An instance of a format that labels points: its `box` when the format gives one, else
+    the box grown around its labelled keypoints (`BOX_MARGIN`, `BOX_MIN_MARGIN`); area = box
+    area. None when there is neither (no labelled keypoint: not an instance)."""
+    if box is None:
+        box = bbox_from_keypoints(kpts, image.width, image.height, margin=BOX_MARGIN,
+                                  min_margin=BOX_MIN_MARGIN)  # fmt: skip
+    if box is None:
+        return None
+    box = np.asarray(box, dtype=np.float64)
+    return Annotation(aid, image.id, category_id, kpts, box, float(box[2] * box[3]),
+                      extra=extra or {})  # fmt: skip
+
+
 def bbox_from_keypoints(
     kpts: np.ndarray, width: int, height: int, *, margin: float, min_margin: float
 ) -> np.ndarray | None:

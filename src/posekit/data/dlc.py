@@ -23,6 +23,8 @@ import numpy as np
 import yaml
 
 from posekit.data.dataset import (
+    BOX_MARGIN,
+    BOX_MIN_MARGIN,
     Annotation,
     Category,
     ImageInfo,
@@ -33,9 +35,6 @@ from posekit.data.images import image_size
 from posekit.data.problems import DatasetError, LoadReport, Problem
 from posekit.schema import KeypointSchema, SchemaError
 from posekit.utils.paths import escapes
-
-BOX_MARGIN = 0.1
-BOX_MIN_MARGIN = 10.0
 
 
 def find_project_root(csv_path: Path) -> Path:

@@ -26,9 +26,8 @@ from posekit.data.dataset import (
     Category,
     ImageInfo,
     KeypointDataset,
-    bbox_from_keypoints,
+    keypoint_instance,
 )
-from posekit.data.dlc import BOX_MARGIN, BOX_MIN_MARGIN
 from posekit.data.problems import DatasetError, LoadReport, Problem
 from posekit.schema import KeypointSchema
 from posekit.utils.paths import escapes
@@ -127,17 +126,12 @@ def read_labelme(path: str | Path, *, schema: KeypointSchema | None = None) -> K
                 continue
             kpts[j] = (x, y, 2.0)
         ungrouped_images += None in groups
-        for gid, kpts in groups.items():
+        for gid, kpts in groups.items():  # every group holds a placed point: never None
             box = boxes.get(gid) if gid is not None else None
-            if box is None:
-                box = bbox_from_keypoints(kpts, image.width, image.height, margin=BOX_MARGIN,
-                                          min_margin=BOX_MIN_MARGIN)  # fmt: skip
-            if box is None:
-                continue
-            aid = len(anns) + 1
-            anns.append(Annotation(aid, image.id, 1, kpts, np.asarray(box, float),
-                                   float(box[2] * box[3]),
-                                   extra={"group_id": gid} if gid is not None else {}))  # fmt: skip
+            extra = {"group_id": gid} if gid is not None else {}
+            ann = keypoint_instance(len(anns) + 1, image, 1, kpts, box, extra)
+            assert ann is not None
+            anns.append(ann)
     if ungrouped_images:
         report.note(Problem("labelme-ungrouped", f"{ungrouped_images} images have points "
                             "without a group_id: each image's ungrouped points are one instance",

@@ -29,9 +29,8 @@ from posekit.data.dataset import (
     Category,
     ImageInfo,
     KeypointDataset,
-    bbox_from_keypoints,
+    keypoint_instance,
 )
-from posekit.data.dlc import BOX_MARGIN, BOX_MIN_MARGIN
 from posekit.data.problems import DatasetError, LoadReport, Problem
 from posekit.schema import KeypointSchema
 from posekit.utils.paths import escapes
@@ -114,16 +113,12 @@ def read_labelstudio(path: str | Path, *, image_root: str | Path | None = None) 
                 continue
             kpts[j] = (px, py, 2.0)
         whole += None in groups
-        for parent, kpts in groups.items():
+        for parent, kpts in groups.items():  # every group holds a placed point: never None
             box = _region_box(regions[parent], image) if parent is not None else None
-            if box is None:
-                box = bbox_from_keypoints(kpts, image.width, image.height, margin=BOX_MARGIN,
-                                          min_margin=BOX_MIN_MARGIN)  # fmt: skip
-            if box is None:
-                continue
             extra = {"labelstudio_region": parent} if parent is not None else {}
-            anns.append(Annotation(len(anns) + 1, image.id, 1, kpts, box,
-                                   float(box[2] * box[3]), extra=extra))  # fmt: skip
+            ann = keypoint_instance(len(anns) + 1, image, 1, kpts, box, extra)
+            assert ann is not None
+            anns.append(ann)
     if whole:
         report.note(Problem("labelstudio-ungrouped", f"{whole} tasks have keypoints without a "
                             "parent region: each such task's points are one instance",

@@ -25,9 +25,8 @@ from posekit.data.dataset import (
     Category,
     ImageInfo,
     KeypointDataset,
-    bbox_from_keypoints,
+    keypoint_instance,
 )
-from posekit.data.dlc import BOX_MARGIN, BOX_MIN_MARGIN
 from posekit.data.problems import DatasetError, LoadReport, Problem
 from posekit.schema import KeypointSchema, SchemaError
 from posekit.utils.extras import require
@@ -106,14 +105,15 @@ def read_sleap(
                                    f"outside the {w}x{h} frame", image_id=image.id, **where),
                            skipped="keypoint")  # fmt: skip
                 kpts[j] = 0
-            box = bbox_from_keypoints(kpts, w, h, margin=BOX_MARGIN, min_margin=BOX_MIN_MARGIN)
-            if box is None:
-                continue
             extra: dict[str, Any] = {"track": inst.track.name} if inst.track else {}
             if any(inst is p for p in predicted):
                 extra |= {"predicted": True, "score": float(inst.score)}
-            anns.append(Annotation(len(anns) + 1, image.id, cat.id, kpts, box,
-                                   float(box[2] * box[3]), extra=extra))  # fmt: skip
+            ann = keypoint_instance(len(anns) + 1, image, cat.id, kpts, extra=extra)
+            if ann is None:  # no node placed inside the frame: not an instance, but said
+                msg = f"instance {n} has no node placed in the frame: not an instance"
+                report.note(Problem("sleap-empty", msg, image_id=image.id, **where))
+                continue
+            anns.append(ann)
         images.append(image)
     if predicted_only:
         what = "included (include_predicted)" if include_predicted else "left out"
