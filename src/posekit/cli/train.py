@@ -20,7 +20,8 @@ from posekit.cli.logs import setup_logging
     "--model",
     default="rtpose-n",
     show_default=True,
-    help="A registered model (rtpose-n ... rtpose-x) or a checkpoint to fine-tune.",
+    help="A registered model (rtpose-n ... rtpose-x, rtmpose-t ... rtmpose-l, vitpose-s ... "
+    "vitpose-h) or a checkpoint to fine-tune.",
 )
 @click.option("--epochs", type=click.IntRange(1), default=100, show_default=True)
 @click.option("--imgsz", type=click.IntRange(32), default=640, show_default=True)
@@ -62,11 +63,18 @@ from posekit.cli.logs import setup_logging
     default=None,
     help="Continue a run from its last.pt (with --epochs to extend it).",
 )
+@click.option(
+    "--single-subject/--no-single-subject",
+    default=None,
+    help="Top-down models: read each whole frame as one subject (no detector), or train on "
+    "instance crops. Default: single-subject when no training image has two labelled subjects.",
+)
 @click.option("--width", type=float, default=None, help="Override the size's width multiplier.")
 @click.option("--depth", type=float, default=None, help="Override the size's depth multiplier.")
 def train(data: Path, model: str, epochs: int, imgsz: int, batch: int, workers: int, optimizer: str,
           lr0: float | None, patience: int, time_limit: float, amp: bool, seed: int, device: str,
-          project: str, name: str, exist_ok: bool, resume: Path | None, width: float | None,
+          project: str, name: str, exist_ok: bool, resume: Path | None,
+          single_subject: bool | None, width: float | None,
           depth: float | None) -> None:  # fmt: skip
     """Train a keypoint detector; writes weights/best.pt, last.pt, results.csv and curves."""
     from posekit.engine import distributed as dist
@@ -80,7 +88,8 @@ def train(data: Path, model: str, epochs: int, imgsz: int, batch: int, workers: 
     cfg = TrainConfig(data=str(data or ""), model=model, epochs=epochs, imgsz=imgsz, batch=batch,
                       workers=workers, optimizer=optimizer, lr0=lr, patience=patience,
                       time_limit=time_limit, amp=amp, seed=seed, device=device, project=project,
-                      name=name, exist_ok=exist_ok, width=width, depth=depth)  # fmt: skip
+                      name=name, exist_ok=exist_ok, width=width, depth=depth,
+                      single_subject=single_subject)  # fmt: skip
     try:
         result = Trainer(cfg, resume=resume).fit()
         if dist.is_main():

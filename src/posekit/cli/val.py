@@ -141,7 +141,9 @@ def val(
         dev = select_device(device)
         net, backend = Model(model, schema).runner(dev)
         top_down = net.input_kind == "crops"
-        if top_down:
+        if top_down and net.single_subject:
+            click.echo("single-subject model: evaluated on whole frames", err=True)
+        elif top_down:
             used = f"the boxes of {detector}" if detector else "the dataset's ground-truth boxes"
             click.echo(f"top-down model: evaluated on {used}", err=True)
         detections, find = (

@@ -41,6 +41,9 @@ class TrainConfig:
     exist_ok: bool = False
     device: str = "auto"  # "cpu", "cuda", "cuda:1" or "auto"
     time_limit: float = 0.0  # minutes (0: none); the epoch count shrinks to fit it
+    # top-down models: read whole frames as one subject (True), instance crops (False), or
+    # decide from the data (None: single-subject when no image has two labelled subjects)
+    single_subject: bool | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def to_dict(self) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from posekit.engine.checkpoint import read_checkpoint, save_checkpoint, unwrap
 from posekit.engine.config import TrainConfig
 from posekit.engine.dataset import EpochSampler, collate
 from posekit.engine.ema import ModelEMA
+from posekit.engine.mode import choose_input_mode
 from posekit.engine.preflight import absolute_data, resumed_config, usable_splits
 from posekit.engine.validate import (
     PredictionArrays,
@@ -209,9 +210,20 @@ class Trainer:
                 raise ValueError(f"{cfg.model} was trained for other keypoints than {cfg.data}")
             if loaded.checkpoint is None:  # published weights: the dataset names the classes
                 model.schemas, model.names = schemas, names
+            if cfg.single_subject is not None and cfg.single_subject != model.single_subject:
+                built = "in" if model.single_subject else "without"
+                raise ValueError(f"{cfg.model} was trained {built} single-subject mode; its "
+                                 "input cannot change when fine-tuning")  # fmt: skip
             return model.train()
         overrides = {k: v for k, v in (("width", cfg.width), ("depth", cfg.depth)) if v}
-        return create(cfg.model, schemas, names, imgsz=cfg.imgsz, **overrides).train()
+        model = create(cfg.model, schemas, names, imgsz=cfg.imgsz, **overrides)
+        mode = choose_input_mode(model, self.train_ds, cfg.imgsz, cfg.single_subject)
+        if dist.is_main():
+            log.info("input: %s", mode.reason)
+        if mode.overrides:
+            model = create(cfg.model, schemas, names, imgsz=cfg.imgsz, **overrides,
+                           **mode.overrides)  # fmt: skip
+        return model.train()
 
     def _build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         cfg = self.cfg

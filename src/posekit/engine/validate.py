@@ -95,12 +95,13 @@ def predict_images(
     measures exactly what users run.
 
     Top-down models run on the `detector`'s boxes, or on `detections` (per image id, e.g. from
-    `read_detections`), or else on the ground-truth boxes."""
+    `read_detections`), or else on the ground-truth boxes; single-subject models on whole
+    frames, as they predict."""
     predictor = Predictor(net, config, device=device, fuse=fuse, detector=detector,
                           backend=backend)  # fmt: skip
     ids, cls, scores, kps = [], [], [], []
     boxes: list[Any] | None = None
-    if predictor.top_down and detector is None:
+    if predictor.top_down and detector is None and not net.single_subject:
         if detections is not None:
             none = (np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64))
             boxes = [detections.get(im.id, none) for im in images]

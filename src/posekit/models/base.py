@@ -76,6 +76,12 @@ class KeypointModel(nn.Module):
     names: list[str]
 
     @property
+    def single_subject(self) -> bool:
+        """Whether the model reads each whole frame as one subject (no boxes, no detector):
+        the single-subject mode of top-down families."""
+        return False
+
+    @property
     def num_keypoints(self) -> int:
         """The largest keypoint count over the classes (the width of keypoint outputs)."""
         return max(s.num_keypoints for s in self.schemas)

@@ -229,6 +229,9 @@ class Predictor:
         self.names = dict(enumerate(net.names))
         # top-down families run on crops around boxes (given, detected, or the whole image)
         self.top_down = net.input_kind == "crops"
+        if detector is not None and net.single_subject:
+            raise ValueError("this model reads each whole frame as one subject (single-subject "
+                             "mode): it takes no detector")  # fmt: skip
         self.detector = detector
 
     def stream(
@@ -330,7 +333,7 @@ class Predictor:
         from posekit.predict.sources import SourceError, batched
 
         given = iter(boxes) if boxes is not None else None
-        if given is None and self.detector is None:
+        if given is None and self.detector is None and not self.net.single_subject:
             log.info("no boxes and no detector: each whole image is one instance")
         for batch in prefetch(batched(frames, self.config.batch), depth=2):
             good, boxes_per, scores_per, classes_per = [], [], [], []

@@ -1,7 +1,8 @@
 """The ViTPose family: a plain ViT with a heatmap decoder, run on instance crops (top-down).
 
 `model` holds the network and its registered sizes (vitpose-s/b/l/h), `codec` the heatmap
-targets and decoding, `samples` the training crops, `weights` the published key layouts.
+targets and decoding, `weights` the published key layouts; the training crops and the shared
+top-down behaviour are `posekit.engine.crop_samples` and `posekit.models.topdown`.
 """
 
 from posekit.models.vitpose.model import SIZES, ViTPose, ViTPoseConfig

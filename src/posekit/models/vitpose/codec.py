@@ -12,6 +12,9 @@ keypoints as there.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -36,6 +39,24 @@ def udp_targets(
     heat = heat * window
     inside = (cx + radius >= 0) & (cy + radius >= 0) & (cx - radius < w) & (cy - radius < h)
     return heat, weights * inside
+
+
+@dataclass(frozen=True)
+class HeatmapEncoder:
+    """Training targets of one crop: keypoints (K, 2) in crop-input pixel indices and their
+    weights (K,) -> UDP heatmaps (K, H, W) and the weights left where a Gaussian overlaps."""
+
+    input_size: tuple[int, int]
+    heatmap_size: tuple[int, int]
+    sigma: float
+
+    def __call__(self, xy: np.ndarray, weights: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        (h, w), (hh, hw) = self.input_size, self.heatmap_size
+        hm_xy = xy * np.array([(hw - 1) / (w - 1), (hh - 1) / (h - 1)])
+        heat, weight = udp_targets(torch.from_numpy(hm_xy).float()[None],
+                                   torch.from_numpy(weights).float()[None], (hh, hw),
+                                   self.sigma)  # fmt: skip
+        return heat[0], weight[0]
 
 
 def heatmap_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

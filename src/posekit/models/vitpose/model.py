@@ -17,8 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from posekit.models.base import Detections, KeypointModel, class_tables, register_family
+from posekit.models.base import register_family
 from posekit.models.registry import register_model
+from posekit.models.topdown import TopDownModel
 from posekit.schema import KeypointSchema
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -151,6 +152,7 @@ class ViTPoseConfig:
     # posekit's continuous coordinates; 0 for weights trained on pixel indices (MMPose,
     # transformers), which then see exactly the crops they were trained on
     pixel_centre: float = 0.5
+    single_subject: bool = False  # the crop is the whole frame (see `posekit.models.topdown`)
     name: str = "vitpose"
     extra: dict[str, Any] = field(default_factory=dict)  # where the weights came from
 
@@ -172,14 +174,12 @@ class ViTPoseConfig:
 
 
 @register_family("vitpose")
-class ViTPose(KeypointModel):
+class ViTPose(TopDownModel):
     """ViTPose for given keypoint schemas: one heatmap channel per keypoint slot.
 
     Input: (B, 3, H, W) RGB crops in 0..1 of `config.input_size`; output: (B, K, H/4, W/4)
     heatmaps; the flip test is `merge_flip_test`, decoding to crop pixels `decode_crops`.
     """
-
-    input_kind = "crops"
 
     def __init__(self, cfg: ViTPoseConfig, schemas: list[KeypointSchema], names: list[str]):
         super().__init__()
@@ -233,16 +233,6 @@ class ViTPose(KeypointModel):
         """x: (B, 3, H, W) RGB crops in 0..1 -> (B, K, H/4, W/4) heatmaps."""
         return self.head(self.features(self.normalise(x)))
 
-    def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.config.mean, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-        std = torch.tensor(self.config.std, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-        return (x - mean) / std
-
-    def flip_index(self, classes: torch.Tensor) -> torch.Tensor:
-        """(N, K) flip permutation of each instance's class (unused slots map to themselves)."""
-        flips, _, _ = class_tables(self.schemas)
-        return torch.from_numpy(flips).to(classes.device)[classes]
-
     @classmethod
     def from_description(cls, desc: dict[str, Any]) -> ViTPose:
         cfg = dict(desc["config"])
@@ -279,9 +269,6 @@ class ViTPose(KeypointModel):
             cfg = w.config_from_shapes(converted, **overrides)
         return w.build_from_state(converted, cfg, schema), layout
 
-    def example_input(self, batch: int = 2) -> torch.Tensor:
-        return torch.rand(batch, 3, *self.config.input_size)
-
     @classmethod
     def for_graph(
         cls, output_names: list[str], input_shape: list[Any], schema: KeypointSchema
@@ -299,19 +286,20 @@ class ViTPose(KeypointModel):
     def export_output_names(self) -> list[str]:
         return ["heatmaps"]
 
-    def training_samples(self, ds: Any, imgsz: int, augment: Any, **options: Any) -> Any:
-        """Crops around each instance's box, with top-down augmentation and UDP targets."""
-        from posekit.models.vitpose.samples import CropSamples
+    def crop_encoder(self) -> Any:
+        """UDP Gaussian heatmaps and keypoint weights (`codec.HeatmapEncoder`)."""
+        from posekit.models.vitpose.codec import HeatmapEncoder
 
-        return CropSamples(ds, self.config, augment, category_ids=options.get("category_ids"),
-                           seed=options.get("seed", 0))  # fmt: skip
+        c = self.config
+        return HeatmapEncoder(c.input_size, c.heatmap_size, c.sigma)
 
     def loss(self, outputs: torch.Tensor, targets: Any) -> tuple[torch.Tensor, dict[str, float]]:
-        """Keypoint-weighted MSE between predicted and target heatmaps (`HeatmapTargets` from
-        `CropSamples`)."""
+        """Keypoint-weighted MSE between predicted and target heatmaps (the `CropTargets` of
+        `crop_encoder`: heatmaps, weights)."""
         from posekit.models.vitpose.codec import heatmap_loss
 
-        loss = heatmap_loss(outputs.float(), targets.heatmaps, targets.weights)
+        heatmaps, weights = targets.parts
+        loss = heatmap_loss(outputs.float(), heatmaps, weights)
         return loss, {"heatmap": float(loss.detach())}
 
     def param_groups(self, weight_decay: float) -> list[dict[str, Any]]:
@@ -332,23 +320,6 @@ class ViTPose(KeypointModel):
             groups.setdefault((scale, no_decay), []).append(p)
         return [{"params": ps, "lr_scale": s, "weight_decay": 0.0 if nd else weight_decay}
                 for (s, nd), ps in groups.items()]  # fmt: skip
-
-    def decode(
-        self,
-        outputs: torch.Tensor,
-        *,
-        conf: float = 0.25,
-        iou: float = 0.65,
-        max_det: int = 300,
-        oks_nms: float = 0.9,
-    ) -> list[Detections]:
-        """One detection per crop, in crop-input pixels (`decode_crops`): top-down models
-        never drop an instance, so `conf` and the NMS settings do not apply."""
-        xy, scores = self.decode_crops(outputs)
-        kp = torch.cat([xy, scores[..., None]], -1)[:, None]  # (M, 1, K, 3)
-        zeros = torch.zeros(1, dtype=torch.long)
-        return [Detections(torch.zeros(1, 4), s.mean()[None], zeros, k)
-                for k, s in zip(kp, scores, strict=True)]  # fmt: skip
 
     def decode_crops(self, outputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Heatmap maxima refined by DARK (`codec.decode_heatmaps`), mapped from heatmap to

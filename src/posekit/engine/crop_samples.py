@@ -1,16 +1,20 @@
-"""Training crops for top-down models: one sample per labelled instance.
+"""Training crops for top-down models, whatever their targets: one sample per labelled
+instance, or one per frame in single-subject mode.
 
 Each sample is the instance's box (randomly shifted, scaled and rotated when augmenting, as
 top-down trainers do; with probability `half_body`, the box of the upper or the lower body's
-labelled keypoints instead, as MMPose's half-body transform), cropped to the model's input size
-with the crop mapping of inference (`posekit.data.crops`), randomly mirrored (left and right
-keypoints swap by the schema), colour-jittered, and paired with UDP Gaussian heatmaps of its
-keypoints and their weights.
+labelled keypoints instead, as MMPose's half-body transform) or, single-subject, the whole
+frame, cropped to the model's input size with the crop mapping of inference
+(`posekit.data.crops`), randomly mirrored (left and right keypoints swap by the schema) and
+colour-jittered. The family's `encode` turns the crop's keypoints (crop-input pixel indices)
+and their weights into its targets (heatmaps, SimCC labels ...); `collate` stacks them into
+`CropTargets` in the order `encode` returns them.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +27,10 @@ from posekit.data.dataset import KeypointDataset
 from posekit.data.images import ImageReadError, read_image
 from posekit.data.transforms import hsv_jitter
 from posekit.models.base import class_tables
-from posekit.models.vitpose.codec import udp_targets
+
+#: A family's target encoder: keypoints (K, 2) in crop-input pixel indices and weights (K,)
+#: (1 labelled, 0 not) -> the crop's target tensors, and the weights it keeps.
+CropEncoder = Callable[[np.ndarray, np.ndarray], tuple[torch.Tensor, ...]]
 
 LOWER_BODY_WORDS = ("hip", "knee", "ankle", "foot", "heel", "toe", "leg", "tail")
 
@@ -50,23 +57,31 @@ def half_body_box(kp: np.ndarray, lower: np.ndarray, rng: np.random.Generator,
 
 
 @dataclass
-class HeatmapTargets:
-    """A batch of heatmap targets (B, K, H, W) and keypoint weights (B, K)."""
+class CropTargets:
+    """A batch of a top-down family's targets: its encoder's tensors, each stacked over the
+    crops (e.g. heatmaps (B, K, H, W) and weights (B, K))."""
 
-    heatmaps: torch.Tensor
-    weights: torch.Tensor
+    parts: tuple[torch.Tensor, ...]
 
-    def to(self, device: torch.device) -> HeatmapTargets:
-        return HeatmapTargets(self.heatmaps.to(device, non_blocking=True),
-                              self.weights.to(device, non_blocking=True))  # fmt: skip
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.parts[i]
+
+    def to(self, device: torch.device) -> CropTargets:
+        return CropTargets(tuple(t.to(device, non_blocking=True) for t in self.parts))
 
 
 class CropSamples(Dataset):
-    """Instance crops and heatmap targets for a top-down model of config `cfg` (a ViTPose-
-    style config: `input_size`, `heatmap_size`, `box_padding`, `sigma`).
+    """Training crops of a top-down model of config `cfg` (`input_size`, `box_padding`,
+    `pixel_centre`, optionally `half_body` and `single_subject`) with the targets of the
+    family's `encode`.
 
-    Crowd annotations and instances without a labelled keypoint are not trained on; both are
-    counted in `skipped`.
+    Instance mode: one sample per labelled instance, cropped around its box. Single-subject
+    mode (`cfg.single_subject`): one sample per frame, the whole frame as the crop region, so
+    that training sees what prediction sees (no detector, no box); a frame with more than one
+    labelled subject is an error naming it (such data needs instance crops).
+
+    Crowd annotations, instances without a labelled keypoint and (single-subject) frames
+    without a subject are not trained on; they are counted in `skipped`.
     """
 
     def __init__(
@@ -74,11 +89,12 @@ class CropSamples(Dataset):
         ds: KeypointDataset,
         cfg: Any,
         augment: Any,
+        encode: CropEncoder,
         *,
         category_ids: list[int] | None = None,
         seed: int = 0,
     ) -> None:
-        self.cfg, self.augment, self.seed = cfg, augment, seed
+        self.cfg, self.augment, self.encode, self.seed = cfg, augment, encode, seed
         ids = category_ids or [c.id for c in sorted(ds.categories, key=lambda c: c.id)]
         cls_of = {cid: i for i, cid in enumerate(ids)}
         schemas = [ds.category(cid).schema for cid in ids]
@@ -87,6 +103,7 @@ class CropSamples(Dataset):
         self.lower = np.zeros((len(schemas), self.k), dtype=bool)
         for c, s in enumerate(schemas):
             self.lower[c, : s.num_keypoints] = [is_lower_body(n) for n in s.keypoints]
+        self.single_subject = bool(getattr(cfg, "single_subject", False))
         self.skipped: Counter[str] = Counter()
         images = {im.id: im for im in ds.images}
         self.items: list[tuple[str, tuple[int, int], np.ndarray, np.ndarray, int, int]] = []
@@ -98,14 +115,25 @@ class CropSamples(Dataset):
             kp = np.zeros((self.k, 3))
             kp[: len(a.keypoints)] = a.keypoints
             box = np.r_[a.bbox[:2], a.bbox[:2] + a.bbox[2:]]
+            if self.single_subject:
+                box = np.array([0.0, 0.0, im.width, im.height])
             self.items.append((str(ds.image_path(im)), (im.width, im.height), box, kp,
                                cls_of[a.category_id], im.id))  # fmt: skip
+        if self.single_subject:
+            per_image = Counter(item[5] for item in self.items)
+            crowded = [i for i, n in per_image.items() if n > 1]
+            if crowded:
+                raise ValueError(
+                    f"single-subject mode: {len(crowded)} images have more than one labelled "
+                    f"subject (e.g. image id {crowded[0]}); train on instance crops instead"
+                )
+            self.skipped["frames without a labelled subject"] = len(ds.images) - len(per_image)
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
-        """(crop (3, H, W) uint8 RGB, heatmaps (K, Hh, Wh), weights (K,), image id)."""
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], int]:
+        """(crop (3, H, W) uint8 RGB, the family's target tensors, image id)."""
         epoch, i = divmod(i, len(self.items))  # `EpochSampler` folds the epoch in
         path, size, box, kp, cls, image_id = self.items[i]
         try:
@@ -117,7 +145,8 @@ class CropSamples(Dataset):
         centre, region = boxes_to_regions(box[None], w / h, cfg.box_padding)
         angle, flip = np.zeros(1), np.zeros(1, dtype=bool)
         rng = np.random.default_rng([self.seed, epoch, i])
-        if a.enabled and rng.random() < getattr(cfg, "half_body", 0.0):
+        half_body = 0.0 if self.single_subject else getattr(cfg, "half_body", 0.0)
+        if a.enabled and rng.random() < half_body:
             half = half_body_box(kp, self.lower[cls], rng)
             if half is not None:
                 centre, region = boxes_to_regions(half[None], w / h, cfg.box_padding)
@@ -134,17 +163,12 @@ class CropSamples(Dataset):
         vis = kp[:, 2] > 0
         if flip[0]:
             xy, vis = xy[self.flips[cls]], vis[self.flips[cls]]
-        hh, hw = cfg.heatmap_size
-        hm_xy = xy * np.array([(hw - 1) / (w - 1), (hh - 1) / (h - 1)])
-        heat, weight = udp_targets(torch.from_numpy(hm_xy).float()[None],
-                                   torch.from_numpy(vis).float()[None], (hh, hw),
-                                   cfg.sigma)  # fmt: skip
+        targets = self.encode(xy, vis.astype(np.float64))
         tensor = torch.from_numpy(np.ascontiguousarray(crop[..., ::-1].transpose(2, 0, 1)))
-        return tensor, heat[0], weight[0], image_id
+        return tensor, targets, image_id
 
     @staticmethod
-    def collate(batch: list) -> tuple[torch.Tensor, HeatmapTargets, list[int], None]:
+    def collate(batch: list) -> tuple[torch.Tensor, CropTargets, list[int], None]:
         images = torch.stack([b[0] for b in batch])
-        targets = HeatmapTargets(torch.stack([b[1] for b in batch]),
-                                 torch.stack([b[2] for b in batch]))  # fmt: skip
-        return images, targets, [b[3] for b in batch], None
+        parts = tuple(torch.stack(ts) for ts in zip(*(b[1] for b in batch), strict=True))
+        return images, CropTargets(parts), [b[2] for b in batch], None

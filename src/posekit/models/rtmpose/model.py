@@ -1,0 +1,190 @@
+"""RTMPose: a CSPNeXt backbone and a SimCC head, run on one crop per instance (top-down), or
+on the whole frame in single-subject mode (Jiang et al., 2023, "RTMPose: Real-Time
+Multi-Person Pose Estimation based on MMPose").
+
+Layout: config -> model class -> registered sizes (rtmpose-t/s/m/l). A 256x192 crop gives a
+8x6 stride-32 feature map; the head classifies each keypoint's x over 384 and y over 512 bins
+(split ratio 2, half-pixel bins), decoded by `posekit.models.rtmpose.simcc`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+
+from posekit.models.base import register_family
+from posekit.models.registry import register_model
+from posekit.models.rtmpose.backbone import CSPNeXt
+from posekit.models.rtmpose.head import SimCCHead
+from posekit.models.topdown import TopDownModel
+from posekit.schema import KeypointSchema
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+#: the backbone's output stride: crop sides are multiples of it
+STRIDE = 32
+
+
+@dataclass(frozen=True)
+class RTMPoseConfig:
+    """Size, input and codec settings of an RTMPose model (saved with the weights)."""
+
+    widen: float = 0.5  # CSPNeXt channel multiplier
+    deepen: float = 0.33  # CSPNeXt block-count multiplier
+    input_size: tuple[int, int] = (256, 192)  # crop (height, width), multiples of 32
+    hidden: int = 256  # keypoint token width of the head
+    kernel: int = 7  # the head's first convolution
+    gau: bool = True  # gated attention across keypoint tokens in the head
+    split_ratio: float = 2.0  # SimCC bins per pixel (a whole number: the flip test is exact)
+    sigma: tuple[float, float] = (4.9, 5.66)  # label Gaussians (x, y), in bins
+    beta: float = 10.0  # logits and labels are compared as softmax(beta * .)
+    mean: tuple[float, float, float] = IMAGENET_MEAN  # on 0..1 RGB
+    std: tuple[float, float, float] = IMAGENET_STD
+    box_padding: float = 1.25  # crops cover the box grown by this factor
+    flip_test: bool = True  # average with the mirrored crop's logits at inference
+    half_body: float = 0.3  # training: probability of cropping to the upper or lower body
+    pixel_centre: float = 0.5  # as ViTPose's: posekit's continuous coordinates
+    single_subject: bool = False  # the crop is the whole frame (see `posekit.models.topdown`)
+    name: str = "rtmpose"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def imgsz(self) -> int:
+        """The longer side of the crop (what size-agnostic code reads)."""
+        return max(self.input_size)
+
+    @property
+    def bins(self) -> tuple[int, int]:
+        """(x, y) SimCC bin counts."""
+        h, w = self.input_size
+        return round(w * self.split_ratio), round(h * self.split_ratio)
+
+
+@register_family("rtmpose")
+class RTMPose(TopDownModel):
+    """RTMPose for given keypoint schemas: one x and one y classifier per keypoint slot.
+
+    Input: (B, 3, H, W) RGB crops in 0..1 of `config.input_size`; output: (x logits
+    (B, K, W * ratio), y logits (B, K, H * ratio)).
+    """
+
+    def __init__(self, cfg: RTMPoseConfig, schemas: list[KeypointSchema], names: list[str]):
+        super().__init__()
+        if not schemas:
+            raise ValueError("rtmpose needs at least one keypoint schema")
+        h, w = cfg.input_size
+        if h % STRIDE or w % STRIDE:
+            raise ValueError(f"rtmpose input sides must be multiples of {STRIDE}, got {h}x{w}")
+        if cfg.split_ratio != round(cfg.split_ratio) or cfg.split_ratio < 1:
+            raise ValueError(f"split_ratio must be a whole number, got {cfg.split_ratio}")
+        self.config = cfg
+        self.schemas = list(schemas)
+        self.names = list(names)
+        self.backbone = CSPNeXt(cfg.widen, cfg.deepen)
+        self.head = SimCCHead(self.backbone.out_channels, self.num_keypoints,
+                              (h // STRIDE, w // STRIDE), cfg.bins, cfg.hidden, cfg.kernel,
+                              cfg.gau)  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: (B, 3, H, W) RGB crops in 0..1 -> (x logits, y logits)."""
+        return self.head(self.backbone(self.normalise(x)))
+
+    @classmethod
+    def from_description(cls, desc: dict[str, Any]) -> RTMPose:
+        cfg = dict(desc["config"])
+        for key in ("input_size", "mean", "std", "sigma"):
+            cfg[key] = tuple(cfg[key])
+        schemas = [KeypointSchema.from_dict(s) for s in desc["schemas"]]
+        return cls(RTMPoseConfig(**cfg), schemas, list(desc["names"]))
+
+    @classmethod
+    def for_graph(
+        cls, output_names: list[str], input_shape: list[Any], schema: KeypointSchema
+    ) -> RTMPose | None:
+        if output_names != ["simcc_x", "simcc_y"]:
+            return None
+        h, w = input_shape[2:4]
+        if not (isinstance(h, int) and isinstance(w, int)):
+            raise ValueError("a SimCC graph without posekit metadata needs a fixed crop size")
+        # the smallest network: its weights are never used, only the decoder and settings
+        cfg = RTMPoseConfig(input_size=(h, w), widen=0.125, deepen=0.1, hidden=8, gau=False,
+                            name="rtmpose (onnx)")  # fmt: skip
+        return cls(cfg, [schema], [schema.name])
+
+    def export_output_names(self) -> list[str]:
+        return ["simcc_x", "simcc_y"]
+
+    def export_outputs(self, outputs: Any) -> tuple[torch.Tensor, ...]:
+        return tuple(outputs)
+
+    def from_export_outputs(self, tensors: Any, input_shape: tuple[int, int]) -> Any:
+        return tensors[0], tensors[1]
+
+    def crop_encoder(self) -> Any:
+        """Gaussian SimCC labels and keypoint weights (`simcc.SimCCEncoder`)."""
+        from posekit.models.rtmpose.simcc import SimCCEncoder
+
+        c = self.config
+        return SimCCEncoder(c.input_size, c.split_ratio, c.sigma)
+
+    def loss(self, outputs: Any, targets: Any) -> tuple[torch.Tensor, dict[str, float]]:
+        """KL divergence of each axis's classifier from its Gaussian labels (the
+        `CropTargets` of `crop_encoder`: x labels, y labels, weights)."""
+        from posekit.models.rtmpose.simcc import kl_loss
+
+        label_x, label_y, weights = targets.parts
+        beta = self.config.beta
+        lx = kl_loss(outputs[0], label_x, weights, beta)
+        ly = kl_loss(outputs[1], label_y, weights, beta)
+        return lx + ly, {"simcc_x": float(lx.detach()), "simcc_y": float(ly.detach())}
+
+    def decode_crops(self, outputs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """The classifiers' peaks refined within their window (`simcc.decode_simcc`), in
+        crop-input pixel indices, and the probability mass there as confidence."""
+        from posekit.models.rtmpose.simcc import decode_simcc
+
+        c = self.config
+        return decode_simcc(outputs[0], outputs[1], c.split_ratio, c.sigma, c.beta)
+
+    def merge_flip_test(self, outputs: Any, classes: torch.Tensor) -> Any:
+        """The mean of each crop's logits and its mirror's, flipped back (x bins mirrored,
+        left and right keypoints swapped by the class's flip permutation)."""
+        from posekit.models.rtmpose.simcc import flip_back_x, flip_back_y
+
+        sx, sy = outputs
+        m = len(sx) // 2
+        index = self.flip_index(classes)
+        fx = flip_back_x(sx[m:], index, self.config.split_ratio)
+        return (sx[:m] + fx) / 2, (sy[:m] + flip_back_y(sy[m:], index)) / 2
+
+
+# ---------------------------------------------------------------------- sizes
+SIZES: dict[str, RTMPoseConfig] = {
+    "t": RTMPoseConfig(widen=0.375, deepen=0.167, name="rtmpose-t"),
+    "s": RTMPoseConfig(widen=0.5, deepen=0.33, name="rtmpose-s"),
+    "m": RTMPoseConfig(widen=0.75, deepen=0.67, name="rtmpose-m"),
+    "l": RTMPoseConfig(widen=1.0, deepen=1.0, name="rtmpose-l"),
+}
+
+
+def _factory(size: str):  # type: ignore[no-untyped-def]
+    def build(schemas: list[KeypointSchema], names: list[str], **overrides) -> RTMPose:  # type: ignore[no-untyped-def]
+        overrides.pop("imgsz", None)  # the crop size is `input_size`
+        cfg = SIZES[size]
+        # the trainer's generic multipliers scale the size's own
+        width, depth = overrides.pop("width", None), overrides.pop("depth", None)
+        if width:
+            overrides.setdefault("widen", cfg.widen * width)
+        if depth:
+            overrides.setdefault("deepen", cfg.deepen * depth)
+        return RTMPose(replace(cfg, **overrides), schemas, names)
+
+    build.__name__ = f"rtmpose_{size}"
+    build.__doc__ = f"rtmpose-{size}: {SIZES[size]}"
+    return build
+
+
+for _size in SIZES:
+    register_model(f"rtmpose-{_size}")(_factory(_size))
