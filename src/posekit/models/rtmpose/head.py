@@ -40,7 +40,6 @@ class GatedAttentionUnit(nn.Module):
         self.beta = nn.Parameter(torch.zeros(2, s))
         self.out = nn.Linear(self.e, dim, bias=False)
         self.res_scale = nn.Parameter(torch.ones(dim))
-        nn.init.xavier_uniform_(self.uv.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         u, v, base = F.silu(self.uv(self.norm(x))).split([self.e, self.e, self.s], -1)
@@ -63,6 +62,17 @@ class SimCCHead(nn.Module):
         self.gau = GatedAttentionUnit(hidden) if gau else nn.Identity()
         self.cls_x = nn.Linear(hidden, bins[0], bias=False)
         self.cls_y = nn.Linear(hidden, bins[1], bias=False)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """RTMPose's head initialisation: small normal weights (linear std 0.01, the
+        convolution 0.001), so that training starts from nearly uniform classifiers instead of
+        confident random peaks (beta = 10 sharpens any initial noise)."""
+        nn.init.normal_(self.final.weight, std=0.001)
+        nn.init.zeros_(self.final.bias)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, std=0.01)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         tokens = self.project(self.norm(self.final(x).flatten(2)))  # (B, K, hidden)

@@ -54,13 +54,17 @@ class SimCCEncoder:
 def kl_loss(
     logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, beta: float = 10.0
 ) -> torch.Tensor:
-    """KL(softmax(beta * labels) || softmax(beta * logits)) per keypoint, averaged over the
-    bins, weighted, summed over crops and averaged over keypoints (MMPose's `KLDiscretLoss`
-    with `use_target_weight` and `label_softmax`); logits and labels (N, K, bins)."""
+    """KL(softmax(beta * labels) || softmax(beta * logits)) in nats per keypoint, weighted and
+    averaged over crops and keypoints; logits and labels (N, K, bins).
+
+    MMPose's `KLDiscretLoss` (with `use_target_weight`, `label_softmax`) has the same
+    minimiser but averages over the bins and sums over the batch: at the small batches of a
+    CPU its gradients are so small (about 1e-5 per logit at batch 8) that AdamW's epsilon damps
+    the backbone's updates. In nats the gradient per logit is beta * (p - target) / (N K)."""
     log_p = F.log_softmax(logits.float() * beta, dim=-1)
     target = F.softmax(labels.float() * beta, dim=-1)
-    per = F.kl_div(log_p, target, reduction="none").mean(-1)  # (N, K)
-    return (per * weights).sum() / logits.shape[1]
+    per = F.kl_div(log_p, target, reduction="none").sum(-1)  # (N, K)
+    return (per * weights).sum() / per.numel()
 
 
 def window_radius(sigma: float, beta: float) -> int:
