@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import fields, replace
@@ -99,6 +100,7 @@ class Model:
         self._tracker: Tracker | None = None  # kept between `track(persist=True)` calls
         # (net, parameter version, folded copy) of the last `inference_net`
         self._inference: tuple[KeypointModel, int, KeypointModel] | None = None
+        self._half: tuple[KeypointModel, KeypointModel] | None = None  # (fp32 net, fp16 copy)
         if self.source in list_models():
             self.net = create(self.source, schema or "coco17")
         elif Path(self.source).exists():
@@ -140,12 +142,21 @@ class Model:
             return self._onnx_category_ids
         return self.checkpoint.get("category_ids")
 
-    def runner(self, device: torch.device) -> tuple[KeypointModel, Backend | None]:
+    def runner(
+        self, device: torch.device, *, half: bool = False
+    ) -> tuple[KeypointModel, Backend | None]:
         """(network, backend) that `Predictor` takes for a run on `device`: the folded
-        PyTorch copy (no backend: it runs itself), or the weightless network of an `.onnx`
-        model and its ONNX Runtime session (kept between calls)."""
+        PyTorch copy (no backend: it runs itself; with `half`, an fp16 copy of it, kept beside
+        the fp32 one so that runs of either precision never convert the other), or the
+        weightless network of an `.onnx` model and its ONNX Runtime session (kept between
+        calls)."""
         if self.onnx is None:
-            return self.inference_net, None
+            net = self.inference_net
+            if not half:
+                return net, None
+            if self._half is None or self._half[0] is not net:
+                self._half = (net, copy.deepcopy(net).half())
+            return self._half[1], None
         key = str(device)
         if key not in self._sessions:
             from posekit.predict.backends import OnnxBackend
@@ -207,9 +218,9 @@ class Model:
         from posekit.utils.device import select_device
 
         dev = select_device(device)
-        net, backend = self.runner(dev)
         if half is None:
-            half = dev.type == "cuda" and backend is None
+            half = dev.type == "cuda" and self.onnx is None
+        net, backend = self.runner(dev, half=half and self.onnx is None)
         cfg = PredictConfig(
             half=half,
             conf=conf,

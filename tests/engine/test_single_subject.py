@@ -87,7 +87,7 @@ def test_training_crops_are_whole_frames(tmp_path: Path) -> None:
                  single_subject=True, box_padding=1.0)  # fmt: skip
     samples = CropSamples(ds, net.config, AugmentConfig.off(), net.crop_encoder())
     assert len(samples) == 3
-    image, (label_x, label_y, weights), _image_id = samples[0]
+    image, (label_x, label_y, weights, _), _image_id = samples[0]
     assert image.shape == (3, 96, 128) and weights.tolist() == [1, 1, 1, 1]
     # the crop is the frame: its edges land on the first and last pixel centres (UDP), and the
     # labels peak where the crop matrix puts each keypoint

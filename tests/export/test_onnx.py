@@ -25,7 +25,11 @@ from posekit.utils.extras import MissingExtraError
 pytest.importorskip("onnxruntime")
 
 #: One small model per family (a new family must add its case here: see the family test).
-CASES = {"rtpose": ("rtpose-n", {}), "vitpose": ("vitpose-s", {"width": 0.25, "depth": 0.25})}
+CASES = {
+    "rtmpose": ("rtmpose-t", {}),
+    "rtpose": ("rtpose-n", {}),
+    "vitpose": ("vitpose-s", {"width": 0.25, "depth": 0.25}),
+}
 
 
 def test_every_family_has_an_export_case() -> None:

@@ -12,6 +12,7 @@ mappings follow whichever backend ran: the backend is a seam, not a second predi
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Any, Protocol
@@ -41,11 +42,11 @@ class TorchBackend:
     fixed_batch: int | None = None
 
     def __init__(self, net: KeypointModel, device: torch.device, *, half: bool = False) -> None:
-        self.net = net.to(device, memory_format=torch.channels_last)
         self.device = device
         self.half = half
-        if half:
-            self.net = self.net.half()
+        if half and any(p.dtype != torch.float16 for p in net.parameters()):
+            net = copy.deepcopy(net).half()  # the caller's fp32 network stays as it is
+        self.net = net.to(device, memory_format=torch.channels_last)
 
     def __call__(self, x: torch.Tensor) -> Any:
         x = x.to(self.device, torch.float16 if self.half else torch.float32)

@@ -74,7 +74,8 @@ class SimCCHead(nn.Module):
             if isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, std=0.01)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        tokens = self.project(self.norm(self.final(x).flatten(2)))  # (B, K, hidden)
-        tokens = self.gau(tokens)
-        return self.cls_x(tokens), self.cls_y(tokens)
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(x logits, y logits, the K stride-32 maps the tokens come from)."""
+        maps = self.final(x)  # (B, K, h, w)
+        tokens = self.gau(self.project(self.norm(maps.flatten(2))))  # (B, K, hidden)
+        return self.cls_x(tokens), self.cls_y(tokens), maps

@@ -36,10 +36,13 @@ class RTMPoseConfig:
     input_size: tuple[int, int] = (256, 192)  # crop (height, width), multiples of 32
     hidden: int = 256  # keypoint token width of the head
     kernel: int = 7  # the head's first convolution
-    gau: bool = True  # gated attention across keypoint tokens in the head
+    # gated attention across the keypoint tokens (published RTMPose's head); off by default:
+    # trained from scratch at small batches it made training unstable (see the README)
+    gau: bool = False
     split_ratio: float = 2.0  # SimCC bins per pixel (a whole number: the flip test is exact)
     sigma: tuple[float, float] = (4.9, 5.66)  # label Gaussians (x, y), in bins
     beta: float = 10.0  # logits and labels are compared as softmax(beta * .)
+    dense_weight: float = 1.0  # auxiliary heatmap loss on the head's maps (`simcc.dense_loss`)
     mean: tuple[float, float, float] = IMAGENET_MEAN  # on 0..1 RGB
     std: tuple[float, float, float] = IMAGENET_STD
     box_padding: float = 1.25  # crops cover the box grown by this factor
@@ -67,7 +70,8 @@ class RTMPose(TopDownModel):
     """RTMPose for given keypoint schemas: one x and one y classifier per keypoint slot.
 
     Input: (B, 3, H, W) RGB crops in 0..1 of `config.input_size`; output: (x logits
-    (B, K, W * ratio), y logits (B, K, H * ratio)).
+    (B, K, W * ratio), y logits (B, K, H * ratio)), and in training mode the head's stride-32
+    keypoint maps third (for the dense auxiliary loss).
     """
 
     def __init__(self, cfg: RTMPoseConfig, schemas: list[KeypointSchema], names: list[str]):
@@ -87,9 +91,10 @@ class RTMPose(TopDownModel):
                               (h // STRIDE, w // STRIDE), cfg.bins, cfg.hidden, cfg.kernel,
                               cfg.gau)  # fmt: skip
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x: (B, 3, H, W) RGB crops in 0..1 -> (x logits, y logits)."""
-        return self.head(self.backbone(self.normalise(x)))
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """x: (B, 3, H, W) RGB crops in 0..1 -> (x logits, y logits[, maps when training])."""
+        sx, sy, maps = self.head(self.backbone(self.normalise(x)))
+        return (sx, sy, maps) if self.training else (sx, sy)
 
     @classmethod
     def from_description(cls, desc: dict[str, Any]) -> RTMPose:
@@ -117,7 +122,7 @@ class RTMPose(TopDownModel):
         return ["simcc_x", "simcc_y"]
 
     def export_outputs(self, outputs: Any) -> tuple[torch.Tensor, ...]:
-        return tuple(outputs)
+        return tuple(outputs[:2])
 
     def from_export_outputs(self, tensors: Any, input_shape: tuple[int, int]) -> Any:
         return tensors[0], tensors[1]
@@ -130,15 +135,22 @@ class RTMPose(TopDownModel):
         return SimCCEncoder(c.input_size, c.split_ratio, c.sigma)
 
     def loss(self, outputs: Any, targets: Any) -> tuple[torch.Tensor, dict[str, float]]:
-        """KL divergence of each axis's classifier from its Gaussian labels (the
-        `CropTargets` of `crop_encoder`: x labels, y labels, weights)."""
-        from posekit.models.rtmpose.simcc import kl_loss
+        """KL divergence of each axis's classifier from its Gaussian labels, plus the dense
+        auxiliary loss on the head's maps (the `CropTargets` of `crop_encoder`: x labels, y
+        labels, weights, keypoints)."""
+        from posekit.models.rtmpose.simcc import dense_loss, kl_loss
 
-        label_x, label_y, weights = targets.parts
-        beta = self.config.beta
-        lx = kl_loss(outputs[0], label_x, weights, beta)
-        ly = kl_loss(outputs[1], label_y, weights, beta)
-        return lx + ly, {"simcc_x": float(lx.detach()), "simcc_y": float(ly.detach())}
+        label_x, label_y, weights, xy = targets.parts
+        c = self.config
+        lx = kl_loss(outputs[0], label_x, weights, c.beta)
+        ly = kl_loss(outputs[1], label_y, weights, c.beta)
+        parts = {"simcc_x": float(lx.detach()), "simcc_y": float(ly.detach())}
+        loss = lx + ly
+        if c.dense_weight and len(outputs) > 2:
+            dense = dense_loss(outputs[2], xy, weights, STRIDE)
+            loss = loss + c.dense_weight * dense
+            parts["dense"] = float(dense.detach())
+        return loss, parts
 
     def decode_crops(self, outputs: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """The classifiers' peaks refined within their window (`simcc.decode_simcc`), in

@@ -31,8 +31,9 @@ def gaussian_labels(mu: torch.Tensor, bins: int, sigma: float) -> torch.Tensor:
 @dataclass(frozen=True)
 class SimCCEncoder:
     """Training targets of one crop: keypoints (K, 2) in crop-input pixel indices and their
-    weights (K,) -> x labels (K, W * ratio), y labels (K, H * ratio) and the weights, 0 where
-    a keypoint's Gaussian lies wholly outside the bins (MMPose's rule)."""
+    weights (K,) -> x labels (K, W * ratio), y labels (K, H * ratio), the weights (0 where a
+    keypoint's Gaussian lies wholly outside the bins, MMPose's rule) and the keypoints (K, 2)
+    themselves (for the dense auxiliary loss)."""
 
     input_size: tuple[int, int]  # (height, width)
     split_ratio: float
@@ -40,7 +41,7 @@ class SimCCEncoder:
 
     def __call__(
         self, xy: np.ndarray, weights: np.ndarray
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         h, w = self.input_size
         nx, ny = round(w * self.split_ratio), round(h * self.split_ratio)
         mu = torch.from_numpy(xy * self.split_ratio).float()
@@ -48,7 +49,8 @@ class SimCCEncoder:
         inside = ((mu[:, 0] + 3 * sx >= 0) & (mu[:, 0] - 3 * sx < nx)
                   & (mu[:, 1] + 3 * sy >= 0) & (mu[:, 1] - 3 * sy < ny))  # fmt: skip
         weight = torch.from_numpy(weights).float() * inside
-        return gaussian_labels(mu[:, 0], nx, sx), gaussian_labels(mu[:, 1], ny, sy), weight
+        return (gaussian_labels(mu[:, 0], nx, sx), gaussian_labels(mu[:, 1], ny, sy), weight,
+                torch.from_numpy(xy).float())  # fmt: skip
 
 
 def kl_loss(
@@ -64,6 +66,27 @@ def kl_loss(
     log_p = F.log_softmax(logits.float() * beta, dim=-1)
     target = F.softmax(labels.float() * beta, dim=-1)
     per = F.kl_div(log_p, target, reduction="none").sum(-1)  # (N, K)
+    return (per * weights).sum() / per.numel()
+
+
+def dense_loss(
+    maps: torch.Tensor, xy: torch.Tensor, weights: torch.Tensor, stride: int
+) -> torch.Tensor:
+    """Squared error between the head's keypoint maps (N, K, h, w) at `stride` and Gaussians
+    of one cell's sigma at the keypoints `xy` (N, K, 2, crop-input pixel indices), summed over
+    the cells, weighted, averaged over crops and keypoints.
+
+    Not part of published RTMPose (whose backbone comes pretrained): from scratch, the SimCC
+    loss alone reaches the backbone only through the flattened projection, and a whole-frame
+    model then stalls at predicting where keypoints usually are; this dense signal tells the
+    backbone where each keypoint is, as a heatmap model's loss does."""
+    _n, _k, h, w = maps.shape
+    cx = torch.arange(w, device=maps.device, dtype=torch.float32) * stride + (stride - 1) / 2
+    cy = torch.arange(h, device=maps.device, dtype=torch.float32) * stride + (stride - 1) / 2
+    dx = (cx - xy[..., 0, None]) / stride  # (N, K, w) in cells
+    dy = (cy - xy[..., 1, None]) / stride
+    target = torch.exp(-(dy[..., :, None] ** 2 + dx[..., None, :] ** 2) / 2)  # (N, K, h, w)
+    per = ((maps.float() - target) ** 2).sum((-1, -2))
     return (per * weights).sum() / per.numel()
 
 
