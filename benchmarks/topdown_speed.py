@@ -2,9 +2,9 @@
 
 Network only (BatchNorm folded, float32, inference mode), PyTorch and ONNX Runtime (each
 model exported by `Model.export`, dynamic batch): crops/s of the top-down models at 256x192
-(rtmpose-t/s/m, rtmpose-s with the published gated-attention block, vitpose-s) at batch 1 and 16, and
-images/s of rtpose-n at 640x640 next to them; then the prediction pipeline with 16 given boxes
-on a 640x480 frame (crops, network with the flip test, decoding, inverse), PyTorch.
+(rtmpose-t/s/m, rtmpose-s with the published gated-attention block, vitpose-s) at batch 1
+and 16, and images/s of rtpose-n at 640x640 next to them; then the prediction pipeline with 16
+given boxes on a 640x480 frame (crops, network with the flip test, decoding, inverse), PyTorch.
 
     python benchmarks/topdown_speed.py [--models rtmpose-t rtmpose-s ...] [--no-onnx]
 

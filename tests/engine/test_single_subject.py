@@ -1,6 +1,6 @@
 """Single-subject mode: top-down models read each whole frame as one subject (DeepLabCut-style
-projects): how the mode and input are chosen, what training crops and prediction return, and
-the failure it exists for (points spread over the frame), reproduced in small."""
+projects): how the mode and input are chosen, and what training crops and prediction return,
+on a synthetic set whose points are spread over the frame."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from posekit.data.layout import load_dataset
 from posekit.engine.crop_samples import CropSamples
 from posekit.engine.dataset import AugmentConfig
 from posekit.engine.mode import choose_input_mode, frame_input_size
-from posekit.eval import EvalConfig
 from posekit.models import create
 from posekit.predict.predictor import Predictor
 
@@ -116,25 +115,3 @@ def test_single_subject_prediction_is_one_instance_per_frame(tmp_path: Path) -> 
     assert not r.keypoints.visible.any()
     with pytest.raises(ValueError, match="takes no detector"):
         Predictor(model.net, detector=lambda images: [])
-
-
-@pytest.mark.slow
-def test_points_spread_over_the_frame_need_single_subject_mode(tmp_path: Path) -> None:
-    """The failure that single-subject mode exists for, in small: one subject whose points
-    lie anywhere in the frame. The one-stage model, trained for the same number of steps on
-    the same frames, misses them; rtmpose in single-subject mode finds them."""
-    train = spread_points_set(tmp_path / "train", 64, 0)
-    test = spread_points_set(tmp_path / "test", 16, 1)
-    errors = {}
-    for name in ("rtpose-n", "rtmpose-t"):
-        result = Model(name).train(data=str(train), epochs=40, imgsz=128, batch=16, workers=0,
-                                   val=False, project=str(tmp_path / "runs"), name=name,
-                                   degrees=0.0, scale=0.1, flip=0.0, warmup_epochs=2.0,
-                                   lr0=0.004)  # fmt: skip
-        model = Model(result.last)
-        assert model.net.single_subject == (name == "rtmpose-t")
-        m = model.val(test, split="train", imgsz=128, config=EvalConfig())
-        errors[name] = (m.epe, m.pck, m.counts["unmatched"])
-    print(errors)
-    assert errors["rtmpose-t"][0] < 3.0 and errors["rtmpose-t"][1] > 0.9
-    assert errors["rtpose-n"][0] > 2 * errors["rtmpose-t"][0]

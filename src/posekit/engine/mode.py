@@ -56,9 +56,8 @@ def choose_input_mode(
         if single_subject:
             raise ValueError(f"single-subject mode needs a top-down model; {name} finds "
                              "instances itself (e.g. --model rtmpose-s)")  # fmt: skip
-        hint = (" (every image has at most one subject: a top-down model in single-subject "
-                "mode, e.g. --model rtmpose-s, reads each keypoint from its own peak)"
-                if most <= 1 else "")  # fmt: skip
+        hint = (" (every image has at most one subject: top-down models can also train on "
+                "whole frames, in single-subject mode)" if most <= 1 else "")  # fmt: skip
         return InputMode(False, {}, f"{name}: whole images letterboxed to {imgsz}, every "
                                     f"instance found by the model{hint}")  # fmt: skip
     if single_subject is None:
