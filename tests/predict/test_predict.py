@@ -362,3 +362,24 @@ def test_a_stream_url_is_read_lazily_through_opencv(tmp_path: Path) -> None:
 def test_a_missing_camera_is_one_clear_error() -> None:
     with pytest.raises(SourceError, match="cannot open video or stream"):
         list(iter_frames(97))
+
+
+def test_half_precision_runs_on_a_copy_of_the_network() -> None:
+    """fp16 (CUDA's default) converts a copy: a later fp32 run of the same `Model` (or the
+    caller's own network) still has fp32 weights (found on a GPU, where fp32 after fp16 failed
+    with 'Input type (float) and bias type (c10::Half) should be the same')."""
+    import torch
+
+    from posekit import Model
+    from posekit.predict.backends import TorchBackend
+
+    model = Model("rtpose-n", "coco17")
+    cpu = torch.device("cpu")
+    half_net, _ = model.runner(cpu, half=True)
+    full_net, _ = model.runner(cpu)
+    assert {p.dtype for p in half_net.parameters()} == {torch.float16}
+    assert {p.dtype for p in full_net.parameters()} == {torch.float32}
+    assert model.runner(cpu, half=True)[0] is half_net  # kept between calls
+    backend = TorchBackend(full_net, cpu, half=True)
+    assert {p.dtype for p in backend.net.parameters()} == {torch.float16}
+    assert {p.dtype for p in full_net.parameters()} == {torch.float32}
