@@ -59,9 +59,9 @@ def main() -> None:
                                    time_limit=args.minutes, val=False, warmup_epochs=1.0,
                                    **recipe)  # fmt: skip
         minutes = (time.time() - t0) / 60
-        m = Model(result.last).val(test, split="train", imgsz=imgsz,
-                                   config=EvalConfig(per_keypoint_ap=False))  # fmt: skip
-        top_down = Model(result.last).net.input_kind == "crops"
+        trained = Model(result.last)
+        m = trained.val(test, split="train", imgsz=imgsz, config=EvalConfig(per_keypoint_ap=False))
+        top_down = trained.net.input_kind == "crops"
         how = "ground-truth boxes" if top_down else f"whole images at {imgsz}"
         row = {"model": name, "epochs": result.epochs_run, "minutes": round(minutes, 1),
                "evaluated_on": how, "AP": m.coco["AP"], "AP50": m.coco["AP50"],

@@ -216,14 +216,15 @@ class Trainer:
                                  "input cannot change when fine-tuning")  # fmt: skip
             return model.train()
         overrides = {k: v for k, v in (("width", cfg.width), ("depth", cfg.depth)) if v}
-        model = create(cfg.model, schemas, names, imgsz=cfg.imgsz, **overrides)
-        mode = choose_input_mode(model, self.train_ds, cfg.imgsz, cfg.single_subject)
+        # the input mode depends on the family and its default input: read them from a
+        # weightless (meta-device) build, then build the real network once, in that mode
+        with torch.device("meta"):
+            probe = create(cfg.model, schemas, names, imgsz=cfg.imgsz, **overrides)
+        mode = choose_input_mode(probe, self.train_ds, cfg.imgsz, cfg.single_subject)
         if dist.is_main():
             log.info("input: %s", mode.reason)
-        if mode.overrides:
-            model = create(cfg.model, schemas, names, imgsz=cfg.imgsz, **overrides,
-                           **mode.overrides)  # fmt: skip
-        return model.train()
+        return create(cfg.model, schemas, names, imgsz=cfg.imgsz, **overrides,
+                      **mode.overrides).train()  # fmt: skip
 
     def _build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         cfg = self.cfg
