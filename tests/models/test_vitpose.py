@@ -15,7 +15,7 @@ from conftest import MOUSE
 from posekit import Model
 from posekit.data.crops import from_crop
 from posekit.models import create
-from posekit.models.vitpose.codec import decode_heatmaps, flip_back, heatmap_to_input, udp_targets
+from posekit.models.heatmap_codec import decode_heatmaps, flip_back, heatmap_to_input, udp_targets
 from posekit.predict.topdown import make_crops, to_tensor
 from posekit.schema import KeypointSchema, get_schema
 

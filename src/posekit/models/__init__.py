@@ -4,6 +4,7 @@ Each family is a package that registers its network class (`register_family`) an
 (`register_model`); importing it here is the one line that adds a family.
 """
 
+from posekit.models import heatpose as _heatpose  # noqa: F401  (registers heatpose-t ... heatpose-l)
 from posekit.models import rtmpose as _rtmpose  # noqa: F401  (registers rtmpose-t ... rtmpose-l)
 from posekit.models import rtpose as _rtpose  # noqa: F401  (registers rtpose-n ... rtpose-x)
 from posekit.models import vitpose as _vitpose  # noqa: F401  (registers vitpose-s ... vitpose-h)

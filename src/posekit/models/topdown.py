@@ -6,6 +6,9 @@ A crop family subclasses `TopDownModel` and supplies its network (`forward` on R
 `mean` / `std`, `box_padding`, `pixel_centre`, `flip_test` and `single_subject`: with the
 last, the crop is the whole frame (one subject per image, no detector), in training and in
 prediction alike.
+
+`HeatmapTopDownModel` supplies all of that but the network for families whose output is one
+heatmap per keypoint (UDP targets, DARK decoding, `posekit.models.heatmap_codec`).
 """
 
 from __future__ import annotations
@@ -70,3 +73,43 @@ class TopDownModel(KeypointModel):
         zeros = torch.zeros(1, dtype=torch.long)
         return [Detections(torch.zeros(1, 4), s.mean()[None], zeros, k)
                 for k, s in zip(kp, scores, strict=True)]  # fmt: skip
+
+
+class HeatmapTopDownModel(TopDownModel):
+    """A crop family whose `forward` returns heatmaps (B, K, h, w); its config adds
+    `heatmap_size` (h, w) and `sigma` (of the target Gaussians, in heatmap pixels)."""
+
+    def export_output_names(self) -> list[str]:
+        return ["heatmaps"]
+
+    def crop_encoder(self) -> Any:
+        """UDP Gaussian heatmaps and keypoint weights (`heatmap_codec.HeatmapEncoder`)."""
+        from posekit.models.heatmap_codec import HeatmapEncoder
+
+        c = self.config
+        return HeatmapEncoder(c.input_size, c.heatmap_size, c.sigma)
+
+    def loss(self, outputs: torch.Tensor, targets: Any) -> tuple[torch.Tensor, dict[str, float]]:
+        """Keypoint-weighted MSE between predicted and target heatmaps (the `CropTargets` of
+        `crop_encoder`: heatmaps, weights)."""
+        from posekit.models.heatmap_codec import heatmap_loss
+
+        heatmaps, weights = targets.parts
+        loss = heatmap_loss(outputs.float(), heatmaps, weights)
+        return loss, {"heatmap": float(loss.detach())}
+
+    def decode_crops(self, outputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Heatmap maxima refined by DARK (`heatmap_codec.decode_heatmaps`), mapped from
+        heatmap to crop-input pixels: both span the same region index to index (UDP)."""
+        from posekit.models.heatmap_codec import decode_heatmaps, heatmap_to_input
+
+        xy, scores = decode_heatmaps(outputs.float())
+        return heatmap_to_input(xy, self.config.input_size, tuple(outputs.shape[-2:])), scores
+
+    def merge_flip_test(self, outputs: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        """The mean of each crop's heatmaps and its mirror's, flipped back (left and right
+        keypoints swapped by the class's flip permutation)."""
+        from posekit.models.heatmap_codec import flip_back
+
+        m = len(outputs) // 2
+        return (outputs[:m] + flip_back(outputs[m:], self.flip_index(classes))) / 2

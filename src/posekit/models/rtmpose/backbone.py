@@ -4,7 +4,9 @@
 Stem of three 3x3 convolutions (stride 2), then four stages, each a stride-2 3x3 convolution
 and a CSP layer whose blocks are a 3x3 convolution followed by a 5x5 depthwise-separable one
 (a large receptive field cheaply), with channel attention on the concatenated halves; the
-last stage starts with spatial pyramid pooling. Output: the stride-32 feature map.
+last stage starts with spatial pyramid pooling. Output: the stride-32 feature map
+(`forward`), or every stage's (strides 4, 8, 16, 32: `stage_outputs`) for a decoder that
+upsamples.
 """
 
 from __future__ import annotations
@@ -84,8 +86,8 @@ def scaled(channels: int, widen: float) -> int:
 
 
 class CSPNeXt(nn.Module):
-    """CSPNeXt at a width (channel) and depth (blocks) multiplier; `out_channels` is the
-    stride-32 map's channel count."""
+    """CSPNeXt at a width (channel) and depth (blocks) multiplier; `stage_channels` are the
+    four stages' output channels (strides 4 to 32), `out_channels` the stride-32 map's."""
 
     def __init__(self, widen: float, deepen: float) -> None:
         super().__init__()
@@ -101,7 +103,16 @@ class CSPNeXt(nn.Module):
             layers.append(CSPLayer(c_out, c_out, max(1, round(n * deepen)), shortcut))
             stages.append(nn.Sequential(*layers))
         self.stages = nn.Sequential(*stages)
-        self.out_channels = scaled(STAGES[-1][1], widen)
+        self.stage_channels = tuple(scaled(stage[1], widen) for stage in STAGES)
+        self.out_channels = self.stage_channels[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(self.stem(x))
+
+    def stage_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The four stages' outputs, at strides 4, 8, 16 and 32."""
+        outputs, x = [], self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+            outputs.append(x)
+        return outputs

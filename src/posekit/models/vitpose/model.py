@@ -5,7 +5,7 @@ Layout: blocks (patch embedding, attention, MLP, transformer block) -> decoders 
 -> model class -> config table -> registered sizes. The architecture follows the ViTPose paper
 (Xu et al., 2022): a 256x192 crop is cut into 16x16 patches with 2 pixels of padding (16x12
 tokens), a ViT encodes them, and the decoder upsamples the token map 4x into one heatmap per
-keypoint (64x48), decoded with UDP + DARK (`posekit.models.vitpose.codec`).
+keypoint (64x48), decoded with UDP + DARK (`posekit.models.heatmap_codec`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from torch import nn
 
 from posekit.models.base import register_family
 from posekit.models.registry import register_model
-from posekit.models.topdown import TopDownModel
+from posekit.models.topdown import HeatmapTopDownModel
 from posekit.schema import KeypointSchema
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -174,7 +174,7 @@ class ViTPoseConfig:
 
 
 @register_family("vitpose")
-class ViTPose(TopDownModel):
+class ViTPose(HeatmapTopDownModel):
     """ViTPose for given keypoint schemas: one heatmap channel per keypoint slot.
 
     Input: (B, 3, H, W) RGB crops in 0..1 of `config.input_size`; output: (B, K, H/4, W/4)
@@ -283,25 +283,6 @@ class ViTPose(TopDownModel):
                             name="vitpose (onnx)")  # fmt: skip
         return cls(cfg, [schema], [schema.name])
 
-    def export_output_names(self) -> list[str]:
-        return ["heatmaps"]
-
-    def crop_encoder(self) -> Any:
-        """UDP Gaussian heatmaps and keypoint weights (`codec.HeatmapEncoder`)."""
-        from posekit.models.vitpose.codec import HeatmapEncoder
-
-        c = self.config
-        return HeatmapEncoder(c.input_size, c.heatmap_size, c.sigma)
-
-    def loss(self, outputs: torch.Tensor, targets: Any) -> tuple[torch.Tensor, dict[str, float]]:
-        """Keypoint-weighted MSE between predicted and target heatmaps (the `CropTargets` of
-        `crop_encoder`: heatmaps, weights)."""
-        from posekit.models.vitpose.codec import heatmap_loss
-
-        heatmaps, weights = targets.parts
-        loss = heatmap_loss(outputs.float(), heatmaps, weights)
-        return loss, {"heatmap": float(loss.detach())}
-
     def param_groups(self, weight_decay: float) -> list[dict[str, Any]]:
         """AdamW groups with layer-wise learning-rate decay (ViTPose's recipe): block i of n
         learns at `layer_decay ** (n - i)` of the rate, the embeddings at the smallest, the
@@ -320,22 +301,6 @@ class ViTPose(TopDownModel):
             groups.setdefault((scale, no_decay), []).append(p)
         return [{"params": ps, "lr_scale": s, "weight_decay": 0.0 if nd else weight_decay}
                 for (s, nd), ps in groups.items()]  # fmt: skip
-
-    def decode_crops(self, outputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Heatmap maxima refined by DARK (`codec.decode_heatmaps`), mapped from heatmap to
-        crop-input pixels: both span the same region index to index (UDP)."""
-        from posekit.models.vitpose.codec import decode_heatmaps, heatmap_to_input
-
-        xy, scores = decode_heatmaps(outputs.float())
-        return heatmap_to_input(xy, self.config.input_size, tuple(outputs.shape[-2:])), scores
-
-    def merge_flip_test(self, outputs: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
-        """The mean of each crop's heatmaps and its mirror's, flipped back (left and right
-        keypoints swapped by the class's flip permutation)."""
-        from posekit.models.vitpose.codec import flip_back
-
-        m = len(outputs) // 2
-        return (outputs[:m] + flip_back(outputs[m:], self.flip_index(classes))) / 2
 
 
 # ---------------------------------------------------------------------- sizes

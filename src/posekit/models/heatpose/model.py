@@ -1,0 +1,154 @@
+"""HeatPose: CSPNeXt features at strides 4 to 32 merged top-down (a feature pyramid) into one
+UDP heatmap per keypoint at stride 4, decoded with DARK.
+
+Why a second CNN family next to RTMPose: RTMPose's SimCC head reads the stride-32 map through
+one fully connected projection, which must learn where every map cell lies; pretrained on
+COCO that is cheap, from scratch on a few dozen frames it is not (see the README's figures).
+A heatmap decoder is convolutional all the way: a keypoint seen in one place of the frame
+teaches every place, and each keypoint's peak is its own (what DeepLabCut's and SimpleBaseline's
+heatmap heads do). The heatmap codec, flip test and loss are ViTPose's
+(`posekit.models.topdown.HeatmapTopDownModel`).
+
+Layout: decoder -> config -> model class -> registered sizes (heatpose-t/s/m/l, the widths
+and depths of rtmpose-t/s/m/l).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from posekit.models.base import register_family
+from posekit.models.blocks import ConvBNAct
+from posekit.models.registry import register_model
+from posekit.models.rtmpose.backbone import CSPNeXt, scaled
+from posekit.models.rtmpose.model import IMAGENET_MEAN, IMAGENET_STD, STRIDE
+from posekit.models.topdown import HeatmapTopDownModel
+from posekit.schema import KeypointSchema
+
+#: heatmap pixels per input pixel: the decoder's output stride is 4
+HEATMAP_STRIDE = 4
+
+
+class PyramidDecoder(nn.Module):
+    """Stage outputs (strides 4, 8, 16, 32) -> K heatmaps at stride 4: each stage projected to
+    `width` channels, the coarser level upsampled 2x (nearest) and added, a 3x3 convolution
+    after each merge (a depthwise 5x5 and a pointwise one at stride 4, where a full 3x3
+    convolution would cost more than the backbone's last stage), then a 1x1 convolution."""
+
+    def __init__(self, stage_channels: tuple[int, ...], width: int, k: int) -> None:
+        super().__init__()
+        self.lateral = nn.ModuleList(ConvBNAct(c, width, 1) for c in stage_channels)
+        self.smooth = nn.ModuleList(ConvBNAct(width, width, 3) for _ in stage_channels[1:-1])
+        self.fine = nn.Sequential(ConvBNAct(width, width, 5, groups=width),
+                                  ConvBNAct(width, width, 1))  # fmt: skip
+        self.final = nn.Conv2d(width, k, 1)
+        nn.init.normal_(self.final.weight, std=0.001)
+        nn.init.zeros_(self.final.bias)
+
+    def forward(self, stages: list[torch.Tensor]) -> torch.Tensor:
+        x = self.lateral[-1](stages[-1])
+        for level in range(len(stages) - 2, -1, -1):
+            x = self.lateral[level](stages[level]) + F.interpolate(x, scale_factor=2.0)
+            x = self.fine(x) if level == 0 else self.smooth[level - 1](x)
+        return self.final(x)
+
+
+@dataclass(frozen=True)
+class HeatPoseConfig:
+    """Size, input and codec settings of a HeatPose model (saved with the weights)."""
+
+    widen: float = 0.5  # CSPNeXt channel multiplier
+    deepen: float = 0.33  # CSPNeXt block-count multiplier
+    decoder_width: int = 128  # the pyramid decoder's channels at widen 1
+    input_size: tuple[int, int] = (256, 192)  # crop (height, width), multiples of 32
+    sigma: float = 2.0  # of the target Gaussians, in heatmap pixels
+    mean: tuple[float, float, float] = IMAGENET_MEAN  # on 0..1 RGB
+    std: tuple[float, float, float] = IMAGENET_STD
+    box_padding: float = 1.25  # crops cover the box grown by this factor
+    flip_test: bool = True  # average with the mirrored crop's heatmaps at inference
+    half_body: float = 0.3  # training: probability of cropping to the upper or lower body
+    pixel_centre: float = 0.5  # posekit's continuous coordinates (as rtmpose's)
+    single_subject: bool = False  # the crop is the whole frame (see `posekit.models.topdown`)
+    name: str = "heatpose"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def imgsz(self) -> int:
+        """The longer side of the crop (what size-agnostic code reads)."""
+        return max(self.input_size)
+
+    @property
+    def heatmap_size(self) -> tuple[int, int]:
+        """(height, width) of the heatmaps: a quarter of the crop's."""
+        h, w = self.input_size
+        return h // HEATMAP_STRIDE, w // HEATMAP_STRIDE
+
+
+@register_family("heatpose")
+class HeatPose(HeatmapTopDownModel):
+    """HeatPose for given keypoint schemas: one heatmap channel per keypoint slot.
+
+    Input: (B, 3, H, W) RGB crops in 0..1 of `config.input_size`; output: (B, K, H/4, W/4)
+    heatmaps.
+    """
+
+    def __init__(self, cfg: HeatPoseConfig, schemas: list[KeypointSchema], names: list[str]):
+        super().__init__()
+        if not schemas:
+            raise ValueError("heatpose needs at least one keypoint schema")
+        h, w = cfg.input_size
+        if h % STRIDE or w % STRIDE:
+            raise ValueError(f"heatpose input sides must be multiples of {STRIDE}, got {h}x{w}")
+        self.config = cfg
+        self.schemas = list(schemas)
+        self.names = list(names)
+        self.backbone = CSPNeXt(cfg.widen, cfg.deepen)
+        width = scaled(cfg.decoder_width, cfg.widen)
+        self.decoder = PyramidDecoder(self.backbone.stage_channels, width, self.num_keypoints)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, 3, H, W) RGB crops in 0..1 -> heatmaps (B, K, H/4, W/4)."""
+        return self.decoder(self.backbone.stage_outputs(self.normalise(x)))
+
+    @classmethod
+    def from_description(cls, desc: dict[str, Any]) -> HeatPose:
+        cfg = dict(desc["config"])
+        for key in ("input_size", "mean", "std"):
+            cfg[key] = tuple(cfg[key])
+        schemas = [KeypointSchema.from_dict(s) for s in desc["schemas"]]
+        return cls(HeatPoseConfig(**cfg), schemas, list(desc["names"]))
+
+
+# ---------------------------------------------------------------------- sizes
+SIZES: dict[str, HeatPoseConfig] = {
+    "t": HeatPoseConfig(widen=0.375, deepen=0.167, name="heatpose-t"),
+    "s": HeatPoseConfig(widen=0.5, deepen=0.33, name="heatpose-s"),
+    "m": HeatPoseConfig(widen=0.75, deepen=0.67, name="heatpose-m"),
+    "l": HeatPoseConfig(widen=1.0, deepen=1.0, name="heatpose-l"),
+}
+
+
+def _factory(size: str):  # type: ignore[no-untyped-def]
+    def build(schemas: list[KeypointSchema], names: list[str], **overrides) -> HeatPose:  # type: ignore[no-untyped-def]
+        overrides.pop("imgsz", None)  # the crop size is `input_size`
+        cfg = SIZES[size]
+        # the trainer's generic multipliers scale the size's own
+        width, depth = overrides.pop("width", None), overrides.pop("depth", None)
+        if width:
+            overrides.setdefault("widen", cfg.widen * width)
+        if depth:
+            overrides.setdefault("deepen", cfg.deepen * depth)
+        return HeatPose(replace(cfg, **overrides), schemas, names)
+
+    build.__name__ = f"heatpose_{size}"
+    build.__doc__ = f"heatpose-{size}: {SIZES[size]}"
+    return build
+
+
+for _size in SIZES:
+    register_model(f"heatpose-{_size}")(_factory(_size))
