@@ -26,8 +26,8 @@ import torch
 
 from posekit import Model
 from posekit.data.crops import from_crop
-from posekit.models.vitpose import SIZES
 from posekit.models.heatmap_codec import decode_heatmaps, heatmap_to_input
+from posekit.models.vitpose import SIZES
 from posekit.predict.topdown import make_crops
 
 FRAME = (Path(__file__).resolve().parents[1].parent / "shared" / "data" / "openfield-mouse"

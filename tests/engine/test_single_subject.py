@@ -115,3 +115,27 @@ def test_single_subject_prediction_is_one_instance_per_frame(tmp_path: Path) -> 
     assert not r.keypoints.visible.any()
     with pytest.raises(ValueError, match="takes no detector"):
         Predictor(model.net, detector=lambda images: [])
+
+
+@pytest.mark.slow
+def test_spread_points_defeat_one_stage_regression_but_not_single_subject_heatmaps(
+    tmp_path: Path,
+) -> None:
+    """The failure a DeepLabCut project with points spread over the frame showed, in small:
+    rtpose-n regresses every point from one location and misses them by tens of pixels;
+    heatpose-t in single-subject mode finds each point from its own peak (both trained on
+    the same 128 frames for the same epochs, scored on 16 frames it never saw)."""
+    train = spread_points_set(tmp_path / "train", 128, 0)
+    test = spread_points_set(tmp_path / "test", 16, 1)
+    errors = {}
+    for name in ("heatpose-t", "rtpose-n"):
+        run = Model(name).train(data=str(train), epochs=20, imgsz=128, batch=16, workers=0,
+                                val=False, project=str(tmp_path / "runs"), name=name,
+                                degrees=0.0, scale=0.1, flip=0.0, warmup_epochs=2.0,
+                                lr0=0.004)  # fmt: skip
+        trained = Model(run.last)
+        assert trained.net.single_subject == (name == "heatpose-t")  # chosen from the data
+        metrics = trained.val(str(test), split="train", imgsz=128)
+        errors[name] = (metrics.epe, metrics.pck)
+    assert errors["heatpose-t"][0] < 3.0 and errors["heatpose-t"][1] > 0.95, errors
+    assert errors["rtpose-n"][0] > 15.0 and errors["rtpose-n"][1] < 0.6, errors
