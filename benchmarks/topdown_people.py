@@ -7,7 +7,7 @@ weights on the test set: the one-stage rtpose-n finds the people itself; the top
 (instance crops of 256x192) are evaluated on the ground-truth boxes, as top-down papers report
 them. One line per model, then a table.
 
-    python benchmarks/topdown_people.py [--models rtmpose-s vitpose-s rtpose-n] [--minutes 20]
+    python benchmarks/topdown_people.py [--models rtmpose-s heatpose-s ...] [--minutes 20]
 """
 
 from __future__ import annotations
@@ -27,13 +27,16 @@ from posekit.eval import EvalConfig
 RECIPES = {
     "rtpose-n": {"imgsz": 320, "batch": 8, "lr0": 0.002, "scale": 0.25, "degrees": 5.0},
     "rtmpose-s": {"batch": 32, "lr0": 0.002},
+    "heatpose-s": {"batch": 32, "lr0": 0.002},
     "vitpose-s": {"batch": 32, "lr0": 0.001},
 }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["rtmpose-s", "vitpose-s", "rtpose-n"])
+    parser.add_argument(
+        "--models", nargs="+", default=["rtmpose-s", "heatpose-s", "vitpose-s", "rtpose-n"]
+    )
     parser.add_argument("--minutes", type=float, default=20.0)
     parser.add_argument("--train", type=int, default=3600)
     parser.add_argument("--test", type=int, default=500)

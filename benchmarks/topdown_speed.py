@@ -2,7 +2,8 @@
 
 Network only (BatchNorm folded, float32, inference mode), PyTorch and ONNX Runtime (each
 model exported by `Model.export`, dynamic batch): crops/s of the top-down models at 256x192
-(rtmpose-t/s/m, rtmpose-s with the published gated-attention block, vitpose-s) at batch 1
+(rtmpose-t/s/m, rtmpose-s with the published gated-attention block, heatpose-t/s,
+vitpose-s) at batch 1
 and 16, and images/s of rtpose-n at 640x640 next to them; then the prediction pipeline with 16
 given boxes on a 640x480 frame (crops, network with the flip test, decoding, inverse), PyTorch.
 
@@ -87,7 +88,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+",
                         default=["rtmpose-t", "rtmpose-s", "rtmpose-s +GAU", "rtmpose-m",
-                                 "vitpose-s", "rtpose-n"])  # fmt: skip
+                                 "heatpose-t", "heatpose-s", "vitpose-s",
+                                 "rtpose-n"])  # fmt: skip
     parser.add_argument("--onnx", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--seconds", type=float, default=1.5, help="Per measurement.")
     args = parser.parse_args()
