@@ -26,6 +26,7 @@ pytest.importorskip("onnxruntime")
 
 #: One small model per family (a new family must add its case here: see the family test).
 CASES = {
+    "heatpose": ("heatpose-t", {}),
     "rtmpose": ("rtmpose-t", {}),
     "rtpose": ("rtpose-n", {}),
     "vitpose": ("vitpose-s", {"width": 0.25, "depth": 0.25}),

@@ -55,7 +55,7 @@ def choose_input_mode(
     if model.input_kind != "crops":
         if single_subject:
             raise ValueError(f"single-subject mode needs a top-down model; {name} finds "
-                             "instances itself (e.g. --model rtmpose-s)")  # fmt: skip
+                             "instances itself (e.g. --model heatpose-s)")  # fmt: skip
         hint = (" (every image has at most one subject: top-down models can also train on "
                 "whole frames, in single-subject mode)" if most <= 1 else "")  # fmt: skip
         return InputMode(False, {}, f"{name}: whole images letterboxed to {imgsz}, every "
