@@ -73,5 +73,5 @@ def test_model_contract(name: str, tmp_path: Path, valid_coco, make_dataset) -> 
 
 
 def test_unknown_family_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match=r"unknown model family 'nope'; registered: rtmpose, rt"):
+    with pytest.raises(ValueError, match=r"unknown model family 'nope'; registered: heatpose, rt"):
         model_from_description({"architecture": "nope"})
