@@ -20,8 +20,8 @@ from posekit.cli.logs import setup_logging
     "--model",
     default="rtpose-n",
     show_default=True,
-    help="A registered model (rtpose-n ... rtpose-x, rtmpose-t ... rtmpose-l, vitpose-s ... "
-    "vitpose-h) or a checkpoint to fine-tune.",
+    help="A registered model (rtpose-n ... rtpose-x, heatpose-t ... heatpose-l, rtmpose-t ... "
+    "rtmpose-l, vitpose-s ... vitpose-h) or a checkpoint to fine-tune.",
 )
 @click.option("--epochs", type=click.IntRange(1), default=100, show_default=True)
 @click.option("--imgsz", type=click.IntRange(32), default=640, show_default=True)
