@@ -15,7 +15,7 @@ and depths of rtmpose-t/s/m/l).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -24,9 +24,13 @@ from torch import nn
 
 from posekit.models.base import register_family
 from posekit.models.blocks import ConvBNAct
-from posekit.models.registry import register_model
 from posekit.models.rtmpose.backbone import CSPNeXt, scaled
-from posekit.models.rtmpose.model import IMAGENET_MEAN, IMAGENET_STD, STRIDE
+from posekit.models.rtmpose.model import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    STRIDE,
+    register_cspnext_sizes,
+)
 from posekit.models.topdown import HeatmapTopDownModel
 from posekit.schema import KeypointSchema
 
@@ -133,22 +137,4 @@ SIZES: dict[str, HeatPoseConfig] = {
 }
 
 
-def _factory(size: str):  # type: ignore[no-untyped-def]
-    def build(schemas: list[KeypointSchema], names: list[str], **overrides) -> HeatPose:  # type: ignore[no-untyped-def]
-        overrides.pop("imgsz", None)  # the crop size is `input_size`
-        cfg = SIZES[size]
-        # the trainer's generic multipliers scale the size's own
-        width, depth = overrides.pop("width", None), overrides.pop("depth", None)
-        if width:
-            overrides.setdefault("widen", cfg.widen * width)
-        if depth:
-            overrides.setdefault("deepen", cfg.deepen * depth)
-        return HeatPose(replace(cfg, **overrides), schemas, names)
-
-    build.__name__ = f"heatpose_{size}"
-    build.__doc__ = f"heatpose-{size}: {SIZES[size]}"
-    return build
-
-
-for _size in SIZES:
-    register_model(f"heatpose-{_size}")(_factory(_size))
+register_cspnext_sizes("heatpose", HeatPose, SIZES)

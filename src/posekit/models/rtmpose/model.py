@@ -181,22 +181,27 @@ SIZES: dict[str, RTMPoseConfig] = {
 }
 
 
-def _factory(size: str):  # type: ignore[no-untyped-def]
-    def build(schemas: list[KeypointSchema], names: list[str], **overrides) -> RTMPose:  # type: ignore[no-untyped-def]
-        overrides.pop("imgsz", None)  # the crop size is `input_size`
-        cfg = SIZES[size]
-        # the trainer's generic multipliers scale the size's own
-        width, depth = overrides.pop("width", None), overrides.pop("depth", None)
-        if width:
-            overrides.setdefault("widen", cfg.widen * width)
-        if depth:
-            overrides.setdefault("deepen", cfg.deepen * depth)
-        return RTMPose(replace(cfg, **overrides), schemas, names)
+def register_cspnext_sizes(family: str, network: type, sizes: dict[str, Any]) -> None:
+    """Register `{family}-{size}` for each config of `sizes` (CSPNeXt families: the trainer's
+    generic `width` / `depth` multipliers scale the size's own `widen` / `deepen`)."""
 
-    build.__name__ = f"rtmpose_{size}"
-    build.__doc__ = f"rtmpose-{size}: {SIZES[size]}"
-    return build
+    def factory(size: str):  # type: ignore[no-untyped-def]
+        def build(schemas: list[KeypointSchema], names: list[str], **overrides):  # type: ignore[no-untyped-def]
+            overrides.pop("imgsz", None)  # the crop size is `input_size`
+            cfg = sizes[size]
+            width, depth = overrides.pop("width", None), overrides.pop("depth", None)
+            if width:
+                overrides.setdefault("widen", cfg.widen * width)
+            if depth:
+                overrides.setdefault("deepen", cfg.deepen * depth)
+            return network(replace(cfg, **overrides), schemas, names)
+
+        build.__name__ = f"{family}_{size}"
+        build.__doc__ = f"{family}-{size}: {sizes[size]}"
+        return build
+
+    for size in sizes:
+        register_model(f"{family}-{size}")(factory(size))
 
 
-for _size in SIZES:
-    register_model(f"rtmpose-{_size}")(_factory(_size))
+register_cspnext_sizes("rtmpose", RTMPose, SIZES)
