@@ -311,15 +311,19 @@ def _expected_bodyparts(config: dict[str, Any], header: list[list[str]]) -> list
 
 def hdf_rows(path: Path) -> list[list[str]]:
     """A DeepLabCut `CollectedData_*.h5` (a pandas table) as the rows of the CSV DeepLabCut
-    would write beside it, so that it is validated exactly like one. Needs pandas and
-    PyTables (`pip install 'posekit[dlc]'`)."""
+    would write beside it, so that it is validated exactly like one. Needs pandas, PyTables
+    and h5py (`pip install 'posekit[dlc]'`). The file is checked before pandas reads it: a
+    table that would unpickle anything but plain values is refused (`posekit.utils.hdf5`)."""
     from posekit.utils.extras import require
+    from posekit.utils.hdf5 import UnsafeHDF5Error, plain_hdf5_image, read_pandas_hdf
 
     pd = require("pandas", "dlc", "reading DeepLabCut .h5 files")
     require("tables", "dlc", "reading DeepLabCut .h5 files")
     try:
-        df = pd.read_hdf(path)
-    except Exception as e:  # PyTables' and pandas' own errors: one line for the user
+        df = read_pandas_hdf(path, plain_hdf5_image(path))
+    except UnsafeHDF5Error as e:
+        raise DatasetError(str(e)) from None
+    except Exception as e:  # h5py's, PyTables' and pandas' own errors: one line for the user
         raise DatasetError(f"{path}: not a readable DeepLabCut HDF5 table ({e})") from None
     if not isinstance(df, pd.DataFrame) or df.columns.nlevels not in (3, 4):
         raise DatasetError(f"{path}: not a DeepLabCut label table (3 or 4 column levels)")

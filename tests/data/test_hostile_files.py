@@ -1,0 +1,112 @@
+"""No file runs code when read: each reader gets a file with a payload that would create a
+marker file, and must refuse it in one line (exit 2) or read it safely, never obey it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import MOUSE, needs_mouse
+from posekit.cli.main import main
+from posekit.data import load_splits
+
+
+class Payload:
+    """Pickles as a call of os.system that creates `marker` when unpickled."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return os.system, (f"touch {self.marker}",)
+
+
+def _one_error_line(capsys: pytest.CaptureFixture[str], *needles: str) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    for n in needles:
+        assert n in err, err
+    return err
+
+
+def _dlc_single(root: Path, n: int = 3) -> tuple[Path, list[str]]:
+    """A single-animal DeepLabCut project with `n` labelled 64x48 frames; its image paths."""
+    import cv2
+
+    folder = root / "labeled-data" / "v1"
+    folder.mkdir(parents=True)
+    (root / "config.yaml").write_text("scorer: me\nbodyparts: [head, tail]\n")
+    names = []
+    for i in range(n):
+        cv2.imwrite(str(folder / f"img{i}.png"), np.full((48, 64, 3), 90, np.uint8))
+        names.append(f"labeled-data/v1/img{i}.png")
+    return folder, names
+
+
+def _dlc_frame(names: list[str], values: np.ndarray):  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    columns = pd.MultiIndex.from_product([["me"], ["head", "tail"], ["x", "y"]],
+                                         names=["scorer", "bodyparts", "coords"])  # fmt: skip
+    return pd.DataFrame(values, index=names, columns=columns)
+
+
+def test_dlc_h5_with_a_pickled_cell_is_refused_and_runs_nothing(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("tables")
+    folder, names = _dlc_single(tmp_path / "proj")
+    marker = tmp_path / "pwned"
+    df = _dlc_frame(names, np.arange(12.0).reshape(3, 4)).astype(object)
+    df.iloc[1, 2] = Payload(marker)  # an object column: pandas pickles its cells
+    df.to_hdf(folder / "CollectedData_me.h5", key="df_with_missing", mode="w")
+    for args in (["data", "check", str(tmp_path / "proj")],
+                 ["data", "convert", str(tmp_path / "proj"), str(tmp_path / "out")]):  # fmt: skip
+        assert main(args) == 2
+        _one_error_line(capsys, "CollectedData_me.h5", "refused", "pickled")
+        assert not marker.exists()
+    assert not (tmp_path / "out").exists()
+
+
+def test_dlc_h5_with_a_pickled_attribute_is_refused_and_runs_nothing(
+    tmp_path: Path, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    import pickle
+
+    h5py = pytest.importorskip("h5py")
+    pytest.importorskip("tables")
+    folder, names = _dlc_single(tmp_path / "proj")
+    marker = tmp_path / "pwned"
+    h5 = folder / "CollectedData_me.h5"
+    _dlc_frame(names, np.arange(12.0).reshape(3, 4)).to_hdf(h5, key="df_with_missing", mode="w")
+    with h5py.File(h5, "r+") as f:  # PyTables unpickles a byte string ending in "."
+        f["df_with_missing/axis1"].attrs["name"] = np.bytes_(pickle.dumps(Payload(marker), 0))
+    assert main(["data", "check", str(tmp_path / "proj")]) == 2
+    _one_error_line(capsys, "axis1", "attribute 'name'", "refused")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("fmt", ["fixed", "table"])
+@needs_mouse()
+def test_genuine_dlc_h5_reads_exactly_as_its_csv(tmp_path: Path, fmt: str) -> None:
+    """The openfield project's labels as DeepLabCut writes them to HDF5 (both of pandas'
+    formats: DeepLabCut's GUIs have used each) read back as the CSV does."""
+    import pandas as pd
+
+    pytest.importorskip("tables")
+    project = tmp_path / "openfield"
+    shutil.copytree(MOUSE, project, ignore=shutil.ignore_patterns("videos"))
+    (csv,) = (project / "labeled-data" / "m4s1").glob("CollectedData_*.csv")
+    from_csv = load_splits(project)["train"]
+    df = pd.read_csv(csv, header=[0, 1, 2], index_col=0)
+    df.to_hdf(csv.with_suffix(".h5"), key="df_with_missing", format=fmt, mode="w")
+    csv.unlink()
+    from_h5 = load_splits(project)["train"]
+    assert not from_h5.report.problems
+    assert [im.file_name for im in from_h5.images] == [im.file_name for im in from_csv.images]
+    assert len(from_h5.annotations) == len(from_csv.annotations) == 116
+    for a, b in zip(from_h5.annotations, from_csv.annotations, strict=True):
+        np.testing.assert_array_equal(a.keypoints, b.keypoints)
+        np.testing.assert_array_equal(a.bbox, b.bbox)
