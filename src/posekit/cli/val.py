@@ -8,6 +8,7 @@ import click
 from rich.console import Console
 
 from posekit.cli.options import schema_option
+from posekit.data.coco import list_ids, unmatchable_ids, with_matchable_ids
 from posekit.data.dataset import KeypointDataset
 from posekit.data.layout import load_splits
 from posekit.data.problems import DatasetError
@@ -97,6 +98,12 @@ def _sigmas(value: str | None) -> list[float] | None:
     help="Also compute AP per keypoint (one COCO evaluation per keypoint).",
 )
 @click.option("--plots/--no-plots", default=True, show_default=True)
+@click.option(
+    "--fix-ids",
+    is_flag=True,
+    help="Renumber ground-truth annotations with an id <= 0 (pycocotools scores them as "
+    "misses) before evaluating.",
+)
 def val(
     gt: Path,
     split: str,
@@ -114,6 +121,7 @@ def val(
     pcutoff: float,
     per_keypoint: bool,
     plots: bool,
+    fix_ids: bool,
 ) -> None:
     """Evaluate predictions (--pred) or a checkpoint (--model) on a dataset split: COCO AP/AR
     (as pycocotools), PCK, EPE, NME. Ground truth the loader had to skip is listed on stderr;
@@ -126,6 +134,7 @@ def val(
             raise DatasetError(f"{gt}: no '{split}' split (has {', '.join(splits)})")
         split = next(iter(splits))
     usable = report_ground_truth(splits[split])
+    splits[split] = check_ids(splits[split], fix_ids)
     config = EvalConfig(
         max_dets=max_dets,
         sigmas=_sigmas(sigmas),
@@ -165,6 +174,24 @@ def val(
                    "could be evaluated (see the problems above): the figures mean nothing",
                    err=True)  # fmt: skip
         raise SystemExit(1)
+
+
+def check_ids(ds: KeypointDataset, fix: bool) -> KeypointDataset:
+    """Warn about ground-truth ids pycocotools cannot match (naming them); with `fix`, the
+    dataset with those ids renumbered."""
+    bad = unmatchable_ids(ds.annotations)
+    if not bad:
+        return ds
+    shown = list_ids(bad)
+    if fix:
+        click.echo(f"note: renumbered ground-truth annotation id(s) {shown} (--fix-ids)",
+                   err=True)  # fmt: skip
+        return with_matchable_ids(ds)
+    click.echo(f"warning: ground-truth annotation id(s) {shown}: pycocotools (and this "
+               "evaluation, which agrees with it) can never count an instance with an id <= 0 "
+               "as found, so AP is lower than the predictions deserve; --fix-ids renumbers "
+               "them", err=True)  # fmt: skip
+    return ds
 
 
 #: Ground-truth problems printed by `val` (the rest are counted; `data check` lists all).

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +128,11 @@ def parse_coco(
     categories = _parse_categories(obj["categories"], file, report, obj["annotations"])
     images = _parse_images(obj["images"], file, report)
     annotations = _parse_annotations(obj["annotations"], images, categories, file, report, repair)
+    if unmatched := unmatchable_ids(annotations):
+        report.note(Problem("annotation-id-0", f"annotation id(s) {list_ids(unmatched)}: "
+                            "pycocotools never counts an instance with an id <= 0 as found "
+                            "(posekit val --fix-ids renumbers them)", file,
+                            field="annotations.id"))  # fmt: skip
     return KeypointDataset(
         images=list(images.values()),
         annotations=annotations,
@@ -135,6 +141,31 @@ def parse_coco(
         source=file,
         report=report,
     )
+
+
+def unmatchable_ids(annotations: list[Annotation]) -> list[int]:
+    """Ids of non-crowd annotations that pycocotools can never count as matched: it marks a
+    ground truth as taken by storing the detection's id and a detection as matched by the
+    ground truth's id, and tests both with `> 0`, so an instance with id 0 (ExLPose's first)
+    is scored as a miss and the detection on it as a false positive."""
+    return [a.id for a in annotations if a.id <= 0 and not a.iscrowd]
+
+
+def with_matchable_ids(ds: KeypointDataset) -> KeypointDataset:
+    """`ds` with each id `unmatchable_ids` names replaced by a new one above every id in use
+    (the others keep theirs), so that every instance can be matched."""
+    bad = set(unmatchable_ids(ds.annotations))
+    if not bad:
+        return ds
+    fresh = iter(range(max((a.id for a in ds.annotations), default=0) + 1, 2**62))
+    anns = [replace(a, id=next(fresh)) if a.id in bad and not a.iscrowd else a
+            for a in ds.annotations]  # fmt: skip
+    return replace(ds, annotations=anns)
+
+
+def list_ids(ids: list[int], shown: int = 5) -> str:
+    more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
+    return ", ".join(str(i) for i in ids[:shown]) + more
 
 
 # ---------------------------------------------------------------------- categories
@@ -174,13 +205,14 @@ def _parse_categories(
             )
             continue
         names = c.get("keypoints")
-        if names == [] and (k := _inferred_count(cid, annotations)):
-            # face and landmark sets (300W, WFLW, COFW, LaPa ...) often name no keypoints
+        if names in ([], None) and (k := _inferred_count(cid, annotations)):
+            # face and landmark sets (300W, WFLW, COFW, LaPa ...) often name no keypoints,
+            # some (300VW, UBody3D) have no "keypoints" key at all
             names = [f"kpt_{j}" for j in range(1, k + 1)]
+            said = "has no 'keypoints' key" if c.get("keypoints") is None else "names no keypoints"
             report.note(Problem(
                 "keypoints-inferred",
-                f"category {cid} names no keypoints: {k} read from its annotations, named "
-                f"kpt_1..kpt_{k}",
+                f"category {cid} {said}: {k} read from its annotations, named kpt_1..kpt_{k}",
                 file,
                 field=f"{where}.keypoints",
             ))  # fmt: skip

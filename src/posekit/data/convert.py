@@ -74,19 +74,50 @@ def convert(
         try:
             for ds in splits.values():
                 extract_frames(ds, frames)
-            return _write(splits, dst, to, link_images, None), report
+            written = _write(splits, dst, to, link_images, None, report)
         finally:
             shutil.rmtree(frames, ignore_errors=True)
-    prefix = "labeled-data/" if fmt == "dlc" else None
-    return _write(splits, dst, to, link_images, prefix), report
+    else:
+        prefix = "labeled-data/" if fmt == "dlc" else None
+        written = _write(splits, dst, to, link_images, prefix, report)
+    verify_written(splits, written, to)
+    return written, report
 
 
 def _write(
-    splits: dict[str, KeypointDataset], dst: str | Path, to: str, link: bool, prefix: str | None
+    splits: dict[str, KeypointDataset],
+    dst: str | Path,
+    to: str,
+    link: bool,
+    prefix: str | None,
+    report: LoadReport,
 ) -> Path:
     if to == "yolo":
-        return write_yolo(splits, dst, link_images=link)
+        return write_yolo(splits, dst, link_images=link, report=report)
     return write_posekit(splits, dst, link_images=link, strip_prefix=prefix)
+
+
+def written_counts(splits: dict[str, KeypointDataset], to: str) -> dict[str, tuple[int, int]]:
+    """(images, instances) per split that a conversion to `to` must leave on disk (YOLO-pose
+    holds no crowd annotations)."""
+    return {name: (len(ds.images),
+                   sum(1 for a in ds.annotations if not (to == "yolo" and a.iscrowd)))
+            for name, ds in splits.items()}  # fmt: skip
+
+
+def verify_written(splits: dict[str, KeypointDataset], written: Path, to: str) -> None:
+    """Read the output back as any user would and compare its counts with the input's: a
+    writer that put files where no reader looks fails here, not in a later training run."""
+    expected = written_counts(splits, to)
+    back = load_splits(written)
+    found = {name: (len(ds.images), len(ds.annotations)) for name, ds in back.items()}
+    if found != expected:
+
+        def say(c: dict[str, tuple[int, int]]) -> str:
+            return ", ".join(f"{s}: {n} images / {m} instances" for s, (n, m) in c.items())
+
+        raise DatasetError(f"{written}: read back, the output has {say(found)}, but "
+                           f"{say(expected)} were written; please report this")  # fmt: skip
 
 
 def without_missing_images(ds: KeypointDataset, report: LoadReport, skip: bool) -> KeypointDataset:

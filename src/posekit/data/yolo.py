@@ -262,11 +262,19 @@ def _read_label_file(
 
 
 def write_yolo(
-    splits: dict[str, KeypointDataset], out_dir: str | Path, *, link_images: bool = True
+    splits: dict[str, KeypointDataset],
+    out_dir: str | Path,
+    *,
+    link_images: bool = True,
+    report: LoadReport | None = None,
 ) -> Path:
     """Write datasets (split name -> dataset) as a YOLO-pose folder; returns the data YAML.
 
-    All categories must share one keypoint count (YOLO has a single `kpt_shape`).
+    All categories must share one keypoint count (YOLO has a single `kpt_shape`). Images go
+    to `images/<split>/<file_name>` and each label file where Ultralytics' rule looks for it
+    (`label_path`), also when a file name has an `images/` folder of its own (PoseTrack's
+    `images/val/...`). YOLO-pose has no crowd regions: crowd annotations are not written,
+    and counted in `report` (as skipped "annotation (yolo-crowd)") when one is given.
     """
     from posekit.data.layout import place_image
 
@@ -285,13 +293,15 @@ def write_yolo(
         for im in ds.images:
             dst_img = join_inside(out / "images" / split, im.file_name)
             place_image(ds.image_path(im), dst_img, link=link_images)
-            rows = [
-                _label_row(a, cls_of[a.category_id], im)
-                for a in by_image.get(im.id, [])
-                if not a.iscrowd
-            ]
-            lp = join_inside(out / "labels" / split, im.file_name).with_suffix(".txt")
-            write_text_replacing(lp, "".join(r + "\n" for r in rows))
+            anns = by_image.get(im.id, [])
+            rows = [_label_row(a, cls_of[a.category_id], im) for a in anns if not a.iscrowd]
+            write_text_replacing(label_path(dst_img), "".join(r + "\n" for r in rows))
+        crowd = sum(a.iscrowd for a in ds.annotations)
+        if crowd and report is not None:
+            msg = (f"{crowd} crowd annotations (iscrowd=1) are not written: YOLO-pose has no "
+                   "crowd regions (convert to COCO to keep them)")  # fmt: skip
+            report.add(Problem("yolo-crowd", msg, ds.source, field=f"{split} annotations"))
+            report.skipped["annotation (yolo-crowd)"] += crowd
     s = cats[0].schema
     data: dict[str, Any] = {"path": ".", **{sp: f"images/{sp}" for sp in splits}}
     data |= {
