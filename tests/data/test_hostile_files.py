@@ -110,3 +110,50 @@ def test_genuine_dlc_h5_reads_exactly_as_its_csv(tmp_path: Path, fmt: str) -> No
     for a, b in zip(from_h5.annotations, from_csv.annotations, strict=True):
         np.testing.assert_array_equal(a.keypoints, b.keypoints)
         np.testing.assert_array_equal(a.bbox, b.bbox)
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """The start of a PNG that declares width x height (a decompression bomb's header)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body)))  # fmt: skip
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))  # fmt: skip
+
+
+def test_sleap_package_frame_declaring_a_huge_size_is_refused_before_decoding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A `.pkg.slp` whose embedded PNG declares 20000x20000 pixels (1.2 GB decoded) is
+    refused by the pixel cap, as an image file would be."""
+    import cv2
+
+    sio = pytest.importorskip("sleap_io")
+    h5py = pytest.importorskip("h5py")
+    files = []
+    for i in range(2):
+        files.append(tmp_path / f"f{i}.png")
+        cv2.imwrite(str(files[-1]), np.full((48, 64, 3), 60, np.uint8))
+    video = sio.Video.from_filename([str(f) for f in files])
+    sk = sio.Skeleton(["head", "tail"], name="mouse")
+    lf = sio.LabeledFrame(video=video, frame_idx=0, instances=[
+        sio.Instance.from_numpy(np.array([[10.0, 10], [20, 30]]), skeleton=sk)])  # fmt: skip
+    pkg = tmp_path / "labels.pkg.slp"
+    sio.Labels([lf]).save(str(pkg), embed="user")
+    with h5py.File(pkg, "r+") as f:
+        frames = f["video0/video"]
+        bomb = np.frombuffer(_png_header_only(20000, 20000), np.int8)
+        assert frames.shape[1] >= len(bomb)
+        row = np.zeros(frames.shape[1], np.int8)
+        row[: len(bomb)] = bomb
+        frames[0] = row
+    for f in files:
+        f.unlink()
+    capsys.readouterr()  # sleap-io's own progress bars
+    assert main(["data", "convert", str(pkg), str(tmp_path / "out")]) == 2
+    _one_error_line(capsys, "20000x20000 pixels is over the limit", "image-too-large")

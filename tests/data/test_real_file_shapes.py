@@ -142,3 +142,69 @@ def test_val_with_an_annotation_id_0_warns_names_it_and_fix_ids_corrects_it(
     assert ap and "1.0000" in ap[0], fixed_out
     assert f"{ours:.4f}" in next(ln for ln in out.splitlines() if "AP @[OKS .50:.95 | all]" in ln)
     assert {n.code for n in read_coco(src).report.notes} == {"annotation-id-0"}
+
+
+def _grey_frames(folder: Path, n: int) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    files = [folder / f"img{i:03d}.png" for i in range(n)]
+    for i, f in enumerate(files):
+        cv2.imwrite(str(f), np.full((48, 64, 3), 30 + 40 * i, np.uint8))
+    return files
+
+
+def test_sleap_predictions_file_leaves_out_frames_without_a_user_instance(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real predictions file: 447 of 450 frames hold only predictions. Each such frame
+    became an image without instances (its animal trained as background)."""
+    sio = pytest.importorskip("sleap_io")
+    files = _grey_frames(tmp_path / "frames", 5)
+    video = sio.Video.from_filename([str(f) for f in files])
+    sk = sio.Skeleton(KPTS2, name="mouse")
+
+    def pred(x: float) -> object:
+        return sio.PredictedInstance.from_numpy(np.array([[x, 10.0], [x + 5, 20]]), skeleton=sk,
+                                                score=0.9)  # fmt: skip
+
+    frames = [sio.LabeledFrame(video=video, frame_idx=i, instances=[pred(10 + i)])
+              for i in (0, 1, 3, 4)]  # fmt: skip
+    frames.append(sio.LabeledFrame(video=video, frame_idx=2, instances=[
+        sio.Instance.from_numpy(np.array([[20.0, 10.0], [30, 20]]), skeleton=sk)]))  # fmt: skip
+    slp = tmp_path / "predictions.slp"
+    sio.Labels(frames).save(str(slp))
+    (ds,) = load_splits(slp).values()
+    assert len(ds.images) == 1 and len(ds.annotations) == 1
+    assert ds.report.skipped["frame (sleap-predicted-only)"] == 4
+    assert "4 frames that have no user instance" in ds.report.notes[0].message
+    assert len(load_splits(slp, include_predicted=True)["train"].images) == 5
+    assert main(["data", "convert", str(slp), str(tmp_path / "out")]) == 0
+    out, err = capsys.readouterr()
+    assert "note" in err and "4 frames that have no user instance" in err
+    assert "train: 1 images / 1 instances" in out and "4 frame (sleap-predicted-only)" in out
+
+
+def test_sleap_image_sequence_videos_find_their_frames(tmp_path: Path) -> None:
+    """An ImageVideo's file name is a list of images: it was looked up by the list's repr,
+    so every frame was "video-missing"."""
+    sio = pytest.importorskip("sleap_io")
+    files = _grey_frames(tmp_path / "proj" / "frames", 4)
+    video = sio.Video.from_filename([str(f) for f in files])
+    sk = sio.Skeleton(KPTS2, name="mouse")
+    frames = [sio.LabeledFrame(video=video, frame_idx=i, instances=[
+        sio.Instance.from_numpy(np.array([[10.0 + i, 10], [20, 30]]), skeleton=sk)])
+        for i in (1, 3)]  # fmt: skip
+    slp = tmp_path / "proj" / "labels.slp"
+    sio.Labels(frames).save(str(slp))
+    (ds,) = load_splits(slp).values()
+    assert not ds.report.problems and len(ds.images) == 2 and len(ds.annotations) == 2
+    assert [(im.width, im.height) for im in ds.images] == [(64, 48), (64, 48)]
+    dst = tmp_path / "coco"
+    assert main(["data", "convert", str(slp), str(dst), "--frame-format", "png"]) == 0
+    coco = read_coco(dst / "annotations" / "train.json")
+    greys = [int(cv2.imread(str(dst / "images" / im.file_name)).mean()) for im in coco.images]
+    assert greys == [70, 150] and len(coco.annotations) == 2
+    # moved: found by name in --video-dir, as a media file would be
+    moved = tmp_path / "moved"
+    (tmp_path / "proj" / "frames").rename(moved)
+    assert len(load_splits(slp)["train"].images) == 0
+    assert len(load_splits(slp, video_dir=moved)["train"].images) == 2

@@ -149,7 +149,14 @@ def check(
             video_dir=video_dir,
         )
     n = print_check(results, console, max_problems)
-    console.print(f"[bold]{'clean' if n == 0 else f'{n} problem(s) found'}[/]")
+    left_out = sum(sum(r.skipped.values()) for r in results)
+    if n:
+        verdict = f"{n} problem(s) found"
+    elif left_out:  # left out by design (predicted-only frames ...): never called clean
+        verdict = f"no problems; {left_out} entries left out, as said above"
+    else:
+        verdict = "clean"
+    console.print(f"[bold]{verdict}[/]")
     ctx.exit(1 if n else 0)
 
 
@@ -199,6 +206,8 @@ def convert_cmd(
                               frame_format=frame_format)  # fmt: skip
     for p in report.problems:
         click.echo(f"problem {p}", err=True)
+    for n in report.notes:
+        click.echo(f"note {n}", err=True)
     splits = load_splits(written)
     desc = ", ".join(
         f"{s}: {len(d.images)} images / {len(d.annotations)} instances" for s, d in splits.items()

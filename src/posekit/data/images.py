@@ -148,19 +148,25 @@ def decode_image(
     """Decode encoded image bytes (see `read_image`); `name` is used in error messages."""
     buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes) else data
     header = require_header(buf, name)
-    cap = max_pixels if max_pixels is not None else max_image_pixels()
-    if header.width * header.height > cap:
-        raise ImageReadError(
-            f"{name}: {header.width}x{header.height} pixels is over the limit of {cap:,} "
-            f"(set {MAX_PIXELS_ENV} to read larger images)",
-            "image-too-large",
-        )
+    check_pixels(header.width, header.height, name, max_pixels)
     exif = apply_exif(header, size)
     flags = cv2.IMREAD_COLOR if exif else cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
     image = cv2.imdecode(buf, flags)
     if image is None:
         raise ImageReadError(f"{name}: cannot be decoded (corrupt or not an image)")
     return DecodedImage(image, header, exif and header.orientation != 1)
+
+
+def check_pixels(width: int, height: int, name: str, max_pixels: int | None = None) -> None:
+    """`ImageReadError` ("image-too-large") when a declared width x height is over the pixel
+    cap (`max_pixels`, default `max_image_pixels()`): called before anything is decoded."""
+    cap = max_pixels if max_pixels is not None else max_image_pixels()
+    if width * height > cap:
+        raise ImageReadError(
+            f"{name}: {width}x{height} pixels is over the limit of {cap:,} "
+            f"(set {MAX_PIXELS_ENV} to read larger images)",
+            "image-too-large",
+        )
 
 
 def read_image(

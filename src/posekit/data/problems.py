@@ -84,9 +84,11 @@ class LoadReport:
         return Counter(p.code for p in self.problems)
 
     def summary(self) -> str:
-        if self.ok:
+        """"no problems", or the problem count, then what was skipped: a skip a reader made
+        by design (predicted-only frames, say) is said even when nothing is a problem."""
+        if self.ok and not self.skipped:
             return "no problems"
-        text = f"{len(self.problems)} problem(s)"
+        text = f"{len(self.problems)} problem(s)" if self.problems else "no problems"
         if self.skipped:
             text += "; skipped " + ", ".join(f"{n} {what}" for what, n in self.skipped.items())
         return text

@@ -14,6 +14,7 @@ is a category (its nodes and edges); track names are kept on the instances
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,17 @@ from posekit.data.dataset import (
     KeypointDataset,
     keypoint_instance,
 )
+from posekit.data.images import (
+    ImageReadError,
+    check_pixels,
+    image_size,
+    read_image,
+    require_header,
+)
 from posekit.data.problems import DatasetError, LoadReport, Problem
 from posekit.schema import KeypointSchema, SchemaError
 from posekit.utils.extras import require
+from posekit.utils.paths import join_inside
 
 FRAME_FORMATS = ("jpg", "png")
 
@@ -73,18 +82,37 @@ def read_sleap(
     predicted_only = 0
     for lf in labels.labeled_frames:
         video = videos.get(id(lf.video))
-        where = {"file": str(path), "field": f"video {lf.video.filename}, frame {lf.frame_idx}"}
+        where = {"file": str(path), "field": f"video {_name(lf.video)}, frame {lf.frame_idx}"}
         if video is None:  # its video was reported missing
             report.skipped["frame (video-missing)"] += 1
             continue
-        src, stem, (n_frames, h, w) = video
-        if n_frames and not 0 <= lf.frame_idx < n_frames:
-            report.add(Problem("frame-range", f"frame {lf.frame_idx} is not in the video's "
-                               f"{n_frames} frames", **where), skipped="frame")  # fmt: skip
+        if not lf.user_instances and lf.predicted_instances and not include_predicted:
+            # a predictions file: training on the frame would teach its animals as background
+            predicted_only += len(lf.predicted_instances)
+            report.skipped["frame (sleap-predicted-only)"] += 1
             continue
-        image = ImageInfo(len(images) + 1, f"{stem}/frame_{lf.frame_idx:06d}.{frame_format}", w,
-                          h, {"video": str(src), "frame": int(lf.frame_idx),
-                              "dataset": video_dataset(lf.video)})  # fmt: skip
+        if video.n_frames and not 0 <= lf.frame_idx < video.n_frames:
+            report.add(Problem("frame-range", f"frame {lf.frame_idx} is not in the video's "
+                               f"{video.n_frames} frames", **where), skipped="frame")  # fmt: skip
+            continue
+        source = video.frame_source(lf.frame_idx)
+        if source is None:
+            report.add(Problem("image-missing", f"frame {lf.frame_idx}'s image file "
+                               f"{video.stored[lf.frame_idx]} not found", **where),
+                       skipped="frame")  # fmt: skip
+            continue
+        try:
+            w, h = video.frame_size(lf.frame_idx)
+            check_pixels(w, h, str(source))
+        except ImageReadError as e:
+            report.add(Problem(e.code, str(e), **where), skipped="frame")
+            continue
+        extra = {"video": str(source), "frame": int(lf.frame_idx),
+                 "dataset": video_dataset(lf.video)}  # fmt: skip
+        if video.is_sequence:
+            extra["image_sequence"] = True
+        name = f"{video.stem}/frame_{lf.frame_idx:06d}.{frame_format}"
+        image = ImageInfo(len(images) + 1, name, w, h, extra)
         used = {id(i.from_predicted) for i in lf.user_instances if i.from_predicted is not None}
         predicted = [i for i in lf.predicted_instances if id(i) not in used]
         predicted_only += len(predicted)
@@ -116,7 +144,12 @@ def read_sleap(
             anns.append(ann)
         images.append(image)
     if predicted_only:
-        what = "included (include_predicted)" if include_predicted else "left out"
+        frames = report.skipped["frame (sleap-predicted-only)"]
+        if include_predicted:
+            what = "included (include_predicted)"
+        else:
+            what = (f"left out, and with them {frames} frames that have no user instance "
+                    "(include_predicted / --include-predicted keeps them)")  # fmt: skip
         msg = (f"{predicted_only} predicted-only instances (no user instance was made from "
                f"them): {what}")  # fmt: skip
         report.note(Problem("sleap-predicted", msg, str(path)))
@@ -149,16 +182,53 @@ def _categories(
     return out, by_skeleton
 
 
+def _name(video: Any) -> str:
+    """A video's file name as a user knows it (the first frame's for an image sequence)."""
+    f = video.filename
+    return f"{f[0]} (+{len(f) - 1} images)" if isinstance(f, list) and f else str(f)
+
+
+@dataclass(frozen=True)
+class VideoFrames:
+    """Where a SLEAP video's frames come from: a media file or a `.pkg.slp` (`path`), or an
+    image sequence (`ImageVideo`: one file per frame, `files[i]`, None where not found)."""
+
+    stem: str
+    n_frames: int  # 0: not range-checked (embedded frames keep their source numbers)
+    height: int
+    width: int
+    path: Path | None = None
+    files: tuple[Path | None, ...] = ()
+    stored: tuple[str, ...] = ()
+
+    @property
+    def is_sequence(self) -> bool:
+        return self.path is None
+
+    def frame_source(self, frame: int) -> Path | None:
+        return self.path if self.path is not None else self.files[frame]
+
+    def frame_size(self, frame: int) -> tuple[int, int]:
+        """(width, height) of a frame: each image of a sequence from its own header."""
+        if self.path is None and self.files[frame] is not None:
+            return image_size(self.files[frame])
+        return self.width, self.height
+
+
 def _video(
     video: Any, index: int, slp: Path, video_dir: str | Path | None, report: LoadReport
-) -> tuple[Path, str, tuple[int, int, int]] | None:
-    """(file, image-folder name, (frames, height, width)) of a video, or None (reported)."""
+) -> VideoFrames | None:
+    """Where a video's frames are and their size, or None (reported)."""
+    folder = Path(video_dir) if video_dir else None
+    where = {"file": str(slp), "field": f"videos[{index}]"}
+    if isinstance(video.filename, list):  # an image sequence (ImageVideo / SingleImageVideo)
+        return _image_sequence(video, index, slp, folder, report)
     stored = str(video.filename)
-    src = find_video(stored, slp, Path(video_dir) if video_dir else None)
+    src = find_video(stored, slp, folder)
     if src is None:
         report.add(Problem("video-missing", f"video {stored} not found (looked at its stored "
-                           f"path, next to {slp.name}, and in --video-dir)", str(slp),
-                           field=f"videos[{index}]"), skipped="video")  # fmt: skip
+                           f"path, next to {slp.name}, and in --video-dir)", **where),
+                   skipped="video")  # fmt: skip
         return None
     meta = getattr(video, "backend_metadata", None) or {}
     shape = meta.get("shape")
@@ -166,34 +236,83 @@ def _video(
         try:
             shape = _sio().Video.from_filename(str(src), dataset=video_dataset(video)).shape
         except Exception as e:  # the video backends' own errors
-            report.add(Problem("video-unreadable", f"video {src}: {e}", str(slp),
-                               field=f"videos[{index}]"), skipped="video")  # fmt: skip
+            report.add(Problem("video-unreadable", f"video {src}: {e}", **where),
+                       skipped="video")  # fmt: skip
             return None
+    h, w = int(shape[1]), int(shape[2])
+    try:  # a frame is decoded whole: its declared size is checked before any is read
+        check_pixels(w, h, f"video {stored}")
+    except ImageReadError as e:
+        report.add(Problem(e.code, str(e), **where), skipped="video")
+        return None
     # embedded frames (.pkg.slp) are indexed by their source frame numbers: no range check
     n = 0 if video_dataset(video) else int(shape[0])
-    h, w = int(shape[1]), int(shape[2])
     stem = f"{index:02d}_{Path(stored.replace(chr(92), '/')).stem}"
-    return src, stem, (n, h, w)
+    return VideoFrames(stem, n, h, w, path=src)
+
+
+def _image_sequence(
+    video: Any, index: int, slp: Path, folder: Path | None, report: LoadReport
+) -> VideoFrames | None:
+    stored = tuple(str(f) for f in video.filename)
+    if not stored:
+        report.add(Problem("video-missing", "an image sequence with no images", str(slp),
+                           field=f"videos[{index}]"), skipped="video")  # fmt: skip
+        return None
+    files = tuple(find_video(f, slp, folder) for f in stored)
+    first = Path(stored[0].replace("\\", "/"))
+    stem = f"{index:02d}_{first.parent.name or first.stem}"
+    return VideoFrames(stem, len(stored), 0, 0, files=files, stored=stored)
 
 
 def extract_frames(ds: KeypointDataset, folder: Path) -> None:
     """Write the frames `read_sleap` named into `folder` (each video opened once, JPEG at
-    quality 95 or PNG as the file names say) and make it the dataset's image root."""
+    quality 95 or PNG as the file names say) and make it the dataset's image root. Every
+    frame's declared size is checked against the pixel cap before it is decoded (an embedded
+    PNG can declare 20000x20000 pixels in a few hundred bytes)."""
     sio = _sio()
     by_video: dict[tuple[str, str | None], list[ImageInfo]] = {}
     for im in ds.images:
         by_video.setdefault((im.extra["video"], im.extra.get("dataset")), []).append(im)
     for (src, dataset), images in by_video.items():
+        if images[0].extra.get("image_sequence"):  # the frame is an image file
+            for im in images:
+                _write_frame(read_image(src, size=(im.width, im.height)), folder, im, src)
+            continue
         video = sio.Video.from_filename(src, dataset=dataset, grayscale=False)
-        for im in images:
-            frame = np.asarray(video[im.extra["frame"]])
-            if frame.ndim == 3 and frame.shape[2] == 1:
-                frame = frame[..., 0]
-            bgr = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
-            out = folder / im.file_name
-            out.parent.mkdir(parents=True, exist_ok=True)
-            params = [cv2.IMWRITE_JPEG_QUALITY, 95] if out.suffix == ".jpg" else []
-            if not cv2.imwrite(str(out), bgr, params):
-                raise DatasetError(f"{out}: could not write frame {im.extra['frame']} of {src}")
-        video.close()
+        try:
+            for im in images:
+                _check_embedded(video, im, src)
+                frame = np.asarray(video[im.extra["frame"]])
+                if frame.ndim == 3 and frame.shape[2] == 1:
+                    frame = frame[..., 0]
+                bgr = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+                _write_frame(bgr, folder, im, src)
+        finally:
+            video.close()
     ds.image_root = folder
+
+
+def _check_embedded(video: Any, im: ImageInfo, src: str) -> None:
+    """Refuse an embedded frame whose encoded header declares more pixels than the cap, or
+    another size than its video says, before it is decoded."""
+    raw = getattr(video.backend, "get_frame_raw_bytes", lambda _: None)(im.extra["frame"])
+    if raw is None:  # a media file's frame, or raw pixels: their size was checked when read
+        return
+    name = f"{src}: embedded frame {im.extra['frame']}"
+    try:
+        header = require_header(np.asarray(raw).view(np.uint8), name)
+        check_pixels(header.width, header.height, name)
+    except ImageReadError as e:
+        raise DatasetError(f"{e} [{e.code}]") from None
+    if (header.width, header.height) != (im.width, im.height):
+        raise DatasetError(f"{name} is {header.width}x{header.height}, but the file says its "
+                           f"frames are {im.width}x{im.height}")  # fmt: skip
+
+
+def _write_frame(image: np.ndarray, folder: Path, im: ImageInfo, src: str) -> None:
+    out = join_inside(folder, im.file_name)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if out.suffix == ".jpg" else []
+    if not cv2.imwrite(str(out), image, params):
+        raise DatasetError(f"{out}: could not write frame {im.extra['frame']} of {src}")
