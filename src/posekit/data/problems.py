@@ -84,7 +84,7 @@ class LoadReport:
         return Counter(p.code for p in self.problems)
 
     def summary(self) -> str:
-        """"no problems", or the problem count, then what was skipped: a skip a reader made
+        """ "no problems", or the problem count, then what was skipped: a skip a reader made
         by design (predicted-only frames, say) is said even when nothing is a problem."""
         if self.ok and not self.skipped:
             return "no problems"
