@@ -208,3 +208,87 @@ def test_sleap_image_sequence_videos_find_their_frames(tmp_path: Path) -> None:
     (tmp_path / "proj" / "frames").rename(moved)
     assert len(load_splits(slp)["train"].images) == 0
     assert len(load_splits(slp, video_dir=moved)["train"].images) == 2
+
+
+CVAT_LABELS = """<labels>
+    <label><name>mouse</name><type>skeleton</type><svg></svg></label>
+    <label><name>head</name><type>points</type><parent>mouse</parent></label>
+    <label><name>tail</name><type>points</type><parent>mouse</parent></label>
+    <label><name>corner</name><type>points</type></label>
+  </labels>"""
+
+
+def _track(tid: int, frames: dict[int, tuple[float, float]], outside: int | None = None) -> str:
+    shapes = "".join(
+        f'<skeleton frame="{f}" keyframe="1" outside="0" occluded="0" z_order="0">'
+        f'<points label="head" keyframe="1" outside="0" occluded="0" points="{x},{y}"/>'
+        f'<points label="tail" keyframe="1" outside="0" occluded="1" points="{x + 10},{y}"/>'
+        "</skeleton>"
+        for f, (x, y) in frames.items()
+    )
+    if outside is not None:
+        shapes += (f'<skeleton frame="{outside}" keyframe="1" outside="1" occluded="0">'
+                   '<points label="head" outside="1" points="0,0"/></skeleton>')  # fmt: skip
+    return f'<track id="{tid}" label="mouse" source="manual">{shapes}</track>'
+
+
+def test_cvat_for_video_tracks_are_read_as_instances_of_their_frames(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A "CVAT for video" export (`<track>` with `<skeleton frame=...>`) read as an empty,
+    clean dataset and converted to an empty one with exit 0."""
+    export = tmp_path / "cvat"
+    (export / "images").mkdir(parents=True)
+    for f in range(3):
+        cv2.imwrite(str(export / "images" / f"frame_{f:06d}.PNG"), np.full((48, 64, 3), 50,
+                                                                          np.uint8))  # fmt: skip
+    xml = export / "annotations.xml"
+    xml.write_text(f"""<?xml version="1.0" encoding="utf-8"?>
+<annotations><version>1.1</version>
+  <meta><task><size>3</size><mode>interpolation</mode>{CVAT_LABELS}
+    <original_size><width>64</width><height>48</height></original_size></task></meta>
+  {_track(0, {0: (10, 10), 1: (12, 10), 2: (14, 10)})}
+  {_track(1, {0: (30, 30), 1: (31, 30)}, outside=2)}
+  <track id="2" label="corner" source="manual">
+    <points frame="0" outside="0" occluded="0" keyframe="1" points="1,1"/></track>
+</annotations>""")
+    (ds,) = load_splits(xml).values()
+    assert [im.file_name for im in ds.images] == [f"frame_{f:06d}.PNG" for f in range(3)]
+    per_frame = [len(ds.annotations_by_image().get(im.id, [])) for im in ds.images]
+    assert per_frame == [2, 2, 1] and len(ds.annotations) == 5
+    assert [a.extra["cvat_track"] for a in ds.annotations] == ["0", "0", "0", "1", "1"]
+    np.testing.assert_array_equal(ds.annotations[0].keypoints, [[10, 10, 2], [20, 10, 1]])
+    (problem,) = ds.report.problems  # the corner points shape: said, counted
+    assert problem.code == "cvat-points" and ds.report.skipped["points shape (cvat-points)"] == 1
+    assert main(["data", "check", str(xml)]) == 1
+    assert main(["data", "convert", str(xml), str(tmp_path / "coco")]) == 0
+    assert "train: 3 images / 5 instances" in capsys.readouterr().out
+
+
+def test_cvat_video_without_its_frames_is_never_clean(tmp_path: Path) -> None:
+    xml = tmp_path / "annotations.xml"
+    xml.write_text(f"""<annotations><version>1.1</version>
+  <meta><task>{CVAT_LABELS}</task></meta>{_track(0, {0: (10, 10), 1: (12, 10)})}
+</annotations>""")
+    (ds,) = load_splits(xml).values()
+    assert not ds.annotations and [p.code for p in ds.report.problems] == ["image-missing"] * 2
+    assert ds.report.skipped["instance (image-missing)"] == 2
+    assert main(["data", "convert", str(xml), str(tmp_path / "out")]) == 2
+
+
+def test_cvat_points_shapes_outside_a_skeleton_are_counted_not_ignored(tmp_path: Path) -> None:
+    export = tmp_path / "cvat"
+    (export / "images").mkdir(parents=True)
+    cv2.imwrite(str(export / "images" / "a.png"), np.full((48, 64, 3), 50, np.uint8))
+    xml = export / "annotations.xml"
+    xml.write_text(f"""<annotations><version>1.1</version><meta><task>{CVAT_LABELS}</task></meta>
+  <image id="0" name="a.png" width="64" height="48">
+    <skeleton label="mouse"><points label="head" outside="0" points="10,10"/>
+      <points label="tail" outside="0" points="20,10"/></skeleton>
+    <points label="corner" occluded="0" source="manual" points="1.0,1.0;63.0,1.0"/>
+  </image></annotations>""")
+    (ds,) = load_splits(xml).values()
+    assert len(ds.annotations) == 1
+    (problem,) = ds.report.problems
+    assert problem.code == "cvat-points" and "'corner'" in problem.message
+    assert "image 1" in str(problem)
