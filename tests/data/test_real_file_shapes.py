@@ -292,3 +292,55 @@ def test_cvat_points_shapes_outside_a_skeleton_are_counted_not_ignored(tmp_path:
     (problem,) = ds.report.problems
     assert problem.code == "cvat-points" and "'corner'" in problem.message
     assert "image 1" in str(problem)
+
+
+def _ls_point(rid: str, label: str, x: float, y: float) -> dict[str, Any]:
+    return {"id": rid, "type": "keypointlabels", "from_name": "kp", "to_name": "image",
+            "original_width": 200, "original_height": 100,
+            "value": {"x": x, "y": y, "width": 0.5, "keypointlabels": [label]}}  # fmt: skip
+
+
+def _relation(a: str, b: str) -> dict[str, Any]:
+    return {"from_id": a, "to_id": b, "type": "relation", "direction": "right", "labels": []}
+
+
+def test_label_studio_export_is_detected_by_structure_and_relations_group_points(
+    tmp_path: Path,
+) -> None:
+    """A Label Studio export whose first task's `"data"` comes after 4 KB of results was
+    read as COCO (and refused); points joined by `relation` results were mixed into one
+    instance per task."""
+    export = tmp_path / "ls"
+    (export / "images").mkdir(parents=True)
+    cv2.imwrite(str(export / "images" / "a.png"), np.full((100, 200, 3), 70, np.uint8))
+    box = {
+        "id": "box",
+        "type": "rectanglelabels",
+        "original_width": 200,
+        "original_height": 100,
+        "value": {"x": 50, "y": 50, "width": 40, "height": 40, "rectanglelabels": ["m"]},
+    }
+    result = [
+        _ls_point("a1", "ear", 10, 10),
+        _ls_point("a2", "tail", 20, 20),
+        _ls_point("b1", "ear", 60, 60),
+        _ls_point("b2", "tail", 70, 70),
+        box,
+        _relation("a1", "a2"),
+        _relation("b2", "b1"),
+        _relation("b1", "box"),
+    ]
+    filler = [{"id": f"t{i}", "type": "textarea", "value": {"text": ["x" * 100]}}
+              for i in range(60)]  # more than 4 KB before "data"  # fmt: skip
+    tasks = [{"annotations": [{"id": 1, "result": result + filler}], "id": 1,
+              "data": {"image": "/data/upload/1/a.png"}}]  # fmt: skip
+    path = export / "project-1-at-2026.json"
+    path.write_text(json.dumps(tasks))
+    assert path.read_text().index('"data"') > 4096
+    (ds,) = load_splits(path).values()
+    assert len(ds.annotations) == 2 and not ds.report.problems and not ds.report.notes
+    a, b = ds.annotations
+    np.testing.assert_allclose(a.keypoints, [[20, 10, 2], [40, 20, 2]])
+    np.testing.assert_allclose(b.keypoints, [[120, 60, 2], [140, 70, 2]])
+    np.testing.assert_allclose(b.bbox, [100, 50, 80, 40])  # the rectangle joined to b1
+    assert a.extra == {"labelstudio_related": "a1"} and b.extra == {"labelstudio_region": "box"}

@@ -4,8 +4,9 @@ A task's first annotation that was not cancelled is read (a note counts the task
 more). Keypoints are given in percent of the image (`original_width` / `original_height` give
 its size in pixels); each point's label is its keypoint name. Points are grouped into
 instances by their parent region (`parentID`, a rectangle drawn around the instance, which
-then gives the box) where the export has one; the points of a task without one form one
-instance, said in a note. Label Studio has no visibility flag: a marked point is visible
+then gives the box) where the export has one, else by the `relation` results that join them
+(a group joined to a rectangle takes its box); the points of a task joined to nothing form
+one instance, said in a note. Label Studio has no visibility flag: a marked point is visible
 (v=2), an absent one unlabelled (v=0).
 
 Images: the task's `data.image` is a URL or an upload path (`/data/upload/3/1a2b3c4d-a.png`);
@@ -18,6 +19,8 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -47,9 +50,12 @@ def is_labelstudio(obj: Any) -> bool:
 
 
 def looks_like_labelstudio(path: Path) -> bool:
+    """Whether a JSON file is a list at its top level, as a Label Studio export is and a COCO
+    or LabelMe file (an object) never is. Decided by structure, not by the keys in its first
+    bytes: a task's `"data"` often comes after kilobytes of annotations."""
     with path.open("rb") as f:
-        head = f.read(4096).lstrip()
-    return head.startswith(b"[") and b'"data"' in head and b'"annotations"' in head
+        head = f.read(4096)
+    return head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"[")
 
 
 def read_labelstudio(path: str | Path, *, image_root: str | Path | None = None) -> KeypointDataset:
@@ -85,6 +91,7 @@ def read_labelstudio(path: str | Path, *, image_root: str | Path | None = None) 
             continue
         images.append(image)
         regions = {r.get("id"): r for r in res if r.get("type") == "rectanglelabels"}
+        group_of = _relation_groups(res, regions)
         groups: dict[Any, np.ndarray] = {}
         for n, r in enumerate(res):
             if r.get("type") != "keypointlabels":
@@ -104,7 +111,7 @@ def read_labelstudio(path: str | Path, *, image_root: str | Path | None = None) 
                 report.add(Problem("kpt-outside", f"point {labels[0]!r} at ({x}%, {y}%) is "
                                    "outside the image", **where), skipped="point")  # fmt: skip
                 continue
-            parent = r.get("parentID") if r.get("parentID") in regions else None
+            parent = r.get("parentID") if r.get("parentID") in regions else group_of(r.get("id"))
             kpts = groups.setdefault(parent, np.zeros((len(index), 3)))
             j = index[str(labels[0])]
             if kpts[j, 2] > 0:
@@ -114,8 +121,10 @@ def read_labelstudio(path: str | Path, *, image_root: str | Path | None = None) 
             kpts[j] = (px, py, 2.0)
         whole += None in groups
         for parent, kpts in groups.items():  # every group holds a placed point: never None
-            box = _region_box(regions[parent], image) if parent is not None else None
-            extra = {"labelstudio_region": parent} if parent is not None else {}
+            box = _region_box(regions[parent], image) if parent in regions else None
+            extra = {"labelstudio_region": parent} if parent in regions else {}
+            if isinstance(parent, _Related):
+                extra = {"labelstudio_related": parent.first}
             ann = keypoint_instance(len(anns) + 1, image, 1, kpts, box, extra)
             assert ann is not None
             anns.append(ann)
@@ -125,6 +134,46 @@ def read_labelstudio(path: str | Path, *, image_root: str | Path | None = None) 
                             str(path)))  # fmt: skip
     return KeypointDataset(images, anns, [Category(1, schema.name, schema)], root, str(path),
                            report)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Related:
+    """The group of points that `relation` results join (named by its first point's id)."""
+
+    first: Any
+
+
+def _relation_groups(
+    res: list[dict[str, Any]], regions: dict[Any, dict[str, Any]]
+) -> Callable[[Any], Any]:
+    """Group keys for the results that `relation` results join (Label Studio's way to tie
+    the points of one animal together when no rectangle is their parent): the rectangle a
+    joined group holds, else a `_Related` key shared by the group; None for a result joined
+    to nothing."""
+    parent: dict[Any, Any] = {}
+
+    def find(x: Any) -> Any:
+        while parent.get(x, x) != x:
+            x = parent[x]
+        return x
+
+    ids = {r.get("id") for r in res}
+    order = {r.get("id"): i for i, r in enumerate(res)}
+    for r in res:
+        a, b = r.get("from_id"), r.get("to_id")
+        if r.get("type") == "relation" and a in ids and b in ids:
+            ra, rb = find(a), find(b)
+            if ra != rb:  # the earlier result stays the root: keys follow the file's order
+                ra, rb = sorted((ra, rb), key=order.__getitem__)
+                parent[rb] = ra
+    members: dict[Any, list[Any]] = {}
+    for x in list(parent):
+        members.setdefault(find(x), []).append(x)
+    key: dict[Any, Any] = {}
+    for root, group in members.items():
+        boxes = [m for m in [root, *group] if m in regions]
+        key |= dict.fromkeys([root, *group], boxes[0] if boxes else _Related(root))
+    return lambda rid: key.get(rid)
 
 
 def _results(task: dict[str, Any], path: Path, report: LoadReport) -> list[dict[str, Any]]:
