@@ -160,7 +160,7 @@ def test_sleap_predictions_file_leaves_out_frames_without_a_user_instance(
     sio = pytest.importorskip("sleap_io")
     files = _grey_frames(tmp_path / "frames", 5)
     video = sio.Video.from_filename([str(f) for f in files])
-    sk = sio.Skeleton(KPTS2, name="mouse")
+    sk = sio.Skeleton(list(KPTS2), name="mouse")
 
     def pred(x: float) -> object:
         return sio.PredictedInstance.from_numpy(np.array([[x, 10.0], [x + 5, 20]]), skeleton=sk,
@@ -189,7 +189,7 @@ def test_sleap_image_sequence_videos_find_their_frames(tmp_path: Path) -> None:
     sio = pytest.importorskip("sleap_io")
     files = _grey_frames(tmp_path / "proj" / "frames", 4)
     video = sio.Video.from_filename([str(f) for f in files])
-    sk = sio.Skeleton(KPTS2, name="mouse")
+    sk = sio.Skeleton(list(KPTS2), name="mouse")
     frames = [sio.LabeledFrame(video=video, frame_idx=i, instances=[
         sio.Instance.from_numpy(np.array([[10.0 + i, 10], [20, 30]]), skeleton=sk)])
         for i in (1, 3)]  # fmt: skip
@@ -344,3 +344,89 @@ def test_label_studio_export_is_detected_by_structure_and_relations_group_points
     np.testing.assert_allclose(b.keypoints, [[120, 60, 2], [140, 70, 2]])
     np.testing.assert_allclose(b.bbox, [100, 50, 80, 40])  # the rectangle joined to b1
     assert a.extra == {"labelstudio_related": "a1"} and b.extra == {"labelstudio_region": "box"}
+
+
+def test_dlc_keypoint_outside_the_image_is_caught_by_the_reader_as_by_coco(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A DeepLabCut label far outside its 64x48 frame passed `data check` and then failed
+    the converted COCO's: every reader applies the same rule now."""
+    folder = tmp_path / "proj" / "labeled-data" / "v1"
+    folder.mkdir(parents=True)
+    (tmp_path / "proj" / "config.yaml").write_text("scorer: me\nbodyparts: [head, tail]\n")
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(folder / name), np.full((48, 64, 3), 90, np.uint8))
+    (folder / "CollectedData_me.csv").write_text(
+        "scorer,me,me,me,me\nbodyparts,head,head,tail,tail\ncoords,x,y,x,y\n"
+        "labeled-data/v1/a.png,10,10,20,20\n"
+        "labeled-data/v1/b.png,10,10,640.5,20\n")  # fmt: skip
+    (ds,) = load_splits(tmp_path / "proj").values()
+    (problem,) = ds.report.problems
+    assert problem.code == "kpt-outside" and problem.line == 5 and "'tail'" in problem.message
+    np.testing.assert_array_equal(ds.annotations[1].keypoints[:, 2], [2, 0])
+    assert main(["data", "check", str(tmp_path / "proj")]) == 1
+    assert main(["data", "convert", str(tmp_path / "proj"), str(tmp_path / "coco")]) == 0
+    capsys.readouterr()
+    assert main(["data", "check", str(tmp_path / "coco")]) == 0  # as clean as it converted
+
+
+@pytest.mark.parametrize("fmt", ["cvat", "labelme", "labelstudio", "sleap"])
+def test_every_point_reader_applies_the_coco_rule_for_points_outside(
+    tmp_path: Path, fmt: str
+) -> None:
+    """One rule (`far_outside`): a point 5 % outside is kept, one 20 % outside is reported."""
+    from posekit.data.dataset import far_outside
+
+    w, h = 100, 80
+    near, far = (-4.0, 10.0), (120.0, 10.0)
+    assert not far_outside(np.array(near), w, h) and far_outside(np.array(far), w, h)
+    path = _points_file(tmp_path, fmt, (w, h), [near, far])
+    if path is None:
+        pytest.skip(f"{fmt} needs an optional package")
+    (ds,) = load_splits(path).values()
+    assert [p.code for p in ds.report.problems] == ["kpt-outside"]
+    (ann,) = ds.annotations
+    np.testing.assert_array_equal(ann.keypoints[:, 2], [2, 0])
+    np.testing.assert_allclose(ann.keypoints[0, :2], near, atol=1e-6)
+
+
+def _points_file(
+    root: Path, fmt: str, size: tuple[int, int], pts: list[tuple[float, float]]
+) -> Path | None:
+    """One image of `size` with one instance of `pts` (named head, tail) in format `fmt`."""
+    w, h = size
+    (root / "images").mkdir(parents=True)
+    cv2.imwrite(str(root / "images" / "a.png"), np.full((h, w, 3), 90, np.uint8))
+    names = KPTS2
+    if fmt == "cvat":
+        points = "".join(f'<points label="{n}" outside="0" points="{x},{y}"/>'
+                         for n, (x, y) in zip(names, pts, strict=True))  # fmt: skip
+        path = root / "annotations.xml"
+        path.write_text(f"""<annotations><meta><task>{CVAT_LABELS}</task></meta>
+<image id="0" name="a.png" width="{w}" height="{h}"><skeleton label="mouse">{points}</skeleton>
+</image></annotations>""")
+        return path
+    if fmt == "labelme":
+        shapes = [{"label": n, "points": [[x, y]], "group_id": 1, "shape_type": "point"}
+                  for n, (x, y) in zip(names, pts, strict=True)]  # fmt: skip
+        path = root / "images" / "a.json"
+        path.write_text(json.dumps({"shapes": shapes, "imagePath": "a.png", "imageWidth": w,
+                                    "imageHeight": h}))  # fmt: skip
+        return path
+    if fmt == "labelstudio":
+        res = [_ls_point(n, n, 100 * x / w, 100 * y / h) | {"original_width": w,
+               "original_height": h} for n, (x, y) in zip(names, pts, strict=True)]  # fmt: skip
+        path = root / "export.json"
+        path.write_text(json.dumps([{"id": 1, "data": {"image": "a.png"},
+                                     "annotations": [{"result": res}]}]))  # fmt: skip
+        return path
+    try:
+        import sleap_io as sio
+    except ImportError:
+        return None
+    video = sio.Video.from_filename([str(root / "images" / "a.png")])
+    sk = sio.Skeleton(list(names), name="mouse")
+    lf = sio.LabeledFrame(video=video, frame_idx=0, instances=[
+        sio.Instance.from_numpy(np.array(pts), skeleton=sk)])  # fmt: skip
+    sio.Labels([lf]).save(str(root / "labels.slp"))
+    return root / "labels.slp"

@@ -16,14 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from posekit.data.dataset import Annotation, Category, ImageInfo, KeypointDataset
+from posekit.data.dataset import Annotation, Category, ImageInfo, KeypointDataset, far_outside
 from posekit.data.problems import DatasetError, LoadReport, Problem
 from posekit.schema import KeypointSchema, SchemaError, match_preset
 from posekit.utils.paths import escapes, write_text_replacing
 
-#: A labelled keypoint further outside the image than this fraction of the image's width
-#: (for x) or height (for y) is reported and treated as unlabelled.
-FAR_OUTSIDE = 0.1
 #: A bbox may stick out of the image by this many pixels (float rounding) before it is reported.
 BBOX_TOLERANCE = 1.0
 
@@ -488,17 +485,7 @@ def _parse_keypoints(
     x, y, v = kpts[:, 0], kpts[:, 1], kpts[:, 2]
     w, h = image.width, image.height
     finite = np.isfinite(kpts).all(axis=1)
-    with np.errstate(invalid="ignore"):
-        far = (
-            finite
-            & (v > 0)
-            & (
-                (x < -FAR_OUTSIDE * w)
-                | (x > (1 + FAR_OUTSIDE) * w)
-                | (y < -FAR_OUTSIDE * h)
-                | (y > (1 + FAR_OUTSIDE) * h)
-            )
-        )
+    far = finite & (v > 0) & far_outside(kpts[:, :2], w, h)
     checks = (
         ("non-finite", ~finite, lambda j: f"keypoint {j} is {kpts[j].tolist()} (NaN/inf)", ""),
         (

@@ -30,6 +30,7 @@ from posekit.data.dataset import (
     Category,
     ImageInfo,
     KeypointDataset,
+    far_outside,
     keypoint_instance,
 )
 from posekit.data.images import image_size
@@ -254,6 +255,11 @@ def _keypoints(
             continue
         if not (math.isfinite(x) and math.isfinite(y)):
             report.add(Problem("non-finite", f"point {label!r} is not finite", **at),
+                       skipped="point")  # fmt: skip
+            continue
+        if far_outside(np.array([x, y]), image.width, image.height):
+            report.add(Problem("kpt-outside", f"point {label!r} at ({x:g}, {y:g}) is far "
+                               f"outside the {image.width}x{image.height} image", **at),
                        skipped="point")  # fmt: skip
             continue
         kpts[index[label]] = (x, y, 1.0 if p.get("occluded") == "1" else 2.0)

@@ -167,6 +167,23 @@ class DatasetStats:
         return int(sum(v[:, 1:].sum() for v in self.visibility.values()))
 
 
+#: A labelled keypoint further outside the image than this fraction of the image's width
+#: (for x) or height (for y) is reported and treated as unlabelled, by every reader.
+FAR_OUTSIDE = 0.1
+
+
+def far_outside(xy: np.ndarray, width: float, height: float) -> np.ndarray:
+    """Whether points (x, y) (shape (..., 2)) lie further outside a width x height image than
+    `FAR_OUTSIDE` of its size. Every reader applies this one rule (reporting each such
+    labelled keypoint and making it unlabelled), so that what one reader accepts passes every
+    other's check: a DeepLabCut file converted to COCO checks as clean as it read."""
+    xy = np.asarray(xy, dtype=np.float64)
+    x, y = xy[..., 0], xy[..., 1]
+    with np.errstate(invalid="ignore"):
+        return (x < -FAR_OUTSIDE * width) | (x > (1 + FAR_OUTSIDE) * width) | (
+            y < -FAR_OUTSIDE * height) | (y > (1 + FAR_OUTSIDE) * height)  # fmt: skip
+
+
 #: Boxes grown around labelled keypoints (formats without boxes): max(10 px, 10 % of the
 #: keypoints' longer extent) on every side.
 BOX_MARGIN = 0.1

@@ -30,6 +30,7 @@ from posekit.data.dataset import (
     ImageInfo,
     KeypointDataset,
     bbox_from_keypoints,
+    far_outside,
 )
 from posekit.data.images import image_size
 from posekit.data.problems import DatasetError, LoadReport, Problem
@@ -221,6 +222,15 @@ class _Builder:
                 xs = row[xc].strip() if xc < len(row) else ""
                 ys = row[yc].strip() if yc < len(row) else ""
                 kpts[j] = self._cell(xs, ys, file, lineno, image.id, f"{ind}/{bp}")
+            far = (kpts[:, 2] > 0) & far_outside(kpts[:, :2], image.width, image.height)
+            for j in np.flatnonzero(far):
+                bp = parts[j][0]
+                msg = (f"{bp!r} at ({kpts[j, 0]:g}, {kpts[j, 1]:g}) is far outside the "
+                       f"{image.width}x{image.height} image: treated as unlabelled")  # fmt: skip
+                where = {"image_id": image.id, "field": f"{ind}/{bp}"}
+                problem = Problem("kpt-outside", msg, file, lineno, **where)
+                self.report.add(problem, skipped="keypoint")
+                kpts[j] = 0.0
             bbox = bbox_from_keypoints(
                 kpts, image.width, image.height, margin=self.margin, min_margin=self.min_margin
             )

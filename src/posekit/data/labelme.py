@@ -26,6 +26,7 @@ from posekit.data.dataset import (
     Category,
     ImageInfo,
     KeypointDataset,
+    far_outside,
     keypoint_instance,
 )
 from posekit.data.problems import DatasetError, LoadReport, Problem
@@ -112,9 +113,9 @@ def read_labelme(path: str | Path, *, schema: KeypointSchema | None = None) -> K
                                    **where), skipped="point")  # fmt: skip
                 continue
             x, y = pts[0]
-            if not (0 <= x <= image.width and 0 <= y <= image.height):
-                report.add(Problem("kpt-outside", f"point {label!r} at ({x}, {y}) is outside "
-                                   f"the {image.width}x{image.height} image", **where),
+            if far_outside(np.array([x, y]), image.width, image.height):
+                report.add(Problem("kpt-outside", f"point {label!r} at ({x}, {y}) is far "
+                                   f"outside the {image.width}x{image.height} image", **where),
                            skipped="point")  # fmt: skip
                 continue
             kpts = groups.setdefault(gid, np.zeros((len(names), 3)))

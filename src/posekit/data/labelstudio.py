@@ -32,6 +32,7 @@ from posekit.data.dataset import (
     Category,
     ImageInfo,
     KeypointDataset,
+    far_outside,
     keypoint_instance,
 )
 from posekit.data.problems import DatasetError, LoadReport, Problem
@@ -107,8 +108,8 @@ def read_labelstudio(path: str | Path, *, image_root: str | Path | None = None) 
                 report.add(Problem("labelstudio", msg, **where), skipped="point")
                 continue
             px, py = x / 100 * image.width, y / 100 * image.height
-            if not (0 <= px <= image.width and 0 <= py <= image.height):
-                report.add(Problem("kpt-outside", f"point {labels[0]!r} at ({x}%, {y}%) is "
+            if far_outside(np.array([px, py]), image.width, image.height):
+                report.add(Problem("kpt-outside", f"point {labels[0]!r} at ({x}%, {y}%) is far "
                                    "outside the image", **where), skipped="point")  # fmt: skip
                 continue
             parent = r.get("parentID") if r.get("parentID") in regions else group_of(r.get("id"))

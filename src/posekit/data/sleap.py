@@ -26,6 +26,7 @@ from posekit.data.dataset import (
     Category,
     ImageInfo,
     KeypointDataset,
+    far_outside,
     keypoint_instance,
 )
 from posekit.data.images import (
@@ -125,12 +126,11 @@ def read_sleap(
             visible = np.asarray(inst.points["visible"], dtype=bool) & np.isfinite(xy).all(1)
             kpts = np.zeros((len(xy), 3))
             kpts[visible] = np.c_[xy[visible], np.full(visible.sum(), 2.0)]
-            outside = visible & ~((xy[:, 0] >= 0) & (xy[:, 0] <= w) & (xy[:, 1] >= 0)
-                                  & (xy[:, 1] <= h))  # fmt: skip
+            outside = visible & far_outside(xy, w, h)
             for j in np.flatnonzero(outside):
                 report.add(Problem("kpt-outside", f"instance {n}: node "
                                    f"{cat.schema.keypoints[j]!r} at {tuple(xy[j].round(1))} is "
-                                   f"outside the {w}x{h} frame", image_id=image.id, **where),
+                                   f"far outside the {w}x{h} frame", image_id=image.id, **where),
                            skipped="keypoint")  # fmt: skip
                 kpts[j] = 0
             extra: dict[str, Any] = {"track": inst.track.name} if inst.track else {}
