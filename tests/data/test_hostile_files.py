@@ -157,3 +157,67 @@ def test_sleap_package_frame_declaring_a_huge_size_is_refused_before_decoding(
     capsys.readouterr()  # sleap-io's own progress bars
     assert main(["data", "convert", str(pkg), str(tmp_path / "out")]) == 2
     _one_error_line(capsys, "20000x20000 pixels is over the limit", "image-too-large")
+
+
+def test_labelme_image_path_climbing_out_and_huge_image_data_are_never_obeyed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """LabelMe's `imagePath` may not leave the folder (nor reach out through a link), and its
+    `imageData` (base64 of the image) is never decoded: the image file is what is read."""
+    import base64
+    import json
+
+    import cv2
+
+    folder = tmp_path / "labelme"
+    folder.mkdir()
+    secret = tmp_path / "secret.png"
+    cv2.imwrite(str(secret), np.full((48, 64, 3), 200, np.uint8))
+    (folder / "link.png").symlink_to(secret)
+    cv2.imwrite(str(folder / "ok.png"), np.full((48, 64, 3), 90, np.uint8))
+    point = {"label": "head", "points": [[10, 10]], "group_id": None, "shape_type": "point"}
+    bomb = base64.b64encode(_png_header_only(30000, 30000)).decode()
+    for name, image_path, data in (("up", "../secret.png", None),
+                                   ("abs", str(secret), None), ("link", "link.png", None),
+                                   ("ok", "ok.png", bomb)):  # fmt: skip
+        (folder / f"{name}.json").write_text(json.dumps({
+            "shapes": [point], "imagePath": image_path, "imageData": data,
+            "imageWidth": 64, "imageHeight": 48}))  # fmt: skip
+    (ds,) = load_splits(folder).values()
+    assert [im.file_name for im in ds.images] == ["ok.png"]
+    problems = sorted((Path(p.file).name, p.code) for p in ds.report.problems)
+    assert problems == [("abs.json", "image-path"), ("link.json", "image-path"),
+                        ("up.json", "image-path")]  # fmt: skip
+    out = tmp_path / "out"
+    assert main(["data", "convert", str(folder), str(out), "--copy"]) == 0
+    assert [p.name for p in (out / "images").iterdir()] == ["ok.png"]
+    assert int(cv2.imread(str(out / "images" / "ok.png")).mean()) == 90
+
+
+def test_label_studio_image_names_climbing_out_read_nothing_outside(tmp_path: Path) -> None:
+    """A task's `data.image` is reduced to its file name and looked up in the image folder:
+    `../` or an absolute path can neither read a file outside nor decide where one is
+    written."""
+    import json
+
+    import cv2
+
+    export = tmp_path / "ls"
+    (export / "images").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "secret.png"), np.full((48, 64, 3), 200, np.uint8))
+    cv2.imwrite(str(export / "images" / "a.png"), np.full((48, 64, 3), 90, np.uint8))
+    point = {"id": "p", "type": "keypointlabels", "original_width": 64, "original_height": 48,
+             "value": {"x": 10, "y": 10, "keypointlabels": ["head"]}}  # fmt: skip
+    refs = ["/data/local-files/?d=../../secret.png", "../secret.png",
+            str(tmp_path / "secret.png"), "/data/upload/1/a.png"]  # fmt: skip
+    tasks = [{"id": i, "data": {"image": r}, "annotations": [{"result": [point]}]}
+             for i, r in enumerate(refs)]  # fmt: skip
+    (export / "export.json").write_text(json.dumps(tasks))
+    (ds,) = load_splits(export / "export.json").values()
+    assert all(ds.image_path(im).resolve().is_relative_to(export.resolve()) for im in ds.images)
+    out = tmp_path / "out"
+    assert main(["data", "convert", str(export / "export.json"), str(out), "--copy",
+                 "--skip-missing-images"]) == 0  # fmt: skip
+    written = sorted(p.name for p in (out / "images").iterdir())
+    assert written == ["a.png"]
+    assert int(cv2.imread(str(out / "images" / "a.png")).mean()) == 90

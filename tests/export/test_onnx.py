@@ -252,3 +252,79 @@ def test_cli_export_then_predict_and_val_with_the_onnx_file_alone(
     img = cv2.imread(str(next(images.iterdir())))
     r = Model(alone).predict(img, imgsz=192)[0]
     assert len(r) >= 1 and r.keypoints.xy.shape[1] == 17
+
+
+def _external_data_model(path: Path, location: str) -> Path:
+    """A one-node graph whose weight lives in another file, at `location`."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones(2, np.float32), "w")
+    w.data_location = TensorProto.EXTERNAL
+    w.ClearField("raw_data")
+    for k, v in {"location": location, "offset": "0", "length": "8"}.items():
+        entry = w.external_data.add()
+        entry.key, entry.value = k, v
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])
+    graph = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"])], "g", [x], [y], [w])
+    onnx.save(helper.make_model(graph), str(path))
+    return path
+
+
+@pytest.mark.parametrize("where", ["absolute", "climbing", "link"])
+def test_external_data_outside_the_model_folder_is_refused_before_anything_reads_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"\1" * 8)
+    folder = tmp_path / "models"
+    folder.mkdir()
+    location = {"absolute": str(secret), "climbing": "../secret.bin", "link": "w.bin"}[where]
+    if where == "link":
+        (folder / "w.bin").symlink_to(secret)
+    path = _external_data_model(folder / "m.onnx", location)
+    from posekit.predict.backends import onnx_session
+
+    with pytest.raises(ValueError, match="refused: tensor 'w' keeps its data at"):
+        onnx_session(path, torch.device("cpu"))
+    assert main(["predict", "--model", str(path), "--source", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "refused" in err, err
+
+
+def test_external_data_beside_the_model_still_loads(tmp_path: Path) -> None:
+    (tmp_path / "w.bin").write_bytes(np.full(2, 3, np.float32).tobytes())
+    from posekit.predict.backends import onnx_session
+
+    session = onnx_session(_external_data_model(tmp_path / "m.onnx", "w.bin"), torch.device("cpu"))
+    (y,) = session.run(None, {"x": np.ones(2, np.float32)})
+    np.testing.assert_array_equal(y, [4, 4])
+
+
+def test_truncated_onnx_and_malformed_metadata_are_one_line(
+    exported, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    import onnx
+
+    _, path = exported["rtpose"]
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
+    proto = onnx.load(str(path))
+    for p in proto.metadata_props:
+        if p.key == "posekit.config":
+            p.value = '{"name": "rtpose-n", "width": '  # cut short
+    bad_json = tmp_path / "bad-json.onnx"
+    onnx.save(proto, str(bad_json))
+    for p in proto.metadata_props:
+        if p.key == "posekit.config":
+            p.value = "[1, 2, 3]"  # valid JSON, not a config
+    wrong = tmp_path / "wrong-type.onnx"
+    onnx.save(proto, str(wrong))
+    for bad, needle in ((truncated, "not a readable ONNX file"),
+                        (bad_json, "posekit metadata is malformed"),
+                        (wrong, "posekit metadata is malformed")):  # fmt: skip
+        capsys.readouterr()
+        assert main(["predict", "--model", str(bad), "--source", str(tmp_path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and needle in err, err

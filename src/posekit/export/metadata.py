@@ -20,6 +20,7 @@ import torch
 from posekit.models.base import FAMILIES, KeypointModel, model_from_description
 from posekit.schema import KeypointSchema
 from posekit.utils.extras import require
+from posekit.utils.onnx_files import checked_model
 
 PREFIX = "posekit."
 #: What rebuilding the model needs; the rest is informative.
@@ -88,9 +89,10 @@ class OnnxModelInfo:
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
-    """posekit's `metadata_props` of an ONNX file (without loading its weights)."""
-    onnx = require_onnx()
-    model = onnx.load(str(path), load_external_data=False)
+    """posekit's `metadata_props` of an ONNX file (without loading its weights; a file whose
+    external data would be read from outside its folder is refused)."""
+    require_onnx()
+    model = checked_model(path)
     return {p.key[len(PREFIX) :]: p.value for p in model.metadata_props
             if p.key.startswith(PREFIX)}  # fmt: skip
 
@@ -101,19 +103,23 @@ def model_info(
     """The model an ONNX file holds, from posekit's metadata, or (without it) from `schema` and
     the graph's output names with the family's default settings."""
     path = Path(path)
-    try:
-        meta = read_metadata(path)
-    except ImportError:
-        raise
-    except Exception as e:
-        raise ValueError(f"{path}: not a readable ONNX file ({e})") from None
+    meta = read_metadata(path)
     missing = [PREFIX + k for k in REQUIRED if k not in meta]
     if not missing:
-        desc = {key: json.loads(meta[key]) for key in REQUIRED}
-        desc["architecture"] = desc.pop("family")
-        with torch.device("meta"):
-            net = model_from_description(desc)
-        ids = json.loads(meta.get("category_ids", "null"))
+        try:
+            desc = {key: json.loads(meta[key]) for key in REQUIRED}
+            desc["architecture"] = desc.pop("family")
+            with torch.device("meta"):
+                net = model_from_description(desc)
+            ids = json.loads(meta.get("category_ids", "null"))
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            raise ValueError(
+                f"{path}: its posekit metadata is malformed ({type(e).__name__}: "
+                f"{e}); re-export the model with `posekit export`"
+            ) from None
+        if ids is not None and not (isinstance(ids, list) and all(type(i) is int for i in ids)):
+            raise ValueError(f"{path}: its posekit metadata is malformed (category_ids "
+                             f"{ids!r} is not a list of integers)")  # fmt: skip
         return OnnxModelInfo(net.eval(), ids, meta.get("version"), True)
     if schema is None:
         raise MissingMetadataError(

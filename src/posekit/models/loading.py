@@ -43,9 +43,25 @@ class Loaded:
 
 
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    """Tensors of a `.safetensors` file (a format that holds only tensors)."""
+    """Tensors of a `.safetensors` file (a format that holds only tensors). The library checks
+    the header against the file (offsets in range, sizes that match the shapes) before it
+    allocates; a file that fails is refused in one line."""
     st = require("safetensors.torch", "hf", f"{path}: reading .safetensors")
-    return st.load_file(str(path))
+    try:
+        return st.load_file(str(path))
+    except Exception as e:  # SafetensorError, and OSError for a truncated file
+        raise ValueError(f"{path}: refused: not a valid .safetensors file ({e})") from None
+
+
+def read_config_json(path: Path) -> dict[str, Any]:
+    """A transformers `config.json` as a dict, or a one-line error."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a config.json must hold an object")
+    return data
 
 
 def load_any(path: str | Path, *, schema: KeypointSchema | None = None, **overrides: Any) -> Loaded:
@@ -70,7 +86,7 @@ def load_any(path: str | Path, *, schema: KeypointSchema | None = None, **overri
         cfg_file = path / "config.json"
         if not cfg_file.is_file():
             raise ValueError(f"{path}: a model folder needs a config.json (transformers layout)")
-        hf_config = json.loads(cfg_file.read_text(encoding="utf-8"))
+        hf_config = read_config_json(cfg_file)
         weights = path / "model.safetensors"
         if weights.is_file():
             state = read_safetensors(weights)
@@ -83,7 +99,7 @@ def load_any(path: str | Path, *, schema: KeypointSchema | None = None, **overri
         state = read_safetensors(path)
         beside = path.parent / "config.json"
         if beside.is_file():
-            hf_config = json.loads(beside.read_text(encoding="utf-8"))
+            hf_config = read_config_json(beside)
         source = "safetensors file"
     else:
         data = load_torch_file(path, allow_numpy=True)

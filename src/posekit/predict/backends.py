@@ -22,6 +22,7 @@ import torch
 
 from posekit.models.base import KeypointModel
 from posekit.utils.extras import require
+from posekit.utils.onnx_files import checked_model
 
 
 class Backend(Protocol):
@@ -65,8 +66,10 @@ def require_onnxruntime() -> Any:
 
 def onnx_session(path: Path, device: torch.device) -> Any:
     """An ONNX Runtime session of `path`: the CUDA provider for a CUDA device when this
-    onnxruntime has it, else the CPU provider with as many threads as torch uses."""
+    onnxruntime has it, else the CPU provider with as many threads as torch uses. The file is
+    checked first: external data from outside its folder is refused (`checked_model`)."""
     ort = require_onnxruntime()
+    checked_model(path)
     options = ort.SessionOptions()
     options.intra_op_num_threads = int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads()))
     options.log_severity_level = 3  # warnings about unused initialisers are not the user's
