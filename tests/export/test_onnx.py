@@ -328,3 +328,30 @@ def test_truncated_onnx_and_malformed_metadata_are_one_line(
         assert main(["predict", "--model", str(bad), "--source", str(tmp_path)]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and needle in err, err
+
+
+@pytest.mark.parametrize("family", sorted(CASES))
+def test_metadata_describing_another_network_than_the_graph_is_refused(
+    exported, family: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    """A file whose schema says 5 keypoints over a 17-keypoint graph (self-consistent, so it
+    builds) is refused in one line before any image is decoded with it."""
+    import onnx
+
+    _, path = exported[family]
+    proto = onnx.load(str(path))
+    for p in proto.metadata_props:
+        if p.key == "posekit.schemas":
+            schemas = json.loads(p.value)
+            for s in schemas:
+                s["keypoints"] = s["keypoints"][:5]
+                s["skeleton"] = [e for e in s["skeleton"] if max(e) < 5]
+                s.pop("flip_idx", None), s.pop("sigmas", None)
+            p.value = json.dumps(schemas)
+    lying = tmp_path / "lying.onnx"
+    onnx.save(proto, str(lying))
+    cv2.imwrite(str(tmp_path / "a.jpg"), np.full((96, 128, 3), 90, np.uint8))
+    assert main(["predict", "--model", str(lying), "--source", str(tmp_path / "a.jpg"),
+                 "--project", str(tmp_path / "runs")]) == 2  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "describes another network than its graph" in err, err

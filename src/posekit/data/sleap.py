@@ -2,8 +2,10 @@
 
 SLEAP labels frames of videos. Each labelled frame becomes an image named
 `<video stem>/frame_<index>.<jpg|png>`, extracted from its video when the dataset is converted
-(`extract_frames`); the video is looked for at its stored path, then next to the `.slp` by
-file name, then in `video_dir`. Frames embedded in the file (`.pkg.slp`) are read from it.
+(`extract_frames`); the video is looked for at its stored path when that stays inside the
+`.slp`'s folder (or `video_dir`), then by file name next to the `.slp` and in `video_dir`: a
+stored path that leads elsewhere (absolute, `../..`) is never followed. Frames embedded in the
+file (`.pkg.slp`) are read from it.
 
 User-labelled instances are the ground truth; predicted-only instances (no user instance was
 made from them) are counted in a note and left out unless `include_predicted`. SLEAP has no
@@ -14,8 +16,9 @@ is a category (its nodes and edges); track names are kept on the instances
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import cv2
@@ -39,7 +42,7 @@ from posekit.data.images import (
 from posekit.data.problems import DatasetError, LoadReport, Problem
 from posekit.schema import KeypointSchema, SchemaError
 from posekit.utils.extras import require
-from posekit.utils.paths import join_inside
+from posekit.utils.paths import escapes, join_inside
 
 FRAME_FORMATS = ("jpg", "png")
 
@@ -49,13 +52,39 @@ def _sio() -> Any:
 
 
 def find_video(stored: str, slp: Path, video_dir: Path | None) -> Path | None:
-    """The video file of a SLEAP video entry: its stored path (absolute, or relative to the
-    `.slp`), else a file of that name next to the `.slp`, else in `video_dir`."""
-    name = Path(stored.replace("\\", "/")).name
-    candidates = [Path(stored), slp.parent / stored, slp.parent / name]
-    if video_dir is not None:
-        candidates.append(Path(video_dir) / name)
+    """The video file of a SLEAP video entry: its stored path where that stays inside the
+    `.slp`'s folder or `video_dir`, else a file of that name in either. A stored path that
+    leads elsewhere (an absolute path from the labelling machine, `../..`) is not followed:
+    a `.slp` from someone else must not choose which file on this machine is read."""
+    posix = stored.replace("\\", "/")
+    name = PurePosixPath(posix).name
+    candidates: list[Path] = []
+    for root in [slp.parent] + ([Path(video_dir)] if video_dir is not None else []):
+        if _inside(posix, root):
+            candidates.append(Path(os.path.normpath(root / posix)))
+        if name:
+            candidates.append(root / name)
     return next((c for c in candidates if c.is_file()), None)
+
+
+def _inside(stored: str, root: Path) -> bool:
+    """Whether a stored path (relative to `root`, or absolute) stays inside `root`,
+    lexically as `join_inside` judges."""
+    if escapes(stored) is None:
+        return True
+    if not PurePosixPath(stored).is_absolute():
+        return False
+    base = os.path.abspath(root)
+    return os.path.commonpath([base, os.path.normpath(stored)]) == base
+
+
+def _not_found(stored: str, slp: Path) -> str:
+    """Why a video was not found, with the way out when its stored path leads elsewhere."""
+    if _inside(stored.replace("\\", "/"), slp.parent):
+        return f"looked at its stored path, next to {slp.name}, and in --video-dir"
+    return (f"its stored path is outside {slp.parent} and is not followed; looked for "
+            f"{PurePosixPath(stored.replace(chr(92), '/')).name} next to {slp.name} and in "
+            "--video-dir (pass --video-dir with the videos' folder)")
 
 
 def read_sleap(
@@ -226,9 +255,8 @@ def _video(
     stored = str(video.filename)
     src = find_video(stored, slp, folder)
     if src is None:
-        report.add(Problem("video-missing", f"video {stored} not found (looked at its stored "
-                           f"path, next to {slp.name}, and in --video-dir)", **where),
-                   skipped="video")  # fmt: skip
+        report.add(Problem("video-missing", f"video {stored} not found "
+                           f"({_not_found(stored, slp)})", **where), skipped="video")  # fmt: skip
         return None
     meta = getattr(video, "backend_metadata", None) or {}
     shape = meta.get("shape")

@@ -113,6 +113,32 @@ class OnnxBackend:
         if self.output_names != expected:
             raise ValueError(f"{self.path}: the graph's outputs {self.output_names} are not the "
                              f"{net.family} outputs {expected}")  # fmt: skip
+        self._check_output_shapes()
+
+    def _check_output_shapes(self) -> None:
+        """Refuse a file whose metadata describes another network than its graph (say, 5
+        keypoints over a 17-keypoint graph): every fixed size of the graph's outputs must be
+        what the described network gives (run on the meta device: no weights, no pixels)."""
+        x = self.net.example_input(1)
+        if self.fixed_shape is not None:
+            x = torch.empty(1, 3, *self.fixed_shape)
+        try:
+            with torch.no_grad():
+                want = [tuple(t.shape) for t in self.net.export_outputs(self.net(x.to("meta")))]
+        except (RuntimeError, NotImplementedError):  # an op without a meta kernel: no check
+            return
+        for out, shape in zip(self.session.get_outputs(), want, strict=True):
+            got = list(out.shape)
+            if len(got) != len(shape) or any(
+                isinstance(g, int) and g != w for g, w in zip(got[1:], shape[1:], strict=True)
+            ):
+                shown = [g if isinstance(g, int) else "?" for g in got]
+                raise ValueError(
+                    f"{self.path}: its posekit metadata describes another network than its "
+                    f"graph (output {out.name!r} is {shown} in the graph, the metadata's "
+                    f"{self.net.family} gives {list(shape)}); re-export the model with "
+                    "`posekit export`"
+                )
 
     def check_input(self, shape: tuple[int, ...]) -> None:
         """A clear error for an input the graph cannot take (instead of a runtime stack)."""
