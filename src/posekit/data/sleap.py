@@ -74,7 +74,7 @@ def _inside(stored: str, root: Path) -> bool:
         return True
     if not PurePosixPath(stored).is_absolute():
         return False
-    base = os.path.abspath(root)
+    base = os.path.normpath(Path(root).absolute())
     return os.path.commonpath([base, os.path.normpath(stored)]) == base
 
 
@@ -82,9 +82,11 @@ def _not_found(stored: str, slp: Path) -> str:
     """Why a video was not found, with the way out when its stored path leads elsewhere."""
     if _inside(stored.replace("\\", "/"), slp.parent):
         return f"looked at its stored path, next to {slp.name}, and in --video-dir"
-    return (f"its stored path is outside {slp.parent} and is not followed; looked for "
-            f"{PurePosixPath(stored.replace(chr(92), '/')).name} next to {slp.name} and in "
-            "--video-dir (pass --video-dir with the videos' folder)")
+    return (
+        f"its stored path is outside {slp.parent} and is not followed; looked for "
+        f"{PurePosixPath(stored.replace(chr(92), '/')).name} next to {slp.name} and in "
+        "--video-dir (pass --video-dir with the videos' folder)"
+    )
 
 
 def read_sleap(
