@@ -144,3 +144,24 @@ def overfit_run(four_people: Path, tmp_path_factory: pytest.TempPathFactory):  #
         hsv=(0, 0, 0),
         blur=0,
     )
+
+
+def tiny_slp(root: Path, video: Path | None = None) -> Path:
+    """A SLEAP project written with sleap-io: a 3-frame video (`video`, default
+    `root/clip.mp4`) with two labelled frames of one two-node mouse; `root/labels.slp`."""
+    sio = pytest.importorskip("sleap_io")
+    root.mkdir(parents=True, exist_ok=True)
+    video = video or root / "clip.mp4"
+    video.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"mp4v"), 10, (80, 64))
+    for i in range(3):
+        writer.write(np.full((64, 80, 3), 60 * i, np.uint8))
+    writer.release()
+    clip = sio.Video.from_filename(str(video))
+    sk = sio.Skeleton(["head", "tail"], edges=[("head", "tail")], name="mouse")
+    points = np.array([[10.0, 12.0], [30, 20]])
+    frames = [sio.LabeledFrame(video=clip, frame_idx=f,
+                               instances=[sio.Instance.from_numpy(points, skeleton=sk)])
+              for f in (0, 2)]  # fmt: skip
+    sio.Labels(frames).save(str(root / "labels.slp"))
+    return root / "labels.slp"

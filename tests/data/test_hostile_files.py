@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import MOUSE, needs_mouse
+from conftest import MOUSE, needs_mouse, tiny_slp
 from posekit.cli.main import main
 from posekit.data import load_splits
 
@@ -229,27 +229,12 @@ def test_sleap_video_path_leading_out_of_its_folder_is_not_followed(
 ) -> None:
     """A .slp naming a video elsewhere on this machine (absolute, or `../`) does not get it
     read: the video is looked for by name beside the file and in --video-dir only."""
-    import cv2
-
     sio = pytest.importorskip("sleap_io")
     secret = tmp_path / "private"
-    secret.mkdir()
-    writer = cv2.VideoWriter(str(secret / "secret.mp4"), cv2.VideoWriter.fourcc(*"mp4v"), 10,
-                             (80, 64))  # fmt: skip
-    for i in range(3):
-        writer.write(np.full((64, 80, 3), 60 * i, np.uint8))
-    writer.release()
-    video = sio.Video.from_filename(str(secret / "secret.mp4"))
-    sk = sio.Skeleton(["head", "tail"], edges=[("head", "tail")], name="mouse")
-    points = np.array([[10.0, 12.0], [30, 20]])
-    frames = [sio.LabeledFrame(video=video, frame_idx=f,
-                               instances=[sio.Instance.from_numpy(points, skeleton=sk)])
-              for f in (0, 2)]  # fmt: skip
-    labels = sio.Labels(frames)
+    slp = tiny_slp(tmp_path / "proj", video=secret / "secret.mp4")
+    labels = sio.load_slp(str(slp))
     path = str(secret / "secret.mp4") if stored == "outside" else "../private/secret.mp4"
     labels.videos[0].replace_filename(path, open=False)
-    (tmp_path / "proj").mkdir()
-    slp = tmp_path / "proj" / "labels.slp"
     labels.save(str(slp))
     (ds,) = load_splits(slp).values()
     assert not ds.images and [p.code for p in ds.report.problems] == ["video-missing"]

@@ -15,8 +15,7 @@ from posekit.utils.extras import MissingExtraError
 USER_ERRORS = (
     DatasetError,
     SchemaError,
-    FileNotFoundError,
-    NotADirectoryError,
+    OSError,  # a missing file, a full disk, a permission: the system's one-line reason
     ValueError,
     MissingExtraError,
 )

@@ -10,9 +10,14 @@ from posekit.data.dataset import KeypointDataset
 from posekit.data.layout import detect_format, load_splits, write_posekit
 from posekit.data.problems import DatasetError, LoadReport, Problem
 from posekit.data.yolo import write_yolo
-from posekit.utils.outputs import claim_output
+from posekit.utils.commit import rebase, staging_folder, write_staged
+from posekit.utils.outputs import claim_output, kept_entries, remove_earlier
 
 TARGETS = ("coco", "yolo")
+#: The top-level entries each target writes (a forced conversion never replaces one of them
+#: that it did not make).
+WRITES = {"coco": ("images", "annotations", "data.yaml"),
+          "yolo": ("images", "labels", "data.yaml")}  # fmt: skip
 
 
 def convert(
@@ -35,9 +40,13 @@ def convert(
     empty or an earlier output of `convert` (which is replaced); `force=True` writes into
     another folder (see `posekit.utils.outputs.claim_output`).
 
-    Nothing is written when the reader dropped every annotation, or when image files are
-    missing (listed in the error) unless `skip_missing_images`, which leaves those images and
-    their annotations out with a count in the report. `image_root`: where a COCO file's
+    The output is written into a staging folder inside `dst`, read back and compared with the
+    input's counts, and only then renamed into place (`posekit.utils.commit`): a conversion
+    that fails half-way leaves `dst` as it was (an earlier output of `convert` there stays
+    whole until the new one replaces it). Nothing is written when the reader dropped
+    every annotation, or when image files are missing (listed in the error) unless
+    `skip_missing_images`, which leaves those images and their annotations out with a count
+    in the report. `image_root`: where a COCO file's
     images are (default: guessed from the layout). SLEAP projects' labelled frames are
     extracted from their videos (`video_dir`, `include_predicted`, `frame_format`: see
     `load_splits`).
@@ -65,22 +74,30 @@ def convert(
                            report.problems)  # fmt: skip
     splits = {name: without_missing_images(ds, report, skip_missing_images)
               for name, ds in splits.items()}  # fmt: skip
-    claim_output(dst, "data convert", source=str(src), force=force)
+    claim_output(dst, "data convert", source=str(src), force=force, writes=WRITES[to],
+                 keep_earlier=True)  # fmt: skip
     fmt = detect_format(src)
-    if fmt == "sleap":  # frames of videos: extracted into the output, then placed as images
-        from posekit.data.sleap import extract_frames
+    prefix = "labeled-data/" if fmt == "dlc" else None
+    folder = Path(dst)
 
-        frames = Path(dst) / ".posekit-frames"
-        try:
-            for ds in splits.values():
-                extract_frames(ds, frames)
-            written = _write(splits, dst, to, link_images, None, report)
-        finally:
-            shutil.rmtree(frames, ignore_errors=True)
-    else:
-        prefix = "labeled-data/" if fmt == "dlc" else None
-        written = _write(splits, dst, to, link_images, prefix, report)
-    verify_written(splits, written, to)
+    def write(stage: Path) -> Path:
+        if fmt == "sleap":  # frames of videos: extracted beside the stage, placed as images
+            from posekit.data.sleap import extract_frames
+
+            frames = staging_folder(folder, "frames")
+            try:
+                for ds in splits.values():
+                    extract_frames(ds, frames)
+                written = _write(splits, stage, to, link_images, None, report)
+            finally:
+                shutil.rmtree(frames, ignore_errors=True)
+        else:
+            written = _write(splits, stage, to, link_images, prefix, report)
+        verify_written(splits, written, to)
+        return rebase(written, stage, folder)
+
+    written = write_staged(folder, "convert", write)
+    remove_earlier(folder, [*kept_entries(folder), *WRITES[to]])  # an earlier run's rest
     return written, report
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -186,22 +187,36 @@ def place_image(src: Path, dst: Path, *, link: bool = True) -> None:
 
     A hard link when allowed and safe: `src` is a regular file, not a symbolic link, and
     belongs to the user running posekit (a link to someone else's file would let a later
-    write to the output change theirs). Otherwise the content is copied. An existing `dst`
-    that is not already the same file is replaced.
+    write to the output change theirs). Otherwise the content is copied, and the copy's
+    permissions are never wider than the source's (an image readable by its owner only,
+    reached through a link, stays so). An existing `dst` that is not already the same file
+    is replaced; a link planted at `dst` is replaced, never written through.
     """
     if dst.exists() and dst.samefile(src):
         return
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + ".posekit-tmp")
-    tmp.unlink(missing_ok=True)
-    if link and _linkable(src):
-        try:
-            os.link(src, tmp, follow_symlinks=False)
-        except OSError:  # another file system, or links not allowed there
-            shutil.copyfile(src, tmp)
-    else:
-        shutil.copyfile(src, tmp)  # follows a symbolic link: the content, never the link
-    tmp.replace(dst)
+    tmp = Path(tempfile.mktemp(prefix=f".{dst.name}.", suffix=".posekit-tmp", dir=dst.parent))
+    try:
+        if link and _linkable(src):
+            try:
+                os.link(src, tmp, follow_symlinks=False)
+            except OSError:  # another file system, or links not allowed there
+                _copy_narrowed(src, tmp)
+        else:
+            _copy_narrowed(src, tmp)
+        tmp.replace(dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _copy_narrowed(src: Path, tmp: Path) -> None:
+    """Copy `src`'s content (following a symbolic link: the content, never the link) into a
+    new file `tmp` whose mode is the usual one narrowed by the source's."""
+    mode = stat.S_IMODE(src.stat().st_mode)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 & mode)
+    with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
+        shutil.copyfileobj(f, out, 1 << 20)
 
 
 def _linkable(src: Path) -> bool:

@@ -3,8 +3,9 @@
 Re-splitting a dataset on disk moves the annotation file entries as they are (every field and
 top-level key kept, including those posekit does not read, such as `licenses`), refuses a
 dataset whose loader skipped images or categories (they would be lost), and writes the new
-split files as one unit: all of them are written to a temporary folder first and only then
-renamed into place, so a failure while writing leaves the old files untouched.
+split files as one unit (`posekit.utils.commit`): all of them are written to a staging folder
+first and then renamed into place, and a failure at any rename undoes the ones before it, so
+the old files are untouched. A split into a new folder is staged the same way.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from posekit.data.coco import load_json
 from posekit.data.dataset import Annotation, ImageInfo, KeypointDataset
 from posekit.data.layout import SPLITS, load_splits, place_image, resolve_posekit
 from posekit.data.problems import DatasetError
+from posekit.utils.commit import commit_staged, staging_folder
 from posekit.utils.outputs import claim_output
 from posekit.utils.paths import join_inside, write_text_replacing
 
@@ -181,13 +183,11 @@ def _replace_split_files(src: Path, old: dict[str, Path], new: dict[str, dict[st
     yaml_file = src if src.is_file() else src / "data.yaml"
     if not yaml_file.is_file():
         yaml_file = None
-    stage = ann_dir / ".posekit-split-tmp"
-    if stage.exists():
-        shutil.rmtree(stage)
-    stage.mkdir()
+    stage = staging_folder(ann_dir, "split")
     try:
         for s, obj in new.items():
             (stage / f"{s}.json").write_text(_dumps(obj), encoding="utf-8")
+        moves = [(stage / f"{s}.json", f) for s, f in targets.items()]
         if yaml_file is not None:
             data = yaml.safe_load(yaml_file.read_text(encoding="utf-8"))
             if not isinstance(data, dict):
@@ -198,13 +198,13 @@ def _replace_split_files(src: Path, old: dict[str, Path], new: dict[str, dict[st
             for s, f in targets.items():
                 data[s] = Path(_relative(f, root.resolve())).as_posix()
             (stage / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-        for s, f in targets.items():  # the commit: renames within one file system
-            (stage / f"{s}.json").replace(f)
-        if yaml_file is not None:
-            (stage / "data.yaml").replace(yaml_file)
-        for s, f in old.items():
-            if s not in new:
-                f.unlink()
+            moves.append((stage / "data.yaml", yaml_file))
+        gone = [f for s, f in old.items() if s not in new]
+        try:
+            commit_staged(moves, stage, remove=gone)
+        except OSError as e:
+            raise DatasetError(f"{src}: the new split could not be put in place ({e}); "
+                               "nothing was changed") from None  # fmt: skip
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return src

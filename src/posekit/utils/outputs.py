@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from posekit import __version__
+from posekit.utils.paths import write_text_replacing
 
 MANIFEST = ".posekit-output.json"
 #: posekit's own files in an output folder, never counted as content (the run lock of
@@ -49,6 +50,7 @@ def claim_output(
     source: str | None = None,
     force: bool = False,
     writes: Iterable[str] = (),
+    keep_earlier: bool = False,
 ) -> Path:
     """Make `folder` the output of `command` (e.g. "data convert"); see the module docstring.
 
@@ -59,6 +61,9 @@ def claim_output(
         force: write into a non-empty folder that is not this command's output.
         writes: top-level names the command writes whole (and may later remove); even with
             `force`, one that is already there and not this command's is refused.
+        keep_earlier: leave an earlier run's output in place for now (a command that stages
+            its output and commits it at once replaces it then, and calls `remove_earlier`
+            after), so a failed rerun leaves the earlier output whole.
 
     Raises:
         OutputExistsError: the folder is a file, or non-empty and not this command's output
@@ -85,9 +90,8 @@ def claim_output(
     if ours:
         assert manifest is not None
         kept = [str(n) for n in manifest.get("kept", [])]
-        for name in present:  # what our earlier run wrote goes; what predates it stays
-            if name not in kept:
-                _remove(folder / name)
+        if not keep_earlier:  # what our earlier run wrote goes; what predates it stays
+            remove_earlier(folder, kept)
     else:
         kept = present
     clash = sorted(set(writes) & set(kept))
@@ -99,8 +103,25 @@ def claim_output(
     folder.mkdir(parents=True, exist_ok=True)
     record = {"command": command, "source": source, "posekit": __version__,
               "written": time.strftime("%Y-%m-%d %H:%M:%S"), "kept": kept}  # fmt: skip
-    (folder / MANIFEST).write_text(json.dumps(record, indent=1), encoding="utf-8")
+    # a link planted at the manifest's name is replaced, never written through
+    write_text_replacing(folder / MANIFEST, json.dumps(record, indent=1))
     return folder
+
+
+def remove_earlier(folder: str | Path, keep: Iterable[str]) -> None:
+    """Remove every entry of an output folder except posekit's bookkeeping and `keep` (what
+    predates the output, and what the current run has just committed)."""
+    keep = set(keep) | _BOOKKEEPING
+    for entry in Path(folder).iterdir():
+        if entry.name not in keep:
+            _remove(entry)
+
+
+def kept_entries(folder: str | Path) -> list[str]:
+    """The entries an output folder held before posekit first claimed it (from its
+    manifest): never removed by a rerun."""
+    manifest = read_manifest(folder)
+    return [str(n) for n in manifest.get("kept", [])] if manifest else []
 
 
 def _remove(path: Path) -> None:

@@ -10,6 +10,7 @@ so a dataset whose image folder is itself a link to another disk still works.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 
@@ -50,12 +51,32 @@ def join_inside(root: str | Path, relative: str) -> Path:
 
 
 def write_text_replacing(path: str | Path, text: str) -> Path:
-    """Write `text` to a temporary file beside `path`, then rename it over `path`: a reader
-    never sees half a file, and a link already at `path` is replaced, not followed out of the
-    folder."""
+    """Write `text` to a new temporary file beside `path`, then rename it over `path`: a
+    reader never sees half a file, and a link already at `path` (or at any name beside it) is
+    replaced, not followed out of the folder. The file gets the usual mode (0666 less the
+    umask), as `open` would give it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".posekit-tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".posekit-tmp", dir=path.parent)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        tmp.chmod(0o666 & ~_umask())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (`os.umask` sets it, for every thread
+    at once); 0o022 where the kernel does not say."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022

@@ -1,0 +1,89 @@
+"""Multi-file commits that are all-or-nothing: a command that changes several files (the split
+files and data YAML of `data split`, the folders of `data convert`) writes everything into a
+staging folder first, then calls `commit_staged`, which renames the staged entries over their
+targets as one unit.
+
+Every target that already exists is first moved aside into the staging folder (a rename, so
+nothing is copied); if any rename fails, everything done so far is undone in reverse order and
+the error is raised again, leaving the targets exactly as they were. All renames stay within
+one file system (the staging folder is created beside the targets), so each is atomic.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+_ASIDE = ".posekit-previous"  # inside the stage: the old targets during a commit
+
+
+def staging_folder(beside: str | Path, what: str) -> Path:
+    """A new, empty folder inside `beside` for staging (`.posekit-<what>-XXXXXXXX`): made by
+    `mkdtemp`, so it never is, nor follows, anything that was already there."""
+    return Path(tempfile.mkdtemp(prefix=f".posekit-{what}-", dir=beside))
+
+
+def commit_staged(
+    moves: Sequence[tuple[Path, Path]],
+    stage: Path,
+    *,
+    remove: Sequence[Path] = (),
+) -> None:
+    """Rename each staged `(source, target)` over its target and take away every path in
+    `remove`, as one unit (see the module docstring). `stage` holds the set-aside old targets
+    until the commit is complete; it is the caller's to delete afterwards.
+
+    Raises:
+        OSError: a rename failed; every completed step was undone first.
+    """
+    aside = stage / _ASIDE
+    aside.mkdir()
+    done: list[tuple[Path, Path]] = []  # (from, to) of every completed rename, in order
+    try:
+        for i, target in enumerate([t for _, t in moves] + list(remove)):
+            if os.path.lexists(target):
+                kept = aside / str(i)
+                _step(target, kept)
+                done.append((target, kept))
+        for source, target in moves:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _step(source, target)
+            done.append((source, target))
+    except BaseException:
+        for src, dst in reversed(done):  # undone with Path.replace itself, never `_step`
+            dst.replace(src)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _step(source: Path, target: Path) -> None:
+    """One rename of a commit (a test replaces it to fail at a chosen step)."""
+    source.replace(target)
+
+
+def write_staged(folder: str | Path, what: str, write: Callable[[Path], T]) -> T:
+    """Run `write(stage)`, which writes a folder's entries into a fresh staging folder inside
+    `folder`, then commit every entry it wrote over `folder`'s entries of the same names. A
+    failure while writing leaves `folder` as it was, and so does one while committing. Paths
+    in the result that point into the staging folder are the caller's to map (`rebase`)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stage = staging_folder(folder, what)
+    try:
+        result = write(stage)
+        moves = [(e, folder / e.name) for e in sorted(stage.iterdir())
+                 if e.name != _ASIDE]  # fmt: skip
+        commit_staged(moves, stage)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return result
+
+
+def rebase(path: Path, stage: Path, folder: Path) -> Path:
+    """`path` inside `stage` as it is after the commit into `folder`."""
+    return folder / path.relative_to(stage)
