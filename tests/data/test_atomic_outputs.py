@@ -184,3 +184,21 @@ def test_a_copied_image_is_never_more_readable_than_its_source(tmp_path: Path) -
     planted.symlink_to(victim)
     place_image(link, planted, link=False)
     assert victim.read_bytes() == b"victim" and not planted.is_symlink()
+
+
+def test_an_image_entry_with_a_video_key_is_checked_like_any_other(
+    valid_coco, make_dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    """A `video` key (PoseTrack-like files carry one) once made `data check` skip the image (a
+    zero-byte file reported clean) and convert skip its missing-file check (half an output)."""
+    for im in valid_coco["images"]:
+        im["video"] = "clip01"
+    root = make_dataset(valid_coco)
+    first = root / "images" / valid_coco["images"][0]["file_name"]
+    first.write_bytes(b"")
+    assert main(["data", "check", str(root)]) == 1
+    assert "clean" not in capsys.readouterr().out
+    first.unlink()
+    assert main(["data", "convert", str(root), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "image files are missing" in err and not (tmp_path / "out").exists()

@@ -92,7 +92,7 @@ def check_images(
     returns the problems and the orientation notes."""
 
     def one(im: ImageInfo) -> ImageCheck:
-        if "video" in im.extra:  # a video frame to extract (SLEAP), checked when it was read
+        if im.frame is not None:  # a video frame to extract (SLEAP), checked when it was read
             return ImageCheck()
         return check_image(ds.image_path(im), im, decode=decode)
 

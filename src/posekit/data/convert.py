@@ -143,7 +143,7 @@ def without_missing_images(ds: KeypointDataset, report: LoadReport, skip: bool) 
     annotations, each counted in `report`."""
     # frames of videos (SLEAP) are extracted later; their videos were checked when read
     missing = [im for im in ds.images
-               if "video" not in im.extra and not ds.image_path(im).is_file()]  # fmt: skip
+               if im.frame is None and not ds.image_path(im).is_file()]  # fmt: skip
     if not missing:
         return ds
     if not skip:

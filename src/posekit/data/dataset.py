@@ -24,14 +24,28 @@ UNLABELLED, OCCLUDED, VISIBLE = 0, 1, 2
 
 
 @dataclass
+class VideoFrame:
+    """Where an image that is still a frame of a video comes from (SLEAP): set only by the
+    reader that found it, never from a key of a dataset file, so an image entry that merely
+    carries a `video` key is checked like any other image."""
+
+    source: str  # the media file, the .pkg.slp, or (image_sequence) the frame's own image
+    index: int
+    dataset: str | None = None  # the HDF5 dataset of frames embedded in a .pkg.slp
+    image_sequence: bool = False
+
+
+@dataclass
 class ImageInfo:
-    """One image: id, path relative to the dataset's image root, and size in pixels."""
+    """One image: id, path relative to the dataset's image root, and size in pixels; `frame`
+    when it is a video frame to extract before its file exists (see `VideoFrame`)."""
 
     id: int
     file_name: str
     width: int
     height: int
     extra: dict[str, Any] = field(default_factory=dict)
+    frame: VideoFrame | None = None
 
 
 @dataclass

@@ -29,6 +29,7 @@ from posekit.data.dataset import (
     Category,
     ImageInfo,
     KeypointDataset,
+    VideoFrame,
     far_outside,
     keypoint_instance,
 )
@@ -97,7 +98,7 @@ def read_sleap(
     frame_format: str = "jpg",
 ) -> KeypointDataset:
     """A SLEAP `.slp` file as a keypoint dataset (see the module docs). Its images are frames
-    to extract (`extract_frames`): `ImageInfo.extra` names the video and the frame index."""
+    to extract (`extract_frames`): `ImageInfo.frame` names the video and the frame index."""
     if frame_format not in FRAME_FORMATS:
         raise ValueError(f"frame_format must be one of {FRAME_FORMATS}, got {frame_format!r}")
     path = Path(path)
@@ -139,12 +140,11 @@ def read_sleap(
         except ImageReadError as e:
             report.add(Problem(e.code, str(e), **where), skipped="frame")
             continue
-        extra = {"video": str(source), "frame": int(lf.frame_idx),
-                 "dataset": video_dataset(lf.video)}  # fmt: skip
-        if video.is_sequence:
-            extra["image_sequence"] = True
+        frame = VideoFrame(str(source), int(lf.frame_idx), video_dataset(lf.video),
+                           video.is_sequence)  # fmt: skip
         name = f"{video.stem}/frame_{lf.frame_idx:06d}.{frame_format}"
-        image = ImageInfo(len(images) + 1, name, w, h, extra)
+        provenance = {"sleap_video": _name(lf.video), "sleap_frame": int(lf.frame_idx)}
+        image = ImageInfo(len(images) + 1, name, w, h, provenance, frame=frame)
         used = {id(i.from_predicted) for i in lf.user_instances if i.from_predicted is not None}
         predicted = [i for i in lf.predicted_instances if id(i) not in used]
         predicted_only += len(predicted)
@@ -303,9 +303,10 @@ def extract_frames(ds: KeypointDataset, folder: Path) -> None:
     sio = _sio()
     by_video: dict[tuple[str, str | None], list[ImageInfo]] = {}
     for im in ds.images:
-        by_video.setdefault((im.extra["video"], im.extra.get("dataset")), []).append(im)
+        if im.frame is not None:
+            by_video.setdefault((im.frame.source, im.frame.dataset), []).append(im)
     for (src, dataset), images in by_video.items():
-        if images[0].extra.get("image_sequence"):  # the frame is an image file
+        if images[0].frame.image_sequence:  # type: ignore[union-attr]  # an image file
             for im in images:
                 _write_frame(read_image(src, size=(im.width, im.height)), folder, im, src)
             continue
@@ -313,7 +314,7 @@ def extract_frames(ds: KeypointDataset, folder: Path) -> None:
         try:
             for im in images:
                 _check_embedded(video, im, src)
-                frame = np.asarray(video[im.extra["frame"]])
+                frame = np.asarray(video[im.frame.index])  # type: ignore[union-attr]
                 if frame.ndim == 3 and frame.shape[2] == 1:
                     frame = frame[..., 0]
                 bgr = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
@@ -326,10 +327,11 @@ def extract_frames(ds: KeypointDataset, folder: Path) -> None:
 def _check_embedded(video: Any, im: ImageInfo, src: str) -> None:
     """Refuse an embedded frame whose encoded header declares more pixels than the cap, or
     another size than its video says, before it is decoded."""
-    raw = getattr(video.backend, "get_frame_raw_bytes", lambda _: None)(im.extra["frame"])
+    index = im.frame.index  # type: ignore[union-attr]
+    raw = getattr(video.backend, "get_frame_raw_bytes", lambda _: None)(index)
     if raw is None:  # a media file's frame, or raw pixels: their size was checked when read
         return
-    name = f"{src}: embedded frame {im.extra['frame']}"
+    name = f"{src}: embedded frame {index}"
     try:
         header = require_header(np.asarray(raw).view(np.uint8), name)
         check_pixels(header.width, header.height, name)
@@ -344,5 +346,7 @@ def _write_frame(image: np.ndarray, folder: Path, im: ImageInfo, src: str) -> No
     out = join_inside(folder, im.file_name)
     out.parent.mkdir(parents=True, exist_ok=True)
     params = [cv2.IMWRITE_JPEG_QUALITY, 95] if out.suffix == ".jpg" else []
+    index = im.frame.index if im.frame is not None else "?"
     if not cv2.imwrite(str(out), image, params):
-        raise DatasetError(f"{out}: could not write frame {im.extra['frame']} of {src}")
+        raise DatasetError(f"{out}: could not write frame {index} of {src}")
+    im.frame = None  # an image file now, checked as any other
