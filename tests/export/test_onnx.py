@@ -355,3 +355,26 @@ def test_metadata_describing_another_network_than_the_graph_is_refused(
                  "--project", str(tmp_path / "runs")]) == 2  # fmt: skip
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "describes another network than its graph" in err, err
+
+
+def test_metadata_saying_width_1e6_is_refused_at_once(
+    exported, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    """Before the config ranges, `Model()` on this file spun for minutes building the
+    network its metadata described."""
+    import onnx
+
+    _, path = exported["rtpose"]
+    proto = onnx.load(str(path))
+    for p in proto.metadata_props:
+        if p.key == "posekit.config":
+            cfg = json.loads(p.value)
+            cfg["width"] = 1e6
+            p.value = json.dumps(cfg)
+    lying = tmp_path / "lying.onnx"
+    onnx.save(proto, str(lying))
+    cv2.imwrite(str(tmp_path / "a.jpg"), np.full((32, 32, 3), 90, np.uint8))
+    assert main(["predict", "--model", str(lying), "--source", str(tmp_path / "a.jpg"),
+                 "--project", str(tmp_path / "runs")]) == 2  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "width = 1000000.0 is outside its range" in err, err

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from posekit.schema import KeypointSchema
+from posekit.utils.bounds import within_budget
 
 
 @dataclass
@@ -248,4 +249,5 @@ def model_from_description(desc: dict[str, Any]) -> KeypointModel:
     """Rebuild a model of any registered family from its `describe()` dict."""
     if not isinstance(desc, dict):
         raise ValueError("the model description is not a dict")
-    return FAMILIES.get(str(desc.get("architecture"))).from_description(desc)
+    family = FAMILIES.get(str(desc.get("architecture")))
+    return within_budget(lambda: family.from_description(desc), "the described model")

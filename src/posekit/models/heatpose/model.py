@@ -33,6 +33,7 @@ from posekit.models.rtmpose.model import (
 )
 from posekit.models.topdown import HeatmapTopDownModel
 from posekit.schema import KeypointSchema
+from posekit.utils.bounds import check_ranges, ranged
 
 #: heatmap pixels per input pixel: the decoder's output stride is 4
 HEATMAP_STRIDE = 4
@@ -66,20 +67,25 @@ class PyramidDecoder(nn.Module):
 class HeatPoseConfig:
     """Size, input and codec settings of a HeatPose model (saved with the weights)."""
 
-    widen: float = 0.5  # CSPNeXt channel multiplier
-    deepen: float = 0.33  # CSPNeXt block-count multiplier
-    decoder_width: int = 128  # the pyramid decoder's channels at widen 1
-    input_size: tuple[int, int] = (256, 192)  # crop (height, width), multiples of 32
-    sigma: float = 2.0  # of the target Gaussians, in heatmap pixels
-    mean: tuple[float, float, float] = IMAGENET_MEAN  # on 0..1 RGB
-    std: tuple[float, float, float] = IMAGENET_STD
-    box_padding: float = 1.25  # crops cover the box grown by this factor
+    widen: float = ranged(0.5, 0.01, 4)  # CSPNeXt channel multiplier
+    deepen: float = ranged(0.33, 0.01, 4)  # CSPNeXt block-count multiplier
+    decoder_width: int = ranged(128, 1, 8192)  # the pyramid decoder's channels at widen 1
+    # crop (height, width), multiples of 32
+    input_size: tuple[int, int] = ranged((256, 192), 32, 4096)
+    sigma: float = ranged(2.0, 0.01, 1000)  # of the target Gaussians, in heatmap pixels
+    mean: tuple[float, float, float] = ranged(IMAGENET_MEAN, -1000, 1000)  # on 0..1 RGB
+    std: tuple[float, float, float] = ranged(IMAGENET_STD, 1e-06, 1000)
+    box_padding: float = ranged(1.25, 0.1, 10)  # crops cover the box grown by this factor
     flip_test: bool = True  # average with the mirrored crop's heatmaps at inference
-    half_body: float = 0.3  # training: probability of cropping to the upper or lower body
-    pixel_centre: float = 0.5  # posekit's continuous coordinates (as rtmpose's)
+    # training: probability of cropping to the upper or lower body
+    half_body: float = ranged(0.3, 0, 1)
+    pixel_centre: float = ranged(0.5, 0, 1)  # posekit's continuous coordinates (as rtmpose's)
     single_subject: bool = False  # the crop is the whole frame (see `posekit.models.topdown`)
     name: str = "heatpose"
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_ranges(self, f"{self.name} config")
 
     @property
     def imgsz(self) -> int:

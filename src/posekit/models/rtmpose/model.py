@@ -20,6 +20,7 @@ from posekit.models.rtmpose.backbone import CSPNeXt
 from posekit.models.rtmpose.head import SimCCHead
 from posekit.models.topdown import TopDownModel
 from posekit.schema import KeypointSchema
+from posekit.utils.bounds import check_ranges, ranged
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -31,27 +32,34 @@ STRIDE = 32
 class RTMPoseConfig:
     """Size, input and codec settings of an RTMPose model (saved with the weights)."""
 
-    widen: float = 0.5  # CSPNeXt channel multiplier
-    deepen: float = 0.33  # CSPNeXt block-count multiplier
-    input_size: tuple[int, int] = (256, 192)  # crop (height, width), multiples of 32
-    hidden: int = 256  # keypoint token width of the head
-    kernel: int = 7  # the head's first convolution
+    widen: float = ranged(0.5, 0.01, 4)  # CSPNeXt channel multiplier
+    deepen: float = ranged(0.33, 0.01, 4)  # CSPNeXt block-count multiplier
+    # crop (height, width), multiples of 32
+    input_size: tuple[int, int] = ranged((256, 192), 32, 4096)
+    hidden: int = ranged(256, 1, 8192)  # keypoint token width of the head
+    kernel: int = ranged(7, 1, 31)  # the head's first convolution
     # gated attention across the keypoint tokens (published RTMPose's head); off by default:
     # trained from scratch at small batches it made training unstable (see the README)
     gau: bool = False
-    split_ratio: float = 2.0  # SimCC bins per pixel (a whole number: the flip test is exact)
-    sigma: tuple[float, float] = (4.9, 5.66)  # label Gaussians (x, y), in bins
-    beta: float = 10.0  # logits and labels are compared as softmax(beta * .)
-    dense_weight: float = 1.0  # auxiliary heatmap loss on the head's maps (`simcc.dense_loss`)
-    mean: tuple[float, float, float] = IMAGENET_MEAN  # on 0..1 RGB
-    std: tuple[float, float, float] = IMAGENET_STD
-    box_padding: float = 1.25  # crops cover the box grown by this factor
+    # SimCC bins per pixel (a whole number: the flip test is exact)
+    split_ratio: float = ranged(2.0, 0.25, 16)
+    sigma: tuple[float, float] = ranged((4.9, 5.66), 0.01, 1000)  # label Gaussians (x, y), in bins
+    beta: float = ranged(10.0, 0.001, 1000)  # logits and labels are compared as softmax(beta * .)
+    # auxiliary heatmap loss on the head's maps (`simcc.dense_loss`)
+    dense_weight: float = ranged(1.0, 0, 1000)
+    mean: tuple[float, float, float] = ranged(IMAGENET_MEAN, -1000, 1000)  # on 0..1 RGB
+    std: tuple[float, float, float] = ranged(IMAGENET_STD, 1e-06, 1000)
+    box_padding: float = ranged(1.25, 0.1, 10)  # crops cover the box grown by this factor
     flip_test: bool = True  # average with the mirrored crop's logits at inference
-    half_body: float = 0.3  # training: probability of cropping to the upper or lower body
-    pixel_centre: float = 0.5  # as ViTPose's: posekit's continuous coordinates
+    # training: probability of cropping to the upper or lower body
+    half_body: float = ranged(0.3, 0, 1)
+    pixel_centre: float = ranged(0.5, 0, 1)  # as ViTPose's: posekit's continuous coordinates
     single_subject: bool = False  # the crop is the whole frame (see `posekit.models.topdown`)
     name: str = "rtmpose"
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_ranges(self, f"{self.name} config")
 
     @property
     def imgsz(self) -> int:

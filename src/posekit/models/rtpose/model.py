@@ -42,6 +42,7 @@ from posekit.models.base import (
 from posekit.models.blocks import SPPF, ConvBNAct, CSPBlock
 from posekit.models.registry import register_model
 from posekit.schema import KeypointSchema
+from posekit.utils.bounds import check_ranges, ranged
 
 STRIDES = (8, 16, 32)
 
@@ -50,14 +51,17 @@ STRIDES = (8, 16, 32)
 class RTPoseConfig:
     """Size and input settings of an rtpose model (saved with the weights)."""
 
-    width: float = 0.25  # channel multiplier
-    depth: float = 0.34  # block repeat multiplier
-    max_channels: int = 1024
-    imgsz: int = 640  # training / default inference size (square letterbox)
-    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)  # on 0..1 RGB
-    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    width: float = ranged(0.25, 0.01, 4)  # channel multiplier
+    depth: float = ranged(0.34, 0.01, 4)  # block repeat multiplier
+    max_channels: int = ranged(1024, 8, 8192)
+    imgsz: int = ranged(640, 32, 8192)  # training / default inference size (square letterbox)
+    mean: tuple[float, float, float] = ranged((0.0, 0.0, 0.0), -1000, 1000)  # on 0..1 RGB
+    std: tuple[float, float, float] = ranged((1.0, 1.0, 1.0), 1e-06, 1000)
     name: str = "rtpose"
     heatmap: bool = True  # stride-8 keypoint heatmaps that refine the regressed keypoints
+
+    def __post_init__(self) -> None:
+        check_ranges(self, f"{self.name} config")
 
     def channels(self) -> list[int]:
         base = (64, 128, 256, 512, 1024)

@@ -21,6 +21,7 @@ from posekit.models.base import register_family
 from posekit.models.registry import register_model
 from posekit.models.topdown import HeatmapTopDownModel
 from posekit.schema import KeypointSchema
+from posekit.utils.bounds import check_ranges, ranged
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -129,32 +130,36 @@ class SimpleDecoder(nn.Module):
 class ViTPoseConfig:
     """Size, input and codec settings of a ViTPose model (saved with the weights)."""
 
-    embed_dim: int = 768
-    depth: int = 12
-    num_heads: int = 12
-    mlp_ratio: float = 4.0
+    embed_dim: int = ranged(768, 8, 8192)
+    depth: int = ranged(12, 1, 128)
+    num_heads: int = ranged(12, 1, 256)
+    mlp_ratio: float = ranged(4.0, 0.25, 16)
     qkv_bias: bool = True
-    layer_norm_eps: float = 1e-6
-    drop_path: float = 0.3
-    patch_size: int = 16
-    patch_padding: int = 2
-    input_size: tuple[int, int] = (256, 192)  # crop (height, width)
+    layer_norm_eps: float = ranged(1e-6, 0, 1)
+    drop_path: float = ranged(0.3, 0, 1)
+    patch_size: int = ranged(16, 1, 64)
+    patch_padding: int = ranged(2, 0, 64)
+    input_size: tuple[int, int] = ranged((256, 192), 16, 4096)  # crop (height, width)
     decoder: str = "classic"  # or "simple"
-    decoder_channels: int = 256
-    mean: tuple[float, float, float] = IMAGENET_MEAN  # on 0..1 RGB
-    std: tuple[float, float, float] = IMAGENET_STD
-    box_padding: float = 1.25  # crops cover the box grown by this factor
-    sigma: float = 2.0  # of the target Gaussians, in heatmap pixels
+    decoder_channels: int = ranged(256, 1, 8192)
+    mean: tuple[float, float, float] = ranged(IMAGENET_MEAN, -1000, 1000)  # on 0..1 RGB
+    std: tuple[float, float, float] = ranged(IMAGENET_STD, 1e-06, 1000)
+    box_padding: float = ranged(1.25, 0.1, 10)  # crops cover the box grown by this factor
+    sigma: float = ranged(2.0, 0.01, 1000)  # of the target Gaussians, in heatmap pixels
     flip_test: bool = True  # average with the mirrored crop's heatmaps at inference
-    layer_decay: float = 0.75  # layer-wise learning-rate decay when training
-    half_body: float = 0.3  # training: probability of cropping to the upper or lower body
+    layer_decay: float = ranged(0.75, 0, 1)  # layer-wise learning-rate decay when training
+    # training: probability of cropping to the upper or lower body
+    half_body: float = ranged(0.3, 0, 1)
     # where pixel i's centre lies in the coordinates the model reads and outputs: 0.5 in
     # posekit's continuous coordinates; 0 for weights trained on pixel indices (MMPose,
     # transformers), which then see exactly the crops they were trained on
-    pixel_centre: float = 0.5
+    pixel_centre: float = ranged(0.5, 0, 1)
     single_subject: bool = False  # the crop is the whole frame (see `posekit.models.topdown`)
     name: str = "vitpose"
     extra: dict[str, Any] = field(default_factory=dict)  # where the weights came from
+
+    def __post_init__(self) -> None:
+        check_ranges(self, f"{self.name} config")
 
     @property
     def imgsz(self) -> int:

@@ -30,6 +30,7 @@ import torch
 
 from posekit.models.vitpose.model import SIZES, ViTPose, ViTPoseConfig
 from posekit.schema import KeypointSchema
+from posekit.utils.bounds import meta_build
 
 Rule = tuple[str, str]
 
@@ -225,8 +226,13 @@ def build_from_state(
     head = "head.final.weight" in state
     k = int(state["head.final.weight"].shape[0]) if head else None
     schema = schema or default_schema(k or 17)
-    model = ViTPose(cfg, [schema], [schema.name])
-    own = model.state_dict()
+
+    def build() -> ViTPose:
+        return ViTPose(cfg, [schema], [schema.name])
+
+    # shapes are compared on the meta device: a config.json describing another (or a huge)
+    # network is refused before any memory is allocated
+    own = meta_build(build, f"the ViTPose of {cfg.name}").state_dict()
     if "pos_embed" in state:
         state = {**state, "pos_embed": resize_pos_embed(state["pos_embed"], cfg.token_grid)}
     if schema.num_keypoints != k:
@@ -245,6 +251,7 @@ def build_from_state(
                and not n.endswith("num_batches_tracked")]  # fmt: skip
     if missing:
         raise ValueError(f"weights: no tensor for {missing[0]} ({len(missing)} missing)")
+    model = build()
     model.load_state_dict(state, strict=False)
     return model.eval()
 
