@@ -181,6 +181,7 @@ class Model:
         imgsz: int | None = None,
         batch: int = 1,
         max_det: int = 300,
+        crop_batch: int = 64,
         rect: bool = True,
         vid_stride: int = 1,
         device: str = "auto",
@@ -209,6 +210,9 @@ class Model:
             flip: top-down models: average with the mirrored crop (when the model's config
                 has `flip_test`, as ViTPose's does).
             half: fp16 network (default: on for CUDA devices, off elsewhere; PyTorch models).
+            max_det: detections kept per image (a detector's best boxes, for top-down
+                models); crop_batch: top-down models: crops per network pass, so that
+                memory stays bounded however many boxes an image has.
 
         Example:
             >>> for r in Model("best.pt")("clip.mp4", stream=True):  # doctest: +SKIP
@@ -230,6 +234,7 @@ class Model:
             imgsz=imgsz or self.net.config.imgsz,
             batch=batch,
             max_det=max_det,
+            crop_batch=crop_batch,
             rect=rect,
             vid_stride=vid_stride,
             flip=flip,

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from posekit.cli.options import force_option, image_root_option, video_dir_option
+from posekit.cli.options import force_option, image_root_option, setting_option, video_dir_option
 from posekit.data.check import SplitCheck, check_dataset, check_to_dict
 from posekit.data.convert import TARGETS, convert
 from posekit.data.layout import load_splits
@@ -27,14 +27,8 @@ def data() -> None:
 
 @data.command()
 @click.option("--kind", type=click.Choice(KINDS), default="person", show_default=True)
-@click.option("--images", "n_images", type=click.IntRange(1), default=200, show_default=True)
-@click.option(
-    "--imgsz",
-    type=click.IntRange(64),
-    default=640,
-    show_default=True,
-    help="Image width in pixels (height is 3/4 of it).",
-)
+@setting_option(SynthConfig, "images", default=200, help="How many images.")
+@setting_option(SynthConfig, "imgsz", help="Image width in pixels (height is 3/4 of it).")
 @click.option("--val", type=click.FloatRange(0, 1), default=0.1, show_default=True)
 @click.option("--test", type=click.FloatRange(0, 1), default=0.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -45,7 +39,7 @@ def data() -> None:
 @force_option
 def synth(
     kind: str,
-    n_images: int,
+    images: int,
     imgsz: int,
     val: float,
     test: float,
@@ -55,11 +49,11 @@ def synth(
     force: bool,
 ) -> None:
     """Generate a synthetic dataset (deterministic for a seed) in the posekit layout."""
-    cfg = SynthConfig(kind=kind, images=n_images, imgsz=imgsz, seed=seed)
+    cfg = SynthConfig(kind=kind, images=images, imgsz=imgsz, seed=seed)
     claim_output(out, "data synth", force=force)  # a refusal comes before any progress bar
-    with progress_bar(f"synth {kind}", n_images, unit="img") as advance:
+    with progress_bar(f"synth {kind}", images, unit="img") as advance:
         generate(cfg, out, val=val, test=test, workers=workers, progress=advance, force=force)
-    click.echo(f"wrote {n_images} {kind} images to {out}")
+    click.echo(f"wrote {images} {kind} images to {out}")
 
 
 def print_check(results: list[SplitCheck], console: Console, max_problems: int | None) -> int:

@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 
 from posekit.cli.logs import setup_logging
-from posekit.cli.options import force_option
+from posekit.cli.options import force_option, setting_option
 from posekit.export import FORMATS
-from posekit.export.onnx import DEFAULT_OPSET
+from posekit.export.onnx import ExportConfig
 
 log = logging.getLogger("posekit.export")
 
@@ -29,10 +29,9 @@ log = logging.getLogger("posekit.export")
     default=None,
     help="The file to write (default: beside the checkpoint, with the format's suffix).",
 )
-@click.option(
-    "--imgsz",
-    type=click.IntRange(32),
-    default=None,
+@setting_option(
+    ExportConfig,
+    "imgsz",
     help="Whole-image models: the example input size, the only one with --static "
     "(default: the model's).",
 )
@@ -41,10 +40,9 @@ log = logging.getLogger("posekit.export")
     is_flag=True,
     help="Fix the input size (and the batch, to --batch) instead of dynamic batch and size.",
 )
-@click.option("--batch", type=click.IntRange(1), default=1, show_default=True,
-              help="The batch size of a --static graph.")  # fmt: skip
+@setting_option(ExportConfig, "batch", help="The batch size of a --static graph.")
 @click.option("--half", is_flag=True, help="fp16 inside the graph (needs --device cuda).")
-@click.option("--opset", type=click.IntRange(17), default=DEFAULT_OPSET, show_default=True)
+@setting_option(ExportConfig, "opset", help="The ONNX opset of the graph.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option(
     "--check/--no-check",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import MISSING, fields
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -62,3 +65,21 @@ flip_option = click.option(
     show_default=True,
     help="Top-down models: average with the mirrored crop (the flip test).",
 )
+
+
+def setting_option(
+    config: type, name: str, *, default: Any = MISSING, **kw: Any
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--name` for the field `name` of a settings dataclass: its range (declared with
+    `posekit.utils.bounds.ranged`) becomes the click type and its default the option's, so
+    a value outside the range is refused at the command line in one line (exit 2) and the
+    CLI never restates either. `default` overrides the dataclass's (None: "the model's")."""
+    f = next((f for f in fields(config) if f.name == name), None)
+    if f is None or "range" not in f.metadata:
+        raise TypeError(f"{config.__name__}.{name} is not a field with a declared range")
+    low, high = f.metadata["range"]
+    whole = "int" in {t.strip() for t in str(f.type).split("|")}  # "int", "int | None"
+    kind = click.IntRange(int(low), int(high)) if whole else click.FloatRange(low, high)
+    value = f.default if default is MISSING else default
+    return click.option(f"--{name.replace('_', '-')}", type=kind, default=value,
+                        show_default=value is not None, **kw)  # fmt: skip

@@ -11,7 +11,14 @@ from typing import Any
 import click
 
 from posekit.cli.logs import setup_logging
-from posekit.cli.options import detector_option, flip_option, half_option, schema_option
+from posekit.cli.options import (
+    detector_option,
+    flip_option,
+    half_option,
+    schema_option,
+    setting_option,
+)
+from posekit.predict.predictor import PredictConfig
 
 log = logging.getLogger("posekit.predict")
 
@@ -29,26 +36,25 @@ log = logging.getLogger("posekit.predict")
     required=True,
     help="Image, folder, glob (quoted), video file, camera index or stream URL.",
 )
-@click.option("--conf", type=click.FloatRange(0, 1), default=0.25, show_default=True)
-@click.option(
-    "--kpt-conf",
-    type=click.FloatRange(0, 1),
-    default=0.5,
-    show_default=True,
+@setting_option(PredictConfig, "conf", help="Minimum detection confidence.")
+@setting_option(
+    PredictConfig,
+    "kpt_conf",
     help="Keypoints below this confidence are drawn hidden (kept in JSON with their score).",
 )
-@click.option("--iou", type=click.FloatRange(0, 1), default=0.65, show_default=True)
-@click.option(
-    "--oks-nms",
-    type=click.FloatRange(0, 1),
-    default=0.9,
-    show_default=True,
+@setting_option(PredictConfig, "iou", help="NMS overlap (class-aware).")
+@setting_option(
+    PredictConfig,
+    "oks_nms",
     help="Drop a detection whose keypoint OKS with a better one exceeds this (1: off).",
 )
-@click.option("--imgsz", type=click.IntRange(32), default=None, help="Default: the model's.")
-@click.option("--batch", type=click.IntRange(1), default=1, show_default=True)
-@click.option("--max-det", type=click.IntRange(1), default=300, show_default=True)
-@click.option("--vid-stride", type=click.IntRange(1), default=1, show_default=True)
+@setting_option(PredictConfig, "imgsz", default=None, help="Default: the model's.")
+@setting_option(PredictConfig, "batch", help="Images per network pass.")
+@setting_option(PredictConfig, "max_det", help="Detections kept per image.")
+@setting_option(
+    PredictConfig, "crop_batch", help="Top-down models: crops per network pass (bounds memory)."
+)
+@setting_option(PredictConfig, "vid_stride", help="Predict every n-th video frame.")
 @click.option("--device", default="auto", show_default=True)
 @detector_option
 @schema_option
@@ -73,6 +79,7 @@ def predict(
     imgsz: int | None,
     batch: int,
     max_det: int,
+    crop_batch: int,
     vid_stride: int,
     device: str,
     detector: Path | None,
@@ -111,6 +118,7 @@ def predict(
         imgsz=imgsz,
         batch=batch,
         max_det=max_det,
+        crop_batch=crop_batch,
         vid_stride=vid_stride,
         device=device,
         flip=flip,

@@ -9,7 +9,14 @@ from pathlib import Path
 import click
 
 from posekit.cli.logs import setup_logging
-from posekit.cli.options import detector_option, flip_option, half_option, schema_option
+from posekit.cli.options import (
+    detector_option,
+    flip_option,
+    half_option,
+    schema_option,
+    setting_option,
+)
+from posekit.predict.predictor import PredictConfig
 
 log = logging.getLogger("posekit.track")
 
@@ -34,10 +41,10 @@ def _angles(values: tuple[str, ...]) -> dict[str, list[str]]:
     help="A checkpoint (.pt) or an ONNX export (.onnx).",
 )
 @click.option("--source", required=True, help="Video file, camera index or stream URL.")
-@click.option("--conf", type=click.FloatRange(0, 1), default=0.25, show_default=True)
-@click.option("--kpt-conf", type=click.FloatRange(0, 1), default=0.5, show_default=True)
-@click.option("--imgsz", type=click.IntRange(32), default=None, help="Default: the model's.")
-@click.option("--batch", type=click.IntRange(1), default=1, show_default=True)
+@setting_option(PredictConfig, "conf", help="Minimum detection confidence.")
+@setting_option(PredictConfig, "kpt_conf", help="Keypoints below this are drawn hidden.")
+@setting_option(PredictConfig, "imgsz", default=None, help="Default: the model's.")
+@setting_option(PredictConfig, "batch", help="Frames per network pass.")
 @click.option("--device", default="auto", show_default=True)
 @detector_option
 @schema_option

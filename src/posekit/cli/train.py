@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 
 from posekit.cli.logs import setup_logging
+from posekit.cli.options import setting_option
+from posekit.engine.config import TrainConfig
 
 
 @click.command()
@@ -23,28 +25,21 @@ from posekit.cli.logs import setup_logging
     help="A registered model (rtpose-n ... rtpose-x, heatpose-t ... heatpose-l, rtmpose-t ... "
     "rtmpose-l, vitpose-s ... vitpose-h) or a checkpoint to fine-tune.",
 )
-@click.option("--epochs", type=click.IntRange(1), default=100, show_default=True)
-@click.option("--imgsz", type=click.IntRange(32), default=640, show_default=True)
-@click.option(
-    "--batch",
-    type=click.IntRange(1),
-    default=16,
-    show_default=True,
-    help="Total batch size (split over distributed processes).",
-)
-@click.option("--workers", type=click.IntRange(0), default=2, show_default=True)
+@setting_option(TrainConfig, "epochs")
+@setting_option(TrainConfig, "imgsz", help="Training and validation input size.")
+@setting_option(TrainConfig, "batch", help="Total batch size (split over distributed processes).")
+@setting_option(TrainConfig, "workers", help="Data-loading processes per training process.")
 @click.option(
     "--optimizer", type=click.Choice(["adamw", "sgd"]), default="adamw", show_default=True
 )
-@click.option(
-    "--lr0", type=float, default=None, help="Initial learning rate (AdamW 0.002, SGD 0.01)."
+@setting_option(
+    TrainConfig, "lr0", default=None, help="Initial learning rate (AdamW 0.002, SGD 0.01)."
 )
-@click.option("--patience", type=click.IntRange(1), default=50, show_default=True)
-@click.option(
-    "--time-limit",
-    type=float,
-    default=0.0,
-    help="Minutes; the epoch count (and the LR schedule) shrink to what fits.",
+@setting_option(TrainConfig, "patience", help="Epochs without a better validation AP to stop.")
+@setting_option(
+    TrainConfig,
+    "time_limit",
+    help="Minutes (0: none); the epoch count (and the LR schedule) shrink to what fits.",
 )
 @click.option(
     "--amp/--no-amp",
@@ -69,8 +64,8 @@ from posekit.cli.logs import setup_logging
     help="Top-down models: read each whole frame as one subject (no detector), or train on "
     "instance crops. Default: single-subject when no training image has two labelled subjects.",
 )
-@click.option("--width", type=float, default=None, help="Override the size's width multiplier.")
-@click.option("--depth", type=float, default=None, help="Override the size's depth multiplier.")
+@setting_option(TrainConfig, "width", help="Override the size's width multiplier.")
+@setting_option(TrainConfig, "depth", help="Override the size's depth multiplier.")
 def train(data: Path, model: str, epochs: int, imgsz: int, batch: int, workers: int, optimizer: str,
           lr0: float | None, patience: int, time_limit: float, amp: bool, seed: int, device: str,
           project: str, name: str, exist_ok: bool, resume: Path | None,
@@ -78,7 +73,6 @@ def train(data: Path, model: str, epochs: int, imgsz: int, batch: int, workers: 
           depth: float | None) -> None:  # fmt: skip
     """Train a keypoint detector; writes weights/best.pt, last.pt, results.csv and curves."""
     from posekit.engine import distributed as dist
-    from posekit.engine.config import TrainConfig
     from posekit.engine.trainer import Trainer
 
     if data is None and resume is None:

@@ -32,6 +32,7 @@ from torch import nn
 from posekit.export.metadata import metadata_for, require_onnx
 from posekit.models.base import KeypointModel
 from posekit.models.fuse import fused_for_inference
+from posekit.utils.bounds import check_ranges, ranged
 from posekit.utils.extras import require
 
 if TYPE_CHECKING:
@@ -42,6 +43,27 @@ log = logging.getLogger(__name__)
 DEFAULT_OPSET = 18
 #: Largest dynamic batch and feature-map side (in strides) the graph declares.
 MAX_BATCH, MAX_CELLS = 4096, 512
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """The settings of an ONNX export that shape its graph, with their ranges (the CLI's
+    options are derived from them)."""
+
+    # whole-image models: the example input size, the only one with `static` (None: the
+    # model's own)
+    imgsz: int | None = ranged(None, 32, 8192)
+    static: bool = False  # fix batch and size instead of dynamic dimensions
+    batch: int = ranged(1, 1, MAX_BATCH)  # the batch of a static graph
+    half: bool = False  # fp16 inside the graph (a CUDA device)
+    opset: int = ranged(DEFAULT_OPSET, 17, 30)
+
+    def __post_init__(self) -> None:
+        check_ranges(self, "export")
+
+
+#: The example input is made in memory before the export: at most this many values (1 GiB).
+MAX_EXAMPLE_VALUES = 2**28
 
 
 class ExportGraph(nn.Module):
@@ -90,6 +112,10 @@ def export_shape(
         h = w = imgsz
     else:
         h, w = net.example_input(1).shape[-2:]
+    if (batch if static else 2) * 3 * h * w > MAX_EXAMPLE_VALUES:
+        raise ValueError(f"export: an example input of {batch if static else 2}x3x{h}x{w} is "
+                         f"larger than {MAX_EXAMPLE_VALUES:,} values; lower --imgsz or "
+                         "--batch")  # fmt: skip
     if static:
         return torch.rand(batch, 3, h, w), (batch, 3, h, w), None
     # an example batch of 2: torch.export specialises dimensions whose example size is 1
@@ -131,8 +157,7 @@ def export_onnx(
     if half and device.type != "cuda":
         raise ValueError("--half exports need a CUDA device (--device cuda): ONNX Runtime's CPU "
                          "provider has no fp16 kernels for most operators")  # fmt: skip
-    if batch < 1:
-        raise ValueError(f"batch must be at least 1, got {batch}")
+    ExportConfig(imgsz=imgsz, static=static, batch=batch, half=half, opset=opset)  # ranges
     imgsz = imgsz or int(getattr(net.config, "imgsz", 640))
     t0 = time.perf_counter()
     graph = ExportGraph(fused_for_inference(net).to(device), half).eval()

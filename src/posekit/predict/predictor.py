@@ -23,8 +23,9 @@ from posekit.models.fuse import fused_for_inference
 from posekit.predict.backends import Backend, TorchBackend
 from posekit.predict.results import Boxes, Keypoints, Results, _slot_names
 from posekit.predict.sources import Frame, iter_frames, prefetch
-from posekit.predict.topdown import Detector, make_crops, predict_crops, whole_image_boxes
+from posekit.predict.topdown import Detector, predict_boxes, whole_image_boxes
 from posekit.schema import KeypointSchema
+from posekit.utils.bounds import check_ranges, ranged
 
 #: Inputs are letterboxed to a multiple of this (every family's `input_stride` divides it).
 MAX_STRIDE = 32
@@ -37,26 +38,26 @@ log = logging.getLogger(__name__)
 class PredictConfig:
     """Settings of one prediction run (documented defaults, the same in Python and the CLI)."""
 
-    conf: float = 0.25  # minimum detection confidence
-    kpt_conf: float = 0.5  # keypoints below this are kept, but not `visible` (drawn hidden)
-    iou: float = 0.65  # NMS overlap (class-aware)
-    oks_nms: float = 0.9  # drop a detection whose keypoints match a better one's (OKS; 1: off)
-    imgsz: int = 640  # longest side of the network input (a multiple of 32)
-    max_det: int = 300  # detections kept per image
-    batch: int = 1
+    conf: float = ranged(0.25, 0, 1)  # minimum detection confidence
+    # keypoints below this are kept, but not `visible` (drawn hidden)
+    kpt_conf: float = ranged(0.5, 0, 1)
+    iou: float = ranged(0.65, 0, 1)  # NMS overlap (class-aware)
+    # drop a detection whose keypoints match a better one's (OKS; 1: off)
+    oks_nms: float = ranged(0.9, 0, 1)
+    imgsz: int = ranged(640, 32, 8192)  # longest side of the network input (a multiple of 32)
+    max_det: int = ranged(300, 1, 100_000)  # detections kept per image (boxes of a detector too)
+    batch: int = ranged(1, 1, 4096)  # images per network pass
+    # top-down models: crops per network pass (a detector's boxes are run this many at a time)
+    crop_batch: int = ranged(64, 1, 4096)
     rect: bool = True  # pad to a multiple of 32 instead of a square (less work, same scale)
-    vid_stride: int = 1  # predict every n-th video frame
+    vid_stride: int = ranged(1, 1, 100_000)  # predict every n-th video frame
     flip: bool = True  # top-down models: average with the mirrored crop (if the model says so)
     half: bool = False  # fp16 network on CUDA (`Model.predict` turns it on there by default)
 
     def __post_init__(self) -> None:
-        if self.imgsz % MAX_STRIDE or self.imgsz <= 0:
+        check_ranges(self, "predict")
+        if self.imgsz % MAX_STRIDE:
             raise ValueError(f"imgsz must be a positive multiple of {MAX_STRIDE}, got {self.imgsz}")
-        if self.batch < 1 or self.max_det < 1 or self.vid_stride < 1:
-            raise ValueError("batch, max_det and vid_stride must be at least 1")
-        for name in ("conf", "kpt_conf", "iou", "oks_nms"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
 
 
 @dataclass
@@ -81,6 +82,23 @@ def letterboxes_for(images: list[np.ndarray], imgsz: int, rect: bool) -> list[Le
     if len({lb.shape for lb in boxes}) > 1:
         boxes = [Letterbox.fit(im.shape[1], im.shape[0], imgsz) for im in images]
     return boxes
+
+
+def _best_detections(
+    boxes: Any, scores: Any, classes: Any, max_det: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A detector's answer for one image as arrays, its `max_det` best-scoring boxes kept (in
+    score order); boxes, scores and classes of different lengths are an error."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    k = np.asarray(classes, dtype=np.int64).reshape(-1)
+    if not len(b) == len(s) == len(k):
+        raise ValueError(f"the detector returned {len(b)} boxes, {len(s)} scores and "
+                         f"{len(k)} classes for one image")  # fmt: skip
+    if len(b) > max_det:
+        keep = np.argsort(-s, kind="stable")[:max_det]
+        b, s, k = b[keep], s[keep], k[keep]
+    return b, s, k
 
 
 def letterbox_batch(
@@ -361,9 +379,8 @@ class Predictor:
                          else [(b, np.ones(1), np.zeros(1, np.int64))
                                for b in whole_image_boxes([f.image for f in good])])  # fmt: skip
                 for b, s, k in found:
-                    boxes_per.append(np.asarray(b, dtype=np.float64).reshape(-1, 4))
-                    scores_per.append(np.asarray(s, dtype=np.float64).reshape(-1))
-                    classes_per.append(np.asarray(k, dtype=np.int64).reshape(-1))
+                    b, s, k = _best_detections(b, s, k, self.config.max_det)
+                    boxes_per.append(b), scores_per.append(s), classes_per.append(k)
             yield from self._run_top_down(good, boxes_per, scores_per, classes_per)
 
     def _run_top_down(
@@ -374,20 +391,16 @@ class Predictor:
         classes: list[np.ndarray],
     ) -> Iterator[Results]:
         c, cfg = self.config, self.net.config
-        t0 = time.perf_counter()
-        crops = make_crops([f.image for f in frames], boxes, cfg.input_size, cfg.box_padding,
-                           cfg.pixel_centre)  # fmt: skip
         # a detector's class indices are this model's classes when it has that many
         cls = np.concatenate(classes) if classes else np.zeros(0, np.int64)
         cls = np.where(cls < len(self.net.schemas), cls, 0)
-        t1 = time.perf_counter()
         with torch.inference_mode():
-            kp, kconf = predict_crops(self.net, crops, cls, device=self.device,
-                                      flip=c.flip and cfg.flip_test,
-                                      forward=self.backend)  # fmt: skip
-        t2 = time.perf_counter()
+            kp, kconf, prep, infer = predict_boxes(
+                self.net, [f.image for f in frames], boxes, cls, chunk=c.crop_batch,
+                device=self.device, flip=c.flip and cfg.flip_test, forward=self.backend,
+            )  # fmt: skip
         n = max(1, len(frames))
-        speed = {"preprocess": (t1 - t0) * 1000 / n, "inference": (t2 - t1) * 1000 / n}
+        speed = {"preprocess": prep * 1000 / n, "inference": infer * 1000 / n}
         start = 0
         for f, b, s, k in zip(frames, boxes, scores, classes, strict=True):
             end = start + len(b)

@@ -10,7 +10,8 @@ returns boxes per image, e.g. an rtpose `Model`), or are the whole image.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,3 +100,54 @@ def predict_crops(
     xy, scores = net.decode_crops(out)
     kp = from_crop(xy.cpu().double().numpy(), crops.matrices)
     return kp, scores.cpu().double().numpy()
+
+
+def chunks_of_boxes(
+    boxes: Sequence[np.ndarray], chunk: int
+) -> Iterator[tuple[list[int], list[np.ndarray]]]:
+    """The boxes of several images in runs of at most `chunk` boxes, in order: each run as
+    (the indices of the images it touches, their boxes in it). Crops are made and run one
+    run at a time, so a detector that returns 20,000 boxes for one image costs one run's
+    memory, not 20,000 crops at once."""
+    counts = np.array([len(b) for b in boxes], dtype=np.int64)
+    owner = np.repeat(np.arange(len(boxes)), counts)
+    flat = np.concatenate([np.asarray(b, np.float64).reshape(-1, 4) for b in boxes]) \
+        if len(boxes) else np.zeros((0, 4))  # fmt: skip
+    for a in range(0, len(flat), chunk):
+        own, run = owner[a : a + chunk], flat[a : a + chunk]
+        images = np.unique(own)
+        yield [int(i) for i in images], [run[own == i] for i in images]
+
+
+def predict_boxes(
+    net: torch.nn.Module,
+    images: Sequence[np.ndarray],
+    boxes: Sequence[np.ndarray],
+    classes: np.ndarray,
+    *,
+    chunk: int,
+    device: torch.device,
+    flip: bool,
+    forward: Callable[[torch.Tensor], Any] | None = None,
+) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Keypoints (M, K, 2) and confidences (M, K) for every box of every image (M boxes in
+    all, `classes` (M,)), crops made and run `chunk` at a time (`chunks_of_boxes`), with
+    the seconds spent making crops and running the network."""
+    cfg = net.config
+    kps, confs, prep, infer = [], [], 0.0, 0.0
+    start = 0
+    for which, run in chunks_of_boxes(boxes, chunk):
+        t0 = time.perf_counter()
+        crops = make_crops([images[i] for i in which], run, cfg.input_size, cfg.box_padding,
+                           cfg.pixel_centre)  # fmt: skip
+        t1 = time.perf_counter()
+        n = len(crops.pixels)
+        kp, conf = predict_crops(net, crops, classes[start : start + n], device=device,
+                                 flip=flip, forward=forward)  # fmt: skip
+        prep, infer = prep + t1 - t0, infer + time.perf_counter() - t1
+        kps.append(kp), confs.append(conf)
+        start += n
+    if not kps:
+        k = net.num_keypoints
+        return np.zeros((0, k, 2)), np.zeros((0, k)), prep, infer
+    return np.concatenate(kps), np.concatenate(confs), prep, infer

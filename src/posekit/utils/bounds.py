@@ -18,9 +18,10 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 T = TypeVar("T")
 
@@ -51,7 +52,8 @@ MAX_PARAMETERS = Limit("POSEKIT_MAX_PARAMETERS", 2_000_000_000, "parameters")
 
 
 def ranged(default: Any, low: float, high: float) -> Any:
-    """A dataclass field whose value (each element, for a tuple) must lie in [low, high]."""
+    """A dataclass field whose value (each element, for a tuple) must lie in [low, high];
+    a field whose default is None may also be None ("not set")."""
     return field(default=default, metadata={"range": (low, high)})
 
 
@@ -63,6 +65,8 @@ def check_ranges(config: Any, what: str) -> None:
         if bounds is None:
             continue
         value = getattr(config, f.name)
+        if value is None and f.default is None:
+            continue
         items = value if isinstance(value, tuple | list) else (value,)
         low, high = bounds
         for v in items:
@@ -80,6 +84,8 @@ def meta_build(build: Callable[[], T], what: str) -> T:
     """`build()` on the meta device (shapes, no memory), refused in one line when its
     parameter count is above `MAX_PARAMETERS`: a caller can compare shapes with it before
     anything is allocated."""
+    import torch  # here: the config ranges above are read by the CLI, which starts without torch
+
     limit = MAX_PARAMETERS.value()
     with torch.device("meta"):
         probe = build()

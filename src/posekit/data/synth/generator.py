@@ -20,6 +20,7 @@ from posekit.data.synth.background import Backdrop
 from posekit.data.synth.figures import Figure, sample_arm, sample_person
 from posekit.data.synth.render import draw_labels, paste, texture
 from posekit.schema import KeypointSchema, get_schema
+from posekit.utils.bounds import check_ranges, ranged
 from posekit.utils.outputs import claim_output
 
 KINDS = ("person", "arm")
@@ -32,12 +33,19 @@ OCCLUDER = 255
 class SynthConfig:
     """What to generate. Sizes are in pixels; `imgsz` is the image width (height = 3/4 of it)."""
 
-    kind: str = "person"
-    images: int = 100
-    imgsz: int = 640
+    kind: str = "person"  # or "arm"
+    images: int = ranged(100, 1, 10_000_000)
+    # at most 4096: one image of that width is already a 300 MB float64 background
+    imgsz: int = ranged(640, 64, 4096)
     seed: int = 0
-    min_height: float = 40.0  # smallest figure, px
-    max_height_frac: float = 0.95  # largest figure, as a fraction of the image height
+    min_height: float = ranged(40.0, 1, 4096)  # smallest figure, px
+    # largest figure, as a fraction of the image height
+    max_height_frac: float = ranged(0.95, 0.01, 1)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"synth: kind {self.kind!r} is not one of {', '.join(KINDS)}")
+        check_ranges(self, "synth")
 
     @property
     def size(self) -> tuple[int, int]:
@@ -81,7 +89,9 @@ def _sample_figures(cfg: SynthConfig, rng: np.random.Generator) -> list[Figure]:
             figs.append(sample_person(rng, hh, np.array([x, y])))
         return figs
     n = int(rng.choice(4, p=(0.08, 0.5, 0.27, 0.15)))
-    sizes = np.sort(np.exp(rng.uniform(np.log(max(cfg.min_height, 60)), np.log(0.8 * top), n)))
+    high = 0.8 * top
+    low = min(max(cfg.min_height, 60), high)  # small images: arms as large as they fit
+    sizes = np.sort(np.exp(rng.uniform(np.log(low), np.log(high), n)))
     return [
         sample_arm(rng, s, np.array([rng.uniform(0.05 * w, 0.95 * w), rng.uniform(0.45 * h, h)]))
         for s in sizes

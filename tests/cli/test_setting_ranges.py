@@ -1,0 +1,103 @@
+"""Command-line values are checked against the ranges their settings dataclasses declare:
+one line and exit 2, before any work (before: `export --imgsz 100000` asked for 240 GB with a
+traceback, `data synth --imgsz 100000` for 671 GiB, synthetic arms below width 112 crashed
+in NumPy). The CLI's defaults are the dataclasses' own."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import click
+import pytest
+
+from posekit.cli.main import cli, main
+from posekit.data.synth import SynthConfig, render
+from posekit.engine.config import TrainConfig
+from posekit.export.onnx import ExportConfig
+from posekit.predict import PredictConfig
+
+
+@pytest.mark.parametrize(
+    "args, option",
+    [
+        ("predict --model m.pt --source x --imgsz 100000", "--imgsz"),
+        ("predict --model m.pt --source x --crop-batch 0", "--crop-batch"),
+        ("predict --model m.pt --source x --max-det 0", "--max-det"),
+        ("predict --model m.pt --source x --batch 100000", "--batch"),
+        ("track --model m.pt --source x --conf 1.5", "--conf"),
+        ("train --data d --imgsz -5", "--imgsz"),
+        ("train --data d --lr0 -1", "--lr0"),
+        ("train --data d --time-limit -5", "--time-limit"),
+        ("train --data d --width 1e6", "--width"),
+        ("export --model m.pt --imgsz 100000", "--imgsz"),
+        ("export --model m.pt --batch 0", "--batch"),
+        ("export --model m.pt --opset 5", "--opset"),
+        ("data synth --out {tmp}/s --imgsz 100000", "--imgsz"),
+        ("data synth --out {tmp}/s --images 0", "--images"),
+    ],
+)
+def test_values_outside_their_ranges_are_one_line_and_exit_2(
+    args: str, option: str, tmp_path: Path, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    assert main(args.replace("{tmp}", str(tmp_path)).split()) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"'{option}'" in err and "range" in err, err
+    assert not (tmp_path / "s").exists()
+
+
+def _options(*path: str) -> dict[str, click.Option]:
+    cmd: click.Command = cli
+    for name in path:
+        cmd = cmd.commands[name]  # type: ignore[attr-defined]
+    return {p.name: p for p in cmd.params if isinstance(p, click.Option)}  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "command, config, own_defaults",
+    [
+        (("predict",), PredictConfig, {"imgsz"}),  # None: the model's
+        (("track",), PredictConfig, {"imgsz"}),
+        (("train",), TrainConfig, {"lr0"}),  # None: by optimizer
+        (("export",), ExportConfig, set()),
+        (("data", "synth"), SynthConfig, {"images"}),
+    ],
+)
+def test_cli_ranges_and_defaults_are_the_dataclasses(command, config, own_defaults) -> None:  # type: ignore[no-untyped-def]
+    options = _options(*command)
+    ranged = [f for f in fields(config) if "range" in f.metadata and f.name in options]
+    assert ranged, command
+    for f in ranged:
+        opt = options[f.name]
+        low, high = f.metadata["range"]
+        assert (opt.type.min, opt.type.max) == (low, high), f.name  # type: ignore[attr-defined]
+        if f.name not in own_defaults:
+            assert opt.default == f.default, f.name
+
+
+@pytest.mark.parametrize("kind", ["person", "arm"])
+@pytest.mark.parametrize("imgsz", [64, 96])
+def test_the_smallest_synthetic_images_render(kind: str, imgsz: int) -> None:
+    for seed in range(10):
+        frame = render(SynthConfig(kind, imgsz=imgsz, seed=seed), 0)
+        assert frame.image.shape == (round(imgsz * 3 / 4), imgsz, 3)
+
+
+def test_synth_settings_outside_their_ranges_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"synth: imgsz = 100000 is outside its range"):
+        SynthConfig(imgsz=100_000)
+    with pytest.raises(ValueError, match="kind 'horse'"):
+        SynthConfig(kind="horse")
+
+
+def test_an_export_example_input_larger_than_the_bound_is_refused_before_allocation() -> None:
+    from posekit.export.onnx import export_shape
+    from posekit.models import create
+
+    net = create("rtpose-n", "coco17")
+    with pytest.raises(ValueError, match="1000x3x640x640 is larger than"):
+        export_shape(net, 640, static=True, batch=1000)
+    with pytest.raises(ValueError, match="2x3x8192x8192"):
+        export_shape(net, 8192, static=False, batch=1)
+    example, shape, _ = export_shape(net, 640, static=True, batch=4)
+    assert shape == (4, 3, 640, 640) and example.shape == shape
