@@ -16,8 +16,9 @@ from posekit.cli.main import main
 from posekit.data import load_splits
 from posekit.data.convert import convert
 from posekit.data.layout import place_image
+from posekit.data.split import split_on_disk
 from posekit.data.synth import SynthConfig, generate
-from posekit.utils.outputs import MANIFEST, claim_output
+from posekit.utils.outputs import MANIFEST, OutputExistsError, claim_output
 
 
 @pytest.fixture
@@ -128,6 +129,54 @@ def test_convert_failing_while_writing_writes_nothing(
     with pytest.raises(OSError):
         convert(arms, dst)
     assert sorted(p.name for p in dst.iterdir()) == [MANIFEST]
+
+
+def test_split_into_a_folder_fails_at_every_step_and_leaves_the_earlier_output_whole(
+    arms: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "resplit"
+    split_on_disk(arms, out, val=0.5, seed=1)
+    earlier = snapshot(out)
+    earlier.pop(MANIFEST)
+    n = count_steps(monkeypatch, lambda: split_on_disk(arms, out, val=0.25, seed=2))
+    assert n >= 3
+    split_on_disk(arms, out, val=0.5, seed=1)  # back to the first output
+    for k in range(1, n + 1):
+        fail_at(monkeypatch, k)
+        with pytest.raises(OSError, match="No space left"):
+            split_on_disk(arms, out, val=0.25, seed=2)
+        now = snapshot(out)
+        now.pop(MANIFEST)
+        assert now == earlier, f"step {k} left a change"
+
+
+def test_split_into_a_folder_failing_while_writing_writes_nothing(
+    arms: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import posekit.data.split as split_module
+
+    real, seen = split_module.place_image, {"n": 0}
+
+    def place(src: Path, dst: Path, *, link: bool = True) -> None:
+        seen["n"] += 1
+        if seen["n"] == 5:
+            raise OSError(28, "No space left on device", str(dst))
+        real(src, dst, link=link)
+
+    monkeypatch.setattr(split_module, "place_image", place)
+    out = tmp_path / "out"
+    with pytest.raises(OSError):
+        split_on_disk(arms, out)
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST]
+
+
+def test_a_forced_split_never_replaces_an_entry_it_did_not_make(arms: Path, tmp_path: Path) -> None:
+    out = tmp_path / "theirs"
+    (out / "images").mkdir(parents=True)
+    (out / "images" / "keep.jpg").write_bytes(b"theirs")
+    with pytest.raises(OutputExistsError, match="did not make"):
+        split_on_disk(arms, out, force=True)
+    assert (out / "images" / "keep.jpg").read_bytes() == b"theirs"
 
 
 def test_convert_never_deletes_nor_follows_a_planted_frames_folder(tmp_path: Path) -> None:

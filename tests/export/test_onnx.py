@@ -116,7 +116,9 @@ def test_the_check_compares_decoded_results_and_catches_a_different_model(export
     assert not bad.ok and "keypoints max" in bad.describe()
 
 
-def test_a_failing_check_removes_the_file_and_says_by_how_much(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_failing_check_writes_nothing_and_says_by_how_much(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The file is checked before it is put in place: an earlier export at the same path is
+    left as it was, and no staging folder stays behind."""
     import posekit.export.onnx as onnx_export
 
     m = perturbed("vitpose-s", CASES["vitpose"][1])
@@ -129,11 +131,49 @@ def test_a_failing_check_removes_the_file_and_says_by_how_much(tmp_path: Path, m
                 p.add_(0.5)
         return net
 
-    monkeypatch.setattr(onnx_export, "fused_for_inference", broken)
     out = tmp_path / "m.onnx"
-    with pytest.raises(ExportCheckError, match=r"disagrees .* removed: .*keypoints max"):
+    m.export(out=out, check=False)
+    earlier = out.read_bytes()
+    monkeypatch.setattr(onnx_export, "fused_for_inference", broken)
+    with pytest.raises(ExportCheckError, match=r"disagrees .* nothing was written .*keypoints max"):
         m.export(out=out)
-    assert not out.exists()
+    assert out.read_bytes() == earlier
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+
+def test_an_export_failing_as_it_is_put_in_place_keeps_the_earlier_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    import posekit.utils.commit as commit_module
+
+    m = perturbed("rtpose-n", {})
+    out = tmp_path / "m.onnx"
+    m.export(out=out, imgsz=64, check=False)
+    earlier = out.read_bytes()
+    real = commit_module._step
+
+    def full_disk(a: Path, b: Path) -> None:
+        if b == out:
+            raise OSError(28, "No space left on device", str(b))
+        real(a, b)
+
+    monkeypatch.setattr(commit_module, "_step", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        m.export(out=out, imgsz=96, check=False)
+    assert out.read_bytes() == earlier
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+
+def test_a_link_planted_beside_the_output_is_not_written_through(tmp_path: Path) -> None:
+    """Before: the export went through a fixed temporary name (`.m.onnx.tmp`), so a link
+    planted there wrote the file wherever it pointed."""
+    victim = tmp_path / "elsewhere.txt"
+    victim.write_text("keep")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    (out_dir / ".m.onnx.tmp").symlink_to(victim)
+    perturbed("rtpose-n", {}).export(out=out_dir / "m.onnx", imgsz=64, check=False)
+    assert victim.read_text() == "keep" and (out_dir / "m.onnx").stat().st_size > 1000
 
 
 def test_a_static_graph_runs_any_batch_and_explains_a_wrong_size(tmp_path: Path) -> None:

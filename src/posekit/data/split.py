@@ -23,9 +23,12 @@ from posekit.data.coco import load_json
 from posekit.data.dataset import Annotation, ImageInfo, KeypointDataset
 from posekit.data.layout import SPLITS, load_splits, place_image, resolve_posekit
 from posekit.data.problems import DatasetError
-from posekit.utils.commit import commit_staged, staging_folder
-from posekit.utils.outputs import claim_output
+from posekit.utils.commit import commit_staged, staging_folder, write_staged
+from posekit.utils.outputs import claim_output, kept_entries, remove_earlier
 from posekit.utils.paths import join_inside, write_text_replacing
+
+#: The top-level entries a split into a new folder writes (never one it did not make).
+WRITES = ("images", "annotations", "data.yaml")
 
 
 def partition_ids(
@@ -107,15 +110,21 @@ def split_on_disk(
     target = Path(out) if out is not None else spec.root
     if target.resolve() == spec.root.resolve():
         return _replace_split_files(src, spec.annotations, new)
-    claim_output(target, "data split", source=str(src), force=force)
-    for im in merged["images"]:
-        name = im["file_name"]
-        place_image(join_inside(spec.images, name), join_inside(target / "images", name))
-    files = {s: f"annotations/{s}.json" for s in new}
-    for s, obj in new.items():
-        write_text_replacing(target / files[s], _dumps(obj))
-    data = {"path": ".", "images": "images", **files}
-    write_text_replacing(target / "data.yaml", yaml.safe_dump(data, sort_keys=False))
+    claim_output(target, "data split", source=str(src), force=force, writes=WRITES,
+                 keep_earlier=True)  # fmt: skip
+
+    def write(stage: Path) -> None:  # the whole output, committed at once when complete
+        for im in merged["images"]:
+            name = im["file_name"]
+            place_image(join_inside(spec.images, name), join_inside(stage / "images", name))
+        files = {s: f"annotations/{s}.json" for s in new}
+        for s, obj in new.items():
+            write_text_replacing(stage / files[s], _dumps(obj))
+        data = {"path": ".", "images": "images", **files}
+        write_text_replacing(stage / "data.yaml", yaml.safe_dump(data, sort_keys=False))
+
+    write_staged(target, "split", write)
+    remove_earlier(target, [*kept_entries(target), *WRITES])  # an earlier run's rest
     return target
 
 

@@ -3,10 +3,18 @@ the PyTorch model they come from (`Model.export`, `posekit export`)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from posekit.export.onnx import DEFAULT_OPSET, ExportResult, export_onnx
+from posekit.export.onnx import (
+    DEFAULT_OPSET,
+    ExportResult,
+    commit_export,
+    export_onnx,
+    external_data,
+)
+from posekit.utils.commit import staging_folder
 
 if TYPE_CHECKING:
     from posekit.model import Model
@@ -15,7 +23,7 @@ FORMATS = ("onnx",)
 
 
 class ExportCheckError(ValueError):
-    """The exported file disagrees with the model beyond tolerance (the file is removed)."""
+    """The exported file disagrees with the model beyond tolerance (nothing is written)."""
 
 
 def default_output(model: Model, format: str) -> Path:
@@ -31,6 +39,10 @@ def refuse_foreign(out: Path, force: bool) -> None:
     """An existing file at `out` is replaced only when it is a posekit export (or `force`)."""
     if out.is_dir():
         raise ValueError(f"{out} is a folder; give a file name to export to")
+    data = external_data(out)
+    if data.exists() and not out.exists() and not force:
+        raise ValueError(f"{data} exists beside no posekit export: choose another --out, or "
+                         "--force to replace it")  # fmt: skip
     if not out.exists() or force:
         return
     from posekit.export.metadata import read_metadata
@@ -69,18 +81,27 @@ def export_model(
     dev = select_device(device)
     net = model.net
     size = imgsz or int(getattr(net.config, "imgsz", 640))
-    result = export_onnx(net, path, imgsz=size, static=static, batch=batch, half=half,
-                         opset=opset or DEFAULT_OPSET, device=dev,
-                         category_ids=model.category_ids)  # fmt: skip
-    if check:
-        from posekit.export.check import check_export, check_images
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # written and checked in a staging folder, put in place only when it passed: a failed
+    # export or check leaves an earlier file at `path` as it was
+    stage = staging_folder(path.parent, "export")
+    try:
+        staged = stage / path.name
+        result = export_onnx(net, staged, imgsz=size, static=static, batch=batch, half=half,
+                             opset=opset or DEFAULT_OPSET, device=dev,
+                             category_ids=model.category_ids)  # fmt: skip
+        if check:
+            from posekit.export.check import check_export, check_images
 
-        images = check_images(check_source)
-        result.check = check_export(net, path, images, imgsz=size, device=dev, half=half)
-        if not result.check.ok:
-            path.unlink()
-            raise ExportCheckError(f"the export disagrees with the model, so {path} was removed: "
-                                   f"{result.check.describe()}")  # fmt: skip
+            images = check_images(check_source)
+            result.check = check_export(net, staged, images, imgsz=size, device=dev, half=half)
+            if not result.check.ok:
+                raise ExportCheckError(f"the export disagrees with the model, so nothing was "
+                                       f"written at {path}: {result.check.describe()}")  # fmt: skip
+        commit_export(stage, path)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    result.path = path
     return result
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import shutil
 import time
 import warnings
 from collections.abc import Iterator
@@ -33,6 +34,7 @@ from posekit.export.metadata import metadata_for, require_onnx
 from posekit.models.base import KeypointModel
 from posekit.models.fuse import fused_for_inference
 from posekit.utils.bounds import check_ranges, ranged
+from posekit.utils.commit import commit_staged, staging_folder
 from posekit.utils.extras import require
 
 if TYPE_CHECKING:
@@ -190,14 +192,34 @@ def export_onnx(
     proto.producer_name, proto.producer_version = "posekit", __version__
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    large = proto.ByteSize() > 2**31 - 1024  # protobuf's 2 GB limit: weights beside the file
-    onnx.save_model(proto, str(tmp), save_as_external_data=large,
-                    location=f"{out.name}.data" if large else None)  # fmt: skip
-    onnx.checker.check_model(str(tmp))
-    tmp.replace(out)
+    stage = staging_folder(out.parent, "export")  # new: never a planted name or link
+    try:
+        staged = stage / out.name
+        large = proto.ByteSize() > 2**31 - 1024  # protobuf's 2 GB limit: weights beside it
+        onnx.save_model(proto, str(staged), save_as_external_data=large,
+                        location=external_data(out).name if large else None)  # fmt: skip
+        onnx.checker.check_model(str(staged))
+        commit_export(stage, out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     return ExportResult(out, shape, opset, half, time.perf_counter() - t0,
                         stride=net.input_stride)  # fmt: skip
+
+
+def external_data(path: Path) -> Path:
+    """Where the weights of an export too large for one protobuf lie (beside the file)."""
+    return path.with_name(f"{path.name}.data")
+
+
+def commit_export(stage: Path, out: Path) -> None:
+    """Put the export staged in `stage` (its file, and its external data if any) at `out`
+    as one unit (`posekit.utils.commit`): a failure leaves an earlier export whole. The
+    external data of an earlier export that the new one does not have goes with it."""
+    staged, data = stage / out.name, external_data(stage / out.name)
+    moves = [(staged, out)] + ([(data, external_data(out))] if data.exists() else [])
+    stale = [external_data(out)] if not data.exists() and external_data(out).exists() \
+        and out.exists() else []  # fmt: skip
+    commit_staged(moves, stage, remove=stale)
 
 
 #: The exporter's own loggers, which report every graph rewrite at INFO.
