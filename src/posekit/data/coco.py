@@ -238,6 +238,10 @@ def _category_schema(
 ) -> KeypointSchema | None:
     k = len(names)
     raw = c.get("skeleton") or []
+    if not isinstance(raw, list):
+        report.add(Problem("skeleton-range", f"skeleton {str(raw)[:80]} is not a list of pairs",
+                           file, field=f"{where}.skeleton"), skipped="skeleton edge")  # fmt: skip
+        raw = []
     pairs = [e for e in raw if isinstance(e, list) and len(e) == 2 and all(_is_int(x) for x in e)]
     # COCO numbers keypoints from 1; some datasets (ATRW, ExLPose, Human3.6M, AnimalKingdom)
     # from 0: an edge that uses 0 and none that uses K can only be 0-based
@@ -415,11 +419,11 @@ def _parse_annotation(
         )
         return None
     seen.add(aid)
-    if iid not in images:
+    if not _is_int(iid) or iid not in images:
         problem("missing-image", f"image_id {iid!r} is not in 'images'", "image_id", "annotation")
         return None
     cid = a.get("category_id")
-    if cid not in categories:
+    if not _is_int(cid) or cid not in categories:
         problem(
             "missing-category",
             f"category_id {cid!r} is not in 'categories'",

@@ -53,6 +53,8 @@ def read_cvat(path: str | Path, *, image_root: str | Path | None = None) -> Keyp
     except ET.ParseError as e:
         line, col = e.position
         raise DatasetError(f"{path}:{line}:{col + 1}: invalid XML: {e}") from None
+    except LookupError as e:  # an XML declaration naming an encoding that does not exist
+        raise DatasetError(f"{path}: invalid XML: {e}") from None
     if root_el.tag != "annotations":
         raise DatasetError(f"{path}: not a CVAT XML file (root <{root_el.tag}>)")
     report = LoadReport()

@@ -98,6 +98,12 @@ def read_labelme(path: str | Path, *, schema: KeypointSchema | None = None) -> K
             kind, label, gid = shape.get("shape_type", "polygon"), shape.get("label"), (
                 shape.get("group_id"))  # fmt: skip
             pts = shape.get("points")
+            if not (isinstance(gid, int | str | None) and isinstance(label, str | None)
+                    and isinstance(kind, str)):  # fmt: skip
+                report.add(Problem("labelme", "a shape's label, shape_type and group_id must "
+                                   "be strings (group_id: an integer)", **where),
+                           skipped="shape")  # fmt: skip
+                continue
             if kind == "rectangle" and _points_ok(pts, 2):
                 (x0, y0), (x1, y1) = pts
                 boxes[gid] = np.array([min(x0, x1), min(y0, y1), abs(x1 - x0), abs(y1 - y0)])

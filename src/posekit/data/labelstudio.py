@@ -180,12 +180,34 @@ def _relation_groups(
 def _results(task: dict[str, Any], path: Path, report: LoadReport) -> list[dict[str, Any]]:
     """The results of the task's first annotation that was not cancelled."""
     anns = task.get("annotations") or task.get("completions") or []
+    anns = anns if isinstance(anns, list) else []
     kept = [a for a in anns if isinstance(a, dict) and not a.get("was_cancelled")]
     if len(kept) > 1:
         report.note(Problem("labelstudio-annotators", f"task {task.get('id')} has "
                             f"{len(kept)} annotations: the first is read", str(path)))  # fmt: skip
     res = kept[0].get("result") if kept else []
-    return [r for r in res or [] if isinstance(r, dict)]
+    return [_well_typed(r) for r in (res if isinstance(res, list) else []) if isinstance(r, dict)]
+
+
+def _well_typed(r: dict[str, Any]) -> dict[str, Any]:
+    """A result with every field the reader uses of the type Label Studio writes, or absent:
+    ids are strings or integers, `value` a dict, label lists lists, sizes positive numbers
+    (a hand-edited or hostile file then reads as missing fields, reported as such)."""
+    out = {k: v for k, v in r.items()
+           if k not in ("id", "from_id", "to_id", "parentID", "type")
+           or (isinstance(v, str | int) and not isinstance(v, bool))}  # fmt: skip
+    value = out.get("value")
+    value = dict(value) if isinstance(value, dict) else {}
+    for key in ("keypointlabels", "rectanglelabels"):
+        if key in value and not isinstance(value[key], list):
+            value[key] = []
+    out["value"] = value
+    for key in ("original_width", "original_height"):
+        v = out.get(key)
+        if key in out and not (isinstance(v, int | float) and not isinstance(v, bool)
+                               and math.isfinite(v) and v > 0):  # fmt: skip
+            del out[key]
+    return out
 
 
 def _region_box(r: dict[str, Any], image: ImageInfo) -> np.ndarray | None:
@@ -203,7 +225,8 @@ def _image(
     report: LoadReport,
 ) -> ImageInfo | None:  # fmt: skip
     where = {"file": str(path), "image_id": task.get("id"), "field": "data.image"}
-    ref = (task.get("data") or {}).get("image")
+    data = task.get("data")
+    ref = data.get("image") if isinstance(data, dict) else None
     if not isinstance(ref, str) or not ref:
         report.add(Problem("labelstudio", "the task has no data.image", **where),
                    skipped="task")  # fmt: skip

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from posekit.models.base import KeypointModel, model_from_description
+from posekit.models.base import KeypointModel, load_weights, model_from_description
 from posekit.utils.serialization import load_torch_file
 
 FORMAT_VERSION = 1
@@ -68,5 +68,5 @@ def load_model(path: str | Path) -> tuple[KeypointModel, dict[str, Any]]:
     """The model of a posekit checkpoint (in eval mode) and the whole checkpoint dict."""
     data = read_checkpoint(path)
     model = model_from_description(data["model"])
-    model.load_state_dict(data["weights"])
+    load_weights(model, data["weights"], str(path))
     return model.eval(), data

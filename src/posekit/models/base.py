@@ -250,4 +250,30 @@ def model_from_description(desc: dict[str, Any]) -> KeypointModel:
     if not isinstance(desc, dict):
         raise ValueError("the model description is not a dict")
     family = FAMILIES.get(str(desc.get("architecture")))
-    return within_budget(lambda: family.from_description(desc), "the described model")
+    try:
+        return within_budget(lambda: family.from_description(desc), "the described model")
+    except (TypeError, KeyError, AttributeError, IndexError) as e:  # a field missing or mistyped
+        raise ValueError(f"the model description is malformed ({type(e).__name__}: "
+                         f"{str(e)[:200]})") from None  # fmt: skip
+
+
+def load_weights(model: nn.Module, weights: Any, what: str) -> None:
+    """Load a checkpoint's `weights` into `model` after checking that every tensor is there
+    with the model's shape: a mismatch is one line naming the first tensor (PyTorch's own
+    error lists every tensor over many lines)."""
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor)
+                                                for v in weights.values()):  # fmt: skip
+        raise ValueError(f"{what}: its weights are not a dict of tensors")
+    own = model.state_dict()
+    missing = [k for k in own if k not in weights]
+    extra = [k for k in weights if k not in own]
+    if missing or extra:
+        first = f"no tensor for {missing[0]}" if missing else f"unexpected tensor {extra[0]}"
+        raise ValueError(f"{what}: its weights do not fit the model it describes ({first}; "
+                         f"{len(missing)} missing, {len(extra)} unexpected)")  # fmt: skip
+    for k, t in own.items():
+        if weights[k].shape != t.shape:
+            raise ValueError(f"{what}: its weights do not fit the model it describes ({k} has "
+                             f"shape {tuple(weights[k].shape)}, the model "
+                             f"{tuple(t.shape)})")  # fmt: skip
+    model.load_state_dict(weights)

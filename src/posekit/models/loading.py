@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from posekit.models.base import FAMILIES, KeypointModel, model_from_description
+from posekit.models.base import FAMILIES, KeypointModel, load_weights, model_from_description
 from posekit.schema import KeypointSchema
 from posekit.utils.extras import require
 from posekit.utils.serialization import load_torch_file
@@ -105,7 +105,7 @@ def load_any(path: str | Path, *, schema: KeypointSchema | None = None, **overri
         data = load_torch_file(path, allow_numpy=True)
         if isinstance(data, dict) and "model" in data and "weights" in data:
             model = model_from_description(data["model"])
-            model.load_state_dict(data["weights"])
+            load_weights(model, data["weights"], str(path))
             what = f"posekit {model.family} checkpoint ({model.config.name})"
             return Loaded(model.eval(), data, f"loaded {what} from {path}")
         if not isinstance(data, dict):
