@@ -14,6 +14,7 @@ import pytest
 from posekit.cli.main import cli, main
 from posekit.data.synth import SynthConfig, render
 from posekit.engine.config import TrainConfig
+from posekit.eval.metrics import EvalConfig
 from posekit.export.onnx import ExportConfig
 from posekit.predict import PredictConfig
 
@@ -35,6 +36,8 @@ from posekit.predict import PredictConfig
         ("export --model m.pt --opset 5", "--opset"),
         ("data synth --out {tmp}/s --imgsz 100000", "--imgsz"),
         ("data synth --out {tmp}/s --images 0", "--images"),
+        ("val --model m.pt --data d --max-dets 0", "--max-dets"),
+        ("val --model m.pt --data d --imgsz 100000", "--imgsz"),
     ],
 )
 def test_values_outside_their_ranges_are_one_line_and_exit_2(
@@ -61,6 +64,8 @@ def _options(*path: str) -> dict[str, click.Option]:
         (("train",), TrainConfig, {"lr0"}),  # None: by optimizer
         (("export",), ExportConfig, set()),
         (("data", "synth"), SynthConfig, {"images"}),
+        (("val",), PredictConfig, {"imgsz", "batch"}),
+        (("val",), EvalConfig, set()),
     ],
 )
 def test_cli_ranges_and_defaults_are_the_dataclasses(command, config, own_defaults) -> None:  # type: ignore[no-untyped-def]

@@ -7,13 +7,14 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from posekit.cli.options import schema_option
+from posekit.cli.options import schema_option, setting_option
 from posekit.data.coco import list_ids, unmatchable_ids, with_matchable_ids
 from posekit.data.dataset import KeypointDataset
 from posekit.data.layout import load_splits
 from posekit.data.problems import DatasetError
 from posekit.eval.metrics import EvalConfig, evaluate
 from posekit.eval.report import print_metrics, save_metrics
+from posekit.predict.predictor import PredictConfig
 from posekit.schema import get_schema
 
 
@@ -65,8 +66,8 @@ def _sigmas(value: str | None) -> list[float] | None:
     help="Top-down --model: boxes from a COCO detection-results JSON or a detector checkpoint "
     "(default: the ground-truth boxes).",
 )
-@click.option("--imgsz", type=click.IntRange(32), default=None, help="Input size for --model.")
-@click.option("--batch", type=click.IntRange(1), default=8, show_default=True)
+@setting_option(PredictConfig, "imgsz", default=None, help="Input size for --model.")
+@setting_option(PredictConfig, "batch", default=8, help="Images per network pass.")
 @click.option("--device", default="auto", show_default=True)
 @click.option(
     "--out",
@@ -74,22 +75,16 @@ def _sigmas(value: str | None) -> list[float] | None:
     default=None,
     help="Write metrics.json, instances.csv and plots here.",
 )
-@click.option("--max-dets", type=click.IntRange(1), default=20, show_default=True)
+@setting_option(EvalConfig, "max_dets", help="Detections per image that COCO AP counts.")
 @click.option(
     "--sigmas",
     default=None,
     help="OKS sigmas: comma-separated values, a preset name or a schema YAML "
     "(default: the dataset's).",
 )
-@click.option(
-    "--pck-alpha", type=click.FloatRange(0, min_open=True), default=0.05, show_default=True
-)
-@click.option(
-    "--pcutoff",
-    type=click.FloatRange(0, 1),
-    default=0.6,
-    show_default=True,
-    help="Confidence cut-off for the second EPE (DeepLabCut's p-cutoff).",
+@setting_option(EvalConfig, "pck_alpha", help="PCK threshold, as a fraction of the box's side.")
+@setting_option(
+    EvalConfig, "pcutoff", help="Confidence cut-off for the second EPE (DeepLabCut's p-cutoff)."
 )
 @click.option(
     "--per-keypoint/--no-per-keypoint",

@@ -25,6 +25,7 @@ from posekit.eval.pck import (
     pck_auc,
     pck_overall,
 )
+from posekit.utils.bounds import check_ranges, ranged
 
 
 @dataclass(frozen=True)
@@ -32,16 +33,19 @@ class EvalConfig:
     """What to compute and how. Defaults: COCO keypoint settings, PCK@0.05 of the box's longer
     side, PCKh@0.5, AUC of PCK for alpha in [0, 0.2], DeepLabCut's p-cutoff 0.6."""
 
-    max_dets: int = 20
+    max_dets: int = ranged(20, 1, 100_000)
     sigmas: Mapping[int, Sequence[float]] | Sequence[float] | None = None
-    pck_alpha: float = 0.05
-    pckh_alpha: float = 0.5
-    torso_alpha: float = 0.2
-    auc_max_alpha: float = 0.2
+    pck_alpha: float = ranged(0.05, 1e-6, 10)
+    pckh_alpha: float = ranged(0.5, 0, 10)
+    torso_alpha: float = ranged(0.2, 0, 10)
+    auc_max_alpha: float = ranged(0.2, 1e-6, 10)
     torso_pair: tuple[str, str] = TORSO_PAIR
     nme_pair: tuple[str, str] = INTEROCULAR_PAIR
-    pcutoff: float = 0.6
+    pcutoff: float = ranged(0.6, 0, 1)
     per_keypoint_ap: bool = True
+
+    def __post_init__(self) -> None:
+        check_ranges(self, "val")
 
 
 @dataclass

@@ -33,7 +33,7 @@ from torch import nn
 from posekit.export.metadata import metadata_for, require_onnx
 from posekit.models.base import KeypointModel
 from posekit.models.fuse import fused_for_inference
-from posekit.utils.bounds import check_ranges, ranged
+from posekit.utils.bounds import Limit, check_ranges, ranged
 from posekit.utils.commit import commit_staged, staging_folder
 from posekit.utils.extras import require
 
@@ -65,7 +65,7 @@ class ExportConfig:
 
 
 #: The example input is made in memory before the export: at most this many values (1 GiB).
-MAX_EXAMPLE_VALUES = 2**28
+MAX_EXAMPLE_VALUES = Limit("POSEKIT_MAX_EXAMPLE_VALUES", 2**28, "values")
 
 
 class ExportGraph(nn.Module):
@@ -114,10 +114,11 @@ def export_shape(
         h = w = imgsz
     else:
         h, w = net.example_input(1).shape[-2:]
-    if (batch if static else 2) * 3 * h * w > MAX_EXAMPLE_VALUES:
+    limit = MAX_EXAMPLE_VALUES.value()
+    if (batch if static else 2) * 3 * h * w > limit:
         raise ValueError(f"export: an example input of {batch if static else 2}x3x{h}x{w} is "
-                         f"larger than {MAX_EXAMPLE_VALUES:,} values; lower --imgsz or "
-                         "--batch")  # fmt: skip
+                         f"larger than {limit:,} values; lower --imgsz or --batch (or set "
+                         f"{MAX_EXAMPLE_VALUES.env})")  # fmt: skip
     if static:
         return torch.rand(batch, 3, h, w), (batch, 3, h, w), None
     # an example batch of 2: torch.export specialises dimensions whose example size is 1
