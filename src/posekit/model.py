@@ -19,6 +19,7 @@ from posekit.models import KeypointModel, create, list_models, summarize_model
 from posekit.models.fuse import fused_for_inference
 from posekit.models.summary import ModelSummary
 from posekit.predict.backends import Backend
+from posekit.predict.predictor import PredictConfig
 from posekit.predict.results import Results
 from posekit.schema import KeypointSchema, get_schema
 from posekit.track import OneEuroConfig, Tracker, TrackerConfig
@@ -174,21 +175,10 @@ class Model:
         source: Any,
         *,
         stream: bool = False,
-        conf: float = 0.25,
-        kpt_conf: float = 0.5,
-        iou: float = 0.65,
-        oks_nms: float = 0.9,
-        imgsz: int | None = None,
-        batch: int = 1,
-        max_det: int = 300,
-        crop_batch: int = 64,
-        rect: bool = True,
-        vid_stride: int = 1,
         device: str = "auto",
         on_error: Callable[[str, str], None] | None = None,
         boxes: Any = None,
-        flip: bool = True,
-        half: bool | None = None,
+        **settings: Any,
     ) -> list[Results] | Iterator[Results]:
         """Detect instances and their keypoints.
 
@@ -197,48 +187,28 @@ class Model:
                 file, camera index or stream URL.
             stream: yield one `Results` per frame lazily instead of returning a list (use it
                 for videos and streams).
-            conf: minimum detection confidence; kpt_conf: keypoints below it are kept with
-                their confidence but are not `visible`.
-            iou: box NMS overlap; oks_nms: a detection whose keypoint similarity (OKS) with
-                a higher-scored one exceeds this is dropped (1 keeps them).
             on_error: called with (path, message) for an unreadable image, which is then
                 skipped; without it an unreadable image raises `SourceError`.
             boxes: top-down models: the instances' xyxy boxes, one (N, 4) array per image
                 (or one array for a single image). Each gets exactly one result, in order,
                 never filtered by `conf`. Without boxes the model's detector finds them, or
                 each whole image is one instance.
-            flip: top-down models: average with the mirrored crop (when the model's config
-                has `flip_test`, as ViTPose's does).
-            half: fp16 network (default: on for CUDA devices, off elsewhere; PyTorch models).
-            max_det: detections kept per image (a detector's best boxes, for top-down
-                models); crop_batch: top-down models: crops per network pass, so that
-                memory stays bounded however many boxes an image has.
+            settings: any field of `posekit.predict.PredictConfig`, whose defaults and ranges
+                are documented there (`conf`, `kpt_conf`, `iou`, `oks_nms`, `imgsz`, `batch`,
+                `max_det`, `crop_batch`, `rect`, `vid_stride`, `flip`, `half`); `imgsz`
+                defaults to the model's own, `half` to on for CUDA devices (PyTorch models).
+                An unknown name is an error listing the valid ones.
 
         Example:
             >>> for r in Model("best.pt")("clip.mp4", stream=True):  # doctest: +SKIP
             ...     print(r.frame, r.keypoints.xy.shape)
         """
-        from posekit.predict import PredictConfig, Predictor
+        from posekit.predict import Predictor
         from posekit.utils.device import select_device
 
         dev = select_device(device)
-        if half is None:
-            half = dev.type == "cuda" and self.onnx is None
-        net, backend = self.runner(dev, half=half and self.onnx is None)
-        cfg = PredictConfig(
-            half=half,
-            conf=conf,
-            kpt_conf=kpt_conf,
-            iou=iou,
-            oks_nms=oks_nms,
-            imgsz=imgsz or self.net.config.imgsz,
-            batch=batch,
-            max_det=max_det,
-            crop_batch=crop_batch,
-            rect=rect,
-            vid_stride=vid_stride,
-            flip=flip,
-        )
+        cfg = self.predict_config(dev, **settings)
+        net, backend = self.runner(dev, half=cfg.half and self.onnx is None)
         predictor = Predictor(
             net,
             cfg,
@@ -260,6 +230,20 @@ class Model:
 
     __call__ = predict
 
+    def predict_config(self, device: torch.device, **settings: Any) -> PredictConfig:
+        """The `PredictConfig` of `settings` (its field names) for this model on `device`:
+        `imgsz` defaults to the model's, `half` to on for CUDA (PyTorch models only)."""
+        known = {f.name for f in fields(PredictConfig)}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise ValueError(f"unknown prediction setting {', '.join(map(repr, unknown))}; the "
+                             f"settings are {', '.join(sorted(known))}")  # fmt: skip
+        if settings.get("half") is None:
+            settings["half"] = device.type == "cuda" and self.onnx is None
+        if settings.get("imgsz") is None:
+            settings["imgsz"] = self.net.config.imgsz
+        return PredictConfig(**settings)
+
     def track(
         self,
         source: Any,
@@ -268,8 +252,6 @@ class Model:
         persist: bool = False,
         tracker: TrackerConfig | dict[str, Any] | None = None,
         smooth: OneEuroConfig | bool = False,
-        conf: float = 0.25,
-        kpt_conf: float = 0.5,
         **predict_options: Any,
     ) -> list[Results] | Iterator[Results]:
         """Predict on a video or stream and track: every `Results` gains `boxes.id`.
@@ -295,11 +277,12 @@ class Model:
         smoother = None
         if smooth:
             one_euro = smooth if isinstance(smooth, OneEuroConfig) else OneEuroConfig()
+            kpt_conf = predict_options.get("kpt_conf", PredictConfig.kpt_conf)
             smoother = TrackSmoother(one_euro, kpt_conf=kpt_conf)
         # low-scored detections go to the tracker too (its second association)
+        conf = predict_options.pop("conf", PredictConfig.conf)
         low = min(conf, cfg.low_thresh)
-        results = self.predict(source, stream=True, conf=low, kpt_conf=kpt_conf,
-                               **predict_options)  # fmt: skip
+        results = self.predict(source, stream=True, conf=low, **predict_options)
         out = tracked(results, self._tracker, smoother=smoother, conf=conf)
         return out if stream else list(out)
 

@@ -106,3 +106,28 @@ def test_an_export_example_input_larger_than_the_bound_is_refused_before_allocat
         export_shape(net, 8192, static=False, batch=1)
     example, shape, _ = export_shape(net, 640, static=True, batch=4)
     assert shape == (4, 3, 640, 640) and example.shape == shape
+
+
+def test_every_training_setting_is_an_option_with_the_dataclass_default() -> None:
+    """Before: the command copied 19 settings by hand and 12 of TrainConfig's 31 fields
+    could not be set from it."""
+    from posekit.engine.dataset import AugmentConfig
+
+    options = _options("train")
+    for config in (TrainConfig, AugmentConfig):
+        for f in fields(config):
+            if f.name in ("data", "augment"):
+                continue  # --data is a path option; augment is the AugmentConfig fields
+            assert f.name in options, f"{config.__name__}.{f.name} has no option"
+            assert options[f.name].default == f.default, f.name
+            assert options[f.name].help, f.name
+
+
+def test_sgd_starts_from_the_same_learning_rate_from_the_cli_and_the_api() -> None:
+    """Before: `posekit train --optimizer sgd` used lr0 0.01, `Model.train(optimizer="sgd")`
+    0.002. Now the config decides, wherever it is made."""
+    assert TrainConfig(optimizer="sgd").lr0 == 0.01
+    assert TrainConfig().lr0 == 0.002 and TrainConfig(lr0=0.05, optimizer="sgd").lr0 == 0.05
+    assert TrainConfig.from_dict(TrainConfig(optimizer="sgd").to_dict()).lr0 == 0.01
+    with pytest.raises(ValueError, match="optimizer 'lamb'"):
+        TrainConfig(optimizer="lamb")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import inspect
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
@@ -81,5 +84,69 @@ def setting_option(
     whole = "int" in {t.strip() for t in str(f.type).split("|")}  # "int", "int | None"
     kind = click.IntRange(int(low), int(high)) if whole else click.FloatRange(low, high)
     value = f.default if default is MISSING else default
+    kw.setdefault("help", field_comments(config).get(name))
     return click.option(f"--{name.replace('_', '-')}", type=kind, default=value,
                         show_default=value is not None, **kw)  # fmt: skip
+
+
+def remaining_settings(
+    config: type, *, exclude: Iterable[str] = (), prefix: str = ""
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Options for every field of `config` that a command does not define itself
+    (`exclude`): ranged numbers through `setting_option`, booleans as `--x/--no-x`, strings,
+    and tuples of numbers as `--x A B C`, each with the dataclass's default. Fields of other
+    kinds (nested configs, dicts) are left to the command. So that every setting can be given
+    on the command line without being retyped here."""
+    skip = set(exclude)
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for f in reversed(fields(config)):
+            if f.name in skip or f.default is MISSING:
+                continue
+            flag = f"--{prefix}{f.name.replace('_', '-')}"
+            help_text = field_comments(config).get(f.name, f"{config.__name__}.{f.name}.")
+            if "range" in f.metadata and isinstance(f.default, tuple):
+                low, high = f.metadata["range"]
+                fn = click.option(flag, f.name, type=click.FloatRange(low, high),
+                                  nargs=len(f.default), default=f.default, show_default=True,
+                                  help=help_text)(fn)  # fmt: skip
+            elif "range" in f.metadata:
+                fn = setting_option(config, f.name, help=help_text)(fn)
+            elif isinstance(f.default, bool):
+                name = f.name.replace("_", "-")
+                fn = click.option(f"--{prefix}{name}/--no-{prefix}{name}", f.name,
+                                  default=f.default, show_default=True,
+                                  help=help_text)(fn)  # fmt: skip
+            elif isinstance(f.default, str):
+                fn = click.option(flag, f.name, default=f.default, show_default=True,
+                                  help=help_text)(fn)  # fmt: skip
+        return fn
+
+    return decorate
+
+
+@functools.cache
+def field_comments(config: type) -> dict[str, str]:
+    """The comment that documents each field of a settings dataclass in its source (the one
+    at the end of its line, or the lines just above it), so that option help is the same
+    text as the code's, written once."""
+    try:
+        lines = inspect.getsource(config).splitlines()
+    except (OSError, TypeError):
+        return {}
+    names = {f.name for f in fields(config)}
+    out: dict[str, str] = {}
+    above: list[str] = []
+    for line in lines:
+        text = line.strip()
+        if text.startswith("#"):
+            above.append(text.lstrip("#").strip())
+            continue
+        match = re.match(r"(\w+)\s*:", text)
+        if match and match[1] in names:
+            trailing = text.split("  # ", 1)[1].strip() if "  # " in text else ""
+            doc = " ".join(above) if above else trailing
+            if doc:
+                out[match[1]] = doc[0].upper() + doc[1:] + ("" if doc.endswith(".") else ".")
+        above = []
+    return out

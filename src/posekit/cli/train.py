@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import click
 
 from posekit.cli.logs import setup_logging
-from posekit.cli.options import setting_option
-from posekit.engine.config import TrainConfig
+from posekit.cli.options import field_comments, remaining_settings, setting_option
+from posekit.engine.config import LR0_BY_OPTIMIZER, TrainConfig
+from posekit.engine.dataset import AugmentConfig
+
+#: The settings this command defines itself (with their own help); the rest are derived.
+EXPLICIT = ("data", "model", "epochs", "imgsz", "batch", "workers", "optimizer", "lr0",
+            "patience", "time_limit", "amp", "seed", "device", "project", "name", "exist_ok",
+            "single_subject", "width", "depth", "augment")  # fmt: skip
 
 
 @click.command()
@@ -20,7 +28,7 @@ from posekit.engine.config import TrainConfig
 )
 @click.option(
     "--model",
-    default="rtpose-n",
+    default=TrainConfig.model,
     show_default=True,
     help="A registered model (rtpose-n ... rtpose-x, heatpose-t ... heatpose-l, rtmpose-t ... "
     "rtmpose-l, vitpose-s ... vitpose-h) or a checkpoint to fine-tune.",
@@ -30,11 +38,13 @@ from posekit.engine.config import TrainConfig
 @setting_option(TrainConfig, "batch", help="Total batch size (split over distributed processes).")
 @setting_option(TrainConfig, "workers", help="Data-loading processes per training process.")
 @click.option(
-    "--optimizer", type=click.Choice(["adamw", "sgd"]), default="adamw", show_default=True
+    "--optimizer",
+    type=click.Choice(list(LR0_BY_OPTIMIZER)),
+    default=TrainConfig.optimizer,
+    show_default=True,
+    help="AdamW, or SGD with Nesterov momentum.",
 )
-@setting_option(
-    TrainConfig, "lr0", default=None, help="Initial learning rate (AdamW 0.002, SGD 0.01)."
-)
+@setting_option(TrainConfig, "lr0", help="Initial learning rate (default: AdamW 0.002, SGD 0.01).")
 @setting_option(TrainConfig, "patience", help="Epochs without a better validation AP to stop.")
 @setting_option(
     TrainConfig,
@@ -43,15 +53,20 @@ from posekit.engine.config import TrainConfig
 )
 @click.option(
     "--amp/--no-amp",
-    default=True,
+    default=TrainConfig.amp,
     show_default=True,
     help="Mixed precision: float16 on CUDA, bfloat16 on CPUs that compute it natively.",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="auto", show_default=True)
-@click.option("--project", default="runs/train", show_default=True)
-@click.option("--name", default="exp", show_default=True)
-@click.option("--exist-ok", is_flag=True, help="Reuse project/name instead of making name2, ...")
+@click.option("--seed", type=int, default=TrainConfig.seed, show_default=True,
+              help=field_comments(TrainConfig)["seed"])  # fmt: skip
+@click.option("--device", default=TrainConfig.device, show_default=True,
+              help=field_comments(TrainConfig)["device"])  # fmt: skip
+@click.option("--project", default=TrainConfig.project, show_default=True,
+              help="The folder that holds the run folders.")  # fmt: skip
+@click.option("--name", default=TrainConfig.name, show_default=True,
+              help="The run folder's name (name2, name3, ... when taken).")  # fmt: skip
+@click.option("--exist-ok", is_flag=True, default=TrainConfig.exist_ok,
+              help="Reuse project/name instead of making name2, ...")  # fmt: skip
 @click.option(
     "--resume",
     type=click.Path(path_type=Path),
@@ -60,30 +75,27 @@ from posekit.engine.config import TrainConfig
 )
 @click.option(
     "--single-subject/--no-single-subject",
-    default=None,
+    default=TrainConfig.single_subject,
     help="Top-down models: read each whole frame as one subject (no detector), or train on "
     "instance crops. Default: single-subject when no training image has two labelled subjects.",
 )
 @setting_option(TrainConfig, "width", help="Override the size's width multiplier.")
 @setting_option(TrainConfig, "depth", help="Override the size's depth multiplier.")
-def train(data: Path, model: str, epochs: int, imgsz: int, batch: int, workers: int, optimizer: str,
-          lr0: float | None, patience: int, time_limit: float, amp: bool, seed: int, device: str,
-          project: str, name: str, exist_ok: bool, resume: Path | None,
-          single_subject: bool | None, width: float | None,
-          depth: float | None) -> None:  # fmt: skip
-    """Train a keypoint detector; writes weights/best.pt, last.pt, results.csv and curves."""
+@remaining_settings(TrainConfig, exclude=EXPLICIT)
+@remaining_settings(AugmentConfig)
+def train(data: Path | None, model: str, resume: Path | None, **settings: Any) -> None:
+    """Train a keypoint detector; writes weights/best.pt, last.pt, results.csv and curves.
+
+    Every `TrainConfig` and `AugmentConfig` field is an option, with the dataclass's default."""
     from posekit.engine import distributed as dist
     from posekit.engine.trainer import Trainer
 
     if data is None and resume is None:
         raise click.UsageError("give --data (or --resume RUN/weights/last.pt)")
     setup_logging()
-    lr = lr0 if lr0 is not None else (0.002 if optimizer == "adamw" else 0.01)
-    cfg = TrainConfig(data=str(data or ""), model=model, epochs=epochs, imgsz=imgsz, batch=batch,
-                      workers=workers, optimizer=optimizer, lr0=lr, patience=patience,
-                      time_limit=time_limit, amp=amp, seed=seed, device=device, project=project,
-                      name=name, exist_ok=exist_ok, width=width, depth=depth,
-                      single_subject=single_subject)  # fmt: skip
+    aug = {f.name: settings.pop(f.name) for f in fields(AugmentConfig)}
+    cfg = TrainConfig(data=str(data or ""), model=model, augment=AugmentConfig(**aug),
+                      **settings)  # fmt: skip
     try:
         result = Trainer(cfg, resume=resume).fit()
         if dist.is_main():

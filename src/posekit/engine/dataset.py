@@ -26,6 +26,7 @@ from posekit.data.transforms import (
     warp,
 )
 from posekit.models.base import Targets, class_tables
+from posekit.utils.bounds import check_ranges, ranged
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +35,19 @@ log = logging.getLogger(__name__)
 class AugmentConfig:
     """Training augmentation; `AugmentConfig.off()` for validation."""
 
-    scale: float = 0.5  # random zoom in [1 - scale, 1 + scale]
-    degrees: float = 15.0
-    translate: float = 0.1  # fraction of the image size
-    flip: float = 0.5  # probability of a horizontal flip (keypoints swap by the schema)
-    hsv: tuple[float, float, float] = (0.015, 0.6, 0.4)
-    blur: float = 0.05  # probability of a light Gaussian blur
+    scale: float = ranged(0.5, 0, 0.99)  # random zoom in [1 - scale, 1 + scale]
+    degrees: float = ranged(15.0, 0, 180)  # random rotation in [-degrees, degrees]
+    translate: float = ranged(0.1, 0, 1)  # fraction of the image size
+    # probability of a horizontal flip (keypoints swap by the schema)
+    flip: float = ranged(0.5, 0, 1)
+    hsv: tuple[float, float, float] = ranged((0.015, 0.6, 0.4), 0, 1)  # hue, saturation, value
+    blur: float = ranged(0.05, 0, 1)  # probability of a light Gaussian blur
     # probability of a 4-image mosaic (YOLO's); off by default: on the CPU budgets we measure,
     # more steps on whole images served better than more (cut) people per step
-    mosaic: float = 0.0
+    mosaic: float = ranged(0.0, 0, 1)
+
+    def __post_init__(self) -> None:
+        check_ranges(self, "augment")
 
     @classmethod
     def off(cls) -> AugmentConfig:
