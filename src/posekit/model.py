@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from posekit.data.dataset import KeypointDataset
+from posekit.data.layout import validation_split
 from posekit.engine.config import TrainConfig
 from posekit.engine.dataset import AugmentConfig
 from posekit.eval import EvalConfig, KeypointMetrics
@@ -321,34 +323,37 @@ class Model:
 
     def val(
         self,
-        data: str | Path,
+        data: str | Path | KeypointDataset,
         *,
         split: str = "val",
-        imgsz: int | None = None,
-        batch: int = 8,
         config: EvalConfig | None = None,
         device: str = "auto",
         detector: Any = None,
+        **settings: Any,
     ) -> KeypointMetrics:
         """Evaluate on a dataset split: COCO AP/AR, PCK, EPE (see `posekit.eval.evaluate`).
 
-        Predictions come from the pipeline `predict` runs (with COCO's validation settings:
-        `conf=0.001`, `max_det=100`), so the figures equal `posekit val --pred` on
-        `predict(..., conf=0.001, max_det=100)`'s COCO results."""
-        from posekit.data.layout import load_dataset
-        from posekit.engine.validate import evaluate_model
+        `data` is a dataset (folder, data YAML, COCO file ...; a dataset with one split is
+        evaluated on it whatever `split` says) or a loaded `KeypointDataset`. Predictions come
+        from the pipeline `predict` runs, with `predict`'s settings (`settings`: any
+        `PredictConfig` field, the same fp16 and flip defaults) except COCO's validation ones,
+        `conf=0.001`, `max_det=100` and `batch=8` unless given; so the figures equal `posekit
+        val --pred` on `predict(..., conf=0.001, max_det=100)`'s COCO results. `posekit val
+        --model` is this method."""
+        from posekit.engine.validate import VAL_CONF, VAL_MAX_DET, evaluate_model
         from posekit.utils.device import select_device
 
-        ds = load_dataset(data, split, repair=False)  # the annotations as pycocotools sees them
+        ds = data if isinstance(data, KeypointDataset) else validation_split(data, split)
         given = detector if detector is not None else self.detections_file or self.detector
         detections, find = boxes_for_validation(given, ds)
         dev = select_device(device)
-        net, backend = self.runner(dev)
+        run = self.predict_config(dev, **{"conf": VAL_CONF, "max_det": VAL_MAX_DET, "batch": 8,
+                                          **settings})  # fmt: skip
+        net, backend = self.runner(dev, half=run.half and self.onnx is None)
         return evaluate_model(
             net,
             ds,
-            imgsz=imgsz or self.net.config.imgsz,
-            batch=batch,
+            run,
             device=dev,
             config=config or EvalConfig(),
             fuse=False,  # `inference_net` is already the folded copy

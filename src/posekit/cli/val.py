@@ -7,11 +7,10 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from posekit.cli.options import schema_option, setting_option
+from posekit.cli.options import flip_option, half_option, schema_option, setting_option
 from posekit.data.coco import list_ids, unmatchable_ids, with_matchable_ids
 from posekit.data.dataset import KeypointDataset
-from posekit.data.layout import load_splits
-from posekit.data.problems import DatasetError
+from posekit.data.layout import validation_split
 from posekit.eval.metrics import EvalConfig, evaluate
 from posekit.eval.report import print_metrics, save_metrics
 from posekit.predict.predictor import PredictConfig
@@ -69,6 +68,8 @@ def _sigmas(value: str | None) -> list[float] | None:
 @setting_option(PredictConfig, "imgsz", default=None, help="Input size for --model.")
 @setting_option(PredictConfig, "batch", default=8, help="Images per network pass.")
 @click.option("--device", default="auto", show_default=True)
+@flip_option
+@half_option
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
@@ -109,6 +110,8 @@ def val(
     imgsz: int | None,
     batch: int,
     device: str,
+    flip: bool,
+    half: bool | None,
     out: Path | None,
     max_dets: int,
     sigmas: str | None,
@@ -123,13 +126,9 @@ def val(
     exit 1 when none is left to evaluate."""
     if (pred is None) == (model is None):
         raise click.UsageError("give exactly one of --pred PREDICTIONS.json and --model M.pt")
-    splits = load_splits(gt, repair=False)
-    if split not in splits:
-        if len(splits) != 1:
-            raise DatasetError(f"{gt}: no '{split}' split (has {', '.join(splits)})")
-        split = next(iter(splits))
-    usable = report_ground_truth(splits[split])
-    splits[split] = check_ids(splits[split], fix_ids)
+    ds = validation_split(gt, split)  # the rule Model.val follows
+    usable = report_ground_truth(ds)
+    ds = check_ids(ds, fix_ids)
     config = EvalConfig(
         max_dets=max_dets,
         sigmas=_sigmas(sigmas),
@@ -138,27 +137,20 @@ def val(
         per_keypoint_ap=per_keypoint,
     )
     if model is not None:
-        from posekit.engine.validate import evaluate_model
-        from posekit.model import Model, boxes_for_validation
-        from posekit.utils.device import select_device
+        from posekit.model import Model
 
-        dev = select_device(device)
-        net, backend = Model(model, schema).runner(dev)
-        top_down = net.input_kind == "crops"
-        if top_down and net.single_subject:
+        m = Model(model, schema)
+        top_down = m.net.input_kind == "crops"
+        if top_down and m.net.single_subject:
             click.echo("single-subject model: evaluated on whole frames", err=True)
         elif top_down:
             used = f"the boxes of {detector}" if detector else "the dataset's ground-truth boxes"
             click.echo(f"top-down model: evaluated on {used}", err=True)
-        detections, find = (
-            boxes_for_validation(detector, splits[split]) if top_down else (None, None)
-        )
-        size = imgsz or net.config.imgsz
-        metrics = evaluate_model(net, splits[split], imgsz=size, batch=batch, device=dev,
-                                 config=config, detections=detections, detector=find,
-                                 fuse=False, backend=backend)  # fmt: skip
+        metrics = m.val(ds, config=config, device=device,
+                        detector=detector if top_down else None, imgsz=imgsz, batch=batch,
+                        flip=flip, half=half)  # fmt: skip
     else:
-        metrics = evaluate(splits[split], pred, config)
+        metrics = evaluate(ds, pred, config)
     console = Console(highlight=False)
     print_metrics(metrics, console)
     if out is not None:

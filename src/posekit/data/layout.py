@@ -260,3 +260,14 @@ def write_posekit(
     data |= {s: f"annotations/{s}.json" for s in SPLITS if s in written}
     write_text_replacing(out / "data.yaml", yaml.safe_dump(data, sort_keys=False))
     return out
+
+
+def validation_split(data: str | Path, split: str) -> KeypointDataset:
+    """The split of a dataset that validation reads, its annotations as pycocotools sees
+    them (not repaired); a dataset with one split is that split whatever `split` says."""
+    splits = load_splits(data, repair=False)
+    if split in splits:
+        return splits[split]
+    if len(splits) == 1:
+        return next(iter(splits.values()))
+    raise DatasetError(f"{data}: no '{split}' split (has {', '.join(splits)})")

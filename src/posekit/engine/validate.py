@@ -146,9 +146,8 @@ def to_predictions(p: PredictionArrays, gt: GroundTruth, category_ids: list[int]
 def evaluate_model(
     model: KeypointModel,
     ds: KeypointDataset,
+    settings: PredictConfig,
     *,
-    imgsz: int,
-    batch: int = 8,
     device: torch.device | None = None,
     config: EvalConfig | None = None,
     fuse: bool = True,
@@ -156,10 +155,11 @@ def evaluate_model(
     detector: Detector | None = None,
     backend: Backend | None = None,
 ) -> KeypointMetrics:
-    """Predict on every image of `ds` (see `predict_images`) and evaluate against its
-    annotations; `fuse=False` when `model` is already an inference copy."""
+    """Predict on every image of `ds` with `settings` (see `predict_images`;
+    `validation_config` gives COCO's) and evaluate against its annotations; `fuse=False`
+    when `model` is already an inference copy."""
     category_ids = [c.id for c in sorted(ds.categories, key=lambda c: c.id)]
-    preds = predict_images(model, ds, ds.images, validation_config(imgsz, batch), device=device,
+    preds = predict_images(model, ds, ds.images, settings, device=device,
                            fuse=fuse, detections=detections, detector=detector,
                            backend=backend)  # fmt: skip
     gt = GroundTruth.from_dataset(ds)
