@@ -15,9 +15,13 @@ from posekit.engine.checkpoint import load_model, save_checkpoint
 from posekit.engine.dataset import AugmentConfig, collate
 from posekit.models import FAMILIES, Detections, KeypointModel, create, list_models
 from posekit.models.base import model_from_description
+from posekit.predict import PredictConfig
 
 #: The largest sizes take minutes on 2 CPU cores: run with the slow tests.
 HEAVY = {"vitpose-l", "vitpose-h", "rtpose-x"}
+
+#: decode's settings, from PredictConfig (decoders have no defaults of their own)
+SETTINGS = {k: getattr(PredictConfig(conf=0.0), k) for k in ("conf", "iou", "max_det", "oks_nms")}
 
 
 def _params(name: str) -> object:
@@ -48,7 +52,7 @@ def test_model_contract(name: str, tmp_path: Path, valid_coco, make_dataset) -> 
     model.eval()
     x = model.example_input(2)
     with torch.no_grad():
-        dets = model.decode(model(x), conf=0.0, max_det=5)
+        dets = model.decode(model(x), **dict(SETTINGS, max_det=5))
     assert len(dets) == 2 and all(isinstance(d, Detections) for d in dets)
     for d in dets:
         n = len(d.scores)
@@ -58,7 +62,7 @@ def test_model_contract(name: str, tmp_path: Path, valid_coco, make_dataset) -> 
         flat = model.export_outputs(model(x))
         assert len(flat) == len(model.export_output_names())
         again_dets = model.decode(model.from_export_outputs(list(flat), tuple(x.shape[-2:])),
-                                  conf=0.0, max_det=5)  # fmt: skip
+                                  **dict(SETTINGS, max_det=5))  # fmt: skip
     for da, db in zip(again_dets, dets, strict=True):
         torch.testing.assert_close(da.keypoints, db.keypoints)
 
@@ -67,7 +71,7 @@ def test_model_contract(name: str, tmp_path: Path, valid_coco, make_dataset) -> 
     assert type(again) is type(model) and again.schemas == model.schemas
     assert model_from_description(model.describe()).config == model.config
     with torch.no_grad():
-        a, b = again.decode(again(x), conf=0.0), model.decode(model(x), conf=0.0)
+        a, b = again.decode(again(x), **SETTINGS), model.decode(model(x), **SETTINGS)
     for da, db in zip(a, b, strict=True):
         torch.testing.assert_close(da.keypoints, db.keypoints)
 

@@ -96,8 +96,10 @@ def test_postprocess_drops_a_duplicate_whose_box_differs_but_keypoints_coincide(
         strides=torch.full((3,), 8.0),
     )
     sigmas = torch.tensor([[0.05, 0.05, 0.05]])
-    kept = postprocess(out, conf=0.1, sigmas=sigmas)[0]
+    settings = {"conf": 0.1, "iou": 0.65, "max_det": 300}
+    kept = postprocess(out, **settings, oks_nms=0.9, sigmas=sigmas)[0]
     assert kept.scores.tolist() == torch.sigmoid(torch.tensor([3.0, 1.0])).tolist()
     assert torch.equal(kept.boxes, boxes[0, [0, 2]])
-    assert len(postprocess(out, conf=0.1, sigmas=sigmas, oks_nms=1.0)[0].scores) == 3
-    assert len(postprocess(out, conf=0.1)[0].scores) == 3  # without sigmas: box NMS only
+    assert len(postprocess(out, **settings, sigmas=sigmas, oks_nms=1.0)[0].scores) == 3
+    # without sigmas: box NMS only
+    assert len(postprocess(out, **settings, oks_nms=0.9)[0].scores) == 3

@@ -161,12 +161,13 @@ class KeypointModel(nn.Module):
         self,
         outputs: Any,
         *,
-        conf: float = 0.25,
-        iou: float = 0.65,
-        max_det: int = 300,
-        oks_nms: float = 0.9,
+        conf: float,
+        iou: float,
+        max_det: int,
+        oks_nms: float,
     ) -> list[Detections]:
-        """Detections per image of a batch, in network-input pixels."""
+        """Detections per image of a batch, in network-input pixels. The settings have no
+        defaults here: they are `PredictConfig`'s, passed by the predictor."""
         raise NotImplementedError
 
     # ------------------------------------------------------------- top-down families

@@ -61,10 +61,10 @@ class TopDownModel(KeypointModel):
         self,
         outputs: Any,
         *,
-        conf: float = 0.25,
-        iou: float = 0.65,
-        max_det: int = 300,
-        oks_nms: float = 0.9,
+        conf: float,
+        iou: float,
+        max_det: int,
+        oks_nms: float,
     ) -> list[Detections]:
         """One detection per crop, in crop-input pixels (`decode_crops`): top-down models
         never drop an instance, so `conf` and the NMS settings do not apply."""

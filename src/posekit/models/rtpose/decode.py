@@ -16,13 +16,13 @@ from posekit.ops.oks import batched_keypoint_nms
 def postprocess(
     out: RTPoseOutput,
     *,
-    conf: float = 0.25,
-    iou: float = 0.65,
-    max_det: int = 100,
+    conf: float,
+    iou: float,
+    max_det: int,
+    oks_nms: float,
     max_candidates: int = 3000,
     snap: bool = True,
     sigmas: torch.Tensor | None = None,
-    oks_nms: float = 0.9,
 ) -> list[Detections]:
     """Per image: keep locations whose best class score reaches `conf`, at most
     `max_candidates` of them by score, suppress box overlaps per class, keep `max_det`; with

@@ -289,10 +289,10 @@ class RTPose(KeypointModel):
         self,
         outputs: RTPoseOutput,
         *,
-        conf: float = 0.25,
-        iou: float = 0.65,
-        max_det: int = 300,
-        oks_nms: float = 0.9,
+        conf: float,
+        iou: float,
+        max_det: int,
+        oks_nms: float,
     ) -> list[Detections]:
         """Confidence filter, class-aware box NMS, keypoints snapped to their heatmap peaks,
         then keypoint NMS (see `posekit.models.rtpose.decode.postprocess`)."""
