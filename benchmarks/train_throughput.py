@@ -20,10 +20,10 @@ from torch.utils.data import DataLoader
 
 from posekit.data.layout import load_dataset
 from posekit.data.synth import SynthConfig, generate
-from posekit.engine.dataset import AugmentConfig, KeypointSamples, collate
 from posekit.engine.ema import ModelEMA
 from posekit.engine.trainer import autocast_dtype
 from posekit.models import create
+from posekit.models.samples import AugmentConfig, KeypointSamples, collate
 
 
 def loader_rate(samples: KeypointSamples, batch: int, workers: int, n_batches: int) -> float:

@@ -15,10 +15,10 @@ import torch
 from posekit.data.dataset import KeypointDataset
 from posekit.data.layout import validation_split
 from posekit.engine.config import TrainConfig
-from posekit.engine.dataset import AugmentConfig
 from posekit.eval import EvalConfig, KeypointMetrics
 from posekit.models import KeypointModel, create, list_models, summarize_model
 from posekit.models.fuse import fused_for_inference
+from posekit.models.samples import AugmentConfig
 from posekit.models.summary import ModelSummary
 from posekit.predict.backends import Backend
 from posekit.predict.predictor import PredictConfig
@@ -110,7 +110,12 @@ class Model:
             from posekit.models.loading import load_any
 
             given = get_schema(schema) if isinstance(schema, str) else schema
-            loaded = load_any(self.source, schema=given, **overrides)
+            if Path(self.source).suffix == ".onnx" and Path(self.source).is_file():
+                from posekit.export.metadata import load_onnx
+
+                loaded = load_onnx(self.source, given)
+            else:
+                loaded = load_any(self.source, schema=given, **overrides)
             self.net, self.checkpoint = loaded.model, loaded.checkpoint
             self.onnx, self._onnx_category_ids = loaded.onnx, loaded.category_ids
             log.info(loaded.summary)
@@ -319,6 +324,7 @@ class Model:
             from posekit.engine.checkpoint import load_model
 
             self.net, self.checkpoint = load_model(result.best)
+            self.source = str(result.best)  # what it is now: `export()` writes beside it
         return result
 
     def val(
@@ -394,6 +400,7 @@ class Model:
         from posekit.export import export_model
 
         self._needs_weights("exported again")
-        return export_model(self, format=format, out=out, imgsz=imgsz, static=static,
+        return export_model(self.net, source=self.source, category_ids=self.category_ids,
+                            format=format, out=out, imgsz=imgsz, static=static,
                             batch=batch, half=half, opset=opset, device=device, check=check,
                             check_source=check_source, force=force)  # fmt: skip

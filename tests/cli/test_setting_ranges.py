@@ -111,7 +111,7 @@ def test_an_export_example_input_larger_than_the_bound_is_refused_before_allocat
 def test_every_training_setting_is_an_option_with_the_dataclass_default() -> None:
     """Before: the command copied 19 settings by hand and 12 of TrainConfig's 31 fields
     could not be set from it."""
-    from posekit.engine.dataset import AugmentConfig
+    from posekit.models.samples import AugmentConfig
 
     options = _options("train")
     for config in (TrainConfig, AugmentConfig):

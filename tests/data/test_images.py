@@ -63,7 +63,7 @@ def test_exif_orientation_follows_the_recorded_size(
 ) -> None:
     """check, training samples and previews read the orientation whose size the dataset
     records, and check says which way it read each tagged image."""
-    from posekit.engine.dataset import AugmentConfig, KeypointSamples
+    from posekit.models.samples import AugmentConfig, KeypointSamples
     from posekit.viz.preview import draw_ground_truth
 
     root = tmp_path / "ds"

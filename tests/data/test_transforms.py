@@ -104,7 +104,7 @@ def test_rect_training_samples_share_one_rectangle_and_mixed_sizes_stay_square(
 ) -> None:
     from posekit.data.layout import load_dataset
     from posekit.data.synth import SynthConfig, generate
-    from posekit.engine.dataset import AugmentConfig, KeypointSamples, common_stride
+    from posekit.models.samples import AugmentConfig, KeypointSamples, common_stride
 
     root = generate(SynthConfig("person", images=3, imgsz=160, seed=0), tmp_path / "d", val=0.0)
     ds = load_dataset(root, "train")

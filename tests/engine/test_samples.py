@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, RandomSampler
 from posekit.data.layout import load_dataset
 from posekit.data.synth import SynthConfig, generate
 from posekit.data.transforms import transform_points
-from posekit.engine.dataset import AugmentConfig, EpochSampler, KeypointSamples, collate
+from posekit.models.samples import AugmentConfig, EpochSampler, KeypointSamples, collate
 
 
 def test_persistent_workers_draw_new_augmentations_every_epoch(tmp_path: Path) -> None:

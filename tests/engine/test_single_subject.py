@@ -14,10 +14,10 @@ import pytest
 from posekit import Model
 from posekit.data.crops import boxes_to_regions, crop_matrices, to_crop
 from posekit.data.layout import load_dataset
-from posekit.engine.crop_samples import CropSamples
-from posekit.engine.dataset import AugmentConfig
 from posekit.engine.mode import choose_input_mode, frame_input_size
 from posekit.models import create
+from posekit.models.crop_samples import CropSamples
+from posekit.models.samples import AugmentConfig
 from posekit.predict.predictor import Predictor
 
 COLOURS = ((40, 40, 230), (40, 220, 40), (230, 60, 40), (40, 220, 230))  # BGR, one per point

@@ -12,9 +12,9 @@ from torch.utils.data import DataLoader
 
 from posekit.data import read_coco
 from posekit.engine.checkpoint import load_model, save_checkpoint
-from posekit.engine.dataset import AugmentConfig, collate
 from posekit.models import FAMILIES, Detections, KeypointModel, create, list_models
 from posekit.models.base import model_from_description
+from posekit.models.samples import AugmentConfig, collate
 from posekit.predict import PredictConfig
 
 #: The largest sizes take minutes on 2 CPU cores: run with the slow tests.

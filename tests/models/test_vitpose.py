@@ -283,7 +283,7 @@ def test_fine_tune_published_weights_onto_a_new_schema(
 
 
 def test_half_body_box_picks_a_half_with_enough_points() -> None:
-    from posekit.engine.crop_samples import half_body_box, is_lower_body
+    from posekit.models.crop_samples import half_body_box, is_lower_body
 
     coco = get_schema("coco17")
     lower = np.array([is_lower_body(n) for n in coco.keypoints])

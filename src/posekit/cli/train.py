@@ -11,7 +11,7 @@ import click
 from posekit.cli.logs import setup_logging
 from posekit.cli.options import field_comments, remaining_settings, setting_option
 from posekit.engine.config import LR0_BY_OPTIMIZER, TrainConfig
-from posekit.engine.dataset import AugmentConfig
+from posekit.models.samples import AugmentConfig
 
 #: The settings this command defines itself (with their own help); the rest are derived.
 EXPLICIT = ("data", "model", "epochs", "imgsz", "batch", "workers", "optimizer", "lr0",

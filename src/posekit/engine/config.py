@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from posekit.engine.dataset import AugmentConfig
+from posekit.models.samples import AugmentConfig
 from posekit.utils.bounds import check_ranges, ranged
 
 #: The initial learning rate each optimizer starts from unless `lr0` is given.

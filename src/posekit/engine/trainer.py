@@ -29,7 +29,6 @@ from posekit.data.problems import DatasetError
 from posekit.engine import distributed as dist
 from posekit.engine.checkpoint import read_checkpoint, save_checkpoint, unwrap
 from posekit.engine.config import TrainConfig
-from posekit.engine.dataset import EpochSampler, collate
 from posekit.engine.ema import ModelEMA
 from posekit.engine.mode import choose_input_mode
 from posekit.engine.preflight import absolute_data, resumed_config, usable_splits
@@ -42,6 +41,7 @@ from posekit.engine.validate import (
 from posekit.eval import EvalConfig, GroundTruth, evaluate
 from posekit.models import create, list_models
 from posekit.models.loading import load_any
+from posekit.models.samples import EpochSampler, collate
 from posekit.utils.device import select_device
 from posekit.utils.progress import progress_bar
 from posekit.utils.runs import claim_run_dir, lock_run_dir, unlock_run_dir
@@ -199,10 +199,8 @@ class Trainer:
         if cfg.model not in list_models() and Path(cfg.model).exists():
             # a file to fine-tune: a posekit checkpoint, or published weights, which take the
             # dataset's schema (a new head when the keypoint count differs)
+            # (an ONNX export is refused there: it cannot be trained)
             loaded = load_any(cfg.model, schema=schemas[0] if len(schemas) == 1 else None)
-            if loaded.onnx is not None:
-                raise ValueError(f"{cfg.model} is an ONNX export: it cannot be trained; use "
-                                 "the checkpoint it was exported from")  # fmt: skip
             model = loaded.model
             if dist.is_main():
                 log.info("fine-tuning: %s", loaded.summary)

@@ -17,7 +17,7 @@ from posekit.export.onnx import (
 from posekit.utils.commit import staging_folder
 
 if TYPE_CHECKING:
-    from posekit.model import Model
+    from posekit.models.base import KeypointModel
 
 FORMATS = ("onnx",)
 
@@ -26,13 +26,13 @@ class ExportCheckError(ValueError):
     """The exported file disagrees with the model beyond tolerance (nothing is written)."""
 
 
-def default_output(model: Model, format: str) -> Path:
-    """Beside the checkpoint with the format's suffix; `<name>.<format>` for a registered
-    (untrained) model."""
-    source = Path(model.source)
-    if source.exists():
-        return (source / f"model.{format}") if source.is_dir() else source.with_suffix(f".{format}")
-    return Path(f"{model.source}.{format}")
+def default_output(source: str | Path, format: str) -> Path:
+    """Beside the model file `source` with the format's suffix (`model.<format>` in a
+    folder); `<name>.<format>` for a registered (untrained) model's name."""
+    path = Path(source)
+    if path.exists():
+        return (path / f"model.{format}") if path.is_dir() else path.with_suffix(f".{format}")
+    return Path(f"{source}.{format}")
 
 
 def refuse_foreign(out: Path, force: bool) -> None:
@@ -57,8 +57,10 @@ def refuse_foreign(out: Path, force: bool) -> None:
 
 
 def export_model(
-    model: Model,
+    net: KeypointModel,
     *,
+    source: str | Path,
+    category_ids: list[int] | None = None,
     format: str = "onnx",
     out: str | Path | None = None,
     imgsz: int | None = None,
@@ -71,15 +73,16 @@ def export_model(
     check_source: Any = None,
     force: bool = False,
 ) -> ExportResult:
-    """`Model.export` (see there): write, then check, the exported file."""
+    """`Model.export` (see there): write, then check, the exported file of `net` (from the
+    model file or name `source`, beside which it goes without `out`; `category_ids`: the
+    dataset ids of its classes, kept in the metadata)."""
     from posekit.utils.device import select_device
 
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}; supported: {', '.join(FORMATS)}")
-    path = Path(out) if out is not None else default_output(model, format)
+    path = Path(out) if out is not None else default_output(source, format)
     refuse_foreign(path, force)
     dev = select_device(device)
-    net = model.net
     size = imgsz or int(getattr(net.config, "imgsz", 640))
     path.parent.mkdir(parents=True, exist_ok=True)
     # written and checked in a staging folder, put in place only when it passed: a failed
@@ -89,7 +92,7 @@ def export_model(
         staged = stage / path.name
         result = export_onnx(net, staged, imgsz=size, static=static, batch=batch, half=half,
                              opset=opset or DEFAULT_OPSET, device=dev,
-                             category_ids=model.category_ids)  # fmt: skip
+                             category_ids=category_ids)  # fmt: skip
         if check:
             from posekit.export.check import check_export, check_images
 

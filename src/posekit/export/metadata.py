@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from posekit.models.base import FAMILIES, KeypointModel, model_from_description
+from posekit.models.loading import Loaded
 from posekit.schema import KeypointSchema
 from posekit.utils.extras import require
 from posekit.utils.onnx_files import checked_model
@@ -142,3 +143,17 @@ def model_info(
         f"{path}: no posekit metadata (missing {', '.join(missing)}) and no registered model "
         f"family has the outputs {names}"
     )
+
+
+def load_onnx(path: str | Path, schema: KeypointSchema | None = None) -> Loaded:
+    """An exported ONNX file as a weightless model rebuilt from its metadata (or from
+    `schema` and the graph's output names), which the file itself runs
+    (`posekit.predict.backends.OnnxBackend`)."""
+    path = Path(path)
+    info = model_info(path, schema)
+    s = info.net.schemas[0]
+    how = f"exported by posekit {info.version}" if info.from_metadata else "no metadata"
+    return Loaded(info.net, None,
+                  f"loaded ONNX {info.net.family} ({info.net.config.name}, {how}, "
+                  f"{s.num_keypoints} keypoints: {s.name}) from {path}",
+                  path, info.category_ids)  # fmt: skip

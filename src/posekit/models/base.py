@@ -132,9 +132,9 @@ class KeypointModel(nn.Module):
 
     def training_samples(self, ds: Any, imgsz: int, augment: Any, **options: Any) -> Any:
         """The training dataset of this family: whole images letterboxed to `imgsz` with
-        affine augmentation, each with its instances (`posekit.engine.dataset`). A family
+        affine augmentation, each with its instances (`posekit.models.samples`). A family
         with another input (crops) overrides this."""
-        from posekit.engine.dataset import KeypointSamples
+        from posekit.models.samples import KeypointSamples
 
         return KeypointSamples(ds, imgsz, augment, **options)
 

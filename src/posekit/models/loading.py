@@ -7,8 +7,8 @@
   `.safetensors` file (with the `config.json` beside it when there is one);
 - a published `.pth` (a state dict, or a dict with `state_dict`, as the official and MMPose
   releases are) -> the family that recognises its key layout;
-- an ONNX file exported by posekit (`posekit.export`) -> a weightless model rebuilt from its
-  metadata, which the file itself runs (`posekit.predict.backends.OnnxBackend`).
+- not an ONNX file: that is `posekit.export.metadata.load_onnx`'s (the export layer reads
+  its metadata), which `posekit.Model` calls.
 
 Files are read with `weights_only=True` (NumPy metadata admitted through the allow-list) or as
 safetensors; nothing is unpickled beyond tensors and plain data, and nothing is downloaded.
@@ -72,16 +72,9 @@ def load_any(path: str | Path, *, schema: KeypointSchema | None = None, **overri
     if not path.exists():
         raise FileNotFoundError(f"{path}: model file not found")
     hf_config: dict[str, Any] | None = None
-    if path.suffix == ".onnx" and path.is_file():
-        from posekit.export.metadata import model_info
-
-        info = model_info(path, schema)
-        s = info.net.schemas[0]
-        how = f"exported by posekit {info.version}" if info.from_metadata else "no metadata"
-        return Loaded(info.net, None,
-                      f"loaded ONNX {info.net.family} ({info.net.config.name}, {how}, "
-                      f"{s.num_keypoints} keypoints: {s.name}) from {path}",
-                      path, info.category_ids)  # fmt: skip
+    if path.suffix == ".onnx" and path.is_file():  # runs through `posekit.Model` (export layer)
+        raise ValueError(f"{path} is an ONNX export: it cannot be trained nor converted; use "
+                         "the checkpoint it was exported from (posekit.Model runs it)")  # fmt: skip
     if path.is_dir():
         cfg_file = path / "config.json"
         if not cfg_file.is_file():

@@ -51,7 +51,7 @@ class TopDownModel(KeypointModel):
     def training_samples(self, ds: Any, imgsz: int, augment: Any, **options: Any) -> Any:
         """Crops around each instance's box (or whole frames, single-subject), with top-down
         augmentation and this family's targets."""
-        from posekit.engine.crop_samples import CropSamples
+        from posekit.models.crop_samples import CropSamples
 
         return CropSamples(ds, self.config, augment, self.crop_encoder(),
                            category_ids=options.get("category_ids"),

@@ -2,7 +2,7 @@
 
 `model` holds the network and its registered sizes (vitpose-s/b/l/h), `weights` the published
 key layouts; the heatmap targets and decoding are `posekit.models.heatmap_codec`, the training
-crops and the shared top-down behaviour `posekit.engine.crop_samples` and
+crops and the shared top-down behaviour `posekit.models.crop_samples` and
 `posekit.models.topdown`.
 """
 
