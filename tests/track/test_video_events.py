@@ -82,7 +82,7 @@ def test_tracking_pipeline_assigns_stable_ids_and_events_match_the_schema(tmp_pa
         )
         for i in range(10)
     ]
-    out = list(tracked(frames, Tracker(TrackerConfig(min_hits=1))))
+    out = list(tracked(frames, Tracker(TrackerConfig(min_hits=1)), conf=0.25))
     assert [r.boxes.id.tolist() for r in out] == [[1, 2]] * 10
     schema = event_schema()
     jsonschema.Draft202012Validator.check_schema(schema)

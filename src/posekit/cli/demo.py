@@ -107,7 +107,7 @@ def demo(out: Path, n_images: int, imgsz: int, minutes: float, seed: int, force:
     pred_dir.mkdir(parents=True, exist_ok=True)
     drawn = []
     with progress_bar("5/5 predict on held-out images", len(paths), unit="img") as advance:
-        for r in model(paths, imgsz=imgsz, conf=0.25, stream=True):
+        for r in model(paths, imgsz=imgsz, stream=True):
             drawn.append(r.plot())
             cv2.imwrite(str(pred_dir / Path(r.path).name), drawn[-1])
             advance(1)

@@ -16,7 +16,7 @@ def tracked(
     tracker: Tracker,
     *,
     smoother: TrackSmoother | None = None,
-    conf: float = 0.25,
+    conf: float,  # `PredictConfig.conf`, which `Model.track` passes
     fps: float = 30.0,
 ) -> Iterator[Results]:
     """Feed each frame's detections to `tracker` and yield the frame's confirmed tracks (with
