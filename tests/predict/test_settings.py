@@ -39,3 +39,17 @@ def test_an_unknown_setting_is_refused_with_the_valid_names(model: Model) -> Non
         model.predict(np.zeros((32, 32, 3), np.uint8), confidence=0.3)
     with pytest.raises(ValueError, match="unknown prediction setting 'maxdet'"):
         model.track(np.zeros((32, 32, 3), np.uint8), maxdet=3)
+
+
+def test_keypoints_of_the_wrong_shape_are_refused_not_reshaped() -> None:
+    """Before: a (17, 2, 3) array was silently read as (2, 17, 3)."""
+    import numpy as np
+
+    from posekit.predict.results import Keypoints
+
+    names = tuple(f"k{i}" for i in range(17))
+    ok = Keypoints(np.zeros((2, 17, 3)), (10, 10), names)
+    assert ok.data.shape == (2, 17, 3)
+    assert Keypoints(np.zeros((0,)), (10, 10), names).data.shape == (0, 17, 3)
+    with pytest.raises(ValueError, match=r"shape \(17, 2, 3\) is not \(N, 17, 3\)"):
+        Keypoints(np.zeros((17, 2, 3)), (10, 10), names)

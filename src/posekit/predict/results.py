@@ -83,7 +83,13 @@ class Keypoints:
 
     def __post_init__(self) -> None:
         k = len(self.names)
-        self.data = np.asarray(self.data, dtype=np.float64).reshape(-1, k, 3)
+        data = np.asarray(self.data, dtype=np.float64)
+        if data.size == 0:
+            data = data.reshape(0, k, 3)
+        elif data.ndim != 3 or data.shape[1:] != (k, 3):  # a reshape would mix instances
+            raise ValueError(f"keypoints: data of shape {data.shape} is not (N, {k}, 3) for "
+                             f"{k} keypoint names")  # fmt: skip
+        self.data = data
 
     def __len__(self) -> int:
         return len(self.data)
