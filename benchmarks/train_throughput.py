@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from posekit.data.layout import load_dataset
+from posekit.data.formats import load_dataset
 from posekit.data.synth import SynthConfig, generate
 from posekit.engine.ema import ModelEMA
 from posekit.engine.trainer import autocast_dtype

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from posekit.schema import KeypointSchema
+from posekit.utils.errors import UserError
 
 
 def _xy(kp: np.ndarray, kpt_conf: float | None) -> np.ndarray:
@@ -26,7 +27,7 @@ def _xy(kp: np.ndarray, kpt_conf: float | None) -> np.ndarray:
 def resolve_triple(schema: KeypointSchema, triple: Sequence[int | str]) -> tuple[int, int, int]:
     """Keypoint indices of an (a, b, c) triple given by names or indices."""
     if len(triple) != 3:
-        raise ValueError(f"an angle needs three keypoints, got {list(triple)}")
+        raise UserError(f"an angle needs three keypoints, got {list(triple)}")
     a, b, c = (schema.index(k) if isinstance(k, str) else int(k) for k in triple)
     return a, b, c
 
@@ -70,7 +71,7 @@ def time_derivative(values: np.ndarray, t: np.ndarray) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64)
     t = np.asarray(t, dtype=np.float64)
     if len(t) != len(values):
-        raise ValueError(f"{len(values)} frames but {len(t)} timestamps")
+        raise UserError(f"{len(values)} frames but {len(t)} timestamps")
     if len(t) < 2:
         return np.full_like(values, np.nan)
     return np.gradient(values, t, axis=0)
@@ -119,7 +120,7 @@ class RepetitionCounter:
 
     def __post_init__(self) -> None:
         if not self.low < self.high:
-            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+            raise UserError(f"low ({self.low}) must be below high ({self.high})")
 
     def update(self, value: float) -> bool:
         """Feed one value; True when it completes a repetition. NaN (missing) is ignored."""

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from posekit.data.dataset import KeypointDataset
-from posekit.data.layout import validation_split
+from posekit.data.formats import validation_split
 from posekit.engine.config import TrainConfig
 from posekit.eval import EvalConfig, KeypointMetrics
 from posekit.models import KeypointModel, create, list_models, summarize_model
@@ -25,6 +25,7 @@ from posekit.predict.predictor import PredictConfig
 from posekit.predict.results import Results
 from posekit.schema import KeypointSchema, get_schema
 from posekit.track import OneEuroConfig, Tracker, TrackerConfig
+from posekit.utils.errors import UserError
 
 if TYPE_CHECKING:
     from posekit.export import ExportResult
@@ -39,7 +40,7 @@ def as_detector(detector: Any) -> Any:
         return detector
     det = detector if isinstance(detector, Model) else Model(detector)
     if det.net.input_kind == "crops":
-        raise ValueError("a detector must find instances itself (e.g. an rtpose checkpoint)")
+        raise UserError("a detector must find instances itself (e.g. an rtpose checkpoint)")
 
     def detect(images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         return [(r.boxes.xyxy, r.boxes.conf, r.boxes.cls) for r in det.predict(images)]
@@ -122,7 +123,7 @@ class Model:
         elif self.source.endswith((".pt", ".pth", ".safetensors", ".onnx")):
             raise FileNotFoundError(f"{self.source}: model file not found")
         else:
-            raise ValueError(
+            raise UserError(
                 f"{self.source!r} is neither a model file or folder nor a registered "
                 f"model ({', '.join(list_models())})"
             )
@@ -174,7 +175,7 @@ class Model:
 
     def _needs_weights(self, what: str) -> None:
         if self.onnx is not None:
-            raise ValueError(f"{self.onnx} is an ONNX export: it cannot be {what}; use the "
+            raise UserError(f"{self.onnx} is an ONNX export: it cannot be {what}; use the "
                              "checkpoint it was exported from")  # fmt: skip
 
     def predict(
@@ -226,7 +227,7 @@ class Model:
             backend=backend,
         )
         if boxes is None and self.detections_file is not None:
-            raise ValueError(
+            raise UserError(
                 f"{self.detections_file} gives boxes by dataset image id: use it with val "
                 "(Model.val / posekit val --detector), or pass boxes= or a detector checkpoint"
             )
@@ -243,7 +244,7 @@ class Model:
         known = {f.name for f in fields(PredictConfig)}
         unknown = sorted(set(settings) - known)
         if unknown:
-            raise ValueError(f"unknown prediction setting {', '.join(map(repr, unknown))}; the "
+            raise UserError(f"unknown prediction setting {', '.join(map(repr, unknown))}; the "
                              f"settings are {', '.join(sorted(known))}")  # fmt: skip
         if settings.get("half") is None:
             settings["half"] = device.type == "cuda" and self.onnx is None

@@ -75,17 +75,18 @@ def test_convert_refuses_an_output_that_does_not_read_back(tmp_path: Path, monke
     import importlib
 
     convert_module = importlib.import_module("posekit.data.convert")
+    formats = importlib.import_module("posekit.data.formats")
     from posekit.data import DatasetError
 
     src = _coco_with_images(tmp_path / "c", ["images/a.jpg"], [_ann(1, 1)])
-    real = convert_module.write_posekit
+    real = formats.write_posekit
 
     def lossy(splits, out, **kw):  # type: ignore[no-untyped-def]
         from dataclasses import replace
 
         return real({k: replace(ds, annotations=[]) for k, ds in splits.items()}, out, **kw)
 
-    monkeypatch.setattr(convert_module, "write_posekit", lossy)
+    monkeypatch.setattr(formats, "write_posekit", lossy)
     with pytest.raises(DatasetError, match="read back, the output has train: 1 images / 0 inst"):
         convert_module.convert(src, tmp_path / "out")
 

@@ -102,7 +102,7 @@ def test_letterbox_pixel_centres_follow_resize() -> None:
 def test_rect_training_samples_share_one_rectangle_and_mixed_sizes_stay_square(
     tmp_path,  # type: ignore[no-untyped-def]
 ) -> None:
-    from posekit.data.layout import load_dataset
+    from posekit.data.formats import load_dataset
     from posekit.data.synth import SynthConfig, generate
     from posekit.models.samples import AugmentConfig, KeypointSamples, common_stride
 

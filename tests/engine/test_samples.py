@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, RandomSampler
 
-from posekit.data.layout import load_dataset
+from posekit.data.formats import load_dataset
 from posekit.data.synth import SynthConfig, generate
 from posekit.data.transforms import transform_points
 from posekit.models.samples import AugmentConfig, EpochSampler, KeypointSamples, collate

@@ -13,7 +13,7 @@ import pytest
 
 from posekit import Model
 from posekit.data.crops import boxes_to_regions, crop_matrices, to_crop
-from posekit.data.layout import load_dataset
+from posekit.data.formats import load_dataset
 from posekit.engine.mode import choose_input_mode, frame_input_size
 from posekit.models import create
 from posekit.models.crop_samples import CropSamples

@@ -12,7 +12,7 @@ import torch
 
 from posekit import Model
 from posekit.cli.main import main
-from posekit.data.layout import load_splits
+from posekit.data.formats import load_splits
 from posekit.data.transforms import Letterbox
 from posekit.predict import Boxes, Keypoints, Results, SourceError, iter_frames
 from posekit.predict.predictor import letterbox_batch, letterbox_on_device

@@ -112,7 +112,7 @@ def test_cli_track_writes_video_and_events_with_one_id_per_person(  # type: igno
     overfit_run, four_people: Path, tmp_path: Path, capsys
 ) -> None:
     """A clip that shows one training image for 8 frames: the memorised people keep their ids."""
-    from posekit.data.layout import load_splits
+    from posekit.data.formats import load_splits
 
     ds = load_splits(four_people)["train"]
     im = max(ds.images, key=lambda im: len(ds.annotations_by_image().get(im.id, [])))

@@ -12,8 +12,8 @@ from rich.table import Table
 
 from posekit.cli.options import force_option, image_root_option, setting_option, video_dir_option
 from posekit.data.check import SplitCheck, check_dataset, check_to_dict
-from posekit.data.convert import TARGETS, convert
-from posekit.data.layout import load_splits
+from posekit.data.convert import convert
+from posekit.data.formats import TARGETS, describe, load_splits
 from posekit.data.split import split_on_disk
 from posekit.data.synth import KINDS, SynthConfig, generate
 from posekit.utils.outputs import claim_output
@@ -90,7 +90,12 @@ def print_check(results: list[SplitCheck], console: Console, max_problems: int |
     return total
 
 
-@data.command()
+@data.command(
+    help=f"""Validate a dataset in any supported format ({describe()}) and
+summarise it.
+
+Exit 0 when clean, 1 when problems were found, 2 when the input is unusable."""
+)
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option(
     "--images/--no-images",
@@ -120,10 +125,6 @@ def check(
     video_dir: Path | None,
     as_json: bool,
 ) -> None:
-    """Validate a dataset in any supported format and summarise it.
-
-    Exit 0 when clean, 1 when problems were found, 2 when the input is unusable.
-    """
     if as_json:
         import json
 
@@ -154,10 +155,22 @@ def check(
     ctx.exit(1 if n else 0)
 
 
-@data.command(name="convert")
+@data.command(
+    name="convert",
+    help=f"""Convert SRC ({describe()}) to DST.
+
+Nothing is written when every annotation would be dropped or image files are missing.""",
+)
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("dst", type=click.Path(path_type=Path))
-@click.option("--to", "target", type=click.Choice(TARGETS), default="coco", show_default=True)
+@click.option(
+    "--to",
+    "target",
+    type=click.Choice(list(TARGETS)),
+    default="coco",
+    show_default=True,
+    help="posekit and coco both write the posekit layout (COCO JSON per split).",
+)
 @click.option("--copy", is_flag=True, help="Copy images instead of hard-linking them.")
 @click.option(
     "--skip-missing-images",
@@ -191,8 +204,6 @@ def convert_cmd(
     include_predicted: bool,
     force: bool,
 ) -> None:
-    """Convert SRC (COCO JSON, YOLO data YAML, DeepLabCut CSV or project, posekit dataset).
-    Nothing is written when every annotation would be dropped or image files are missing."""
     written, report = convert(src, dst, to=target, link_images=not copy, force=force,
                               skip_missing_images=skip_missing_images,
                               image_root=image_root, video_dir=video_dir,
@@ -242,7 +253,7 @@ def split_cmd(
 @force_option
 def preview(path: Path, split: str, n_images: int, seed: int, out: Path, force: bool) -> None:
     """Draw ground-truth skeletons on N images of a split and a contact sheet (grid.png)."""
-    from posekit.data.layout import load_dataset
+    from posekit.data.formats import load_dataset
     from posekit.viz.preview import write_previews
 
     write_previews(load_dataset(path, split), out, n=n_images, seed=seed, force=force)

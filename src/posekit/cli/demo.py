@@ -16,7 +16,7 @@ from rich.console import Console
 from posekit.cli.data import print_check
 from posekit.cli.options import force_option
 from posekit.data.check import check_dataset
-from posekit.data.layout import load_dataset
+from posekit.data.formats import load_dataset
 from posekit.data.synth import SynthConfig, generate
 from posekit.utils.outputs import claim_output
 from posekit.utils.progress import progress_bar, progress_group

@@ -1,22 +1,21 @@
-"""`posekit` entry point: command groups, and errors as one readable line with exit code 2."""
+"""`posekit` entry point: command groups; unusable input as one readable line with exit code 2,
+and any other error as what it is, a bug: its traceback and a request to report it."""
 
 from __future__ import annotations
 
 import sys
+import traceback
 
 import click
 
 from posekit import __version__
-from posekit.data.problems import DatasetError
-from posekit.schema import SchemaError
+from posekit.utils.errors import BUG_EXIT_CODE, USER_ERROR_EXIT_CODE, UserError, one_line
 from posekit.utils.extras import MissingExtraError
 
 #: Errors that mean "your input is unusable": one line on stderr and exit code 2, no traceback.
 USER_ERRORS = (
-    DatasetError,
-    SchemaError,
+    UserError,  # raised where posekit judges input: datasets, schemas, models, settings
     OSError,  # a missing file, a full disk, a permission: the system's one-line reason
-    ValueError,
     MissingExtraError,
 )
 
@@ -61,13 +60,19 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("posekit: aborted", err=True)
         return 130
     except USER_ERRORS as e:
-        click.echo(f"posekit: error: {e}", err=True)
-        return 2
+        click.echo(f"posekit: error: {one_line(e)}", err=True)
+        return USER_ERROR_EXIT_CODE
     except RecursionError:  # a hostile input nested beyond any parser's depth
         click.echo("posekit: error: an input file is nested too deeply to be read", err=True)
-        return 2
+        return USER_ERROR_EXIT_CODE
     except SystemExit as e:
         return int(e.code or 0)
+    except Exception as e:  # not a judgement of the input: a bug, shown as one
+        traceback.print_exc()
+        click.echo(f"posekit: internal error ({type(e).__name__}): this is a bug in posekit "
+                   f"{__version__}; please report it with the traceback above and the command "
+                   "you ran", err=True)  # fmt: skip
+        return BUG_EXIT_CODE
     return rc if isinstance(rc, int) else 0
 
 

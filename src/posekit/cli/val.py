@@ -10,7 +10,7 @@ from rich.console import Console
 from posekit.cli.options import flip_option, half_option, schema_option, setting_option
 from posekit.data.coco import list_ids, unmatchable_ids, with_matchable_ids
 from posekit.data.dataset import KeypointDataset
-from posekit.data.layout import validation_split
+from posekit.data.formats import describe, validation_split
 from posekit.eval.metrics import EvalConfig, evaluate
 from posekit.eval.report import print_metrics, save_metrics
 from posekit.predict.predictor import PredictConfig
@@ -36,7 +36,7 @@ def _sigmas(value: str | None) -> list[float] | None:
     "gt",
     type=click.Path(path_type=Path),
     required=True,
-    help="Ground truth: a COCO JSON, posekit dataset, YOLO YAML or DeepLabCut data.",
+    help=f"Ground truth, in any format posekit reads ({describe()}).",
 )
 @click.option(
     "--split",

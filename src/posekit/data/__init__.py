@@ -1,4 +1,5 @@
-"""Keypoint datasets: COCO, YOLO-pose and DeepLabCut readers, writers, checks and synthetic data."""
+"""Keypoint datasets: the readers and writers of every format (`posekit.data.formats`), checks,
+conversion, splits and synthetic data."""
 
 from posekit.data.check import check_dataset, check_image, check_images
 from posekit.data.coco import read_coco, write_coco
@@ -12,6 +13,7 @@ from posekit.data.dataset import (
     bbox_from_keypoints,
 )
 from posekit.data.dlc import read_dlc
+from posekit.data.formats import FORMATS, DatasetFormat, detect_format, load_dataset, load_splits
 from posekit.data.images import (
     DEFAULT_MAX_PIXELS,
     ImageReadError,
@@ -19,24 +21,19 @@ from posekit.data.images import (
     max_image_pixels,
     read_image,
 )
-from posekit.data.layout import (
-    DataSpec,
-    detect_format,
-    load_dataset,
-    load_splits,
-    resolve_posekit,
-    write_posekit,
-)
+from posekit.data.layout import DataSpec, resolve_posekit, write_posekit
 from posekit.data.problems import DatasetError, LoadReport, Problem
 from posekit.data.split import split_dataset, split_on_disk
 from posekit.data.yolo import read_yolo, write_yolo
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "FORMATS",
     "Annotation",
     "Category",
     "DataSpec",
     "DatasetError",
+    "DatasetFormat",
     "DatasetStats",
     "ImageInfo",
     "ImageReadError",

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from posekit.data.dataset import DatasetStats, ImageInfo, KeypointDataset
+from posekit.data.formats import load_splits
 from posekit.data.images import (
     ImageReadError,
     apply_exif,
@@ -16,7 +17,6 @@ from posekit.data.images import (
     file_header,
     read_bytes,
 )
-from posekit.data.layout import load_splits
 from posekit.data.problems import LoadReport, Problem
 
 _ORIENTATION_NAMES = {

@@ -7,17 +7,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from posekit.data.dataset import KeypointDataset
-from posekit.data.layout import detect_format, load_splits, write_posekit
+from posekit.data.formats import TARGETS, format_of, load_splits
 from posekit.data.problems import DatasetError, LoadReport, Problem
-from posekit.data.yolo import write_yolo
 from posekit.utils.commit import rebase, staging_folder, write_staged
+from posekit.utils.errors import UserError
 from posekit.utils.outputs import claim_output, kept_entries, remove_earlier
-
-TARGETS = ("coco", "yolo")
-#: The top-level entries each target writes (a forced conversion never replaces one of them
-#: that it did not make).
-WRITES = {"coco": ("images", "annotations", "data.yaml"),
-          "yolo": ("images", "labels", "data.yaml")}  # fmt: skip
 
 
 def convert(
@@ -52,7 +46,8 @@ def convert(
     `load_splits`).
     """
     if to not in TARGETS:
-        raise ValueError(f"unknown target format {to!r}: use one of {TARGETS}")
+        raise UserError(f"unknown target format {to!r}: use one of {', '.join(TARGETS)}")
+    target_format = TARGETS[to]
     src = Path(src)
     # an unusable source fails before the destination is touched
     splits = load_splits(
@@ -64,7 +59,7 @@ def convert(
     )
     target = Path(dst).resolve()
     if target == src.resolve() or target in src.resolve().parents:
-        raise ValueError(f"{dst}: cannot convert {src} into a folder that holds it")
+        raise UserError(f"{dst}: cannot convert {src} into a folder that holds it")
     report = LoadReport()
     for ds in splits.values():
         report.extend(ds.report)
@@ -74,44 +69,37 @@ def convert(
                            report.problems)  # fmt: skip
     splits = {name: without_missing_images(ds, report, skip_missing_images)
               for name, ds in splits.items()}  # fmt: skip
-    claim_output(dst, "data convert", source=str(src), force=force, writes=WRITES[to],
+    writes = target_format.writes
+    claim_output(dst, "data convert", source=str(src), force=force, writes=writes,
                  keep_earlier=True)  # fmt: skip
-    fmt = detect_format(src)
-    prefix = "labeled-data/" if fmt == "dlc" else None
+    prefix = format_of(src).strip_prefix
     folder = Path(dst)
 
+    def write_to(stage: Path, prefix: str | None) -> Path:
+        assert target_format.write is not None
+        return target_format.write(splits, stage, link_images=link_images, strip_prefix=prefix,
+                                   report=report)  # fmt: skip
+
     def write(stage: Path) -> Path:
-        if fmt == "sleap":  # frames of videos: extracted beside the stage, placed as images
+        if any(im.frame is not None for ds in splits.values() for im in ds.images):
+            # frames of videos (SLEAP): extracted beside the stage, placed as images
             from posekit.data.sleap import extract_frames
 
             frames = staging_folder(folder, "frames")
             try:
                 for ds in splits.values():
                     extract_frames(ds, frames)
-                written = _write(splits, stage, to, link_images, None, report)
+                written = write_to(stage, None)
             finally:
                 shutil.rmtree(frames, ignore_errors=True)
         else:
-            written = _write(splits, stage, to, link_images, prefix, report)
+            written = write_to(stage, prefix)
         verify_written(splits, written, to)
         return rebase(written, stage, folder)
 
     written = write_staged(folder, "convert", write)
-    remove_earlier(folder, [*kept_entries(folder), *WRITES[to]])  # an earlier run's rest
+    remove_earlier(folder, [*kept_entries(folder), *writes])  # an earlier run's rest
     return written, report
-
-
-def _write(
-    splits: dict[str, KeypointDataset],
-    dst: str | Path,
-    to: str,
-    link: bool,
-    prefix: str | None,
-    report: LoadReport,
-) -> Path:
-    if to == "yolo":
-        return write_yolo(splits, dst, link_images=link, report=report)
-    return write_posekit(splits, dst, link_images=link, strip_prefix=prefix)
 
 
 def written_counts(splits: dict[str, KeypointDataset], to: str) -> dict[str, tuple[int, int]]:

@@ -17,6 +17,7 @@ import numpy as np
 
 from posekit.data.problems import LoadReport
 from posekit.schema import KeypointSchema
+from posekit.utils.errors import UserError
 from posekit.utils.paths import join_inside
 
 #: Visibility flags, as in COCO.
@@ -109,7 +110,7 @@ class KeypointDataset:
         """Schema of a category (of the only category when `category_id` is None)."""
         if category_id is None:
             if len(self.categories) != 1:
-                raise ValueError(
+                raise UserError(
                     f"dataset has {len(self.categories)} categories; pass a category_id"
                 )
             return self.categories[0].schema

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from posekit.data.dataset import (
     BOX_MARGIN,
@@ -34,6 +33,7 @@ from posekit.data.dataset import (
 )
 from posekit.data.images import image_size
 from posekit.data.problems import DatasetError, LoadReport, Problem
+from posekit.data.yamlfile import load_yaml
 from posekit.schema import KeypointSchema, SchemaError
 from posekit.utils.paths import escapes
 
@@ -52,10 +52,7 @@ def read_dlc_config(project: Path) -> dict[str, Any]:
     path = project / "config.yaml"
     if not path.is_file():
         return {}
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise DatasetError(f"{path}: invalid YAML: {e}") from None
+    data = load_yaml(path)
     return data if isinstance(data, dict) else {}
 
 

@@ -27,6 +27,8 @@ import cv2
 import imagesize
 import numpy as np
 
+from posekit.utils.errors import UserError
+
 #: Default cap on decoded pixels (Pillow's decompression-bomb limit: about 179 megapixels).
 DEFAULT_MAX_PIXELS = 178_956_970
 #: Environment variable that overrides the cap (a positive integer).
@@ -35,7 +37,7 @@ MAX_PIXELS_ENV = "POSEKIT_MAX_IMAGE_PIXELS"
 _TRANSPOSING = frozenset({5, 6, 7, 8})
 
 
-class ImageReadError(ValueError):
+class ImageReadError(UserError):
     """An image file that cannot be used; `code` says why, as `data check` reports it:
     "image-missing", "image-unreadable", "image-decode" (empty, not an image, corrupt) or
     "image-too-large" (over the pixel cap)."""

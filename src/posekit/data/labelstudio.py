@@ -16,7 +16,6 @@ without the 8-character prefix Label Studio adds to uploads when only that name 
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 
+from posekit.data.coco import load_json
 from posekit.data.dataset import (
     Annotation,
     Category,
@@ -62,10 +62,7 @@ def looks_like_labelstudio(path: Path) -> bool:
 def read_labelstudio(path: str | Path, *, image_root: str | Path | None = None) -> KeypointDataset:
     """A Label Studio JSON export as a keypoint dataset (see the module docs)."""
     path = Path(path)
-    try:
-        tasks = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DatasetError(f"{path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
+    tasks = load_json(path)
     if not is_labelstudio(tasks):
         raise DatasetError(f"{path}: not a Label Studio JSON export (a list of tasks)")
     folder = path.parent

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from posekit.utils.errors import UserError
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -94,7 +96,7 @@ class LoadReport:
         return text
 
 
-class DatasetError(Exception):
+class DatasetError(UserError):
     """Input that cannot be used at all (unreadable file, broken JSON, unknown format), or a
     strict load that found problems. `problems` holds every problem with its location."""
 

@@ -42,6 +42,7 @@ from posekit.data.images import (
 )
 from posekit.data.problems import DatasetError, LoadReport, Problem
 from posekit.schema import KeypointSchema, SchemaError
+from posekit.utils.errors import UserError
 from posekit.utils.extras import require
 from posekit.utils.paths import escapes, join_inside
 
@@ -100,7 +101,7 @@ def read_sleap(
     """A SLEAP `.slp` file as a keypoint dataset (see the module docs). Its images are frames
     to extract (`extract_frames`): `ImageInfo.frame` names the video and the frame index."""
     if frame_format not in FRAME_FORMATS:
-        raise ValueError(f"frame_format must be one of {FRAME_FORMATS}, got {frame_format!r}")
+        raise UserError(f"frame_format must be one of {FRAME_FORMATS}, got {frame_format!r}")
     path = Path(path)
     sio = _sio()
     try:

@@ -21,9 +21,12 @@ import yaml
 
 from posekit.data.coco import load_json
 from posekit.data.dataset import Annotation, ImageInfo, KeypointDataset
-from posekit.data.layout import SPLITS, load_splits, place_image, resolve_posekit
+from posekit.data.formats import load_splits
+from posekit.data.layout import SPLITS, place_image, resolve_posekit
 from posekit.data.problems import DatasetError
+from posekit.data.yamlfile import load_yaml
 from posekit.utils.commit import commit_staged, staging_folder, write_staged
+from posekit.utils.errors import UserError
 from posekit.utils.outputs import claim_output, kept_entries, remove_earlier
 from posekit.utils.paths import join_inside, write_text_replacing
 
@@ -37,7 +40,7 @@ def partition_ids(
     """Shuffle image ids with `seed` and cut them into train / val / test (empty ones left
     out); fractions are of the number of images, rounded to the nearest image."""
     if not (0 <= val <= 1 and 0 <= test <= 1 and val + test <= 1):
-        raise ValueError(f"val ({val}) and test ({test}) must be fractions summing to <= 1")
+        raise UserError(f"val ({val}) and test ({test}) must be fractions summing to <= 1")
     ordered = np.array(sorted(ids))
     order = np.random.default_rng(seed).permutation(len(ordered))
     n_val, n_test = round(val * len(ordered)), round(test * len(ordered))
@@ -198,7 +201,7 @@ def _replace_split_files(src: Path, old: dict[str, Path], new: dict[str, dict[st
             (stage / f"{s}.json").write_text(_dumps(obj), encoding="utf-8")
         moves = [(stage / f"{s}.json", f) for s, f in targets.items()]
         if yaml_file is not None:
-            data = yaml.safe_load(yaml_file.read_text(encoding="utf-8"))
+            data = load_yaml(yaml_file)
             if not isinstance(data, dict):
                 raise DatasetError(f"{yaml_file}: not a posekit data YAML; nothing was changed")
             root = yaml_file.parent / str(data.get("path", "."))

@@ -20,6 +20,7 @@ import yaml
 from posekit.data.dataset import Annotation, Category, ImageInfo, KeypointDataset
 from posekit.data.images import image_size
 from posekit.data.problems import DatasetError, LoadReport, Problem
+from posekit.data.yamlfile import load_yaml
 from posekit.schema import KeypointSchema, SchemaError, match_preset
 from posekit.schema.presets import COCO17_KEYPOINTS
 from posekit.utils.paths import join_inside, write_text_replacing
@@ -32,14 +33,7 @@ def is_yolo_yaml(data: Any) -> bool:
 
 
 def read_yolo_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: file not found") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise DatasetError(f"{path}{line}: invalid YAML: {e}") from None
+    data = load_yaml(path)
     if not is_yolo_yaml(data):
         raise DatasetError(f"{path}: not a YOLO-pose data YAML (no 'kpt_shape')")
     return data
@@ -104,7 +98,7 @@ def _split_images(data: dict[str, Any], root: Path, split: str, file: str) -> li
         if p.is_dir():
             images += sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES)
         elif p.suffix == ".txt" and p.is_file():
-            for line in p.read_text().splitlines():
+            for line in p.read_text(encoding="utf-8", errors="replace").splitlines():
                 if line.strip():
                     q = Path(line.strip())
                     # normalised, not resolved: a linked image stays where the list puts it
@@ -194,7 +188,11 @@ def _report_orphan_labels(
     expected = {label_path(p) for p in image_paths}
     for lp in sorted(labels_root.rglob("*.txt")):
         if lp not in expected:
-            rows = sum(1 for line in lp.read_text().splitlines() if line.strip())
+            rows = sum(
+                1
+                for line in lp.read_text(encoding="utf-8", errors="replace").splitlines()
+                if line.strip()
+            )
             msg = f"label file has no image (its {rows} row(s) are not loaded)"
             report.add(Problem("orphan-label", msg, str(lp)), skipped="label file")
 
@@ -212,7 +210,9 @@ def _read_label_file(
 ) -> list[Annotation]:
     out = []
     expected = 5 + k * ndim
-    for lineno, line in enumerate(lp.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(
+        lp.read_text(encoding="utf-8", errors="replace").splitlines(), start=1
+    ):
         if not line.strip():
             continue
         aid = n_before + len(out) + 1

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from posekit.models.base import KeypointModel, load_weights, model_from_description
+from posekit.utils.errors import UserError
 from posekit.utils.serialization import load_torch_file
 
 FORMAT_VERSION = 1
@@ -60,7 +61,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(f"{path}: checkpoint not found")
     data = load_torch_file(path, allow_numpy=True)
     if not isinstance(data, dict) or "model" not in data or "weights" not in data:
-        raise ValueError(f"{path}: not a posekit checkpoint")
+        raise UserError(f"{path}: not a posekit checkpoint")
     return data
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from posekit.models.samples import AugmentConfig
 from posekit.utils.bounds import check_ranges, ranged
+from posekit.utils.errors import UserError
 
 #: The initial learning rate each optimizer starts from unless `lr0` is given.
 LR0_BY_OPTIMIZER = {"adamw": 0.002, "sgd": 0.01}
@@ -56,7 +57,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_ranges(self, "train")
         if self.optimizer not in LR0_BY_OPTIMIZER:
-            raise ValueError(f"train: optimizer {self.optimizer!r} is not one of "
+            raise UserError(f"train: optimizer {self.optimizer!r} is not one of "
                              f"{', '.join(LR0_BY_OPTIMIZER)}")  # fmt: skip
         if self.lr0 is None:  # frozen: set once, here
             object.__setattr__(self, "lr0", LR0_BY_OPTIMIZER[self.optimizer])
@@ -69,7 +70,7 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"unknown training options: {', '.join(unknown)}")
+            raise UserError(f"unknown training options: {', '.join(unknown)}")
         d = dict(d)
         if isinstance(d.get("augment"), dict):
             aug = dict(d["augment"])

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from posekit.data.dataset import KeypointDataset
+from posekit.utils.errors import UserError
 
 #: crop sides are multiples of this (the CNN families' output stride; ViT patches divide it)
 SIDE_MULTIPLE = 32
@@ -54,7 +55,7 @@ def choose_input_mode(
     most = subjects_per_image(ds)
     if model.input_kind != "crops":
         if single_subject:
-            raise ValueError(f"single-subject mode needs a top-down model; {name} finds "
+            raise UserError(f"single-subject mode needs a top-down model; {name} finds "
                              "instances itself (e.g. --model heatpose-s)")  # fmt: skip
         hint = (" (every image has at most one subject: top-down models can also train on "
                 "whole frames, in single-subject mode)" if most <= 1 else "")  # fmt: skip
@@ -72,7 +73,7 @@ def choose_input_mode(
                                     "prediction takes boxes or a detector; --single-subject "
                                     "reads whole frames instead)")  # fmt: skip
     if most > 1:
-        raise ValueError(f"single-subject mode: images have up to {most} labelled subjects; "
+        raise UserError(f"single-subject mode: images have up to {most} labelled subjects; "
                          "train on instance crops (--no-single-subject)")  # fmt: skip
     (ih, iw), (fw, fh) = frame_input_size(ds, imgsz)
     scale = max(iw, ih) / max(fw, fh)

@@ -24,7 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from posekit.data.dataset import KeypointDataset
-from posekit.data.layout import load_splits
+from posekit.data.formats import load_splits
 from posekit.data.problems import DatasetError
 from posekit.engine import distributed as dist
 from posekit.engine.checkpoint import read_checkpoint, save_checkpoint, unwrap
@@ -43,6 +43,7 @@ from posekit.models import create, list_models
 from posekit.models.loading import load_any
 from posekit.models.samples import EpochSampler, collate
 from posekit.utils.device import select_device
+from posekit.utils.errors import UserError
 from posekit.utils.progress import progress_bar
 from posekit.utils.runs import claim_run_dir, lock_run_dir, unlock_run_dir
 
@@ -205,12 +206,12 @@ class Trainer:
             if dist.is_main():
                 log.info("fine-tuning: %s", loaded.summary)
             if [s.num_keypoints for s in model.schemas] != [s.num_keypoints for s in schemas]:
-                raise ValueError(f"{cfg.model} was trained for other keypoints than {cfg.data}")
+                raise UserError(f"{cfg.model} was trained for other keypoints than {cfg.data}")
             if loaded.checkpoint is None:  # published weights: the dataset names the classes
                 model.schemas, model.names = schemas, names
             if cfg.single_subject is not None and cfg.single_subject != model.single_subject:
                 built = "in" if model.single_subject else "without"
-                raise ValueError(f"{cfg.model} was trained {built} single-subject mode; its "
+                raise UserError(f"{cfg.model} was trained {built} single-subject mode; its "
                                  "input cannot change when fine-tuning")  # fmt: skip
             return model.train()
         overrides = {k: v for k, v in (("width", cfg.width), ("depth", cfg.depth)) if v}
@@ -235,7 +236,7 @@ class Trainer:
                                      fused=fused)  # fmt: skip
         if cfg.optimizer == "sgd":
             return torch.optim.SGD(groups, lr=cfg.lr0, momentum=cfg.momentum, nesterov=True)
-        raise ValueError(f"unknown optimizer {cfg.optimizer!r}: use 'adamw' or 'sgd'")
+        raise UserError(f"unknown optimizer {cfg.optimizer!r}: use 'adamw' or 'sgd'")
 
     def _train_loader(self) -> tuple[DataLoader, EpochSampler]:
         cfg = self.cfg
@@ -266,7 +267,7 @@ class Trainer:
         self.best_fitness = state["best_fitness"]
         self.history = state.get("history", [])
         if self.start_epoch >= self.cfg.epochs:
-            raise ValueError(f"the checkpoint already finished epoch {state['epoch'] + 1} of "
+            raise UserError(f"the checkpoint already finished epoch {state['epoch'] + 1} of "
                              f"{self.cfg.epochs}; pass more --epochs to continue")  # fmt: skip
 
     # ------------------------------------------------------------------ schedule

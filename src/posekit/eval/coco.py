@@ -17,6 +17,7 @@ from posekit.eval.cocoeval import (
     summarize,
 )
 from posekit.eval.inputs import CategoryGT, GroundTruth, Predictions
+from posekit.utils.errors import UserError
 
 
 @dataclass
@@ -100,7 +101,7 @@ def _sigmas_for(
     else:
         out = np.asarray(sigmas, dtype=np.float64)
     if out.shape != (cat.schema.num_keypoints,):
-        raise ValueError(
+        raise UserError(
             f"category {cid}: {out.size} sigmas for {cat.schema.num_keypoints} keypoints"
         )
     return out

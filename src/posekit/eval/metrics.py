@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from posekit.data.dataset import KeypointDataset
-from posekit.data.layout import load_dataset
+from posekit.data.formats import load_dataset
 from posekit.eval.coco import CocoKeypointResult, _sigmas_for, evaluate_coco, per_keypoint_ap
 from posekit.eval.cocoeval import STAT_NAMES, EvalParams
 from posekit.eval.inputs import GroundTruth, Predictions, load_results, resolve_file_names

@@ -15,6 +15,7 @@ from posekit.export.onnx import (
     external_data,
 )
 from posekit.utils.commit import staging_folder
+from posekit.utils.errors import UserError
 
 if TYPE_CHECKING:
     from posekit.models.base import KeypointModel
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 FORMATS = ("onnx",)
 
 
-class ExportCheckError(ValueError):
+class ExportCheckError(UserError):
     """The exported file disagrees with the model beyond tolerance (nothing is written)."""
 
 
@@ -38,10 +39,10 @@ def default_output(source: str | Path, format: str) -> Path:
 def refuse_foreign(out: Path, force: bool) -> None:
     """An existing file at `out` is replaced only when it is a posekit export (or `force`)."""
     if out.is_dir():
-        raise ValueError(f"{out} is a folder; give a file name to export to")
+        raise UserError(f"{out} is a folder; give a file name to export to")
     data = external_data(out)
     if data.exists() and not out.exists() and not force:
-        raise ValueError(f"{data} exists beside no posekit export: choose another --out, or "
+        raise UserError(f"{data} exists beside no posekit export: choose another --out, or "
                          "--force to replace it")  # fmt: skip
     if not out.exists() or force:
         return
@@ -52,7 +53,7 @@ def refuse_foreign(out: Path, force: bool) -> None:
     except Exception:
         ours = False
     if not ours:
-        raise ValueError(f"{out} exists and is not a posekit export: choose another --out, or "
+        raise UserError(f"{out} exists and is not a posekit export: choose another --out, or "
                          "--force to replace it")  # fmt: skip
 
 
@@ -79,7 +80,7 @@ def export_model(
     from posekit.utils.device import select_device
 
     if format not in FORMATS:
-        raise ValueError(f"unknown export format {format!r}; supported: {', '.join(FORMATS)}")
+        raise UserError(f"unknown export format {format!r}; supported: {', '.join(FORMATS)}")
     path = Path(out) if out is not None else default_output(source, format)
     refuse_foreign(path, force)
     dev = select_device(device)

@@ -18,6 +18,7 @@ from posekit.models.base import KeypointModel
 from posekit.predict.backends import OnnxBackend
 from posekit.predict.predictor import PredictConfig, Predictor
 from posekit.predict.results import Results
+from posekit.utils.errors import UserError
 
 #: Largest differences accepted after decoding (fp32 graphs; fp16 ones get `HALF_TOLERANCE`):
 #: keypoint pixels, scores, and raw outputs relative to their largest magnitude (at least 1).
@@ -71,7 +72,7 @@ def check_images(source: Any = None, n: int = 4) -> list[np.ndarray]:
             if len(images) == n:
                 break
         if not images:
-            raise ValueError(f"{source}: no readable image to check the export on")
+            raise UserError(f"{source}: no readable image to check the export on")
         return images
     from posekit.data.synth.generator import SynthConfig, render
 

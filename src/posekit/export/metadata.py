@@ -20,6 +20,7 @@ import torch
 from posekit.models.base import FAMILIES, KeypointModel, model_from_description
 from posekit.models.loading import Loaded
 from posekit.schema import KeypointSchema
+from posekit.utils.errors import UserError
 from posekit.utils.extras import require
 from posekit.utils.onnx_files import checked_model
 
@@ -28,7 +29,7 @@ PREFIX = "posekit."
 REQUIRED = ("family", "config", "schemas", "names")
 
 
-class MissingMetadataError(ValueError):
+class MissingMetadataError(UserError):
     """An ONNX file without (all of) posekit's metadata."""
 
 
@@ -114,12 +115,12 @@ def model_info(
                 net = model_from_description(desc)
             ids = json.loads(meta.get("category_ids", "null"))
         except (ValueError, TypeError, KeyError, AttributeError) as e:
-            raise ValueError(
+            raise UserError(
                 f"{path}: its posekit metadata is malformed ({type(e).__name__}: "
                 f"{e}); re-export the model with `posekit export`"
             ) from None
         if ids is not None and not (isinstance(ids, list) and all(type(i) is int for i in ids)):
-            raise ValueError(f"{path}: its posekit metadata is malformed (category_ids "
+            raise UserError(f"{path}: its posekit metadata is malformed (category_ids "
                              f"{ids!r} is not a list of integers)")  # fmt: skip
         return OnnxModelInfo(net.eval(), ids, meta.get("version"), True)
     if schema is None:

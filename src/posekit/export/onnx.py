@@ -35,6 +35,7 @@ from posekit.models.base import KeypointModel
 from posekit.models.fuse import fused_for_inference
 from posekit.utils.bounds import Limit, check_ranges, ranged
 from posekit.utils.commit import commit_staged, staging_folder
+from posekit.utils.errors import UserError
 from posekit.utils.extras import require
 
 if TYPE_CHECKING:
@@ -110,13 +111,13 @@ def export_shape(
     """Example input, the graph's declared input shape and torch.export's dynamic shapes."""
     if net.input_kind == "letterbox":
         if imgsz % net.input_stride:
-            raise ValueError(f"imgsz must be a multiple of {net.input_stride}, got {imgsz}")
+            raise UserError(f"imgsz must be a multiple of {net.input_stride}, got {imgsz}")
         h = w = imgsz
     else:
         h, w = net.example_input(1).shape[-2:]
     limit = MAX_EXAMPLE_VALUES.value()
     if (batch if static else 2) * 3 * h * w > limit:
-        raise ValueError(f"export: an example input of {batch if static else 2}x3x{h}x{w} is "
+        raise UserError(f"export: an example input of {batch if static else 2}x3x{h}x{w} is "
                          f"larger than {limit:,} values; lower --imgsz or --batch (or set "
                          f"{MAX_EXAMPLE_VALUES.env})")  # fmt: skip
     if static:
@@ -158,7 +159,7 @@ def export_onnx(
 
     device = device or torch.device("cpu")
     if half and device.type != "cuda":
-        raise ValueError("--half exports need a CUDA device (--device cuda): ONNX Runtime's CPU "
+        raise UserError("--half exports need a CUDA device (--device cuda): ONNX Runtime's CPU "
                          "provider has no fp16 kernels for most operators")  # fmt: skip
     ExportConfig(imgsz=imgsz, static=static, batch=batch, half=half, opset=opset)  # ranges
     imgsz = imgsz or int(getattr(net.config, "imgsz", 640))

@@ -31,6 +31,7 @@ from torch import nn
 
 from posekit.schema import KeypointSchema
 from posekit.utils.bounds import within_budget
+from posekit.utils.errors import UserError
 
 
 @dataclass
@@ -235,7 +236,7 @@ class _Families:
     def get(self, name: str) -> type[KeypointModel]:
         if name not in self._classes:
             known = ", ".join(sorted(self._classes))
-            raise ValueError(f"unknown model family {name!r}; registered: {known}")
+            raise UserError(f"unknown model family {name!r}; registered: {known}")
         return self._classes[name]
 
     def names(self) -> list[str]:
@@ -249,12 +250,12 @@ register_family = FAMILIES.register
 def model_from_description(desc: dict[str, Any]) -> KeypointModel:
     """Rebuild a model of any registered family from its `describe()` dict."""
     if not isinstance(desc, dict):
-        raise ValueError("the model description is not a dict")
+        raise UserError("the model description is not a dict")
     family = FAMILIES.get(str(desc.get("architecture")))
     try:
         return within_budget(lambda: family.from_description(desc), "the described model")
     except (TypeError, KeyError, AttributeError, IndexError) as e:  # a field missing or mistyped
-        raise ValueError(f"the model description is malformed ({type(e).__name__}: "
+        raise UserError(f"the model description is malformed ({type(e).__name__}: "
                          f"{str(e)[:200]})") from None  # fmt: skip
 
 
@@ -264,17 +265,17 @@ def load_weights(model: nn.Module, weights: Any, what: str) -> None:
     error lists every tensor over many lines)."""
     if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor)
                                                 for v in weights.values()):  # fmt: skip
-        raise ValueError(f"{what}: its weights are not a dict of tensors")
+        raise UserError(f"{what}: its weights are not a dict of tensors")
     own = model.state_dict()
     missing = [k for k in own if k not in weights]
     extra = [k for k in weights if k not in own]
     if missing or extra:
         first = f"no tensor for {missing[0]}" if missing else f"unexpected tensor {extra[0]}"
-        raise ValueError(f"{what}: its weights do not fit the model it describes ({first}; "
+        raise UserError(f"{what}: its weights do not fit the model it describes ({first}; "
                          f"{len(missing)} missing, {len(extra)} unexpected)")  # fmt: skip
     for k, t in own.items():
         if weights[k].shape != t.shape:
-            raise ValueError(f"{what}: its weights do not fit the model it describes ({k} has "
+            raise UserError(f"{what}: its weights do not fit the model it describes ({k} has "
                              f"shape {tuple(weights[k].shape)}, the model "
                              f"{tuple(t.shape)})")  # fmt: skip
     model.load_state_dict(weights)

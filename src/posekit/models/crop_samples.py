@@ -27,6 +27,7 @@ from posekit.data.dataset import KeypointDataset
 from posekit.data.images import ImageReadError, read_image
 from posekit.data.transforms import hsv_jitter
 from posekit.models.base import class_tables
+from posekit.utils.errors import UserError
 
 #: A family's target encoder: keypoints (K, 2) in crop-input pixel indices and weights (K,)
 #: (1 labelled, 0 not) -> the crop's target tensors, and the weights it keeps.
@@ -123,7 +124,7 @@ class CropSamples(Dataset):
             per_image = Counter(item[5] for item in self.items)
             crowded = [i for i, n in per_image.items() if n > 1]
             if crowded:
-                raise ValueError(
+                raise UserError(
                     f"single-subject mode: {len(crowded)} images have more than one labelled "
                     f"subject (e.g. image id {crowded[0]}); train on instance crops instead"
                 )
@@ -139,7 +140,7 @@ class CropSamples(Dataset):
         try:
             image = read_image(path, size=size)
         except ImageReadError as e:
-            raise RuntimeError(f"{e} (run `posekit data check`)") from None
+            raise ImageReadError(f"{e} (run `posekit data check`)") from None
         cfg, a = self.cfg, self.augment
         h, w = cfg.input_size
         centre, region = boxes_to_regions(box[None], w / h, cfg.box_padding)

@@ -25,6 +25,7 @@ import torch
 
 from posekit.models.base import FAMILIES, KeypointModel, load_weights, model_from_description
 from posekit.schema import KeypointSchema
+from posekit.utils.errors import UserError
 from posekit.utils.extras import require
 from posekit.utils.serialization import load_torch_file
 
@@ -50,7 +51,7 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return st.load_file(str(path))
     except Exception as e:  # SafetensorError, and OSError for a truncated file
-        raise ValueError(f"{path}: refused: not a valid .safetensors file ({e})") from None
+        raise UserError(f"{path}: refused: not a valid .safetensors file ({e})") from None
 
 
 def read_config_json(path: Path) -> dict[str, Any]:
@@ -58,9 +59,9 @@ def read_config_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
+        raise UserError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: a config.json must hold an object")
+        raise UserError(f"{path}: a config.json must hold an object")
     return data
 
 
@@ -73,12 +74,12 @@ def load_any(path: str | Path, *, schema: KeypointSchema | None = None, **overri
         raise FileNotFoundError(f"{path}: model file not found")
     hf_config: dict[str, Any] | None = None
     if path.suffix == ".onnx" and path.is_file():  # runs through `posekit.Model` (export layer)
-        raise ValueError(f"{path} is an ONNX export: it cannot be trained nor converted; use "
+        raise UserError(f"{path} is an ONNX export: it cannot be trained nor converted; use "
                          "the checkpoint it was exported from (posekit.Model runs it)")  # fmt: skip
     if path.is_dir():
         cfg_file = path / "config.json"
         if not cfg_file.is_file():
-            raise ValueError(f"{path}: a model folder needs a config.json (transformers layout)")
+            raise UserError(f"{path}: a model folder needs a config.json (transformers layout)")
         hf_config = read_config_json(cfg_file)
         weights = path / "model.safetensors"
         if weights.is_file():
@@ -86,7 +87,7 @@ def load_any(path: str | Path, *, schema: KeypointSchema | None = None, **overri
         elif (path / "pytorch_model.bin").is_file():
             state = load_torch_file(path / "pytorch_model.bin")
         else:
-            raise ValueError(f"{path}: no model.safetensors or pytorch_model.bin in the folder")
+            raise UserError(f"{path}: no model.safetensors or pytorch_model.bin in the folder")
         source = "transformers folder"
     elif path.suffix == ".safetensors":
         state = read_safetensors(path)
@@ -102,7 +103,7 @@ def load_any(path: str | Path, *, schema: KeypointSchema | None = None, **overri
             what = f"posekit {model.family} checkpoint ({model.config.name})"
             return Loaded(model.eval(), data, f"loaded {what} from {path}")
         if not isinstance(data, dict):
-            raise ValueError(f"{path}: not a posekit checkpoint or a state dict")
+            raise UserError(f"{path}: not a posekit checkpoint or a state dict")
         # released files keep their tensors at the top, under "state_dict" (MMPose) or under
         # "model" (MAE)
         state = data.get("state_dict") or (data["model"] if isinstance(data.get("model"), dict)
@@ -118,5 +119,5 @@ def load_any(path: str | Path, *, schema: KeypointSchema | None = None, **overri
                           f"loaded {layout} {source} as {model.family} ({model.config.name}, "
                           f"{s.num_keypoints} keypoints: {s.name}) from {path}")  # fmt: skip
     first = next(iter(state), "nothing")
-    raise ValueError(f"{path}: no registered model family knows this weight layout "
+    raise UserError(f"{path}: no registered model family knows this weight layout "
                      f"(first tensor: {first})")  # fmt: skip

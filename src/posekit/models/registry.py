@@ -8,6 +8,7 @@ from typing import Any
 from torch import nn
 
 from posekit.schema import KeypointSchema, get_schema
+from posekit.utils.errors import UserError
 
 _Factory = Callable[..., nn.Module]
 
@@ -33,7 +34,7 @@ class _Registry:
 
     def get(self, name: str) -> _Factory:
         if name not in self._factories:
-            raise ValueError(f"unknown model {name!r}; registered: {', '.join(self.names())}")
+            raise UserError(f"unknown model {name!r}; registered: {', '.join(self.names())}")
         return self._factories[name]
 
 

@@ -126,7 +126,7 @@ class KeypointSamples(Dataset):
         try:
             return read_image(self.paths[i], size=self.sizes[i])
         except ImageReadError as e:
-            raise RuntimeError(f"{e} (run `posekit data check`)") from None
+            raise ImageReadError(f"{e} (run `posekit data check`)") from None
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, Instances, int, np.ndarray]:
         """(image (3, H, W) uint8 RGB, instances in input pixels, image id, 3x3 matrix from

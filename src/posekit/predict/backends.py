@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from posekit.models.base import KeypointModel
+from posekit.utils.errors import UserError
 from posekit.utils.extras import require
 from posekit.utils.onnx_files import checked_model
 
@@ -83,7 +84,7 @@ def onnx_session(path: Path, device: torch.device) -> Any:
     try:
         return ort.InferenceSession(str(path), options, providers=providers)
     except Exception as e:  # onnxruntime's own exception types: one line for the user
-        raise ValueError(f"{path}: ONNX Runtime cannot load this file ({e})") from None
+        raise UserError(f"{path}: ONNX Runtime cannot load this file ({e})") from None
 
 
 class OnnxBackend:
@@ -111,7 +112,7 @@ class OnnxBackend:
         self.output_names = [o.name for o in self.session.get_outputs()]
         expected = net.export_output_names()
         if self.output_names != expected:
-            raise ValueError(f"{self.path}: the graph's outputs {self.output_names} are not the "
+            raise UserError(f"{self.path}: the graph's outputs {self.output_names} are not the "
                              f"{net.family} outputs {expected}")  # fmt: skip
         self._check_output_shapes()
 
@@ -133,7 +134,7 @@ class OnnxBackend:
                 isinstance(g, int) and g != w for g, w in zip(got[1:], shape[1:], strict=True)
             ):
                 shown = [g if isinstance(g, int) else "?" for g in got]
-                raise ValueError(
+                raise UserError(
                     f"{self.path}: its posekit metadata describes another network than its "
                     f"graph (output {out.name!r} is {shown} in the graph, the metadata's "
                     f"{self.net.family} gives {list(shape)}); re-export the model with "
@@ -145,13 +146,13 @@ class OnnxBackend:
         h, w = shape[-2:]
         if self.fixed_shape is not None and (h, w) != self.fixed_shape:
             fh, fw = self.fixed_shape
-            raise ValueError(
+            raise UserError(
                 f"{self.path.name} takes {fw}x{fh} inputs only (exported with --static); got "
                 f"{w}x{h}: predict with imgsz={max(fh, fw)}, or export again without --static"
             )
         stride = self.net.input_stride
         if self.net.input_kind == "letterbox" and (h % stride or w % stride):
-            raise ValueError(f"{self.path.name}: input {w}x{h} is not a multiple of the "
+            raise UserError(f"{self.path.name}: input {w}x{h} is not a multiple of the "
                              f"stride {stride}")  # fmt: skip
 
     def __call__(self, x: torch.Tensor) -> Any:
@@ -172,5 +173,5 @@ class OnnxBackend:
         try:
             return self.session.run(self.output_names, {self.input_name: arr})
         except Exception as e:  # onnxruntime's exceptions: explained in one line
-            raise ValueError(f"{self.path.name}: ONNX Runtime failed on a {arr.shape} input "
+            raise UserError(f"{self.path.name}: ONNX Runtime failed on a {arr.shape} input "
                              f"({str(e).splitlines()[0]})") from None  # fmt: skip

@@ -26,6 +26,7 @@ from posekit.predict.sources import Frame, iter_frames, prefetch
 from posekit.predict.topdown import Detector, predict_boxes, whole_image_boxes
 from posekit.schema import KeypointSchema
 from posekit.utils.bounds import check_ranges, ranged
+from posekit.utils.errors import UserError
 
 #: Inputs are letterboxed to a multiple of this (every family's `input_stride` divides it).
 MAX_STRIDE = 32
@@ -57,7 +58,7 @@ class PredictConfig:
     def __post_init__(self) -> None:
         check_ranges(self, "predict")
         if self.imgsz % MAX_STRIDE:
-            raise ValueError(f"imgsz must be a positive multiple of {MAX_STRIDE}, got {self.imgsz}")
+            raise UserError(f"imgsz must be a positive multiple of {MAX_STRIDE}, got {self.imgsz}")
 
 
 @dataclass
@@ -192,7 +193,7 @@ def fitted_to(config: PredictConfig, backend: Backend, net: KeypointModel) -> Pr
         return config
     h, w = fixed
     if h != w or config.imgsz != h:
-        raise ValueError(f"this model takes {w}x{h} inputs only (exported with --static); "
+        raise UserError(f"this model takes {w}x{h} inputs only (exported with --static); "
                          f"predict with imgsz={h}, or export again without --static")  # fmt: skip
     return replace(config, rect=False)
 
@@ -231,7 +232,7 @@ class Predictor:
         config = config or PredictConfig(imgsz=net.config.imgsz)
         self.device = device or torch.device("cpu")
         if config.half and self.device.type != "cuda" and backend is None:
-            raise ValueError("half precision is for CUDA devices (fp16 is slow on CPUs)")
+            raise UserError("half precision is for CUDA devices (fp16 is slow on CPUs)")
         if backend is None:
             # BatchNorm folded into the convolutions (on a copy: `net` stays trainable),
             # unless the caller passes an already folded network; channels-last inside
@@ -248,7 +249,7 @@ class Predictor:
         # top-down families run on crops around boxes (given, detected, or the whole image)
         self.top_down = net.input_kind == "crops"
         if detector is not None and net.single_subject:
-            raise ValueError("this model reads each whole frame as one subject (single-subject "
+            raise UserError("this model reads each whole frame as one subject (single-subject "
                              "mode): it takes no detector")  # fmt: skip
         self.detector = detector
 
@@ -281,7 +282,7 @@ class Predictor:
             yield from self._stream_top_down(frames, boxes, on_error)
             return
         if boxes is not None:
-            raise ValueError("boxes= is for top-down models; this model finds instances itself")
+            raise UserError("boxes= is for top-down models; this model finds instances itself")
         on_device = self.letterbox_on_device
         batches = (prepare(b, c.imgsz, c.rect, on_device) for b in batched(frames, c.batch))
         for p in prefetch(batches, depth=2):
@@ -363,7 +364,7 @@ class Predictor:
                     on_error(f.path, f.error or "unreadable")
                     continue
                 if given is not None and b is None:
-                    raise ValueError("boxes= has fewer entries than there are images")
+                    raise UserError("boxes= has fewer entries than there are images")
                 good.append(f)
                 if b is not None:  # an xyxy array, or (boxes, scores, classes)
                     bb, ss, kk = b if isinstance(b, tuple) else (b, None, None)

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from posekit.schema import KeypointSchema
+from posekit.utils.errors import UserError
 
 Index = int | slice | np.ndarray | list[int]
 
@@ -189,7 +190,7 @@ class Results:
 
         img = image if image is not None else self.orig_img
         if img is None:
-            raise ValueError("no image to draw on: pass image=")
+            raise UserError("no image to draw on: pass image=")
         out = img if img.ndim == 3 else cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
         thr = self.keypoints.kpt_conf if kpt_conf is None else kpt_conf
         for c in np.unique(self.boxes.cls) if len(self) else []:

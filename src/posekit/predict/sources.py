@@ -19,13 +19,14 @@ import cv2
 import numpy as np
 
 from posekit.data.images import ImageReadError, read_image
+from posekit.utils.errors import UserError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg"})
 STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 
 
-class SourceError(ValueError):
+class SourceError(UserError):
     """A prediction source that cannot be used at all (missing path, empty folder ...)."""
 
 

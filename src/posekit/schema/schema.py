@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from posekit.utils.errors import UserError
+
 #: Default OKS sigma for keypoints of custom schemas. Custom landmarks are usually point-like
 #: features (tips, corners, a snout) that annotators place more consistently than COCO's large
 #: joints (hips 0.107, knees 0.087) but less so than eyes (0.025). 0.05 sits between the two and
@@ -24,7 +26,7 @@ DEFAULT_SIGMA = 0.05
 Color = tuple[int, int, int]
 
 
-class SchemaError(ValueError):
+class SchemaError(UserError):
     """A keypoint schema is inconsistent (names, skeleton, flip permutation or sigmas)."""
 
 
@@ -106,27 +108,33 @@ class KeypointSchema:
         names = tuple(str(n) for n in keypoints)
         index = {n: i for i, n in enumerate(names)}
         where = f"schema {name!r}"
-        edges = tuple(_edge(e, index, where) for e in skeleton)
-        if flip_idx is not None:
-            if flip_pairs is not None:
-                raise SchemaError(f"{where}: give flip_idx or flip_pairs, not both")
-            flip = tuple(int(i) for i in flip_idx)
-        else:
-            flip = derive_flip_idx(names)
-            if flip_pairs is not None:
-                flip = _apply_pairs(flip, flip_pairs, index, where)
-        if sigmas is None:
-            sig = (float(default_sigma),) * len(names)
-        elif isinstance(sigmas, Mapping):
-            unknown = sorted(set(sigmas) - set(names))
-            if unknown:
-                raise SchemaError(f"{where}: sigmas given for unknown keypoints {unknown}")
-            sig = tuple(float(sigmas.get(n, default_sigma)) for n in names)
-        else:
-            sig = tuple(float(s) for s in sigmas)
-        colors = None
-        if edge_colors is not None:
-            colors = tuple(tuple(int(c) for c in col) for col in edge_colors)
+        try:  # every value a schema holds is a plain number: anything else is named here
+            edges = tuple(_edge(e, index, where) for e in skeleton)
+            if flip_idx is not None:
+                if flip_pairs is not None:
+                    raise SchemaError(f"{where}: give flip_idx or flip_pairs, not both")
+                flip = tuple(int(i) for i in flip_idx)
+            else:
+                flip = derive_flip_idx(names)
+                if flip_pairs is not None:
+                    flip = _apply_pairs(flip, flip_pairs, index, where)
+            if sigmas is None:
+                sig = (float(default_sigma),) * len(names)
+            elif isinstance(sigmas, Mapping):
+                unknown = sorted(set(sigmas) - set(names))
+                if unknown:
+                    raise SchemaError(f"{where}: sigmas given for unknown keypoints {unknown}")
+                sig = tuple(float(sigmas.get(n, default_sigma)) for n in names)
+            else:
+                sig = tuple(float(s) for s in sigmas)
+            colors = None
+            if edge_colors is not None:
+                colors = tuple(tuple(int(c) for c in col) for col in edge_colors)
+        except (TypeError, ValueError, OverflowError) as e:
+            if isinstance(e, SchemaError):
+                raise
+            raise SchemaError(f"{where}: an edge, flip index, sigma or colour is not a number "
+                              f"({type(e).__name__}: {str(e)[:100]})") from None  # fmt: skip
         return cls(name, names, edges, flip, sig, colors)  # type: ignore[arg-type]
 
     @classmethod

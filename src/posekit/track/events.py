@@ -17,6 +17,7 @@ from typing import IO, Any
 import numpy as np
 
 from posekit.predict.results import Results
+from posekit.utils.errors import UserError
 
 SCHEMA_VERSION = "posekit.track/1"
 
@@ -37,7 +38,7 @@ def frame_events(
     """Events of one tracked frame: every instance with a track id (untracked ones are not
     events). `angles` maps an angle name to (N,) degrees (NaN: not measurable)."""
     if r.boxes.id is None:
-        raise ValueError("these results are not tracked (boxes.id is None)")
+        raise UserError("these results are not tracked (boxes.id is None)")
     events = []
     for i in np.nonzero(r.boxes.id >= 0)[0]:
         c = int(r.boxes.cls[i])

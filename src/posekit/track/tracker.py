@@ -19,6 +19,7 @@ from scipy.optimize import linear_sum_assignment
 from posekit.ops import oks_pairwise, pairwise_iou
 from posekit.schema import DEFAULT_SIGMA
 from posekit.track.kalman import KalmanBoxFilter, xyah_to_xyxy, xyxy_to_xyah
+from posekit.utils.errors import UserError
 
 TRACKED, LOST = 1, 2  # a track without an id (-1) is tentative
 _FORBIDDEN = 1e6
@@ -41,11 +42,11 @@ class TrackerConfig:
 
     def __post_init__(self) -> None:
         if not 0 <= self.low_thresh <= self.high_thresh <= 1:
-            raise ValueError("need 0 <= low_thresh <= high_thresh <= 1")
+            raise UserError("need 0 <= low_thresh <= high_thresh <= 1")
         if not 0 <= self.oks_weight <= 1:
-            raise ValueError("oks_weight must lie in [0, 1]")
+            raise UserError("oks_weight must lie in [0, 1]")
         if self.track_buffer < 0 or self.min_hits < 1:
-            raise ValueError("track_buffer must be >= 0 and min_hits >= 1")
+            raise UserError("track_buffer must be >= 0 and min_hits >= 1")
 
 
 def _pairwise_oks(

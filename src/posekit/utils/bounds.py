@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from posekit.utils.errors import UserError
+
 if TYPE_CHECKING:
     import torch
 
@@ -41,9 +43,9 @@ class Limit:
         try:
             n = int(raw.replace("_", ""))
         except ValueError:
-            raise ValueError(f"{self.env}={raw!r} is not a whole number") from None
+            raise UserError(f"{self.env}={raw!r} is not a whole number") from None
         if n <= 0:
-            raise ValueError(f"{self.env}={raw!r} must be positive")
+            raise UserError(f"{self.env}={raw!r} must be positive")
         return n
 
 
@@ -72,7 +74,7 @@ def check_ranges(config: Any, what: str) -> None:
         for v in items:
             ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
             if not ok or not low <= v <= high:
-                raise ValueError(f"{what}: {f.name} = {value!r} is outside its range "
+                raise UserError(f"{what}: {f.name} = {value!r} is outside its range "
                                  f"[{low:g}, {high:g}]")  # fmt: skip
 
 
@@ -91,7 +93,7 @@ def meta_build(build: Callable[[], T], what: str) -> T:
         probe = build()
     n = count_parameters(probe)  # type: ignore[arg-type]
     if n > limit:
-        raise ValueError(
+        raise UserError(
             f"{what} would have {n:,} parameters, more than the limit of {limit:,} (set "
             f"{MAX_PARAMETERS.env} to allow larger models)"
         )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from posekit.utils.errors import UserError
+
 
 def select_device(name: str) -> torch.device:
     """ "auto" (CUDA when available, else the CPU), "cpu", "cuda" or "cuda:N"; anything else,
@@ -18,14 +20,12 @@ def select_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError):
-        raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N") from None
+        raise UserError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} requested but CUDA is not available")
+            raise UserError(f"device {name!r} requested but CUDA is not available")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(
-                f"device {name!r}: this machine has {torch.cuda.device_count()} GPU(s)"
-            )
+            raise UserError(f"device {name!r}: this machine has {torch.cuda.device_count()} GPU(s)")
     elif device.type not in ("cpu", "mps"):
-        raise ValueError(f"unsupported device {name!r}: use auto, cpu, cuda or cuda:N")
+        raise UserError(f"unsupported device {name!r}: use auto, cpu, cuda or cuda:N")
     return device

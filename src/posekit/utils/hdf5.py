@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from posekit.utils.errors import UserError
+
 #: A label table is a few MB; a larger file is refused before it is read into memory.
 MAX_HDF5_BYTES = 512 * 2**20
 
@@ -34,7 +36,7 @@ CODE_OPCODES = frozenset({
 })  # fmt: skip
 
 
-class UnsafeHDF5Error(ValueError):
+class UnsafeHDF5Error(UserError):
     """An HDF5 file that would unpickle something other than plain values when read."""
 
 
@@ -84,7 +86,7 @@ def plain_hdf5_image(path: str | Path, *, max_bytes: int = MAX_HDF5_BYTES) -> by
     path = Path(path)
     size = path.stat().st_size
     if size > max_bytes:
-        raise ValueError(f"{path}: {size} bytes, more than the {max_bytes} a label table may have")
+        raise UserError(f"{path}: {size} bytes, more than the {max_bytes} a label table may have")
     data = path.read_bytes()
     problems: list[str] = []
 
@@ -103,7 +105,7 @@ def plain_hdf5_image(path: str | Path, *, max_bytes: int = MAX_HDF5_BYTES) -> by
             visit("", f)
             f.visititems(visit)
     except OSError as e:
-        raise ValueError(f"{path}: not a readable HDF5 file ({e})") from None
+        raise UserError(f"{path}: not a readable HDF5 file ({e})") from None
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise UnsafeHDF5Error(f"{path}: refused: {problems[0]}{more}; reading it would run "
@@ -124,5 +126,5 @@ def read_pandas_hdf(path: str | Path, data: bytes) -> Any:
     ) as store:  # fmt: skip
         keys = store.keys()
         if len(keys) != 1:
-            raise ValueError(f"{path}: holds {len(keys)} pandas objects ({keys}), expected one")
+            raise UserError(f"{path}: holds {len(keys)} pandas objects ({keys}), expected one")
         return store.get(keys[0])

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from posekit.utils.errors import UserError
 from posekit.utils.extras import require
 from posekit.utils.paths import escapes
 from posekit.utils.serialization import UnsafeFileError
@@ -69,7 +70,7 @@ def checked_model(path: str | Path) -> Any:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # protobuf's DecodeError and onnx's own: one line for the user
-        raise ValueError(f"{path}: not a readable ONNX file ({e})") from None
+        raise UserError(f"{path}: not a readable ONNX file ({e})") from None
     folder = path.resolve().parent
     for name, loc in external_locations(model):
         why = escapes(loc)

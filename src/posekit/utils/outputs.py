@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from posekit import __version__
+from posekit.utils.errors import UserError
 from posekit.utils.paths import write_text_replacing
 
 MANIFEST = ".posekit-output.json"
@@ -30,7 +31,7 @@ MANIFEST = ".posekit-output.json"
 _BOOKKEEPING = frozenset({MANIFEST, ".posekit-run.lock"})
 
 
-class OutputExistsError(ValueError):
+class OutputExistsError(UserError):
     """The output folder holds something that this command did not write."""
 
 

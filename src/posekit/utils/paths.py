@@ -13,8 +13,10 @@ import os
 import tempfile
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
+from posekit.utils.errors import UserError
 
-class PathEscapeError(ValueError):
+
+class PathEscapeError(UserError):
     """A relative path that is absolute or climbs out of the folder it must stay in."""
 
 

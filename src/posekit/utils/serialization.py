@@ -18,8 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from posekit.utils.errors import UserError
 
-class UnsafeFileError(ValueError):
+
+class UnsafeFileError(UserError):
     """A file that would need arbitrary code (or unknown classes) to load, so it is refused."""
 
 
@@ -60,14 +62,14 @@ def load_torch_file(path: str | Path, *, allow_numpy: bool = False) -> Any:
     except pickle.UnpicklingError as e:
         found = re.search(r"GLOBAL ([\w.]+)", str(e))
         if found is None:  # not a pickle of anything: refused as unreadable
-            raise ValueError(f"{path}: not a readable PyTorch file ({_reason(e)})") from None
+            raise UserError(f"{path}: not a readable PyTorch file ({_reason(e)})") from None
         raise UnsafeFileError(
             f"{path}: refused: loading it needs more than tensors and plain data (it names "
             f"{found.group(1)}), so it could run code; posekit loads model files without "
             "running code"
         ) from None
     except Exception as e:  # torch raises many types for a corrupt or foreign file
-        raise ValueError(f"{path}: not a readable PyTorch file ({_reason(e)})") from None
+        raise UserError(f"{path}: not a readable PyTorch file ({_reason(e)})") from None
 
 
 def _reason(e: Exception) -> str:

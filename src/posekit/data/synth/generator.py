@@ -21,6 +21,7 @@ from posekit.data.synth.figures import Figure, sample_arm, sample_person
 from posekit.data.synth.render import draw_labels, paste, texture
 from posekit.schema import KeypointSchema, get_schema
 from posekit.utils.bounds import check_ranges, ranged
+from posekit.utils.errors import UserError
 from posekit.utils.outputs import claim_output
 
 KINDS = ("person", "arm")
@@ -44,7 +45,7 @@ class SynthConfig:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"synth: kind {self.kind!r} is not one of {', '.join(KINDS)}")
+            raise UserError(f"synth: kind {self.kind!r} is not one of {', '.join(KINDS)}")
         check_ranges(self, "synth")
 
     @property

@@ -34,6 +34,7 @@ from posekit.models.rtmpose.model import (
 from posekit.models.topdown import HeatmapTopDownModel
 from posekit.schema import KeypointSchema
 from posekit.utils.bounds import check_ranges, ranged
+from posekit.utils.errors import UserError
 
 #: heatmap pixels per input pixel: the decoder's output stride is 4
 HEATMAP_STRIDE = 4
@@ -110,10 +111,10 @@ class HeatPose(HeatmapTopDownModel):
     def __init__(self, cfg: HeatPoseConfig, schemas: list[KeypointSchema], names: list[str]):
         super().__init__()
         if not schemas:
-            raise ValueError("heatpose needs at least one keypoint schema")
+            raise UserError("heatpose needs at least one keypoint schema")
         h, w = cfg.input_size
         if h % STRIDE or w % STRIDE:
-            raise ValueError(f"heatpose input sides must be multiples of {STRIDE}, got {h}x{w}")
+            raise UserError(f"heatpose input sides must be multiples of {STRIDE}, got {h}x{w}")
         self.config = cfg
         self.schemas = list(schemas)
         self.names = list(names)

@@ -21,6 +21,7 @@ from posekit.models.rtmpose.head import SimCCHead
 from posekit.models.topdown import TopDownModel
 from posekit.schema import KeypointSchema
 from posekit.utils.bounds import check_ranges, ranged
+from posekit.utils.errors import UserError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -85,12 +86,12 @@ class RTMPose(TopDownModel):
     def __init__(self, cfg: RTMPoseConfig, schemas: list[KeypointSchema], names: list[str]):
         super().__init__()
         if not schemas:
-            raise ValueError("rtmpose needs at least one keypoint schema")
+            raise UserError("rtmpose needs at least one keypoint schema")
         h, w = cfg.input_size
         if h % STRIDE or w % STRIDE:
-            raise ValueError(f"rtmpose input sides must be multiples of {STRIDE}, got {h}x{w}")
+            raise UserError(f"rtmpose input sides must be multiples of {STRIDE}, got {h}x{w}")
         if cfg.split_ratio != round(cfg.split_ratio) or cfg.split_ratio < 1:
-            raise ValueError(f"split_ratio must be a whole number, got {cfg.split_ratio}")
+            raise UserError(f"split_ratio must be a whole number, got {cfg.split_ratio}")
         self.config = cfg
         self.schemas = list(schemas)
         self.names = list(names)
@@ -120,7 +121,7 @@ class RTMPose(TopDownModel):
             return None
         h, w = input_shape[2:4]
         if not (isinstance(h, int) and isinstance(w, int)):
-            raise ValueError("a SimCC graph without posekit metadata needs a fixed crop size")
+            raise UserError("a SimCC graph without posekit metadata needs a fixed crop size")
         # the smallest network: its weights are never used, only the decoder and settings
         cfg = RTMPoseConfig(input_size=(h, w), widen=0.125, deepen=0.1, hidden=8, gau=False,
                             name="rtmpose (onnx)")  # fmt: skip

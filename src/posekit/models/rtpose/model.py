@@ -43,6 +43,7 @@ from posekit.models.blocks import SPPF, ConvBNAct, CSPBlock
 from posekit.models.registry import register_model
 from posekit.schema import KeypointSchema
 from posekit.utils.bounds import check_ranges, ranged
+from posekit.utils.errors import UserError
 
 STRIDES = (8, 16, 32)
 
@@ -226,7 +227,7 @@ class RTPose(KeypointModel):
     def __init__(self, cfg: RTPoseConfig, schemas: list[KeypointSchema], names: list[str]):
         super().__init__()
         if not schemas:
-            raise ValueError("rtpose needs at least one keypoint schema")
+            raise UserError("rtpose needs at least one keypoint schema")
         self.config = cfg
         self.schemas = list(schemas)
         self.names = list(names)

@@ -22,6 +22,7 @@ from posekit.models.registry import register_model
 from posekit.models.topdown import HeatmapTopDownModel
 from posekit.schema import KeypointSchema
 from posekit.utils.bounds import check_ranges, ranged
+from posekit.utils.errors import UserError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -189,9 +190,9 @@ class ViTPose(HeatmapTopDownModel):
     def __init__(self, cfg: ViTPoseConfig, schemas: list[KeypointSchema], names: list[str]):
         super().__init__()
         if not schemas:
-            raise ValueError("vitpose needs at least one keypoint schema")
+            raise UserError("vitpose needs at least one keypoint schema")
         if cfg.decoder not in ("classic", "simple"):
-            raise ValueError(f"unknown decoder {cfg.decoder!r}: use 'classic' or 'simple'")
+            raise UserError(f"unknown decoder {cfg.decoder!r}: use 'classic' or 'simple'")
         self.config = cfg
         self.schemas = list(schemas)
         self.names = list(names)
@@ -266,7 +267,7 @@ class ViTPose(HeatmapTopDownModel):
             layout == "transformers"
             and (hf_config or {}).get("backbone_config", {}).get("num_experts", 1) > 1
         ):
-            raise ValueError("ViTPose+ (mixture-of-experts) weights are not supported yet")
+            raise UserError("ViTPose+ (mixture-of-experts) weights are not supported yet")
         converted = w.convert_state_dict(w.drop_pretraining_extras(state, layout), layout)
         if hf_config is not None:
             cfg = w.config_from_transformers(hf_config, **overrides)
@@ -282,7 +283,7 @@ class ViTPose(HeatmapTopDownModel):
             return None
         h, w = input_shape[2:4]
         if not (isinstance(h, int) and isinstance(w, int)):
-            raise ValueError("a heatmap graph without posekit metadata needs a fixed crop size")
+            raise UserError("a heatmap graph without posekit metadata needs a fixed crop size")
         # the smallest network: its weights are never used, only the decoder and settings
         cfg = ViTPoseConfig(input_size=(h, w), embed_dim=16, depth=1, num_heads=1,
                             name="vitpose (onnx)")  # fmt: skip

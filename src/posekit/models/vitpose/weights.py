@@ -31,6 +31,7 @@ import torch
 from posekit.models.vitpose.model import SIZES, ViTPose, ViTPoseConfig
 from posekit.schema import KeypointSchema
 from posekit.utils.bounds import meta_build
+from posekit.utils.errors import UserError
 
 Rule = tuple[str, str]
 
@@ -113,7 +114,7 @@ def resize_pos_embed(pos: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
         return pos  # already this grid
     g = round(n**0.5)
     if g * g != n:
-        raise ValueError(
+        raise UserError(
             f"weights: pos_embed has {n} patch slots, neither the {grid[0]}x{grid[1]} grid "
             "nor a square one"
         )
@@ -239,9 +240,9 @@ def build_from_state(
         state = {n: t for n, t in state.items() if not n.startswith("head.final.")}
     for name, tensor in state.items():
         if name not in own:
-            raise ValueError(f"weights: unexpected tensor {name} {tuple(tensor.shape)}")
+            raise UserError(f"weights: unexpected tensor {name} {tuple(tensor.shape)}")
         if own[name].shape != tensor.shape:
-            raise ValueError(
+            raise UserError(
                 f"weights: {name} has shape {tuple(tensor.shape)}, the model expects "
                 f"{tuple(own[name].shape)} (first mismatching tensor)"
             )
@@ -250,7 +251,7 @@ def build_from_state(
     missing = [n for n in own if n not in state and not n.startswith(new_part)
                and not n.endswith("num_batches_tracked")]  # fmt: skip
     if missing:
-        raise ValueError(f"weights: no tensor for {missing[0]} ({len(missing)} missing)")
+        raise UserError(f"weights: no tensor for {missing[0]} ({len(missing)} missing)")
     model = build()
     model.load_state_dict(state, strict=False)
     return model.eval()
