@@ -121,3 +121,17 @@ def test_tiny_vitpose_memorises_its_crops(four_people: Path, tmp_path: Path) -> 
     assert result.metrics["PCK@0.05"] > 0.95, result.metrics
     assert result.metrics["AP"] > 0.9, result.metrics
     assert Model(result.best).net.family == "vitpose"
+
+
+@pytest.mark.parametrize("flip", [0.0, 0.5])
+def test_a_model_trained_without_mirrored_images_is_not_flip_tested(
+    flip: float, four_people: Path, tmp_path: Path
+) -> None:
+    """Before: rtmpose-t memorised 8 openfield frames trained without flips to 0.07 px, but
+    predicted them at 32 px, because the flip test averaged in its guess for the mirrored
+    frame, which it had never seen."""
+    result = Model("rtmpose-t").train(
+        data=str(four_people), epochs=1, batch=4, workers=0, width=0.25, depth=0.5, val=False,
+        project=str(tmp_path), name="f", **{**NO_AUG, "flip": flip},
+    )  # fmt: skip
+    assert Model(result.last).net.config.flip_test is (flip > 0)
