@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from posekit.data.coco import read_coco
 from posekit.data.cvat import read_cvat
@@ -64,7 +63,8 @@ class DatasetFormat:
     write: Callable[..., Path] | None = None
     #: the top-level entries `write` creates (a forced conversion replaces only these)
     writes: tuple[str, ...] = ()
-    #: `ReadOptions` fields beyond strict/repair that this format uses (others are refused)
+    #: `ReadOptions` fields beyond strict/repair that this format uses (`image_root` given
+    #: for a format that does not use it is refused)
     options: frozenset[str] = frozenset()
     #: removed from the front of image names when converted (DeepLabCut's `labeled-data/`)
     strip_prefix: str | None = None
@@ -74,16 +74,12 @@ def _suffix(*suffixes: str) -> Callable[[Path], bool]:
     return lambda p: p.is_file() and p.suffix.lower() in suffixes
 
 
-def _yaml_mapping(path: Path) -> Any:
-    return load_yaml(path)
-
-
 def _is_yaml(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in {".yaml", ".yml"}
 
 
 def _is_dlc_yaml(path: Path) -> bool:
-    data = _yaml_mapping(path) if _is_yaml(path) else None
+    data = load_yaml(path) if _is_yaml(path) else None
     return isinstance(data, dict) and (data.get("project_path") is not None or "bodyparts" in data)
 
 
@@ -135,7 +131,7 @@ FORMATS: tuple[DatasetFormat, ...] = (
                   lambda p: p.is_dir() and (p / "annotations").is_dir(), _read_posekit,
                   _write_coco, _COCO_LAYOUT, options=frozenset({"image_root"})),
     DatasetFormat("yolo", "YOLO-pose", "a data YAML with kpt_shape",
-                  lambda p: _is_yaml(p) and is_yolo_yaml(_yaml_mapping(p)),
+                  lambda p: _is_yaml(p) and is_yolo_yaml(load_yaml(p)),
                   lambda p, o: {s: read_yolo(p, s) for s in yolo_splits(p)}, _write_yolo,
                   ("images", "labels", "data.yaml")),
     DatasetFormat("dlc", "DeepLabCut", "a project folder (labeled-data/), its config.yaml or a "
@@ -167,9 +163,11 @@ NAMES = tuple(dict.fromkeys(f.name.removesuffix("-yaml") for f in FORMATS))
 TARGETS = {f.name: f for f in FORMATS if f.write is not None}
 
 
-def describe(*, readable: bool = True) -> str:
-    """The formats as users call them, for help texts: "COCO keypoints JSON, YOLO-pose, ..."."""
-    return ", ".join(dict.fromkeys(f.title for f in FORMATS if readable or f.write))
+def describe(option: str | None = None) -> str:
+    """The formats as users call them, for help texts and messages ("posekit dataset,
+    YOLO-pose, ..."); with `option`, only those that use that `ReadOptions` field."""
+    return ", ".join(dict.fromkeys(f.title for f in FORMATS
+                                   if option is None or option in f.options))  # fmt: skip
 
 
 def format_of(path: str | Path) -> DatasetFormat:
@@ -213,8 +211,8 @@ def load_splits(
     path = Path(path)
     fmt = format_of(path)
     if image_root is not None and "image_root" not in fmt.options:
-        users = describe_with("image_root")
-        raise UserError(f"--image-root is for {users}; {path} is a {fmt.title} dataset")
+        raise UserError(f"--image-root is for {describe('image_root')}; {path} is a "
+                        f"{fmt.title} dataset")  # fmt: skip
     opts = ReadOptions(strict, repair, image_root, video_dir, include_predicted, frame_format)
     splits = fmt.read(path, opts)
     if strict:
@@ -222,11 +220,6 @@ def load_splits(
             if not ds.report.ok:
                 raise DatasetError(f"{ds.source}: {ds.report.summary()}", ds.report.problems)
     return splits
-
-
-def describe_with(option: str) -> str:
-    """The formats that use a `ReadOptions` field, for messages."""
-    return ", ".join(dict.fromkeys(f.title for f in FORMATS if option in f.options))
 
 
 def load_dataset(

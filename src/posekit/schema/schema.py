@@ -130,9 +130,9 @@ class KeypointSchema:
             colors = None
             if edge_colors is not None:
                 colors = tuple(tuple(int(c) for c in col) for col in edge_colors)
+        except SchemaError:
+            raise
         except (TypeError, ValueError, OverflowError) as e:
-            if isinstance(e, SchemaError):
-                raise
             raise SchemaError(f"{where}: an edge, flip index, sigma or colour is not a number "
                               f"({type(e).__name__}: {str(e)[:100]})") from None  # fmt: skip
         return cls(name, names, edges, flip, sig, colors)  # type: ignore[arg-type]
