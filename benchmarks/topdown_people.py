@@ -64,7 +64,7 @@ def main() -> None:
         minutes = (time.time() - t0) / 60
         trained = Model(result.last)
         m = trained.val(test, split="train", imgsz=imgsz, config=EvalConfig(per_keypoint_ap=False))
-        top_down = trained.net.input_kind == "crops"
+        top_down = trained.net.input_mode.per_instance
         how = "ground-truth boxes" if top_down else f"whole images at {imgsz}"
         row = {"model": name, "epochs": result.epochs_run, "minutes": round(minutes, 1),
                "evaluated_on": how, "AP": m.coco["AP"], "AP50": m.coco["AP50"],

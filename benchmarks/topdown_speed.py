@@ -68,7 +68,7 @@ def measure(
                 net(x)
 
         row[f"torch b{batch}"] = rate(forward, batch, args.seconds)
-    crops = net.input_kind == "crops"
+    crops = net.input_mode.per_instance
     if args.onnx:
         path = tmp / f"{name.replace(' ', '_').replace('(', '').replace(')', '')}.onnx"
         model.export(out=path, imgsz=None if crops else hw[0], check=False)
@@ -102,7 +102,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     for name in args.models:
         model = build(name)
-        crops = model.net.input_kind == "crops"
+        crops = model.net.input_mode.per_instance
         h, w = model.net.config.input_size if crops else (640, 640)
         row = measure(model, name, (h, w), args, tmp)
         params = sum(p.numel() for p in model.net.parameters()) / 1e6

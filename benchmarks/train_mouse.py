@@ -82,7 +82,7 @@ def main() -> None:
     m = Model(result.last).val(data, split="test", imgsz=args.imgsz, config=EvalConfig())
     report(args, result, minutes, m, out, "")
     net = Model(result.last).net
-    if args.detector and net.input_kind == "crops" and not net.single_subject:
+    if args.detector and net.input_mode.takes_boxes:
         md = Model(result.last, detector=args.detector).val(data, split="test",
                                                             config=EvalConfig())  # fmt: skip
         report(args, result, minutes, md, out, "_detector_boxes")
@@ -94,7 +94,7 @@ def report(args, result, minutes: float, m, out: Path, suffix: str) -> None:  # 
     if suffix == "" and net.single_subject:
         h, w = net.config.input_size
         boxes = f", single-subject: whole frames at {w}x{h}"
-    elif suffix == "" and net.input_kind == "crops":
+    elif suffix == "" and net.input_mode.per_instance:
         boxes = ", ground-truth boxes"
     summary = {
         "train_frames": 58,

@@ -131,7 +131,7 @@ def overfit_run(four_people: Path, tmp_path_factory: pytest.TempPathFactory):  #
         imgsz=192,
         batch=4,
         workers=0,
-        width=0.125,
+        width=0.5,
         lr0=0.006,
         warmup_epochs=1,
         val_period=50,

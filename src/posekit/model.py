@@ -39,7 +39,7 @@ def as_detector(detector: Any) -> Any:
     if detector is None or (callable(detector) and not isinstance(detector, Model)):
         return detector
     det = detector if isinstance(detector, Model) else Model(detector)
-    if det.net.input_kind == "crops":
+    if not det.net.input_mode.finds_instances:
         raise UserError("a detector must find instances itself (e.g. an rtpose checkpoint)")
 
     def detect(images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:

@@ -23,7 +23,7 @@ def main() -> None:
         imgsz=96,
         batch=4,
         workers=0,
-        width=0.125,
+        width=0.5,
         project=project,
         name="ddp",
         exist_ok=True,

@@ -60,7 +60,7 @@ def test_cli_refuses_a_payload_in_one_line(
 
 def test_posekit_checkpoint_round_trips_with_weights_only(tmp_path: Path) -> None:
     """Extra state with NumPy values and paths is stored as plain data."""
-    net = create("rtpose-n", "coco17", width=0.125)
+    net = create("rtpose-n", "coco17", width=0.5)
     state = {"metrics": {"AP": np.float64(0.5)}, "history": [{"lr": np.float32(1e-3)}],
              "where": tmp_path, "optimizer": {"state": {}, "param_groups": []}}  # fmt: skip
     path = save_checkpoint(tmp_path / "w.pt", net, **state)

@@ -94,7 +94,7 @@ def test_loss_under_bfloat16_autocast_matches_full_precision() -> None:
     from posekit.models.rtpose.loss import RTPoseLoss
 
     torch.manual_seed(0)
-    model = create("rtpose-n", "coco17", width=0.125)
+    model = create("rtpose-n", "coco17", width=0.5)
     x = torch.rand(2, 3, 128, 160)
     pts = [(40.0 + 3 * i, 30.0 + 4 * i, 2) for i in range(17)]
     t = _targets([pts])

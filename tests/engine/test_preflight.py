@@ -13,8 +13,8 @@ from posekit import Model
 from posekit.cli.main import main
 from posekit.data.synth import SynthConfig, generate
 
-TINY_KW = {"imgsz": 64, "batch": 4, "workers": 0, "width": 0.125, "epochs": 1}
-TINY = ["--imgsz", "64", "--batch", "4", "--workers", "0", "--width", "0.125", "--epochs", "1"]
+TINY_KW = {"imgsz": 64, "batch": 4, "workers": 0, "width": 0.5, "epochs": 1}
+TINY = ["--imgsz", "64", "--batch", "4", "--workers", "0", "--width", "0.5", "--epochs", "1"]
 
 
 @pytest.fixture

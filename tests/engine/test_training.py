@@ -36,7 +36,7 @@ def test_resume_continues_from_the_saved_epoch(four_people: Path, tmp_path: Path
         imgsz=96,
         batch=4,
         workers=0,
-        width=0.125,
+        width=0.5,
         project=str(tmp_path),
         name="r",
         **NO_AUG,

@@ -18,7 +18,7 @@ from posekit.cli.main import main
 from posekit.export import ExportCheckError
 from posekit.export.check import check_export, check_images
 from posekit.export.metadata import MissingMetadataError, model_info, read_metadata
-from posekit.models import FAMILIES, create
+from posekit.models import REGISTRY, create
 from posekit.predict.backends import OnnxBackend
 from posekit.utils.extras import MissingExtraError
 
@@ -34,7 +34,7 @@ CASES = {
 
 
 def test_every_family_has_an_export_case() -> None:
-    assert sorted(CASES) == FAMILIES.names()
+    assert sorted(CASES) == REGISTRY.family_names()
 
 
 def perturbed(name: str, overrides: dict, seed: int = 0) -> Model:

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 
 from posekit.data import read_coco
 from posekit.engine.checkpoint import load_model, save_checkpoint
-from posekit.models import FAMILIES, Detections, KeypointModel, create, list_models
+from posekit.models import REGISTRY, Detections, KeypointModel, create, list_models
 from posekit.models.base import model_from_description
 from posekit.models.samples import AugmentConfig, collate
 from posekit.predict import PredictConfig
@@ -34,7 +34,7 @@ def test_model_contract(name: str, tmp_path: Path, valid_coco, make_dataset) -> 
     ds = read_coco(make_dataset(valid_coco) / "annotations" / "train.json")
     schema = ds.categories[0].schema
     model = create(name, schema)
-    assert isinstance(model, KeypointModel) and FAMILIES.get(model.family) is type(model)
+    assert isinstance(model, KeypointModel) and REGISTRY.family(model.family) is type(model)
 
     # one training step through the family's own samples, collate and loss
     samples = model.training_samples(ds, 64, AugmentConfig(), category_ids=[1], seed=0,

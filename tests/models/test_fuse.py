@@ -25,7 +25,7 @@ def _with_trained_statistics(model: nn.Module) -> nn.Module:
 
 def test_folded_network_matches_the_original_in_eval_mode() -> None:
     torch.manual_seed(0)
-    model = _with_trained_statistics(create("rtpose-n", "coco17", width=0.125))
+    model = _with_trained_statistics(create("rtpose-n", "coco17", width=0.5))
     model.train()
     fused = fused_for_inference(model)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())

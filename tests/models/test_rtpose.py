@@ -51,7 +51,7 @@ def test_rtpose_n_is_in_the_nano_compute_class() -> None:
 
 def test_several_classes_with_different_keypoint_counts() -> None:
     a = KeypointSchema.create("arm", ["base", "tip_left", "tip_right"])
-    model = create("rtpose-n", [get_schema("coco17"), a], width=0.125)
+    model = create("rtpose-n", [get_schema("coco17"), a], width=0.5)
     out = model(torch.rand(1, 3, 64, 64))
     assert out.cls_logits.shape[-1] == 2 and out.keypoints.shape[2] == 17
     assert model.names == ["person", "arm"]

@@ -79,8 +79,12 @@ EXPLICIT = ("data", "model", "epochs", "imgsz", "batch", "workers", "optimizer",
     help="Top-down models: read each whole frame as one subject (no detector), or train on "
     "instance crops. Default: single-subject when no training image has two labelled subjects.",
 )
-@setting_option(TrainConfig, "width", help="Override the size's width multiplier.")
-@setting_option(TrainConfig, "depth", help="Override the size's depth multiplier.")
+@setting_option(
+    TrainConfig, "width", help="Multiply the size's channels (0.5 halves them; every family)."
+)
+@setting_option(
+    TrainConfig, "depth", help="Multiply the size's depth: blocks or layers (every family)."
+)
 @remaining_settings(TrainConfig, exclude=EXPLICIT)
 @remaining_settings(AugmentConfig)
 def train(data: Path | None, model: str, resume: Path | None, **settings: Any) -> None:

@@ -140,8 +140,8 @@ def val(
         from posekit.model import Model
 
         m = Model(model, schema)
-        top_down = m.net.input_kind == "crops"
-        if top_down and m.net.single_subject:
+        top_down = m.net.input_mode.takes_boxes
+        if m.net.single_subject:
             click.echo("single-subject model: evaluated on whole frames", err=True)
         elif top_down:
             used = f"the boxes of {detector}" if detector else "the dataset's ground-truth boxes"

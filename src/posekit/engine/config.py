@@ -19,9 +19,9 @@ class TrainConfig:
 
     data: str = ""
     model: str = "rtpose-n"  # a registered name, or a checkpoint to fine-tune
-    # override the size's channel multiplier (e.g. a tiny model)
+    # multiply the size's channels (relative, the same in every family: 0.5 halves them)
     width: float | None = ranged(None, 0.01, 4)
-    depth: float | None = ranged(None, 0.01, 4)  # override the size's depth multiplier
+    depth: float | None = ranged(None, 0.01, 4)  # multiply the size's depth (blocks, layers)
     epochs: int = ranged(100, 1, 100_000)  # passes over the training split
     imgsz: int = ranged(640, 32, 8192)  # input size (whole-image models; crops: the model's)
     rect: bool = True  # images of one aspect ratio train on a rectangle, not a padded square

@@ -22,8 +22,9 @@ SIDE_MULTIPLE = 32
 
 
 @dataclass(frozen=True)
-class InputMode:
-    """The decision: `overrides` to build the model with, and `reason` to print."""
+class ModeChoice:
+    """The decision: `overrides` to build the model with (the family's
+    `posekit.models.input_mode` follows from them), and `reason` to print."""
 
     single_subject: bool
     overrides: dict[str, Any]
@@ -48,18 +49,18 @@ def frame_input_size(ds: KeypointDataset, imgsz: int) -> tuple[tuple[int, int], 
 
 def choose_input_mode(
     model: Any, ds: KeypointDataset, imgsz: int, single_subject: bool | None
-) -> InputMode:
+) -> ModeChoice:
     """The mode for a freshly built `model` (`single_subject`: None decides from the data,
     True or False forces it)."""
     name = model.config.name
     most = subjects_per_image(ds)
-    if model.input_kind != "crops":
+    if not model.input_mode.per_instance:
         if single_subject:
             raise UserError(f"single-subject mode needs a top-down model; {name} finds "
                              "instances itself (e.g. --model heatpose-s)")  # fmt: skip
         hint = (" (every image has at most one subject: top-down models can also train on "
                 "whole frames, in single-subject mode)" if most <= 1 else "")  # fmt: skip
-        return InputMode(False, {}, f"{name}: whole images letterboxed to {imgsz}, every "
+        return ModeChoice(False, {}, f"{name}: whole images letterboxed to {imgsz}, every "
                                     f"instance found by the model{hint}")  # fmt: skip
     if single_subject is None:
         single_subject = most <= 1
@@ -69,7 +70,7 @@ def choose_input_mode(
         why = "forced"
     h, w = model.config.input_size
     if not single_subject:
-        return InputMode(False, {}, f"{name}: instance crops of {w}x{h} around each box ({why}; "
+        return ModeChoice(False, {}, f"{name}: instance crops of {w}x{h} around each box ({why}; "
                                     "prediction takes boxes or a detector; --single-subject "
                                     "reads whole frames instead)")  # fmt: skip
     if most > 1:
@@ -77,7 +78,7 @@ def choose_input_mode(
                          "train on instance crops (--no-single-subject)")  # fmt: skip
     (ih, iw), (fw, fh) = frame_input_size(ds, imgsz)
     scale = max(iw, ih) / max(fw, fh)
-    return InputMode(
+    return ModeChoice(
         True,
         {"input_size": (ih, iw), "single_subject": True, "box_padding": 1.0, "half_body": 0.0},
         f"{name}: single-subject mode, whole frames at {iw}x{ih} ({why}; {fw}x{fh} frames at "

@@ -101,7 +101,7 @@ def predict_images(
                           backend=backend)  # fmt: skip
     ids, cls, scores, kps = [], [], [], []
     boxes: list[Any] | None = None
-    if predictor.top_down and detector is None and not net.single_subject:
+    if net.input_mode.takes_boxes and detector is None:
         if detections is not None:
             none = (np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64))
             boxes = [detections.get(im.id, none) for im in images]

@@ -148,7 +148,7 @@ def check_export(
         pairs, px, score, lonely = pairs + n, max(px, p), max(score, s), lonely + u
     # the raw outputs on one letterboxed / cropped batch
     x = net.example_input(onnx_backend.fixed_batch or 2)
-    if net.input_kind == "letterbox":
+    if net.input_mode.dynamic_size:
         size = onnx_backend.fixed_shape or (imgsz, imgsz)
         x = torch.rand(len(x), 3, *size)
     torch_out = net.export_outputs(ours.backend(x))

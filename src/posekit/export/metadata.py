@@ -17,8 +17,9 @@ from typing import Any
 
 import torch
 
-from posekit.models.base import FAMILIES, KeypointModel, model_from_description
+from posekit.models.base import KeypointModel, model_from_description
 from posekit.models.loading import Loaded
+from posekit.models.registry import REGISTRY
 from posekit.schema import KeypointSchema
 from posekit.utils.errors import UserError
 from posekit.utils.extras import require
@@ -54,7 +55,7 @@ def metadata_for(
         cfg["imgsz"] = imgsz
     graph_input = {
         "name": "images",
-        "kind": net.input_kind,  # "letterbox": whole images; "crops": one crop per instance
+        "kind": net.input_mode.kind,  # "letterbox": whole images; "crops": one per instance
         "layout": "NCHW",
         "channels": "RGB",
         "dtype": "float32",
@@ -135,9 +136,9 @@ def model_info(
         session = onnx_session(path, torch.device("cpu"))
     names = [o.name for o in session.get_outputs()]
     shape = list(session.get_inputs()[0].shape)
-    for family in FAMILIES.names():
+    for family in REGISTRY.family_names():
         with torch.device("meta"):
-            net = FAMILIES.get(family).for_graph(names, shape, schema)
+            net = REGISTRY.family(family).for_graph(names, shape, schema)
         if net is not None:
             return OnnxModelInfo(net.eval(), None, None, False)
     raise MissingMetadataError(

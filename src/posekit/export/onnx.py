@@ -109,7 +109,7 @@ def export_shape(
     net: KeypointModel, imgsz: int, static: bool, batch: int
 ) -> tuple[torch.Tensor, tuple[int | str, ...], dict[str, Any] | None]:
     """Example input, the graph's declared input shape and torch.export's dynamic shapes."""
-    if net.input_kind == "letterbox":
+    if net.input_mode.dynamic_size:
         if imgsz % net.input_stride:
             raise UserError(f"imgsz must be a multiple of {net.input_stride}, got {imgsz}")
         h = w = imgsz
@@ -125,7 +125,7 @@ def export_shape(
     # an example batch of 2: torch.export specialises dimensions whose example size is 1
     dims: dict[int, Any] = {0: torch.export.Dim("batch", min=1, max=MAX_BATCH)}
     shape: tuple[int | str, ...] = ("batch", 3, h, w)
-    if net.input_kind == "letterbox":
+    if net.input_mode.dynamic_size:
         s = net.input_stride
         dims[2] = s * torch.export.Dim("height_cells", min=1, max=MAX_CELLS)
         dims[3] = s * torch.export.Dim("width_cells", min=1, max=MAX_CELLS)

@@ -1,26 +1,27 @@
 """Keypoint models, found by name through a registry (`create("rtpose-n", "coco17")`).
 
 Each family is a package that registers its network class (`register_family`) and its sizes
-(`register_model`); importing it here is the one line that adds a family.
+(`register_sizes`, or `register_model` for one builder); importing it here is the one line
+that adds a family.
 """
 
 from posekit.models import heatpose as _heatpose  # noqa: F401  (registers heatpose-t ... heatpose-l)
 from posekit.models import rtmpose as _rtmpose  # noqa: F401  (registers rtmpose-t ... rtmpose-l)
 from posekit.models import rtpose as _rtpose  # noqa: F401  (registers rtpose-n ... rtpose-x)
 from posekit.models import vitpose as _vitpose  # noqa: F401  (registers vitpose-s ... vitpose-h)
-from posekit.models.base import (
-    FAMILIES,
-    Detections,
-    KeypointModel,
-    Targets,
-    model_from_description,
+from posekit.models.base import Detections, KeypointModel, Targets, model_from_description
+from posekit.models.registry import (
+    REGISTRY,
+    create,
+    list_models,
     register_family,
+    register_model,
+    register_sizes,
 )
-from posekit.models.registry import create, list_models, register_model
 from posekit.models.summary import ModelSummary, summarize_model
 
 __all__ = [
-    "FAMILIES",
+    "REGISTRY",
     "Detections",
     "KeypointModel",
     "ModelSummary",
@@ -30,5 +31,6 @@ __all__ = [
     "model_from_description",
     "register_family",
     "register_model",
+    "register_sizes",
     "summarize_model",
 ]

@@ -2,11 +2,13 @@
 predictor, checkpoints and `Model` never name a family.
 
 A family is one package under `posekit/models/` whose network class subclasses `KeypointModel`
-and is registered with `@register_family("name")`; its sizes are registered with
-`@register_model`. The class supplies:
+and is registered with `@register_family("name")`; its size table is registered with
+`register_sizes(Network, SIZES)` (`posekit.models.registry`). The class supplies:
 
-- `describe()` / `from_description(desc)`: the self-describing checkpoint entry (family name,
-  config dataclass, one keypoint schema per class, class names) and the way back;
+- `config_class` (its config dataclass) and `scale_config(cfg, width, depth)`: the generic
+  size multipliers, relative to a size's config; `describe()` / `from_description(desc)` (the
+  self-describing checkpoint entry: family name, config, one keypoint schema per class, class
+  names, and the way back) come with them;
 - `training_samples(...)`: the training dataset (images and targets);
 - `loss(outputs, targets)`: the training loss and its parts (nanoGPT's spirit: the model knows
   how it is trained);
@@ -21,14 +23,16 @@ preprocessing; `Detections` go back to image pixels through the letterbox's exac
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from posekit.models.input_mode import LETTERBOX, WHOLE_FRAME, InputMode
+from posekit.models.registry import REGISTRY
 from posekit.schema import KeypointSchema
 from posekit.utils.bounds import within_budget
 from posekit.utils.errors import UserError
@@ -67,21 +71,35 @@ class KeypointModel(nn.Module):
     """
 
     family: ClassVar[str] = ""
-    #: "letterbox": whole images in, instances found by the model; "crops": one crop per
-    #: instance box (top-down), boxes given or found by a detector.
-    input_kind: ClassVar[str] = "letterbox"
     #: Letterboxed inputs are padded to a multiple of this (the largest feature stride).
     input_stride: ClassVar[int] = 32
+
+    #: the family's config dataclass (saved in checkpoints by `describe`)
+    config_class: ClassVar[type]
+    #: values of config fields that descriptions written before the field existed lack
+    legacy_defaults: ClassVar[dict[str, Any]] = {}
 
     config: Any
     schemas: list[KeypointSchema]
     names: list[str]
 
+    @classmethod
+    def scale_config(cls, cfg: Any, width: float, depth: float) -> Any:
+        """`cfg` with its channels multiplied by `width` and its depth (blocks, layers) by
+        `depth`: the generic multipliers, the same meaning in every family."""
+        raise UserError(f"{cls.family} has no width / depth multipliers")
+
+    @property
+    def input_mode(self) -> InputMode:
+        """How the network sees an image (`posekit.models.input_mode`): whole letterboxed
+        images here; the top-down families' crops or whole frames."""
+        return LETTERBOX
+
     @property
     def single_subject(self) -> bool:
         """Whether the model reads each whole frame as one subject (no boxes, no detector):
         the single-subject mode of top-down families."""
-        return False
+        return self.input_mode is WHOLE_FRAME
 
     @property
     def num_keypoints(self) -> int:
@@ -100,7 +118,9 @@ class KeypointModel(nn.Module):
     @classmethod
     def from_description(cls, desc: dict[str, Any]) -> KeypointModel:
         """The (untrained) model that `describe()` describes."""
-        raise NotImplementedError
+        values = {**cls.legacy_defaults, **desc["config"]}
+        schemas = [KeypointSchema.from_dict(s) for s in desc["schemas"]]
+        return cls(config_from_dict(cls.config_class, values), schemas, list(desc["names"]))
 
     @classmethod
     def from_foreign(
@@ -214,44 +234,20 @@ def class_tables(schemas: list[KeypointSchema]) -> tuple[np.ndarray, np.ndarray,
     return flips, sigmas, valid
 
 
-M = TypeVar("M", bound=type[KeypointModel])
-
-
-class _Families:
-    """Family name -> network class; filled only by `@register_family` at import."""
-
-    def __init__(self) -> None:
-        self._classes: dict[str, type[KeypointModel]] = {}
-
-    def register(self, name: str) -> Callable[[M], M]:
-        def add(cls: M) -> M:
-            if name in self._classes:
-                raise ValueError(f"model family {name!r} is registered twice")
-            cls.family = name
-            self._classes[name] = cls
-            return cls
-
-        return add
-
-    def get(self, name: str) -> type[KeypointModel]:
-        if name not in self._classes:
-            known = ", ".join(sorted(self._classes))
-            raise UserError(f"unknown model family {name!r}; registered: {known}")
-        return self._classes[name]
-
-    def names(self) -> list[str]:
-        return sorted(self._classes)
-
-
-FAMILIES = _Families()
-register_family = FAMILIES.register
+def config_from_dict(config_class: type, values: dict[str, Any]) -> Any:
+    """A config dataclass from its `asdict` form read back from JSON or a checkpoint: lists
+    become tuples where the field is a tuple (JSON has no tuples); an unknown field is a
+    `TypeError`, as from the dataclass itself."""
+    tuples = {f.name for f in fields(config_class) if str(f.type).startswith("tuple")}
+    return config_class(**{k: tuple(v) if k in tuples and isinstance(v, list) else v
+                           for k, v in values.items()})  # fmt: skip
 
 
 def model_from_description(desc: dict[str, Any]) -> KeypointModel:
     """Rebuild a model of any registered family from its `describe()` dict."""
     if not isinstance(desc, dict):
         raise UserError("the model description is not a dict")
-    family = FAMILIES.get(str(desc.get("architecture")))
+    family = REGISTRY.family(str(desc.get("architecture")))
     try:
         return within_budget(lambda: family.from_description(desc), "the described model")
     except (TypeError, KeyError, AttributeError, IndexError) as e:  # a field missing or mistyped

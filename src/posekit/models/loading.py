@@ -23,7 +23,8 @@ from typing import Any
 
 import torch
 
-from posekit.models.base import FAMILIES, KeypointModel, load_weights, model_from_description
+from posekit.models.base import KeypointModel, load_weights, model_from_description
+from posekit.models.registry import REGISTRY
 from posekit.schema import KeypointSchema
 from posekit.utils.errors import UserError
 from posekit.utils.extras import require
@@ -110,8 +111,8 @@ def load_any(path: str | Path, *, schema: KeypointSchema | None = None, **overri
                                            else data)  # fmt: skip
         source = "state dict"
     state = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
-    for name in FAMILIES.names():
-        found = FAMILIES.get(name).from_foreign(state, hf_config, schema, **overrides)
+    for name in REGISTRY.family_names():
+        found = REGISTRY.family(name).from_foreign(state, hf_config, schema, **overrides)
         if found is not None:
             model, layout = found
             s = model.schemas[0]

@@ -13,21 +13,24 @@ heatmap per keypoint (UDP targets, DARK decoding, `posekit.models.heatmap_codec`
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
 from posekit.models.base import Detections, KeypointModel, class_tables
+from posekit.models.input_mode import CROPS, WHOLE_FRAME, InputMode
+
+#: the ImageNet statistics on 0..1 RGB that the crop families normalise with by default
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class TopDownModel(KeypointModel):
     """Base class of the crop families (see the module docstring)."""
 
-    input_kind: ClassVar[str] = "crops"
-
     @property
-    def single_subject(self) -> bool:
-        return bool(self.config.single_subject)
+    def input_mode(self) -> InputMode:
+        return WHOLE_FRAME if self.config.single_subject else CROPS
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         """RGB in 0..1 -> the network's normalised input (`config.mean`, `config.std`)."""

@@ -151,7 +151,7 @@ class OnnxBackend:
                 f"{w}x{h}: predict with imgsz={max(fh, fw)}, or export again without --static"
             )
         stride = self.net.input_stride
-        if self.net.input_kind == "letterbox" and (h % stride or w % stride):
+        if self.net.input_mode.dynamic_size and (h % stride or w % stride):
             raise UserError(f"{self.path.name}: input {w}x{h} is not a multiple of the "
                              f"stride {stride}")  # fmt: skip
 

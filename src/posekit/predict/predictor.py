@@ -153,43 +153,56 @@ def prepare(frames: list[Frame], imgsz: int, rect: bool, on_device: bool = False
     return Prepared(good, tensor, boxes, failed, (time.perf_counter() - t0) * 1000)
 
 
-def detections_to_results(
-    det: Detections,
-    lb: Letterbox,
+def frame_results(
     frame: Frame,
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    classes: np.ndarray,
+    keypoints: np.ndarray,
     *,
     schemas: list[KeypointSchema],
     names: dict[int, str],
     kpt_conf: float,
     category_ids: list[int] | None,
+    speed: dict[str, float],
 ) -> Results:
-    """One image's detections, mapped from network input pixels back to the original image
-    through the exact inverse of its letterbox."""
+    """The one place a frame's `Results` is built, from its detections in image pixels:
+    boxes (N, 4) xyxy, scores (N,), classes (N,) and keypoints (N, K, 3) (x, y, confidence),
+    whatever the input mode that found them."""
     h, w = frame.image.shape[:2]  # type: ignore[union-attr]
-    boxes = lb.to_original(det.boxes.cpu().double().numpy().reshape(-1, 2, 2)).reshape(-1, 4)
-    boxes[:, 0::2] = boxes[:, 0::2].clip(0, w)
-    boxes[:, 1::2] = boxes[:, 1::2].clip(0, h)
-    kp = det.keypoints.cpu().double().numpy()
-    kp[..., :2] = lb.to_original(kp[..., :2])
-    k = kp.shape[1]
     return Results(
-        Boxes(boxes, det.scores.cpu().numpy(), det.classes.cpu().numpy(), (h, w)),
-        Keypoints(kp, (h, w), _slot_names(schemas, k), kpt_conf),
+        Boxes(boxes, scores, classes, (h, w)),
+        Keypoints(keypoints, (h, w), _slot_names(schemas, keypoints.shape[1]), kpt_conf),
         names,
         schemas,
         frame.path,
         frame.image,
+        speed=speed,
         frame=frame.index if frame.video else None,
         timestamp=frame.timestamp,
         category_ids=category_ids,
     )
 
 
+def letterboxed_to_image(
+    det: Detections, lb: Letterbox, shape: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One image's detections (network input pixels) mapped back to the original image
+    through the exact inverse of its letterbox: (boxes, scores, classes, keypoints)."""
+    h, w = shape[:2]
+    boxes = lb.to_original(det.boxes.cpu().double().numpy().reshape(-1, 2, 2)).reshape(-1, 4)
+    boxes[:, 0::2] = boxes[:, 0::2].clip(0, w)
+    boxes[:, 1::2] = boxes[:, 1::2].clip(0, h)
+    kp = det.keypoints.cpu().double().numpy()
+    kp[..., :2] = lb.to_original(kp[..., :2])
+    return boxes, det.scores.cpu().numpy(), det.classes.cpu().numpy(), kp
+
+
 def fitted_to(config: PredictConfig, backend: Backend, net: KeypointModel) -> PredictConfig:
     """`config` for a graph with a fixed input size (a `--static` export): whole images are
     letterboxed to that square; another `imgsz` is explained, not a runtime stack."""
     fixed = backend.fixed_shape
-    if fixed is None or net.input_kind != "letterbox":
+    if fixed is None or not net.input_mode.dynamic_size:
         return config
     h, w = fixed
     if h != w or config.imgsz != h:
@@ -210,6 +223,10 @@ def detections_to_cpu(dets: list[Detections]) -> list[Detections]:
 
 class Predictor:
     """Runs a network of any registered family over any source.
+
+    The family's input mode (`posekit.models.input_mode`) picks the pipeline once, here:
+    whole letterboxed images, or crops around boxes (given, detected or the whole frame).
+    Both end in image-pixel detections, made into `Results` by `frame_results`.
 
     Example:
         >>> p = Predictor(net, PredictConfig(conf=0.3, batch=8))       # doctest: +SKIP
@@ -233,6 +250,13 @@ class Predictor:
         self.device = device or torch.device("cpu")
         if config.half and self.device.type != "cuda" and backend is None:
             raise UserError("half precision is for CUDA devices (fp16 is slow on CPUs)")
+        self.mode = net.input_mode
+        if detector is not None and not self.mode.takes_boxes:
+            raise UserError(
+                "this model reads each whole frame as one subject (single-subject mode): it "
+                "takes no detector" if net.single_subject else
+                "this model finds instances itself: it takes no detector"
+            )  # fmt: skip
         if backend is None:
             # BatchNorm folded into the convolutions (on a copy: `net` stays trainable),
             # unless the caller passes an already folded network; channels-last inside
@@ -246,12 +270,8 @@ class Predictor:
         self.letterbox_on_device = self.device.type == "cuda" and isinstance(backend, TorchBackend)
         self.category_ids = category_ids
         self.names = dict(enumerate(net.names))
-        # top-down families run on crops around boxes (given, detected, or the whole image)
-        self.top_down = net.input_kind == "crops"
-        if detector is not None and net.single_subject:
-            raise UserError("this model reads each whole frame as one subject (single-subject "
-                             "mode): it takes no detector")  # fmt: skip
         self.detector = detector
+        self._pipeline = self._crop_pipeline if self.mode.per_instance else self._image_pipeline
 
     def stream(
         self,
@@ -262,7 +282,7 @@ class Predictor:
     ) -> Iterator[Results]:
         """One `Results` per frame, lazily. An unreadable image raises `SourceError`, or is
         passed to `on_error(path, message)` and skipped when a handler is given. `boxes`
-        (top-down models): one xyxy array per frame, in order."""
+        (models that take boxes): one xyxy array, or (boxes, scores, classes), per frame."""
         frames = iter_frames(source, vid_stride=self.config.vid_stride)
         return self.stream_frames(frames, boxes=boxes, on_error=on_error)
 
@@ -275,26 +295,45 @@ class Predictor:
     ) -> Iterator[Results]:
         """`stream` over frames the caller reads itself (validation reads dataset images
         with their recorded sizes)."""
-        from posekit.predict.sources import SourceError, batched
+        if boxes is not None and not self.mode.takes_boxes:
+            raise UserError(f"boxes= is for models that read crops around boxes; this model "
+                             f"reads {self.mode.name} inputs")  # fmt: skip
+        for found, speed in self._pipeline(frames, boxes, self._skipper(on_error)):
+            for frame, (b, s, k, kp) in found:
+                yield frame_results(frame, b, s, k, kp, schemas=self.net.schemas,
+                                    names=self.names, kpt_conf=self.config.kpt_conf,
+                                    category_ids=self.category_ids, speed=speed)  # fmt: skip
+
+    @staticmethod
+    def _skipper(on_error: ErrorHandler | None) -> Callable[[Frame], None]:
+        """What to do with an unreadable frame: raise, or tell `on_error` and go on."""
+        from posekit.predict.sources import SourceError
+
+        def skip(f: Frame) -> None:
+            if on_error is None:
+                raise SourceError(f"{f.path}: {f.error}")
+            on_error(f.path, f.error or "unreadable")
+
+        return skip
+
+    # ------------------------------------------------------------------ whole images
+    def _image_pipeline(
+        self, frames: Iterator[Frame], boxes: Any, skip: Callable[[Frame], None]
+    ) -> Iterator[tuple[list[tuple[Frame, _Found]], dict[str, float]]]:
+        """Batches letterboxed on the prefetch thread, the network, the family's decoder and
+        the letterboxes' inverse."""
+        from posekit.predict.sources import batched
 
         c = self.config
-        if self.top_down:
-            yield from self._stream_top_down(frames, boxes, on_error)
-            return
-        if boxes is not None:
-            raise UserError("boxes= is for top-down models; this model finds instances itself")
         on_device = self.letterbox_on_device
         batches = (prepare(b, c.imgsz, c.rect, on_device) for b in batched(frames, c.batch))
         for p in prefetch(batches, depth=2):
             for f in p.failed:
-                if on_error is None:
-                    raise SourceError(f"{f.path}: {f.error}")
-                on_error(f.path, f.error or "unreadable")
-            if not p.frames:
-                continue
-            yield from self._run(p)
+                skip(f)
+            if p.frames:
+                yield self._run_letterboxed(p)
 
-    def _run(self, p: Prepared) -> Iterator[Results]:
+    def _run_letterboxed(self, p: Prepared) -> tuple[list[tuple[Frame, _Found]], dict[str, float]]:
         n = len(p.frames)
         cuda = self.device.type == "cuda"
         t0 = time.perf_counter()
@@ -319,109 +358,90 @@ class Predictor:
             dets = self.net.decode(out, conf=c.conf, iou=c.iou, max_det=c.max_det,
                                    oks_nms=c.oks_nms)  # fmt: skip
             dets = detections_to_cpu(dets)
-        results = [
-            detections_to_results(
-                d,
-                lb,
-                f,
-                schemas=self.net.schemas,
-                names=self.names,
-                kpt_conf=c.kpt_conf,
-                category_ids=self.category_ids,
-            )
-            for d, lb, f in zip(dets, p.letterboxes, p.frames, strict=True)
-        ]
-        t2 = time.perf_counter()
+        found = [(f, letterboxed_to_image(d, lb, f.image.shape))  # type: ignore[union-attr]
+                 for d, lb, f in zip(dets, p.letterboxes, p.frames, strict=True)]  # fmt: skip
         speed = {
             "preprocess": p.ms / n,
             "inference": (t1 - t0) * 1000 / n,
-            "postprocess": (t2 - t1) * 1000 / n,
+            "postprocess": (time.perf_counter() - t1) * 1000 / n,
         }
-        for r in results:
-            r.speed = speed
-            yield r
+        return found, speed
 
-    def _stream_top_down(
+    # ------------------------------------------------------------------ crops
+    def _crop_pipeline(
         self,
         frames: Iterator[Frame],
         boxes: Iterable[np.ndarray] | None,
-        on_error: ErrorHandler | None,
-    ) -> Iterator[Results]:
+        skip: Callable[[Frame], None],
+    ) -> Iterator[tuple[list[tuple[Frame, _Found]], dict[str, float]]]:
         """Boxes per frame (given, detected or whole), crops of a whole batch at once, the
         network (with the flip test), decoding, and the crops' exact inverse."""
-        from posekit.predict.sources import SourceError, batched
+        from posekit.predict.sources import batched
 
         given = iter(boxes) if boxes is not None else None
-        if given is None and self.detector is None and not self.net.single_subject:
+        if given is None and self.detector is None and self.mode.whole_image_by_default:
             log.info("no boxes and no detector: each whole image is one instance")
         for batch in prefetch(batched(frames, self.config.batch), depth=2):
-            good, boxes_per, scores_per, classes_per = [], [], [], []
+            good, per_frame = [], []
             for f in batch:
                 b = next(given, None) if given is not None else None
                 if f.image is None:
-                    if on_error is None:
-                        raise SourceError(f"{f.path}: {f.error}")
-                    on_error(f.path, f.error or "unreadable")
+                    skip(f)
                     continue
                 if given is not None and b is None:
                     raise UserError("boxes= has fewer entries than there are images")
                 good.append(f)
-                if b is not None:  # an xyxy array, or (boxes, scores, classes)
-                    bb, ss, kk = b if isinstance(b, tuple) else (b, None, None)
-                    bb = np.asarray(bb, dtype=np.float64).reshape(-1, 4)
-                    boxes_per.append(bb)
-                    scores_per.append(np.ones(len(bb)) if ss is None else np.asarray(ss, float))
-                    classes_per.append(np.zeros(len(bb), dtype=np.int64) if kk is None
-                                       else np.asarray(kk, dtype=np.int64))  # fmt: skip
+                if b is not None:
+                    per_frame.append(_given_boxes(b))
             if not good:
                 continue
             if given is None:
-                found = (self.detector([f.image for f in good]) if self.detector is not None
+                images: list[np.ndarray] = [f.image for f in good]  # type: ignore[misc]
+                found = (self.detector(images) if self.detector is not None
                          else [(b, np.ones(1), np.zeros(1, np.int64))
-                               for b in whole_image_boxes([f.image for f in good])])  # fmt: skip
-                for b, s, k in found:
-                    b, s, k = _best_detections(b, s, k, self.config.max_det)
-                    boxes_per.append(b), scores_per.append(s), classes_per.append(k)
-            yield from self._run_top_down(good, boxes_per, scores_per, classes_per)
+                               for b in whole_image_boxes(images)])  # fmt: skip
+                per_frame = [_best_detections(b, s, k, self.config.max_det) for b, s, k in found]
+            yield self._run_crops(good, per_frame)
 
-    def _run_top_down(
-        self,
-        frames: list[Frame],
-        boxes: list[np.ndarray],
-        scores: list[np.ndarray],
-        classes: list[np.ndarray],
-    ) -> Iterator[Results]:
+    def _run_crops(
+        self, frames: list[Frame], per_frame: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+    ) -> tuple[list[tuple[Frame, _Found]], dict[str, float]]:
         c, cfg = self.config, self.net.config
+        n_classes = len(self.net.schemas)
+        boxes = [b for b, _, _ in per_frame]
         # a detector's class indices are this model's classes when it has that many
+        classes = [np.where(k < n_classes, k, 0) for _, _, k in per_frame]
         cls = np.concatenate(classes) if classes else np.zeros(0, np.int64)
-        cls = np.where(cls < len(self.net.schemas), cls, 0)
         with torch.inference_mode():
             kp, kconf, prep, infer = predict_boxes(
                 self.net, [f.image for f in frames], boxes, cls, chunk=c.crop_batch,
                 device=self.device, flip=c.flip and cfg.flip_test, forward=self.backend,
             )  # fmt: skip
-        n = max(1, len(frames))
-        speed = {"preprocess": prep * 1000 / n, "inference": infer * 1000 / n}
-        start = 0
-        for f, b, s, k in zip(frames, boxes, scores, classes, strict=True):
+        data = np.concatenate([kp, kconf[..., None]], -1)
+        # instance confidence: the box's score times the mean keypoint confidence
+        conf = kconf.mean(-1) if len(kconf) else np.zeros(0)
+        found, start = [], 0
+        for f, (b, s, _), k in zip(frames, per_frame, classes, strict=True):
             end = start + len(b)
-            h, w = f.image.shape[:2]  # type: ignore[union-attr]
-            data = np.concatenate([kp[start:end], kconf[start:end, :, None]], -1)
-            # instance confidence: the box's score times the mean keypoint confidence
-            conf = s * (kconf[start:end].mean(-1) if end > start else np.zeros(0))
-            yield Results(
-                Boxes(b, conf, np.where(k < len(self.net.schemas), k, 0), (h, w)),
-                Keypoints(data, (h, w), _slot_names(self.net.schemas, data.shape[1]), c.kpt_conf),
-                self.names,
-                self.net.schemas,
-                f.path,
-                f.image,
-                speed={**speed, "postprocess": 0.0},
-                frame=f.index if f.video else None,
-                timestamp=f.timestamp,
-                category_ids=self.category_ids,
-            )
+            found.append((f, (b, s * conf[start:end], k, data[start:end])))
             start = end
+        n = max(1, len(frames))
+        return found, {"preprocess": prep * 1000 / n, "inference": infer * 1000 / n,
+                       "postprocess": 0.0}  # fmt: skip
 
     def __call__(self, source: Any, *, on_error: ErrorHandler | None = None) -> list[Results]:
         return list(self.stream(source, on_error=on_error))
+
+
+#: one frame's detections in image pixels: boxes, scores, classes, keypoints (N, K, 3)
+_Found = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _given_boxes(b: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A caller's boxes for one frame: an xyxy array, or (boxes, scores, classes); scores
+    default to 1 and classes to 0."""
+    bb, ss, kk = b if isinstance(b, tuple) else (b, None, None)
+    bb = np.asarray(bb, dtype=np.float64).reshape(-1, 4)
+    scores = np.ones(len(bb)) if ss is None else np.asarray(ss, float)
+    classes = np.zeros(len(bb), dtype=np.int64) if kk is None else np.asarray(kk, dtype=np.int64)
+    return bb, scores, classes

@@ -16,22 +16,16 @@ and depths of rtmpose-t/s/m/l).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from posekit.models.base import register_family
 from posekit.models.blocks import ConvBNAct
-from posekit.models.rtmpose.backbone import CSPNeXt, scaled
-from posekit.models.rtmpose.model import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    STRIDE,
-    register_cspnext_sizes,
-)
-from posekit.models.topdown import HeatmapTopDownModel
+from posekit.models.cspnext import STRIDE, CSPNeXt, scale_cspnext, scaled
+from posekit.models.registry import register_family, register_sizes
+from posekit.models.topdown import IMAGENET_MEAN, IMAGENET_STD, HeatmapTopDownModel
 from posekit.schema import KeypointSchema
 from posekit.utils.bounds import check_ranges, ranged
 from posekit.utils.errors import UserError
@@ -108,6 +102,12 @@ class HeatPose(HeatmapTopDownModel):
     heatmaps.
     """
 
+    config_class: ClassVar[type] = HeatPoseConfig
+
+    @classmethod
+    def scale_config(cls, cfg: HeatPoseConfig, width: float, depth: float) -> HeatPoseConfig:
+        return scale_cspnext(cfg, width, depth)  # type: ignore[no-any-return]
+
     def __init__(self, cfg: HeatPoseConfig, schemas: list[KeypointSchema], names: list[str]):
         super().__init__()
         if not schemas:
@@ -126,14 +126,6 @@ class HeatPose(HeatmapTopDownModel):
         """x: (B, 3, H, W) RGB crops in 0..1 -> heatmaps (B, K, H/4, W/4)."""
         return self.decoder(self.backbone.stage_outputs(self.normalise(x)))
 
-    @classmethod
-    def from_description(cls, desc: dict[str, Any]) -> HeatPose:
-        cfg = dict(desc["config"])
-        for key in ("input_size", "mean", "std"):
-            cfg[key] = tuple(cfg[key])
-        schemas = [KeypointSchema.from_dict(s) for s in desc["schemas"]]
-        return cls(HeatPoseConfig(**cfg), schemas, list(desc["names"]))
-
 
 # ---------------------------------------------------------------------- sizes
 SIZES: dict[str, HeatPoseConfig] = {
@@ -144,4 +136,4 @@ SIZES: dict[str, HeatPoseConfig] = {
 }
 
 
-register_cspnext_sizes("heatpose", HeatPose, SIZES)
+register_sizes(HeatPose, SIZES)

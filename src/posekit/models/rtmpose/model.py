@@ -9,24 +9,18 @@ Layout: config -> model class -> registered sizes (rtmpose-t/s/m/l). A 256x192 c
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 
-from posekit.models.base import register_family
-from posekit.models.registry import register_model
-from posekit.models.rtmpose.backbone import CSPNeXt
+from posekit.models.cspnext import STRIDE, CSPNeXt, scale_cspnext
+from posekit.models.registry import register_family, register_sizes
 from posekit.models.rtmpose.head import SimCCHead
-from posekit.models.topdown import TopDownModel
+from posekit.models.topdown import IMAGENET_MEAN, IMAGENET_STD, TopDownModel
 from posekit.schema import KeypointSchema
 from posekit.utils.bounds import check_ranges, ranged
 from posekit.utils.errors import UserError
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-#: the backbone's output stride: crop sides are multiples of it
-STRIDE = 32
 
 
 @dataclass(frozen=True)
@@ -83,6 +77,12 @@ class RTMPose(TopDownModel):
     keypoint maps third (for the dense auxiliary loss).
     """
 
+    config_class: ClassVar[type] = RTMPoseConfig
+
+    @classmethod
+    def scale_config(cls, cfg: RTMPoseConfig, width: float, depth: float) -> RTMPoseConfig:
+        return scale_cspnext(cfg, width, depth)  # type: ignore[no-any-return]
+
     def __init__(self, cfg: RTMPoseConfig, schemas: list[KeypointSchema], names: list[str]):
         super().__init__()
         if not schemas:
@@ -104,14 +104,6 @@ class RTMPose(TopDownModel):
         """x: (B, 3, H, W) RGB crops in 0..1 -> (x logits, y logits[, maps when training])."""
         sx, sy, maps = self.head(self.backbone(self.normalise(x)))
         return (sx, sy, maps) if self.training else (sx, sy)
-
-    @classmethod
-    def from_description(cls, desc: dict[str, Any]) -> RTMPose:
-        cfg = dict(desc["config"])
-        for key in ("input_size", "mean", "std", "sigma"):
-            cfg[key] = tuple(cfg[key])
-        schemas = [KeypointSchema.from_dict(s) for s in desc["schemas"]]
-        return cls(RTMPoseConfig(**cfg), schemas, list(desc["names"]))
 
     @classmethod
     def for_graph(
@@ -190,27 +182,4 @@ SIZES: dict[str, RTMPoseConfig] = {
 }
 
 
-def register_cspnext_sizes(family: str, network: type, sizes: dict[str, Any]) -> None:
-    """Register `{family}-{size}` for each config of `sizes` (CSPNeXt families: the trainer's
-    generic `width` / `depth` multipliers scale the size's own `widen` / `deepen`)."""
-
-    def factory(size: str):  # type: ignore[no-untyped-def]
-        def build(schemas: list[KeypointSchema], names: list[str], **overrides):  # type: ignore[no-untyped-def]
-            overrides.pop("imgsz", None)  # the crop size is `input_size`
-            cfg = sizes[size]
-            width, depth = overrides.pop("width", None), overrides.pop("depth", None)
-            if width:
-                overrides.setdefault("widen", cfg.widen * width)
-            if depth:
-                overrides.setdefault("deepen", cfg.deepen * depth)
-            return network(replace(cfg, **overrides), schemas, names)
-
-        build.__name__ = f"{family}_{size}"
-        build.__doc__ = f"{family}-{size}: {sizes[size]}"
-        return build
-
-    for size in sizes:
-        register_model(f"{family}-{size}")(factory(size))
-
-
-register_cspnext_sizes("rtmpose", RTMPose, SIZES)
+register_sizes(RTMPose, SIZES)

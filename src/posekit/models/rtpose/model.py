@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -37,10 +37,9 @@ from posekit.models.base import (
     KeypointModel,
     Targets,
     class_tables,
-    register_family,
 )
 from posekit.models.blocks import SPPF, ConvBNAct, CSPBlock
-from posekit.models.registry import register_model
+from posekit.models.registry import register_family, register_sizes
 from posekit.schema import KeypointSchema
 from posekit.utils.bounds import check_ranges, ranged
 from posekit.utils.errors import UserError
@@ -223,6 +222,8 @@ class RTPose(KeypointModel):
     """
 
     input_stride = STRIDES[-1]
+    config_class: ClassVar[type] = RTPoseConfig
+    legacy_defaults: ClassVar[dict[str, Any]] = {"heatmap": False}  # before the heatmap head
 
     def __init__(self, cfg: RTPoseConfig, schemas: list[KeypointSchema], names: list[str]):
         super().__init__()
@@ -264,12 +265,8 @@ class RTPose(KeypointModel):
         return (x - mean) / std
 
     @classmethod
-    def from_description(cls, desc: dict[str, Any]) -> RTPose:
-        cfg = dict(desc["config"])
-        cfg["mean"], cfg["std"] = tuple(cfg["mean"]), tuple(cfg["std"])
-        cfg.setdefault("heatmap", False)  # checkpoints from before the heatmap head
-        schemas = [KeypointSchema.from_dict(s) for s in desc["schemas"]]
-        return cls(RTPoseConfig(**cfg), schemas, list(desc["names"]))
+    def scale_config(cls, cfg: RTPoseConfig, width: float, depth: float) -> RTPoseConfig:
+        return replace(cfg, width=cfg.width * width, depth=cfg.depth * depth)
 
     def loss(
         self, outputs: RTPoseOutput, targets: Targets
@@ -345,15 +342,4 @@ SIZES: dict[str, RTPoseConfig] = {
 }
 
 
-def _factory(size: str):  # type: ignore[no-untyped-def]
-    def build(schemas: list[KeypointSchema], names: list[str], **overrides) -> RTPose:  # type: ignore[no-untyped-def]
-        cfg = replace(SIZES[size], **overrides)
-        return RTPose(cfg, schemas, names)
-
-    build.__name__ = f"rtpose_{size}"
-    build.__doc__ = f"rtpose-{size}: {SIZES[size]}"
-    return build
-
-
-for _size in SIZES:
-    register_model(f"rtpose-{_size}")(_factory(_size))
+register_sizes(RTPose, SIZES)

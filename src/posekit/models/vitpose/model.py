@@ -11,21 +11,17 @@ keypoint (64x48), decoded with UDP + DARK (`posekit.models.heatmap_codec`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from posekit.models.base import register_family
-from posekit.models.registry import register_model
-from posekit.models.topdown import HeatmapTopDownModel
+from posekit.models.registry import register_family, register_sizes
+from posekit.models.topdown import IMAGENET_MEAN, IMAGENET_STD, HeatmapTopDownModel
 from posekit.schema import KeypointSchema
 from posekit.utils.bounds import check_ranges, ranged
 from posekit.utils.errors import UserError
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 # ---------------------------------------------------------------------- blocks
@@ -187,6 +183,8 @@ class ViTPose(HeatmapTopDownModel):
     heatmaps; the flip test is `merge_flip_test`, decoding to crop pixels `decode_crops`.
     """
 
+    config_class: ClassVar[type] = ViTPoseConfig
+
     def __init__(self, cfg: ViTPoseConfig, schemas: list[KeypointSchema], names: list[str]):
         super().__init__()
         if not schemas:
@@ -240,12 +238,16 @@ class ViTPose(HeatmapTopDownModel):
         return self.head(self.features(self.normalise(x)))
 
     @classmethod
-    def from_description(cls, desc: dict[str, Any]) -> ViTPose:
-        cfg = dict(desc["config"])
-        for key in ("input_size", "mean", "std"):
-            cfg[key] = tuple(cfg[key])
-        schemas = [KeypointSchema.from_dict(s) for s in desc["schemas"]]
-        return cls(ViTPoseConfig(**cfg), schemas, list(desc["names"]))
+    def scale_config(cls, cfg: ViTPoseConfig, width: float, depth: float) -> ViTPoseConfig:
+        """width scales the embedding (kept a multiple of the head count) and the decoder's
+        channels, depth the number of blocks."""
+        heads = cfg.num_heads
+        return replace(
+            cfg,
+            embed_dim=max(heads, round(cfg.embed_dim * width / heads) * heads),
+            decoder_channels=max(16, round(cfg.decoder_channels * width)),
+            depth=max(1, round(cfg.depth * depth)),
+        )
 
     @classmethod
     def from_foreign(
@@ -322,27 +324,4 @@ SIZES: dict[str, ViTPoseConfig] = {
 }
 
 
-def _factory(size: str):  # type: ignore[no-untyped-def]
-    def build(schemas: list[KeypointSchema], names: list[str], **overrides) -> ViTPose:  # type: ignore[no-untyped-def]
-        overrides.pop("imgsz", None)  # the crop size is `input_size`
-        cfg = SIZES[size]
-        # the trainer's generic multipliers: width scales the embedding (a multiple of the
-        # head count), depth the number of blocks
-        width, depth = overrides.pop("width", None), overrides.pop("depth", None)
-        if width:
-            heads = cfg.num_heads
-            overrides.setdefault(
-                "embed_dim", max(heads, round(cfg.embed_dim * width / heads) * heads)
-            )
-            overrides.setdefault("decoder_channels", max(16, round(cfg.decoder_channels * width)))
-        if depth:
-            overrides.setdefault("depth", max(1, round(cfg.depth * depth)))
-        return ViTPose(replace(cfg, **overrides), schemas, names)
-
-    build.__name__ = f"vitpose_{size}"
-    build.__doc__ = f"vitpose-{size}: {SIZES[size]}"
-    return build
-
-
-for _size in SIZES:
-    register_model(f"vitpose-{_size}")(_factory(_size))
+register_sizes(ViTPose, SIZES)

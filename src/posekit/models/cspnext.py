@@ -11,10 +11,16 @@ upsamples.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 import torch
 from torch import nn
 
 from posekit.models.blocks import ConvBNAct
+
+#: the output stride of the last stage: crop sides are multiples of it
+STRIDE = 32
 
 #: (in channels, out channels, blocks, residual, SPP) of the four stages at width 1, depth 1
 STAGES = ((64, 128, 3, True, False), (128, 256, 6, True, False),
@@ -83,6 +89,12 @@ class SPPBottleneck(nn.Module):
 
 def scaled(channels: int, widen: float) -> int:
     return max(8, int(channels * widen))
+
+
+def scale_cspnext(cfg: Any, width: float, depth: float) -> Any:
+    """A CSPNeXt family's config (`widen`, `deepen` fields) with its channels times `width`
+    and its blocks times `depth`: the registry's generic multipliers."""
+    return replace(cfg, widen=cfg.widen * width, deepen=cfg.deepen * depth)
 
 
 class CSPNeXt(nn.Module):
