@@ -97,6 +97,30 @@ def needs_mouse() -> pytest.MarkDecorator:
     )
 
 
+@pytest.fixture(scope="session")
+def mouse8(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Eight frames of the openfield mouse (every 14th, 640x480, one animal each) as a COCO
+    dataset whose val split is its train split: what a family must be able to memorise."""
+    import shutil
+
+    from posekit.data.convert import convert
+
+    if not (MOUSE / "config.yaml").is_file():
+        pytest.skip(f"real data not found at {MOUSE}")
+    root = tmp_path_factory.mktemp("mouse8")
+    folder = root / "project" / "labeled-data" / "m4s1"
+    folder.mkdir(parents=True)
+    shutil.copy(MOUSE / "config.yaml", root / "project" / "config.yaml")
+    lines = (MOUSE / "labeled-data/m4s1/CollectedData_Pranav.csv").read_text().splitlines()
+    rows = lines[3::14][:8]
+    (folder / "CollectedData_Pranav.csv").write_text("\n".join(lines[:3] + rows) + "\n")
+    for row in rows:
+        name = row.split(",")[0].rsplit("/", 1)[-1]
+        shutil.copy(MOUSE / "labeled-data/m4s1" / name, folder / name)
+    data, _ = convert(root / "project", root / "coco", to="coco", link_images=False)
+    return _fit_yaml(data.parent if data.is_file() else data)
+
+
 def _fit_yaml(root: Path) -> Path:
     """Validate on the training images themselves (to measure memorisation)."""
     y = root / "fit.yaml"
