@@ -31,6 +31,7 @@ def _register() -> None:
     from posekit.cli.demo import demo
     from posekit.cli.export import export
     from posekit.cli.predict import predict
+    from posekit.cli.serve import serve
     from posekit.cli.track import track
     from posekit.cli.train import train
     from posekit.cli.val import val
@@ -39,6 +40,7 @@ def _register() -> None:
     cli.add_command(demo)
     cli.add_command(export)
     cli.add_command(predict)
+    cli.add_command(serve)
     cli.add_command(track)
     cli.add_command(train)
     cli.add_command(val)

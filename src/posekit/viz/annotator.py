@@ -22,6 +22,15 @@ _SHIFT = 4
 MIN_LABEL_SIZE = 160  # px: smaller images get no text labels
 
 
+def drawing_colors(
+    schema: KeypointSchema,
+) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
+    """(BGR colour per skeleton edge, per keypoint) as the annotator draws them: the schema's
+    own edge colours if it has them, else by side (what the server's page uses too)."""
+    edges = list(schema.edge_colors or [SIDE_COLORS[s] for s in schema.edge_sides()])
+    return edges, [SIDE_COLORS[s] for s in schema.sides()]  # type: ignore[misc]
+
+
 def _pt(xy: np.ndarray) -> tuple[int, int]:
     p = np.round((np.asarray(xy, dtype=np.float64) - 0.5) * (1 << _SHIFT)).astype(np.int64)
     return int(p[0]), int(p[1])
@@ -65,8 +74,7 @@ class SkeletonAnnotator:
             out = cv2.cvtColor(out, cv2.COLOR_GRAY2BGR)
         thick, radius, font = self.sizes(out)
         kp = np.asarray(keypoints, dtype=np.float64).reshape(-1, self.schema.num_keypoints, 3)
-        edge_colors = self.schema.edge_colors or [SIDE_COLORS[s] for s in self.schema.edge_sides()]
-        kpt_colors = [SIDE_COLORS[s] for s in self.schema.sides()]
+        edge_colors, kpt_colors = drawing_colors(self.schema)
         if boxes is not None:
             for i, b in enumerate(np.asarray(boxes, dtype=np.float64).reshape(-1, 4)):
                 cv2.rectangle(
