@@ -1,6 +1,6 @@
 """Layers point one way: schema/ops/utils -> data -> models -> engine/predict/eval/track/viz
--> export -> model.py -> cli. An import of a higher layer from a lower one (at module level,
-inside a function, or for type checking alike) fails here, naming the file and line."""
+-> export -> model.py -> serve -> cli. An import of a higher layer from a lower one (at module
+level, inside a function, or for type checking alike) fails here, naming the file and line."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ LAYERS = {
     "engine": 3, "predict": 3, "eval": 3, "track": 3, "viz": 3, "analytics": 3,
     "export": 4,
     "model": 5,
-    "cli": 6,
-    "__init__": 7, "__main__": 7,
+    "serve": 6,
+    "cli": 7,
+    "__init__": 8, "__main__": 8,
 }  # fmt: skip
 
 

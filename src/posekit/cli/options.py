@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
 import click
+
+from posekit.utils.field_docs import field_comments
 
 #: --force on every command that writes a folder (see posekit.utils.outputs).
 force_option = click.option(
@@ -123,30 +122,3 @@ def remaining_settings(
         return fn
 
     return decorate
-
-
-@functools.cache
-def field_comments(config: type) -> dict[str, str]:
-    """The comment that documents each field of a settings dataclass in its source (the one
-    at the end of its line, or the lines just above it), so that option help is the same
-    text as the code's, written once."""
-    try:
-        lines = inspect.getsource(config).splitlines()
-    except (OSError, TypeError):
-        return {}
-    names = {f.name for f in fields(config)}
-    out: dict[str, str] = {}
-    above: list[str] = []
-    for line in lines:
-        text = line.strip()
-        if text.startswith("#"):
-            above.append(text.lstrip("#").strip())
-            continue
-        match = re.match(r"(\w+)\s*:", text)
-        if match and match[1] in names:
-            trailing = text.split("  # ", 1)[1].strip() if "  # " in text else ""
-            doc = " ".join(above) if above else trailing
-            if doc:
-                out[match[1]] = doc[0].upper() + doc[1:] + ("" if doc.endswith(".") else ".")
-        above = []
-    return out

@@ -31,6 +31,7 @@ from posekit.serve.config import REQUEST_SETTINGS, ServeConfig
 from posekit.serve.metrics import ServerMetrics
 from posekit.utils.errors import UserError
 from posekit.utils.extras import require
+from posekit.utils.field_docs import field_comments
 
 fastapi = require("fastapi", "serve", "posekit serve")
 from fastapi import File, Form, Query, Request, UploadFile, WebSocket  # noqa: E402
@@ -416,8 +417,6 @@ def _with_settings(endpoint: Callable[..., Any], single: bool) -> Callable[..., 
     """`endpoint` with a signature FastAPI reads: the upload field(s), `draw` and `boxes`
     (one image), and one optional form field per request setting, whose type, range and
     help are `PredictConfig`'s (derived here, never retyped)."""
-    from posekit.cli.options import field_comments
-
     helps = field_comments(PredictConfig)
     params = []
     if single:
@@ -483,9 +482,12 @@ def _route_label(path: str) -> str:
 
 
 def _version() -> str:
-    from posekit import __version__
+    from importlib.metadata import PackageNotFoundError, version
 
-    return __version__
+    try:
+        return version("posekit")
+    except PackageNotFoundError:  # a source tree on sys.path, not installed
+        return "unknown"
 
 
 def serve(model: Any, config: ServeConfig) -> None:
