@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.posekit-installed
 
-.PHONY: demo test test-fast lint bench clean browser
+.PHONY: demo test test-fast lint bench clean browser java
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "posekit needs Python >= 3.11"'
@@ -28,8 +28,16 @@ browser:
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
 	fi
 
+## A Java runtime (17 or later) for PySpark, which `posekit actions` and its tests run on
+java:
+	@if command -v java >/dev/null; then :; else \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless; \
+	fi
+
 ## The whole test suite (lint + fast and slow tests, the browser test included), as CI runs it
-test: $(STAMP) browser
+test: $(STAMP) browser java
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	POSEKIT_REQUIRE_BROWSER=1 $(PY) -m pytest -q

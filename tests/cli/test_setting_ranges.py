@@ -11,12 +11,15 @@ from pathlib import Path
 import click
 import pytest
 
+from posekit.actions.job import ActionsConfig
 from posekit.cli.main import cli, main
 from posekit.data.synth import SynthConfig, render
 from posekit.engine.config import TrainConfig
 from posekit.eval.metrics import EvalConfig
 from posekit.export.onnx import ExportConfig
 from posekit.predict import PredictConfig
+from posekit.serve.config import ServeConfig
+from posekit.track.sinks import EventSinkConfig
 
 
 @pytest.mark.parametrize(
@@ -66,6 +69,9 @@ def _options(*path: str) -> dict[str, click.Option]:
         (("data", "synth"), SynthConfig, {"images"}),
         (("val",), PredictConfig, {"imgsz", "batch"}),
         (("val",), EvalConfig, set()),
+        (("serve",), ServeConfig, set()),
+        (("actions",), ActionsConfig, set()),
+        (("track",), EventSinkConfig, set()),
     ],
 )
 def test_cli_ranges_and_defaults_are_the_dataclasses(command, config, own_defaults) -> None:  # type: ignore[no-untyped-def]

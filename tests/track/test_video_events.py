@@ -136,6 +136,10 @@ def test_cli_track_writes_video_and_events_with_one_id_per_person(  # type: igno
             "1",
             "--save-jsonl",
             "events.jsonl",
+            "--events-dir",
+            str(tmp_path / "stream"),
+            "--events-every",
+            "3",
             "--angle",
             "left_shoulder,left_elbow,left_wrist",
             "--project",
@@ -161,6 +165,12 @@ def test_cli_track_writes_video_and_events_with_one_id_per_person(  # type: igno
     assert len({e["track_id"] for e in events}) <= people  # no id changes on a still scene
     assert "left_elbow" in events[0]["angles"]
     assert "8 frames" in captured.out
+    # the rolling directory holds the same events, 3 frames per file (3 + 3 + 2)
+    files = sorted((tmp_path / "stream").iterdir())
+    assert [f.name for f in files] == [f"events-0000000{i}.jsonl" for i in (1, 2, 3)]
+    rolled = [json.loads(x) for f in files for x in f.read_text().splitlines()]
+    assert rolled == events
+    assert sorted({e["frame"] for e in rolled}) == list(range(8))
 
 
 def test_cli_track_refuses_still_images(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

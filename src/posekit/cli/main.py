@@ -27,6 +27,7 @@ def cli() -> None:
 
 
 def _register() -> None:
+    from posekit.cli.actions import actions
     from posekit.cli.data import data
     from posekit.cli.demo import demo
     from posekit.cli.export import export
@@ -36,6 +37,7 @@ def _register() -> None:
     from posekit.cli.train import train
     from posekit.cli.val import val
 
+    cli.add_command(actions)
     cli.add_command(data)
     cli.add_command(demo)
     cli.add_command(export)

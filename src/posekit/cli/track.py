@@ -13,10 +13,12 @@ from posekit.cli.options import (
     detector_option,
     flip_option,
     half_option,
+    remaining_settings,
     schema_option,
     setting_option,
 )
 from posekit.predict.predictor import PredictConfig
+from posekit.track.sinks import EventSinkConfig
 
 log = logging.getLogger("posekit.track")
 
@@ -100,6 +102,21 @@ def _angles(values: tuple[str, ...]) -> dict[str, list[str]]:
 @click.option("--save/--no-save", default=True, show_default=True, help="Annotated video.")
 @click.option("--save-jsonl", default=None, help="Event stream file (JSON Lines); - for stdout.")
 @click.option(
+    "--events-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Rolling directory of event files for a streaming reader (`posekit actions`): a new "
+    "file every --events-every frames, each appearing whole.",
+)
+@click.option(
+    "--events-tcp",
+    default=None,
+    metavar="HOST:PORT",
+    help="Serve the events on a TCP socket (readers connect; a slow one loses its oldest "
+    "frames, never the tracker's time).",
+)
+@remaining_settings(EventSinkConfig)
+@click.option(
     "--trail",
     type=click.IntRange(0),
     default=30,
@@ -130,6 +147,11 @@ def track(
     angles: tuple[str, ...],
     save: bool,
     save_jsonl: str | None,
+    events_dir: Path | None,
+    events_tcp: str | None,
+    events_every: int,
+    events_every_seconds: float,
+    events_queue: int,
     trail: int,
     project: str,
     name: str,
@@ -144,6 +166,7 @@ def track(
     from posekit.predict.writers import BackgroundWorker, VideoSink
     from posekit.track import OneEuroConfig, TrackerConfig
     from posekit.track.events import JsonlWriter, frame_events
+    from posekit.track.sinks import RollingDirWriter, TcpEventServer
     from posekit.utils.progress import progress_bar
     from posekit.utils.runs import next_run_dir
     from posekit.viz.trails import TrailAnnotator
@@ -171,9 +194,21 @@ def track(
         tracker=TrackerConfig(track_buffer=track_buffer, min_hits=min_hits, oks_weight=oks_weight),
         smooth=OneEuroConfig(min_cutoff=min_cutoff, beta=beta) if smooth else False,
     )
-    writer = None
+    writers: list[JsonlWriter | RollingDirWriter | TcpEventServer] = []
     if save_jsonl:
-        writer = JsonlWriter("-" if to_stdout or out is None else out / save_jsonl)
+        writers.append(JsonlWriter("-" if to_stdout or out is None else out / save_jsonl))
+    if events_dir is not None:
+        writers.append(RollingDirWriter(events_dir, every_frames=events_every,
+                                        every_seconds=events_every_seconds))  # fmt: skip
+    if events_tcp is not None:
+        host, _, port = events_tcp.rpartition(":")
+        if not host or not port.isdigit() or int(port) > 65535:
+            raise click.BadParameter(
+                f"{events_tcp!r}: expected HOST:PORT", param_hint="--events-tcp"
+            )
+        tcp = TcpEventServer(host, int(port), max_queue=events_queue)
+        click.echo(f"events on tcp://{tcp.host}:{tcp.port}", err=True)
+        writers.append(tcp)
     worker = BackgroundWorker()
     sinks: dict[str, VideoSink] = {}
     trails: dict[str, TrailAnnotator] = {}
@@ -185,10 +220,12 @@ def track(
             for r in results:
                 frames += 1
                 ids.update(r.boxes.id.tolist())  # type: ignore[union-attr]
-                if writer is not None:
+                if writers:
                     kp = r.keypoints.data
                     values = {n: joint_angle(kp, t, kpt_conf=kpt_conf) for n, t in triples.items()}
-                    writer.write(frame_events(r, values))
+                    events = frame_events(r, values)
+                    for w in writers:
+                        w.write(events)
                 if out is not None and save:
                     if r.path not in sinks:
                         stem = Path(r.path).stem or "stream"
@@ -210,8 +247,8 @@ def track(
         worker.close()
         for s in sinks.values():
             s.close()
-        if writer is not None:
-            writer.close()
+        for w in writers:
+            w.close()
     seconds = time.perf_counter() - t0
     msg = (
         f"{frames} frames in {seconds:.1f} s ({frames / max(seconds, 1e-9):.1f} frames/s), "

@@ -1,0 +1,203 @@
+"""The Spark job on a local session: the schema generated from event.schema.json parses what
+`posekit track` writes, the job finds exactly the actions of the in-process logic (the same
+code, run by Spark's stateful operator per track and micro-batch), malformed lines go to the
+dead letters with their reason, a restart resumes from its checkpoint without repeating an
+action, duplicates and late events are dropped and counted, and the socket source works."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+from recorded_events import events_of, fall, figure, squats, write_jsonl
+
+pytest.importorskip("pyspark", reason="needs the spark extra")
+
+from posekit.actions import detect_actions
+from posekit.actions.job import (
+    ActionsConfig,
+    read_actions,
+    read_committed,
+    run_job,
+    spark_session,
+    start_job,
+)
+from posekit.actions.rules import Dwell, Envelope, Fall, Repetitions, Speed
+from posekit.actions.spark_schema import action_schema, action_struct, event_struct
+from posekit.cli.main import main
+from posekit.track.events import event_schema
+from posekit.track.sinks import TcpEventServer
+
+pytestmark = pytest.mark.slow
+
+RULES = (
+    Repetitions(name="squat", angle=("left_hip", "left_knee", "left_ankle"), low=100, high=160),
+    Fall(name="fall"),
+    Dwell(name="door", zone=((0, 0), (500, 0), (500, 720), (0, 720)), seconds=2.0),
+    Envelope(name="arm", keypoints=("left_wrist",), box=(0, 0, 640, 720)),
+    Speed(name="run", threshold=200.0),
+)
+CONFIG = ActionsConfig(master="local[2]", partitions=2)
+
+
+@pytest.fixture(scope="module")
+def spark():  # type: ignore[no-untyped-def]
+    session = spark_session(CONFIG, app="posekit tests")
+    yield session
+    session.stop()
+
+
+def _recording() -> list[dict]:
+    """Two cameras interleaved frame by frame: squats and a fall on one, squats and a walk
+    out of the door zone on the other."""
+    walk = [figure((300.0 + 110.0 * f / 30, 300.0), 300.0, 175.0) for f in range(300)]
+    left = events_of({1: squats(4), 2: fall(3.0)}, source="left.mp4")
+    right = events_of({1: squats(2, hip=(900.0, 300.0)), 5: walk}, source="right.mp4")
+    by_frame: dict[int, list[dict]] = {}
+    for e in left + right:
+        by_frame.setdefault(e["frame"], []).append(e)
+    return [e for f in sorted(by_frame) for e in by_frame[f]]
+
+
+def _types(node: dict) -> set[str]:
+    t = node.get("type", "string")
+    return set(t) if isinstance(t, list) else {t}
+
+
+def test_the_spark_schemas_are_the_json_schemas(spark) -> None:  # type: ignore[no-untyped-def]
+    names = {"string": "StringType", "integer": "LongType", "number": "DoubleType",
+             "array": "ArrayType", "object": ("StructType", "MapType")}  # fmt: skip
+    for spec, struct in ((event_schema(), event_struct()), (action_schema(), action_struct())):
+        assert [f.name for f in struct.fields] == list(spec["properties"])
+        for f in struct.fields:
+            want = names[(_types(spec["properties"][f.name]) - {"null"}).pop()]
+            assert type(f.dataType).__name__ in (want if isinstance(want, tuple) else (want,))
+    # what posekit track writes, parsed by Spark with that schema, is what was written
+    events = events_of({1: squats(1)})[:3]
+    events[0]["angles"] = {"knee": 91.5, "elbow": None}
+    for e in events:
+        jsonschema.validate(e, event_schema())
+    df = spark.createDataFrame([(json.dumps(e),) for e in events], "value string")
+    from pyspark.sql import functions as F
+
+    rows = df.select(F.from_json("value", event_struct()).alias("e")).select("e.*").collect()
+    for e, row in zip(events, rows, strict=True):
+        got = json.loads(json.dumps(row.asDict(recursive=True)))
+        if "angles" not in e:
+            assert got.pop("angles") is None
+        assert got == e
+
+
+def test_the_job_finds_the_in_process_actions_and_sets_bad_lines_aside(  # type: ignore[no-untyped-def]
+    spark, tmp_path: Path
+) -> None:
+    events = _recording()
+    bad = [
+        "not json at all",
+        '{"schema": "posekit.track/1", "source": "left.mp4"}',
+        json.dumps(dict(events[0], frame=-3)),
+        json.dumps(dict(events[0], schema="posekit.track/9")),
+        json.dumps(dict(events[0], track_id="seven")),
+        "[1, 2, 3]",
+    ]
+    write_jsonl(tmp_path / "in" / "events-00000001.jsonl", events[:2000])
+    write_jsonl(tmp_path / "in" / "events-00000002.jsonl", events[2000:], bad)
+    (tmp_path / "in" / ".events-00000003.jsonl.part").write_text("half a line {")
+    out = tmp_path / "out"
+    summary = run_job(start_job(spark, str(tmp_path / "in"), RULES, out, CONFIG, once=True),
+                      once=True)  # fmt: skip
+    want = detect_actions(events, RULES)
+    assert {a["kind"] for a in want} == {"repetitions", "fall", "dwell", "envelope", "speed"}
+    assert read_actions(out) == want
+    for a in want:
+        jsonschema.validate(a, action_schema())
+    reasons = {d["value"]: d["reason"] for d in read_committed(out / "dead_letter")}
+    assert reasons == {
+        bad[0]: "not JSON",
+        bad[1]: "missing or invalid 'frame'",
+        bad[2]: "'frame' is negative",
+        bad[3]: "'schema' is not posekit.track/1",
+        bad[4]: "missing or invalid 'track_id'",
+        bad[5]: "not a posekit.track/1 event object (no schema, source or frame)",
+    }
+    assert summary["lines"] == len(events) + len(bad) and summary["actions"] == len(want)
+    assert summary["dead_letters"] == len(bad) and summary["late"] == 0
+    assert json.loads((out / "summary.json").read_text()) == summary
+
+
+def test_a_restart_resumes_and_duplicates_and_late_events_are_dropped(  # type: ignore[no-untyped-def]
+    spark, tmp_path: Path
+) -> None:
+    events = events_of({1: squats(5)}, source="gym.mp4")  # 12 s
+    half = len(events) // 2
+    folder, out = tmp_path / "in", tmp_path / "out"
+    config = ActionsConfig(master="local[2]", partitions=2, watermark=2.0)
+    write_jsonl(folder / "events-00000001.jsonl", events[:half])
+    first = run_job(start_job(spark, str(folder), RULES[:1], out, config, once=True), once=True)
+    assert 0 < first["actions"] < 5
+    # the sink restarted and sent its last 20 frames again; an old frame arrives far too late
+    late = dict(events[0], track_id=9)
+    write_jsonl(folder / "events-00000002.jsonl", events[half - 20 :] + [late])
+    second = run_job(start_job(spark, str(folder), RULES[:1], out, config, once=True), once=True)
+    assert [a["count"] for a in read_actions(out)] == [1, 2, 3, 4, 5]
+    assert read_actions(out) == detect_actions(events, RULES[:1])
+    assert second["duplicates"] == 20 and second["late"] == 1
+    assert second["lines"] == len(events) - half + 21  # only the new file was read
+
+
+def test_the_cli_runs_the_job_and_refuses_bad_rules_in_one_line(  # type: ignore[no-untyped-def]
+    spark, tmp_path: Path, capsys
+) -> None:
+    events = events_of({1: squats(3)})
+    write_jsonl(tmp_path / "in" / "events-00000001.jsonl", events)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n  - name: squat\n    kind: repetitions\n"
+        "    angle: [left_hip, left_knee, left_ankle]\n    low: 100\n    high: 160\n"
+    )
+    args = ["actions", "--events", str(tmp_path / "in"), "--rules", str(rules), "--out",
+            str(tmp_path / "out"), "--once", "--master", "local[2]",
+            "--partitions", "2"]  # fmt: skip
+    assert main(args) == 0, capsys.readouterr().err
+    assert "3 actions, 0 dead letters" in capsys.readouterr().out
+    assert [a["count"] for a in read_actions(tmp_path / "out")] == [1, 2, 3]
+    rules.write_text("rules:\n  - {name: squat, kind: repetitions, low: 100, high: 160}\n")
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "needs 'angle'" in err, err
+    stranger = tmp_path / "theirs"
+    stranger.mkdir()
+    (stranger / "notes.txt").write_text("mine")
+    rules.write_text("rules:\n  - {name: f, kind: fall}\n")
+    assert main([*args[:6], str(stranger), *args[7:]]) == 2
+    assert "is not empty" in capsys.readouterr().err
+
+
+def test_the_socket_source_reads_what_posekit_track_serves(  # type: ignore[no-untyped-def]
+    spark, tmp_path: Path
+) -> None:
+    events = events_of({1: squats(2)})
+    with TcpEventServer("127.0.0.1", 0) as server:
+        job = start_job(spark, f"tcp://127.0.0.1:{server.port}", RULES[:1], tmp_path / "out",
+                        CONFIG, once=False)  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            # both queries (actions, dead letters) connect; a reader gets what follows
+            while server.readers < 2 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert server.readers == 2
+            by_frame: dict[int, list[dict]] = {}
+            for e in events:
+                by_frame.setdefault(e["frame"], []).append(e)
+            for f in sorted(by_frame):
+                server.write(by_frame[f])
+            while len(read_actions(tmp_path / "out")) < 2 and time.monotonic() < deadline:
+                job.queries[0].processAllAvailable()
+                time.sleep(0.2)
+        finally:
+            job.stop()
+    assert [a["count"] for a in read_actions(tmp_path / "out")] == [1, 2]
+    assert server.dropped == 0
