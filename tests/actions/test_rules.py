@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from recorded_events import FPS, events_of, fall, figure, squats
 
 from posekit.actions import detect_actions, load_rules
 from posekit.actions.detect import (
@@ -21,6 +20,7 @@ from posekit.actions.detect import (
 )
 from posekit.actions.rules import Dwell, Envelope, Fall, Repetitions, Speed
 from posekit.analytics import RepetitionCounter, joint_angle
+from posekit.track.synth_motion import FPS, events_of, fall, figure, squats
 from posekit.utils.errors import UserError
 
 SQUAT = Repetitions(name="squat", angle=("left_hip", "left_knee", "left_ankle"), low=100, high=160)
@@ -93,6 +93,17 @@ def test_envelope_names_the_keypoint_that_left_and_counts_each_exit() -> None:
         mine = [a for a in got if a["keypoint"] == name]
         assert len(mine) == exits > 0
         assert all(outside[a["end_frame"]] and not outside[a["end_frame"] - 1] for a in mine)
+
+
+def test_a_missed_frame_outside_the_envelope_is_not_a_second_exit() -> None:
+    # the right wrist (x = hip + 27) goes past x = 700 from frame 30 to 89, the left stays in
+    track = [figure((400.0 + (320.0 if 30 <= f < 90 else 0.0), 300.0), 300.0, 175.0)
+             for f in range(120)]  # fmt: skip
+    events = events_of({1: track})
+    for e in events[50:55]:  # the right wrist is missed while it is out
+        e["keypoints"][10]["confidence"] = 0.0
+    got = detect_actions(events, [ARM])
+    assert [(a["keypoint"], a["end_frame"]) for a in got] == [("right_wrist", 30)]
 
 
 def test_speed_fires_when_the_point_runs_and_not_while_it_walks() -> None:

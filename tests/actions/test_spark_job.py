@@ -12,7 +12,8 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from recorded_events import events_of, fall, figure, squats, write_jsonl
+
+from posekit.track.synth_motion import events_of, fall, figure, squats, write_jsonl
 
 pytest.importorskip("pyspark", reason="needs the spark extra")
 

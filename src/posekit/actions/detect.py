@@ -272,7 +272,8 @@ def _envelope(rule: Envelope, new: Frames, state: dict[str, Any]) -> list[dict[s
         known = ~np.isnan(xy).any(axis=1)
         before = bool(outside_before.get(name, False))
         outside = hold_last(~inside_polygon(xy, region), known, before)
-        out += [_action(rule, new, k, k, keypoint=name) for k in rising(outside & known, before)]
+        # (a missed frame holds the last known side, so an edge is always at a seen frame)
+        out += [_action(rule, new, k, k, keypoint=name) for k in rising(outside, before)]
         outside_before[name] = bool(outside[-1])
     return sorted(out, key=lambda a: a["end_frame"])
 
@@ -291,7 +292,7 @@ def _speed(
     fast = hold_last(speed > rule.threshold, known, bool(state.get("fast", False)))
     out = [
         _action(rule, frames, int(j[k]), int(i[k]), value=round(float(speed[k]), 3))
-        for k in rising(fast & known, bool(state.get("fast", False)))
+        for k in rising(fast, bool(state.get("fast", False)))
     ]
     if len(fast):
         state["fast"] = bool(fast[-1])

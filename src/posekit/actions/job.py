@@ -98,13 +98,14 @@ def spark_session(config: ActionsConfig, app: str = "posekit actions") -> Any:
     local one on `config.master` (default local[*]) with a small shuffle."""
     require("pyarrow", "spark", "posekit actions")
     sql = require("pyspark.sql", "spark", "posekit actions")
-    # Python workers must be this interpreter (the one that has posekit), not `python3`
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = sql.SparkSession.builder.appName(app)
     from pyspark import SparkConf
 
     if config.master is not None or not SparkConf().contains("spark.master"):
         builder = builder.master(config.master or "local[*]")
+        # local Python workers must be this interpreter (the one that has posekit), not
+        # `python3`; under spark-submit, its spark.pyspark.python says which one
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = (
         builder.config("spark.sql.shuffle.partitions", str(config.partitions))
         .config("spark.sql.session.timeZone", "UTC")
@@ -122,6 +123,11 @@ def spark_session(config: ActionsConfig, app: str = "posekit actions") -> Any:
     return spark
 
 
+def is_uri(path: str | Path) -> bool:
+    """True for a path of another file system (hdfs://..., s3a://...), not a local folder."""
+    return "://" in str(path) and not str(path).startswith("file://")
+
+
 def read_lines(spark: Any, events: str, config: ActionsConfig) -> Any:
     """The event lines as a streaming DataFrame with one `value` column: a directory of JSONL
     files (hidden and `_` files, i.e. files still being written, are skipped) or
@@ -132,14 +138,13 @@ def read_lines(spark: Any, events: str, config: ActionsConfig) -> Any:
             raise UserError(f"{events}: expected tcp://HOST:PORT")
         reader = spark.readStream.format("socket").option("host", host).option("port", int(port))
         return reader.load()
-    folder = Path(events)
-    if not folder.is_dir():
+    if not is_uri(events) and not Path(events).is_dir():
         raise UserError(f"{events}: not a folder of event files (nor tcp://HOST:PORT)")
     return (
         spark.readStream.format("text")
         .option("maxFilesPerTrigger", config.max_files_per_trigger)
         .option("pathGlobFilter", "*.jsonl")
-        .load(str(folder))
+        .load(events)
     )
 
 
@@ -267,23 +272,28 @@ class ActionsJob:
 
     queries: list[Any]
     totals: RunTotals
-    out: Path
+    out: str  # a local folder, or a URI of a cluster's file system (hdfs://, s3a://, ...)
 
     def poll(self) -> None:
         for p in self.queries[0].recentProgress:
             self.totals.add(p)
 
-    def write_summary(self) -> dict[str, int]:
+    def write_summary(self) -> dict[str, int | None]:
         """summary.json: this run's lines, duplicates and late events (from Spark's progress
         reports) and the actions and dead letters committed so far (all runs: the files)."""
         self.poll()
         t = self.totals
-        summary = {"batches": t.batches, "lines": t.lines, "duplicates": t.duplicates,
-                   "late": t.late, "actions": len(read_actions(self.out)),
-                   "dead_letters": len(read_committed(self.out / "dead_letter"))}  # fmt: skip
-        tmp = self.out / ".summary.json.part"
+        summary: dict[str, int | None] = {"batches": t.batches, "lines": t.lines,
+                                          "duplicates": t.duplicates, "late": t.late,
+                                          "actions": None, "dead_letters": None}  # fmt: skip
+        if is_uri(self.out):  # the driver cannot list a cluster's files: Spark's counts only
+            return summary
+        out = Path(self.out)
+        summary["actions"] = len(read_actions(out))
+        summary["dead_letters"] = len(read_committed(out / "dead_letter"))
+        tmp = out / ".summary.json.part"
         tmp.write_text(json.dumps(summary, indent=1))
-        tmp.replace(self.out / "summary.json")
+        tmp.replace(out / "summary.json")
         return summary
 
     def stop(self) -> None:
@@ -295,7 +305,7 @@ def start_job(
     spark: Any,
     events: str,
     rules: Sequence[Rule],
-    out: Path,
+    out: str | Path,
     config: ActionsConfig,
     *,
     once: bool,
@@ -306,16 +316,17 @@ def start_job(
     resume where the last run stopped, without repeating an action), summary.json."""
     if once and events.startswith("tcp://"):
         raise UserError("--once needs a folder of event files; a socket has no end")
+    base = str(out).rstrip("/")
     good, dead = split_events(read_lines(spark, events, config))
     actions = action_stream(good, rules, config)
 
     def started(df: Any, name: str, fmt: str) -> Any:
         w = df.writeStream.outputMode("append").queryName(f"posekit_{name}")
-        w = w.option("checkpointLocation", str(out / "checkpoints" / name))
+        w = w.option("checkpointLocation", f"{base}/checkpoints/{name}")
         if fmt == "console":
             w = w.format("console").option("truncate", "false")
         else:
-            w = w.format("json").option("path", str(out / name))
+            w = w.format("json").option("path", f"{base}/{name}")
         if once:
             w = w.trigger(availableNow=True)
         else:
@@ -324,10 +335,10 @@ def start_job(
 
     queries = [started(actions, "actions", "console" if console else "json"),
                started(dead, "dead_letter", "json")]  # fmt: skip
-    return ActionsJob(queries, RunTotals(), out)
+    return ActionsJob(queries, RunTotals(), base)
 
 
-def run_job(job: ActionsJob, *, once: bool, report_every: float = 10.0) -> dict[str, int]:
+def run_job(job: ActionsJob, *, once: bool, report_every: float = 10.0) -> dict[str, int | None]:
     """Wait for the job (until its input is done with `once`, else until interrupted), logging
     its totals; returns the final summary."""
     try:

@@ -32,8 +32,8 @@ log = logging.getLogger("posekit.actions")
 @click.option(
     "--out",
     required=True,
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Output folder: actions/, dead_letter/, checkpoints/, summary.json.",
+    help="Output folder: actions/, dead_letter/, checkpoints/, summary.json (on a cluster, a "
+    "URI of its file system, e.g. hdfs:///pose/actions).",
 )
 @click.option(
     "--once",
@@ -52,7 +52,7 @@ log = logging.getLogger("posekit.actions")
 def actions(
     events: str,
     rules_file: Path,
-    out: Path,
+    out: str,
     once: bool,
     console: bool,
     master: str | None,
@@ -65,20 +65,23 @@ def actions(
     --once it keeps running and checkpoints in --out, so a restart resumes where it stopped
     without repeating an action.
     """
-    from posekit.actions.job import run_job, spark_session, start_job
+    from posekit.actions.job import is_uri, run_job, spark_session, start_job
     from posekit.actions.rules import load_rules
     from posekit.utils.outputs import claim_output
 
     setup_logging()
     rules = load_rules(rules_file)
     config = ActionsConfig(master=master, **settings)
-    claim_output(out, "actions", source=events, force=force, keep_earlier=True)
+    if not is_uri(out):
+        claim_output(Path(out), "actions", source=events, force=force, keep_earlier=True)
     spark = spark_session(config)
     job = start_job(spark, events, rules, out, config, once=once, console=console)
     click.echo(f"posekit actions: {len(rules)} rules on {events} -> {out}", err=True)
     summary = run_job(job, once=once)
+    written = (f"{summary['actions']} actions, {summary['dead_letters']} dead letters, "
+               if summary["actions"] is not None else "")  # fmt: skip
     click.echo(
-        f"{summary['lines']} lines in {summary['batches']} batches: {summary['actions']} "
-        f"actions, {summary['dead_letters']} dead letters, {summary['duplicates']} "
-        f"duplicates and {summary['late']} late events dropped; results in {out}"
+        f"{summary['lines']} lines in {summary['batches']} batches: {written}"
+        f"{summary['duplicates']} duplicates and {summary['late']} late events dropped; "
+        f"results in {out}"
     )

@@ -1,10 +1,13 @@
-"""Recorded event files for the actions tests: posekit.track/1 events of figures whose motion
-is known (squats with a known count, a fall at a known time, a walk through a zone), written
-exactly as `posekit track` writes them (`frame_events` on tracked `Results`)."""
+"""Synthetic motion with known actions, as posekit.track/1 events: COCO-17 stick figures that
+squat a known number of times, fall at a known time or walk, turned into events exactly as
+`posekit track` writes them (`frame_events` on tracked `Results`). The actions tests record
+their event files with it and `benchmarks/actions_synth.py` scores the rules against it
+(with keypoint noise and dropouts added by `noisy`)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +102,19 @@ def events_of(
     return out
 
 
-def write_jsonl(path: Path, events: list[dict[str, Any]], extra_lines: list[str] = ()) -> Path:
+def noisy(
+    track: list[np.ndarray], rng: np.random.Generator, *, sigma: float = 2.0, drop: float = 0.05
+) -> list[np.ndarray]:
+    """A copy of a track's keypoints with Gaussian noise of `sigma` px on every coordinate
+    and a fraction `drop` of keypoints missed (confidence 0.05), as a detector gives them."""
+    kp = np.stack(track).copy()
+    kp[..., :2] += rng.normal(0, sigma, size=kp[..., :2].shape)
+    kp[..., 2] = np.where(rng.random(kp.shape[:2]) < drop, 0.05, kp[..., 2])
+    return list(kp)
+
+
+def write_jsonl(path: Path, events: list[dict[str, Any]], extra_lines: Sequence[str] = ()) -> Path:
+    """Write events (and any extra raw lines) as a JSON Lines file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps(e, separators=(",", ":")) for e in events] + list(extra_lines)
     path.write_text("\n".join(lines) + "\n")
