@@ -27,6 +27,7 @@ pytest.importorskip("onnxruntime")
 #: One small model per family (a new family must add its case here: see the family test).
 CASES = {
     "heatpose": ("heatpose-t", {}),
+    "pafpose": ("pafpose-s", {"width": 0.5}),
     "rtmpose": ("rtmpose-t", {}),
     "rtpose": ("rtpose-n", {}),
     "vitpose": ("vitpose-s", {"width": 0.25, "depth": 0.25}),
@@ -82,6 +83,11 @@ def same_results(a: list, b: list, px: float = 0.5, score: float = 1e-3) -> int:
     return n
 
 
+#: a random network gives a bottom-up grouping no people to find (its maps are faint noise):
+#: pafpose's decoded results are compared on real maps in its own test below
+DECODED = sorted(set(CASES) - {"pafpose"})
+
+
 @pytest.mark.parametrize("family", sorted(CASES))
 def test_export_round_trip_gives_the_same_results(exported, family: str) -> None:  # type: ignore[no-untyped-def]
     model, path = exported[family]
@@ -99,7 +105,8 @@ def test_export_round_trip_gives_the_same_results(exported, family: str) -> None
     # rectangular letterboxing (640x480 -> 256x192) needs the dynamic height and width
     a = model.predict(images, imgsz=256, conf=0.01, batch=2)
     b = loaded.predict(images, imgsz=256, conf=0.01, batch=2)
-    assert same_results(a, b) >= 3
+    if family in DECODED:
+        assert same_results(a, b) >= 3
     with pytest.raises(ValueError, match="ONNX export: it cannot be trained"):
         loaded.train(data="nowhere")
 

@@ -77,7 +77,9 @@ def test_model_contract(name: str, tmp_path: Path, valid_coco, make_dataset) -> 
 
 
 def test_unknown_family_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match=r"unknown model family 'nope'; registered: heatpose, rt"):
+    with pytest.raises(
+        ValueError, match=r"unknown model family 'nope'; registered: heatpose, pafpose, rt"
+    ):
         model_from_description({"architecture": "nope"})
 
 
@@ -88,9 +90,9 @@ MEMORISE = {"heatpose": ("heatpose-t", 0.5), "rtmpose": ("rtmpose-t", 0.5),
 
 
 def test_every_family_has_a_memorisation_recipe() -> None:
-    """A new family joins the memorisation test below (rtpose, which finds instances itself,
-    is `overfit_run`, on synthetic people)."""
-    assert sorted([*MEMORISE, "rtpose"]) == REGISTRY.family_names()
+    """A new family joins the memorisation test below (rtpose and pafpose, which find the
+    instances themselves, memorise the synthetic people instead)."""
+    assert sorted([*MEMORISE, "pafpose", "rtpose"]) == REGISTRY.family_names()
 
 
 @pytest.mark.slow
@@ -122,3 +124,20 @@ def test_rtpose_memorises_synthetic_people(overfit_run, four_people: Path) -> No
 
     metrics = Model(overfit_run.best).val(str(four_people), split="val")
     assert metrics.epe < 3.0, metrics.epe
+
+
+@pytest.mark.slow
+def test_pafpose_memorises_synthetic_people(four_people: Path, tmp_path: Path) -> None:
+    """The bottom-up family on the tiny synthetic set (192 px people), 300 epochs (about two
+    minutes on 2 CPU cores): 4.1 px when measured. Its bound is 5 px, not 3: at stride 8 on
+    192 px images a small person's neighbouring keypoints share cells, so that even the
+    ground truth's own maps decode to 1.96 px mean error on these frames."""
+    from posekit import Model
+
+    result = Model("pafpose-s").train(
+        data=str(four_people), epochs=300, imgsz=192, batch=4, workers=0, width=0.5, lr0=0.01,
+        warmup_epochs=1, val=False, project=str(tmp_path), name="m", scale=0, degrees=0,
+        translate=0, flip=0, hsv=(0, 0, 0), blur=0,
+    )  # fmt: skip
+    metrics = Model(result.last).val(str(four_people), split="val")
+    assert metrics.epe < 5.0, metrics.epe

@@ -11,7 +11,8 @@ from posekit.utils.bounds import count_parameters
 from posekit.utils.errors import UserError
 
 #: the smallest size of each family (the multipliers are checked on it)
-SMALLEST = {"heatpose": "heatpose-t", "rtmpose": "rtmpose-t", "rtpose": "rtpose-n",
+SMALLEST = {"heatpose": "heatpose-t", "pafpose": "pafpose-s", "rtmpose": "rtmpose-t",
+            "rtpose": "rtpose-n",
             "vitpose": "vitpose-s"}  # fmt: skip
 
 

@@ -136,6 +136,8 @@ def check_export(
     from posekit.export.metadata import model_info
 
     device = device or torch.device("cpu")
+    # a grouping family's faint people hang on near ties that the backends' last bits decide
+    conf = max(conf, net.export_check_conf)
     info = model_info(path)
     onnx_backend = OnnxBackend(path, info.net, device)
     cfg = PredictConfig(conf=conf, imgsz=imgsz, max_det=CHECK_MAX_DET, batch=len(images),

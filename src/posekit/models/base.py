@@ -78,6 +78,10 @@ class KeypointModel(nn.Module):
     config_class: ClassVar[type]
     #: values of config fields that descriptions written before the field existed lack
     legacy_defaults: ClassVar[dict[str, Any]] = {}
+    #: the lowest score whose detections the export check compares between backends (0: all).
+    #: A family that groups peaks into people sets it: a faint person's grouping hangs on
+    #: near ties between candidates, which the backends' last bits of precision decide.
+    export_check_conf: ClassVar[float] = 0.0
 
     config: Any
     schemas: list[KeypointSchema]

@@ -22,13 +22,13 @@ the sub-cell offsets of the cells around each labelled keypoint.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from posekit.models.base import Targets
+from posekit.models.dense_targets import gaussian_planes
 from posekit.models.rtpose.model import RTPoseOutput
 from posekit.ops.boxes import box_iou, ciou
 from posekit.ops.oks import oks_pairwise
@@ -74,18 +74,10 @@ def heatmap_targets(
     bi, mi, ki = labelled.nonzero(as_tuple=True)
     kp = t.keypoints[bi, mi, ki, :2].float()
     u, v = kp[:, 0] / stride - 0.5, kp[:, 1] / stride - 0.5  # continuous cell coordinates
-    heat = torch.zeros(b * k * h * w, device=device)
     # Gaussian centred on the nearest cell (so that cell's target is exactly 1), drawn out to
     # 3 sigma with a running maximum over instances
-    r = math.ceil(3 * sigma)
-    d = torch.arange(-r, r + 1, device=device)
-    dy, dx = (g.reshape(-1) for g in torch.meshgrid(d, d, indexing="ij"))
-    cx, cy = u.round().long()[:, None] + dx, v.round().long()[:, None] + dy  # (n, (2r+1)^2)
-    g = torch.exp(-(dx**2 + dy**2).float() / (2 * sigma**2)).expand_as(cx)
+    heat = gaussian_planes(u, v, bi * k + ki, b * k, size, sigma).view(-1)
     plane = (bi * k + ki)[:, None]
-    inside = (cx >= 0) & (cx < w) & (cy >= 0) & (cy < h)
-    flat = ((plane * h + cy) * w + cx)[inside]
-    heat.scatter_reduce_(0, flat, g[inside], "amax")
     # offsets on the 2 x 2 cells around each keypoint; a cell claimed by two keypoints of one
     # type goes to the nearer
     corner = torch.tensor([[0, 0], [1, 0], [0, 1], [1, 1]], device=device)
