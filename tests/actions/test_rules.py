@@ -202,3 +202,10 @@ def test_rules_file_errors_name_the_rule_and_the_key(tmp_path: Path) -> None:
         bad.write_text(text)
         with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
             load_rules(bad)
+
+
+def test_every_kind_of_rule_has_its_logic() -> None:
+    from posekit.actions.detect import LOGIC
+    from posekit.actions.rules import KINDS
+
+    assert set(LOGIC) == set(KINDS.values())

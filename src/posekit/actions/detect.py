@@ -11,7 +11,7 @@ the track's frames (what windowed rules look back over), and each rule's own few
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,6 +99,17 @@ class Frames:
         return Frames({k: np.array(v, dtype=np.float64) for k, v in data.items()})
 
 
+@dataclass(frozen=True)
+class Batch:
+    """What a rule sees of one call: `frames`, the track's kept past and then its new frames
+    (windowed rules look back over the past); `new`, the new frames alone, which start at
+    `first_new` in `frames` (only they can complete an action)."""
+
+    frames: Frames
+    first_new: int
+    new: Frames
+
+
 # ---- vectorised building blocks --------------------------------------------------------------
 
 
@@ -169,7 +180,8 @@ def _action(rule: Rule, frames: Frames, start: int, end: int, **extra: Any) -> d
     }
 
 
-def _repetitions(rule: Repetitions, new: Frames, state: dict[str, Any]) -> list[dict[str, Any]]:
+def _repetitions(rule: Repetitions, batch: Batch, state: dict[str, Any]) -> list[dict[str, Any]]:
+    new = batch.new
     angle = joint_angle(new.keypoints(rule.angle, rule.kpt_conf), (0, 1, 2))
     decisive = np.where(angle < rule.low, -1, np.where(angle > rule.high, 1, 0))
     idx = np.nonzero(decisive)[0]  # NaN compares False: never decisive
@@ -206,9 +218,8 @@ def _repetitions(rule: Repetitions, new: Frames, state: dict[str, Any]) -> list[
     return out
 
 
-def _fall(
-    rule: Fall, frames: Frames, first_new: int, state: dict[str, Any]
-) -> list[dict[str, Any]]:
+def _fall(rule: Fall, batch: Batch, state: dict[str, Any]) -> list[dict[str, Any]]:
+    frames, first_new = batch.frames, batch.first_new
     pts = frames.keypoints(rule.keypoints, rule.kpt_conf)
     ys = pts[..., 1]
     seen = np.count_nonzero(~np.isnan(ys), axis=1)
@@ -236,7 +247,8 @@ def _fall(
     return out
 
 
-def _dwell(rule: Dwell, new: Frames, state: dict[str, Any]) -> list[dict[str, Any]]:
+def _dwell(rule: Dwell, batch: Batch, state: dict[str, Any]) -> list[dict[str, Any]]:
+    new = batch.new
     xy = new.point(rule.point, rule.kpt_conf)
     known = ~np.isnan(xy).any(axis=1)
     inside = hold_last(inside_polygon(xy, rule.zone), known, bool(state.get("inside", False)))
@@ -263,7 +275,8 @@ def _dwell(rule: Dwell, new: Frames, state: dict[str, Any]) -> list[dict[str, An
     return out
 
 
-def _envelope(rule: Envelope, new: Frames, state: dict[str, Any]) -> list[dict[str, Any]]:
+def _envelope(rule: Envelope, batch: Batch, state: dict[str, Any]) -> list[dict[str, Any]]:
+    new = batch.new
     out = []
     outside_before = state.setdefault("outside", {})
     region = rule.region()
@@ -278,9 +291,8 @@ def _envelope(rule: Envelope, new: Frames, state: dict[str, Any]) -> list[dict[s
     return sorted(out, key=lambda a: a["end_frame"])
 
 
-def _speed(
-    rule: Speed, frames: Frames, first_new: int, state: dict[str, Any]
-) -> list[dict[str, Any]]:
+def _speed(rule: Speed, batch: Batch, state: dict[str, Any]) -> list[dict[str, Any]]:
+    frames, first_new = batch.frames, batch.first_new
     xy = frames.point(rule.point, rule.kpt_conf)
     t = frames.t
     i = np.arange(first_new, len(frames))
@@ -299,21 +311,10 @@ def _speed(
     return out
 
 
-def _run_rule(
-    rule: Rule, frames: Frames, first_new: int, state: dict[str, Any]
-) -> list[dict[str, Any]]:
-    new = frames.take(slice(first_new, None))
-    if isinstance(rule, Repetitions):
-        return _repetitions(rule, new, state)
-    if isinstance(rule, Fall):
-        return _fall(rule, frames, first_new, state)
-    if isinstance(rule, Dwell):
-        return _dwell(rule, new, state)
-    if isinstance(rule, Envelope):
-        return _envelope(rule, new, state)
-    if isinstance(rule, Speed):
-        return _speed(rule, frames, first_new, state)
-    raise TypeError(f"no logic for rule kind {rule.kind!r}")
+#: the logic of each kind of rule
+LOGIC: dict[type[Rule], Callable[[Any, Batch, dict[str, Any]], list[dict[str, Any]]]] = {
+    Repetitions: _repetitions, Fall: _fall, Dwell: _dwell, Envelope: _envelope, Speed: _speed,
+}  # fmt: skip
 
 
 # ---- one track, resumable --------------------------------------------------------------------
@@ -338,11 +339,12 @@ def step_track(
         return [], state
     tail = Frames.from_state(state["tail"]) if state["tail"] else new.take(slice(0, 0))
     frames = Frames.concat(tail, new)
+    batch = Batch(frames, len(tail), new)
     actions = []
     for rule in rules:
         if rule.class_name is not None and rule.class_name != class_name:
             continue
-        actions += _run_rule(rule, frames, len(tail), state["rules"].setdefault(rule.name, {}))
+        actions += LOGIC[type(rule)](rule, batch, state["rules"].setdefault(rule.name, {}))
     horizon = max((r.horizon() for r in rules), default=0.0)
     if horizon > 0:
         recent = frames.t >= frames.t[-1] - horizon

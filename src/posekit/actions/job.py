@@ -41,6 +41,7 @@ from posekit.actions.detect import (
 from posekit.actions.rules import Rule
 from posekit.actions.spark_schema import action_struct, event_struct
 from posekit.track.events import SCHEMA_VERSION, event_schema
+from posekit.track.sinks import host_port
 from posekit.utils.bounds import check_ranges, ranged
 from posekit.utils.errors import UserError
 from posekit.utils.extras import require
@@ -133,10 +134,8 @@ def read_lines(spark: Any, events: str, config: ActionsConfig) -> Any:
     files (hidden and `_` files, i.e. files still being written, are skipped) or
     `tcp://host:port` (the socket `posekit track --events-tcp` serves)."""
     if events.startswith("tcp://"):
-        host, _, port = events.removeprefix("tcp://").rpartition(":")
-        if not host or not port.isdigit():
-            raise UserError(f"{events}: expected tcp://HOST:PORT")
-        reader = spark.readStream.format("socket").option("host", host).option("port", int(port))
+        host, port = host_port(events.removeprefix("tcp://"), "--events tcp://")
+        reader = spark.readStream.format("socket").option("host", host).option("port", port)
         return reader.load()
     if not is_uri(events) and not Path(events).is_dir():
         raise UserError(f"{events}: not a folder of event files (nor tcp://HOST:PORT)")
@@ -273,6 +272,7 @@ class ActionsJob:
     queries: list[Any]
     totals: RunTotals
     out: str  # a local folder, or a URI of a cluster's file system (hdfs://, s3a://, ...)
+    lines_of: dict[Path, int] = field(default_factory=dict, repr=False)  # committed files read
 
     def poll(self) -> None:
         for p in self.queries[0].recentProgress:
@@ -289,12 +289,22 @@ class ActionsJob:
         if is_uri(self.out):  # the driver cannot list a cluster's files: Spark's counts only
             return summary
         out = Path(self.out)
-        summary["actions"] = len(read_actions(out))
-        summary["dead_letters"] = len(read_committed(out / "dead_letter"))
+        summary["actions"] = self._count(out / "actions")
+        summary["dead_letters"] = self._count(out / "dead_letter")
         tmp = out / ".summary.json.part"
         tmp.write_text(json.dumps(summary, indent=1))
         tmp.replace(out / "summary.json")
         return summary
+
+    def _count(self, folder: Path) -> int:
+        """Lines of the files the sink committed in `folder`; a committed file never changes,
+        so each is read once however often the summary is written."""
+        files = _committed_files(folder)
+        for path in files:
+            if path not in self.lines_of:
+                with path.open() as f:
+                    self.lines_of[path] = sum(1 for line in f if line.strip())
+        return sum(self.lines_of[path] for path in files)
 
     def stop(self) -> None:
         for q in self.queries:

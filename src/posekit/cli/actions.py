@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +10,6 @@ import click
 from posekit.actions.job import ActionsConfig
 from posekit.cli.logs import setup_logging
 from posekit.cli.options import force_option, remaining_settings
-
-log = logging.getLogger("posekit.actions")
 
 
 @click.command()

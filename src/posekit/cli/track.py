@@ -166,7 +166,7 @@ def track(
     from posekit.predict.writers import BackgroundWorker, VideoSink
     from posekit.track import OneEuroConfig, TrackerConfig
     from posekit.track.events import JsonlWriter, frame_events
-    from posekit.track.sinks import RollingDirWriter, TcpEventServer
+    from posekit.track.sinks import RollingDirWriter, TcpEventServer, host_port
     from posekit.utils.progress import progress_bar
     from posekit.utils.runs import next_run_dir
     from posekit.viz.trails import TrailAnnotator
@@ -201,12 +201,8 @@ def track(
         writers.append(RollingDirWriter(events_dir, every_frames=events_every,
                                         every_seconds=events_every_seconds))  # fmt: skip
     if events_tcp is not None:
-        host, _, port = events_tcp.rpartition(":")
-        if not host or not port.isdigit() or int(port) > 65535:
-            raise click.BadParameter(
-                f"{events_tcp!r}: expected HOST:PORT", param_hint="--events-tcp"
-            )
-        tcp = TcpEventServer(host, int(port), max_queue=events_queue)
+        host, port = host_port(events_tcp, "--events-tcp")
+        tcp = TcpEventServer(host, port, max_queue=events_queue)
         click.echo(f"events on tcp://{tcp.host}:{tcp.port}", err=True)
         writers.append(tcp)
     worker = BackgroundWorker()

@@ -65,6 +65,11 @@ def frame_events(
     return events
 
 
+def event_line(event: dict[str, Any]) -> str:
+    """One event as a JSON Lines line (compact; NaN refused: unmeasurable numbers are null)."""
+    return json.dumps(event, separators=(",", ":"), allow_nan=False) + "\n"
+
+
 class JsonlWriter:
     """Appends events as JSON Lines to a file, or to stdout for `-`; flushed per frame so a
     consumer reading the pipe sees each frame as soon as it is done."""
@@ -78,7 +83,7 @@ class JsonlWriter:
 
     def write(self, events: list[dict[str, Any]]) -> None:
         for e in events:
-            self.stream.write(json.dumps(e, separators=(",", ":"), allow_nan=False) + "\n")
+            self.stream.write(event_line(e))
         self.count += len(events)
         self.stream.flush()
 

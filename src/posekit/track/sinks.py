@@ -17,7 +17,6 @@ memory and never stalls it:
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import os
 import re
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from posekit.track.events import event_line
 from posekit.utils.bounds import check_ranges, ranged
 from posekit.utils.errors import UserError
 
@@ -50,8 +50,12 @@ class EventSinkConfig:
         check_ranges(self, "track")
 
 
-def _line(event: dict[str, Any]) -> str:
-    return json.dumps(event, separators=(",", ":"), allow_nan=False) + "\n"
+def host_port(text: str, what: str) -> tuple[str, int]:
+    """("host", port) of "HOST:PORT"; a `UserError` naming `what` (the option) otherwise."""
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise UserError(f"{what}: {text!r} is not HOST:PORT")
+    return host, int(port)
 
 
 class RollingDirWriter:
@@ -96,7 +100,7 @@ class RollingDirWriter:
             self._stream = self._part.open("w", encoding="utf-8")
             self._opened = time.monotonic()
             self._frames = 0
-        self._stream.writelines(_line(e) for e in events)
+        self._stream.writelines(event_line(e) for e in events)
         self.count += len(events)
         self._frames += 1
         full = self._frames >= self.every_frames
@@ -229,7 +233,7 @@ class TcpEventServer:
         """One frame's events, to every connected reader; never blocks."""
         if not events:
             return
-        data = "".join(_line(e) for e in events).encode()
+        data = "".join(event_line(e) for e in events).encode()
         self.count += len(events)
         with self._lock:
             readers = [r for r in self._readers if not r.closed]
