@@ -48,9 +48,13 @@ def figure(hip: tuple[float, float], height: float, knee_angle: float) -> np.nda
 
 
 def results(frame: int, keypoints: np.ndarray, ids: list[int], source: str) -> Results:
-    """Tracked `Results` of one frame: (N, 17, 3) keypoints, boxes around them."""
+    """Tracked `Results` of one frame: (N, 17, 3) keypoints, boxes around the labelled ones
+    (confidence > 0)."""
     kp = np.asarray(keypoints, dtype=np.float32).reshape(-1, 17, 3)
-    box = np.concatenate([kp[..., :2].min(1) - 5, kp[..., :2].max(1) + 5], axis=1)
+    seen = (kp[..., 2:] > 0) | ~(kp[..., 2:] > 0).any(1, keepdims=True)  # unlabelled: (0, 0)
+    lo = np.where(seen, kp[..., :2], np.inf).min(1)
+    hi = np.where(seen, kp[..., :2], -np.inf).max(1)
+    box = np.concatenate([lo - 5, hi + 5], axis=1)
     n = len(kp)
     shape = (720, 1280)
     boxes = Boxes(box, np.full(n, 0.9, np.float32), np.zeros(n, np.int64), shape,

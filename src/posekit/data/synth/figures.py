@@ -32,6 +32,16 @@ _POSE_NAMES = tuple(_POSES)
 _POSE_P = (0.25, 0.25, 0.1, 0.3, 0.1)
 
 
+@dataclass(frozen=True)
+class LegPose:
+    """Both legs set by hand instead of drawn: each segment's direction in degrees from
+    straight down, positive towards image right, before the body's tilt; (person's left leg,
+    right leg). Action clips (`posekit.track.synth_actions`) bend the knees with it."""
+
+    thigh: tuple[float, float]
+    shin: tuple[float, float]
+
+
 @dataclass
 class Figure:
     """A figure ready to draw: (K, 2) keypoints, (K,) labelled-by-construction flags, shapes
@@ -91,8 +101,19 @@ def _person_palette(rng: np.random.Generator) -> np.ndarray:
     ).astype(np.uint8)
 
 
-def sample_person(rng: np.random.Generator, height: float, pelvis: np.ndarray) -> Figure:
-    """A COCO-17 person about `height` px tall with the pelvis at `pelvis` (x, y)."""
+def sample_person(
+    rng: np.random.Generator,
+    height: float,
+    pelvis: np.ndarray,
+    *,
+    legs: LegPose | None = None,
+    tilt: float | None = None,
+) -> Figure:
+    """A COCO-17 person about `height` px tall with the pelvis at `pelvis` (x, y).
+
+    `legs` and `tilt` (degrees, clockwise on screen) replace the drawn leg angles and lean;
+    the same `rng` gives the same person (clothes, face, arms) whatever they are, so a clip
+    can move one person's legs frame by frame."""
     front = rng.random() < 0.6
     f = 1.0 if front else -1.0  # image-x sign of the person's left side
     cw = rng.uniform(0.45, 1.0)  # sideways squeeze: the body turned away from the camera
@@ -115,13 +136,15 @@ def sample_person(rng: np.random.Generator, height: float, pelvis: np.ndarray) -
         elb = sh[s] + 0.165 * _dir(a1)
         wri = elb + 0.145 * _dir(a1 + side * elbow[i])
         l1 = side * leg_out[i]
-        kne = hip[s] + 0.245 * _dir(l1)
-        ank = kne + 0.235 * _dir(l1 + side * knee[i])
+        thigh, shin = (l1, l1 + side * knee[i]) if legs is None else (legs.thigh[i], legs.shin[i])
+        kne = hip[s] + 0.245 * _dir(thigh)
+        ank = kne + 0.235 * _dir(shin)
         o = 0 if s == 1 else 1
         kp[5 + o], kp[7 + o], kp[9 + o] = sh[s], elb, wri
         kp[11 + o], kp[13 + o], kp[15 + o] = hip[s], kne, ank
 
-    tilt = np.deg2rad(rng.normal(0, 10) if rng.random() > 0.05 else rng.uniform(-90, 90))
+    lean = np.deg2rad(rng.normal(0, 10) if rng.random() > 0.05 else rng.uniform(-90, 90))
+    tilt = lean if tilt is None else np.deg2rad(tilt)
     rot = np.array([[np.cos(tilt), -np.sin(tilt)], [np.sin(tilt), np.cos(tilt)]])
 
     def to_image(p: np.ndarray) -> np.ndarray:
