@@ -109,7 +109,16 @@ def test_single_subject_prediction_is_one_instance_per_frame(tmp_path: Path) -> 
     for conf in (0.0, 0.99):
         results = model.predict(paths, conf=conf)
         assert [len(r) for r in results] == [1, 1]
-        np.testing.assert_allclose(results[0].boxes.xyxy, [[0, 0, 128, 96]])
+        # the box is the subject's, not the frame: the extent of its keypoints (all of them
+        # here, since an untrained model is sure of none)
+        kp = results[0].keypoints.data[0]
+        np.testing.assert_allclose(
+            results[0].boxes.xyxy[0], [*kp[:, :2].min(0), *kp[:, :2].max(0)], atol=1e-4
+        )
+    sure = model.predict(paths[0], kpt_conf=0.0)[0]  # every keypoint counts
+    kp = sure.keypoints.data[0]
+    np.testing.assert_allclose(sure.boxes.xyxy[0], [*kp[:, :2].min(0), *kp[:, :2].max(0)],
+                               atol=1e-4)  # fmt: skip
     # an untrained classifier is unsure: every keypoint below the p-cutoff is not visible
     r = model.predict(paths[0], kpt_conf=0.5)[0]
     assert not r.keypoints.visible.any()
@@ -139,3 +148,14 @@ def test_spread_points_defeat_one_stage_regression_but_not_single_subject_heatma
         errors[name] = (metrics.epe, metrics.pck)
     assert errors["heatpose-t"][0] < 3.0 and errors["heatpose-t"][1] > 0.95, errors
     assert errors["rtpose-n"][0] > 15.0 and errors["rtpose-n"][1] < 0.6, errors
+
+
+def test_keypoint_extent_boxes_the_sure_keypoints() -> None:
+    from posekit.predict.predictor import keypoint_extent
+
+    kp = np.array([[[10, 20, 0.9], [50, 5, 0.2], [30, 60, 0.8]],  # one unsure point
+                   [[1, 2, 0.1], [3, 9, 0.1], [7, 4, 0.1]]])  # none sure: all count  # fmt: skip
+    fallback = np.zeros((2, 4))
+    np.testing.assert_allclose(keypoint_extent(kp, 0.5, fallback),
+                               [[10, 20, 30, 60], [1, 2, 7, 9]])  # fmt: skip
+    assert keypoint_extent(np.zeros((0, 3, 3)), 0.5, np.zeros((0, 4))).shape == (0, 4)

@@ -420,9 +420,13 @@ class Predictor:
         data = np.concatenate([kp, kconf[..., None]], -1)
         # instance confidence: the box's score times the mean keypoint confidence
         conf = kconf.mean(-1) if len(kconf) else np.zeros(0)
+        if not self.mode.takes_boxes:  # a whole frame read as one subject: box the subject
+            boxes = [b.copy() for b in boxes]
         found, start = [], 0
-        for f, (b, s, _), k in zip(frames, per_frame, classes, strict=True):
+        for f, b, (_, s, _), k in zip(frames, boxes, per_frame, classes, strict=True):
             end = start + len(b)
+            if not self.mode.takes_boxes:
+                b[:] = keypoint_extent(data[start:end], c.kpt_conf, b)
             found.append((f, (b, s * conf[start:end], k, data[start:end])))
             start = end
         n = max(1, len(frames))
@@ -431,6 +435,21 @@ class Predictor:
 
     def __call__(self, source: Any, *, on_error: ErrorHandler | None = None) -> list[Results]:
         return list(self.stream(source, on_error=on_error))
+
+
+def keypoint_extent(kp: np.ndarray, kpt_conf: float, fallback: np.ndarray) -> np.ndarray:
+    """(N, 4) xyxy boxes around each instance's keypoints of confidence >= `kpt_conf` (all of
+    them where none is): the box of a subject found in a whole frame, which the tracker's IoU
+    and the fall rule's body height read (the frame itself would say nothing); `fallback`
+    where an instance has no keypoints."""
+    if not len(kp) or not kp.shape[1]:
+        return fallback
+    sure = kp[..., 2] >= kpt_conf
+    sure |= ~sure.any(1, keepdims=True)
+    xy = kp[..., :2]
+    lo = np.where(sure[..., None], xy, np.inf).min(1)
+    hi = np.where(sure[..., None], xy, -np.inf).max(1)
+    return np.concatenate([lo, hi], 1).astype(fallback.dtype)
 
 
 #: one frame's detections in image pixels: boxes, scores, classes, keypoints (N, K, 3)
