@@ -420,13 +420,11 @@ class Predictor:
         data = np.concatenate([kp, kconf[..., None]], -1)
         # instance confidence: the box's score times the mean keypoint confidence
         conf = kconf.mean(-1) if len(kconf) else np.zeros(0)
-        if not self.mode.takes_boxes:  # a whole frame read as one subject: box the subject
-            boxes = [b.copy() for b in boxes]
         found, start = [], 0
-        for f, b, (_, s, _), k in zip(frames, boxes, per_frame, classes, strict=True):
+        for f, (b, s, _), k in zip(frames, per_frame, classes, strict=True):
             end = start + len(b)
-            if not self.mode.takes_boxes:
-                b[:] = keypoint_extent(data[start:end], c.kpt_conf, b)
+            if not self.mode.takes_boxes:  # a whole frame read as one subject: box the subject
+                b = keypoint_extent(data[start:end], c.kpt_conf, b)
             found.append((f, (b, s * conf[start:end], k, data[start:end])))
             start = end
         n = max(1, len(frames))

@@ -3,7 +3,7 @@ falls at a known time, sits down slowly or walks across, drawn by the synthetic 
 generator (`posekit.data.synth`) over a backdrop, with ground truth per frame.
 
 Unlike `posekit.track.synth_motion` (keypoints only, for the rule tests), these are pixels:
-`benchmarks/actions_synth.py` trains a model on frames of such clips (`write_action_dataset`),
+`benchmarks/actions_video.py` trains a model on frames of such clips (`write_action_dataset`),
 runs `posekit track` on held-out clips (other people, other backdrops) and scores
 `posekit actions` on what the model saw against `action_times`.
 
@@ -25,7 +25,7 @@ import numpy as np
 from posekit.data.synth.background import Backdrop
 from posekit.data.synth.figures import LegPose, sample_person
 from posekit.data.synth.generator import SynthInstance, annotate, draw_figures
-from posekit.track.synth_video import FrameTruth
+from posekit.track.synth_video import FrameTruth, frame_truth
 from posekit.utils.errors import UserError
 
 ACTIONS = ("squat", "fall", "sit", "walk")
@@ -153,10 +153,7 @@ def action_clip(cfg: ActionClipConfig) -> Iterator[tuple[np.ndarray, FrameTruth]
     background = backdrop.background(np.random.default_rng([cfg.seed, 0xB6]))
     for f in range(cfg.frames):
         img, instances = render_pose(cfg, pose_at(cfg, f / cfg.fps), backdrop, background)
-        ids = np.array([i.figure_id for i in instances], np.int64)
-        boxes = np.array([[*i.bbox[:2], *(i.bbox[:2] + i.bbox[2:])] for i in instances])
-        kps = np.array([i.keypoints for i in instances])
-        yield img, FrameTruth(f, f / cfg.fps, ids, boxes.reshape(-1, 4), kps.reshape(-1, 17, 3))
+        yield img, frame_truth(f, f / cfg.fps, instances)
 
 
 def write_action_clip(cfg: ActionClipConfig, path: str | Path) -> tuple[Path, list[FrameTruth]]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from posekit.predict.predictor import keypoint_extent
 from posekit.predict.results import Boxes, Keypoints, Results
 from posekit.schema import get_schema
 from posekit.track.events import frame_events
@@ -51,10 +52,10 @@ def results(frame: int, keypoints: np.ndarray, ids: list[int], source: str) -> R
     """Tracked `Results` of one frame: (N, 17, 3) keypoints, boxes around the labelled ones
     (confidence > 0)."""
     kp = np.asarray(keypoints, dtype=np.float32).reshape(-1, 17, 3)
-    seen = (kp[..., 2:] > 0) | ~(kp[..., 2:] > 0).any(1, keepdims=True)  # unlabelled: (0, 0)
-    lo = np.where(seen, kp[..., :2], np.inf).min(1)
-    hi = np.where(seen, kp[..., :2], -np.inf).max(1)
-    box = np.concatenate([lo - 5, hi + 5], axis=1)
+    # unlabelled keypoints sit at (0, 0) with confidence 0: the smallest positive float32
+    # is the first confidence that counts
+    box = keypoint_extent(kp, float(np.finfo(np.float32).tiny), np.zeros((len(kp), 4)))
+    box = box + np.array([-5.0, -5.0, 5.0, 5.0])
     n = len(kp)
     shape = (720, 1280)
     boxes = Boxes(box, np.full(n, 0.9, np.float32), np.zeros(n, np.int64), shape,

@@ -19,7 +19,7 @@ import numpy as np
 
 from posekit.data.synth.background import Backdrop
 from posekit.data.synth.figures import sample_person
-from posekit.data.synth.generator import annotate, draw_figures
+from posekit.data.synth.generator import SynthInstance, annotate, draw_figures
 
 
 @dataclass(frozen=True)
@@ -110,11 +110,15 @@ def synth_video(cfg: SynthVideoConfig) -> Iterator[tuple[np.ndarray, FrameTruth]
         instances = annotate(placed, owner, box_area=False)
         # one camera for the whole clip: exposure, blur and sensor noise do not flicker
         img = backdrop.camera(img, np.random.default_rng([cfg.seed, 0xCA]))
-        k = 17
-        ids = np.array([i.figure_id for i in instances], np.int64)
-        boxes = np.array([[*i.bbox[:2], *(i.bbox[:2] + i.bbox[2:])] for i in instances])
-        kps = np.array([i.keypoints for i in instances])
-        yield img, FrameTruth(f, t, ids, boxes.reshape(-1, 4), kps.reshape(-1, k, 3))
+        yield img, frame_truth(f, t, instances)
+
+
+def frame_truth(index: int, timestamp: float, instances: list[SynthInstance]) -> FrameTruth:
+    """The truth of a frame from the generator's instances (boxes made xyxy)."""
+    ids = np.array([i.figure_id for i in instances], np.int64)
+    boxes = np.array([[*i.bbox[:2], *(i.bbox[:2] + i.bbox[2:])] for i in instances])
+    kps = np.array([i.keypoints for i in instances])
+    return FrameTruth(index, timestamp, ids, boxes.reshape(-1, 4), kps.reshape(-1, 17, 3))
 
 
 def write_synth_video(cfg: SynthVideoConfig, out_dir: str | Path) -> tuple[Path, Path]:
