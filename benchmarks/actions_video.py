@@ -116,7 +116,7 @@ def main() -> None:
             squat_truth[(source, 1)] = times
         elif cfg.action == "fall":
             fall_truth[(source, 1)] = times[0]
-        truth_kp = [t.keypoints[0] if len(t.ids) else np.zeros((17, 3)) for t in truths]
+        truth_kp = [t.instances.keypoints[0] if len(t.ids) else np.zeros((17, 3)) for t in truths]
         for kp in truth_kp:
             kp[:, 2] = np.where(kp[:, 2] > 0, 0.9, 0.0)
         true_events += events_of({1: truth_kp}, source=source)

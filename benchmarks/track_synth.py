@@ -39,8 +39,8 @@ def noisy_detections(
     """Ground truth turned into imperfect detections: (boxes, scores, keypoints)."""
     n = len(truth.ids)
     keep = rng.random(n) >= drop
-    boxes = truth.boxes[keep] + rng.normal(0, box_px, (int(keep.sum()), 4))
-    kp = truth.keypoints[keep].copy()
+    boxes = truth.instances.boxes[keep] + rng.normal(0, box_px, (int(keep.sum()), 4))
+    kp = truth.instances.keypoints[keep].copy()
     labelled = kp[..., 2] > 0
     kp[..., :2] += rng.normal(0, kpt_px, kp[..., :2].shape)
     kp[..., 2] = np.where(labelled, rng.uniform(0.6, 1.0, labelled.shape), 0.05)
@@ -76,7 +76,7 @@ def track_ground_truth(cfg: SynthVideoConfig, seed: int) -> dict:
         )
         ids = tracker.update(boxes, scores, None, kp)
         ok = ids >= 0
-        frames.append((truth.ids, truth.boxes, ids[ok], boxes[ok]))
+        frames.append((truth.ids, truth.instances.boxes, ids[ok], boxes[ok]))
     return mot_summary(frames)
 
 
@@ -86,7 +86,8 @@ def track_with_model(cfg: SynthVideoConfig, model: str, imgsz: int) -> dict:
         truths = [t for _, t in synth_video(cfg)]
         results = Model(model).track(str(video), stream=True, imgsz=imgsz)
         frames = [
-            (t.ids, t.boxes, r.boxes.id, r.boxes.xyxy) for t, r in zip(truths, results, strict=True)
+            (t.ids, t.instances.boxes, r.boxes.id, r.boxes.xyxy)
+            for t, r in zip(truths, results, strict=True)
         ]
     return mot_summary(frames)
 
@@ -112,7 +113,7 @@ def smoothing(
     tracks: dict[int, list[tuple[float, np.ndarray]]] = {}
     for _, truth in synth_video(cfg):
         for i, wid in enumerate(truth.ids.tolist()):
-            tracks.setdefault(wid, []).append((truth.timestamp, truth.keypoints[i]))
+            tracks.setdefault(wid, []).append((truth.timestamp, truth.instances.keypoints[i]))
     lags = []
     for seq in tracks.values():
         if len(seq) < 40:

@@ -26,6 +26,7 @@ from posekit.predict.results import Results
 from posekit.schema import KeypointSchema, get_schema
 from posekit.track import OneEuroConfig, Tracker, TrackerConfig
 from posekit.utils.errors import UserError
+from posekit.utils.settings import check_setting_names, config_from_settings
 
 if TYPE_CHECKING:
     from posekit.export import ExportResult
@@ -241,11 +242,7 @@ class Model:
     def predict_config(self, device: torch.device, **settings: Any) -> PredictConfig:
         """The `PredictConfig` of `settings` (its field names) for this model on `device`:
         `imgsz` defaults to the model's, `half` to on for CUDA (PyTorch models only)."""
-        known = {f.name for f in fields(PredictConfig)}
-        unknown = sorted(set(settings) - known)
-        if unknown:
-            raise UserError(f"unknown prediction setting {', '.join(map(repr, unknown))}; the "
-                             f"settings are {', '.join(sorted(known))}")  # fmt: skip
+        check_setting_names(PredictConfig, settings, "prediction")
         if settings.get("half") is None:
             settings["half"] = device.type == "cuda" and self.onnx is None
         if settings.get("imgsz") is None:
@@ -279,7 +276,8 @@ class Model:
         from posekit.track import TrackSmoother
         from posekit.track.pipeline import tracked
 
-        cfg = tracker if isinstance(tracker, TrackerConfig) else TrackerConfig(**(tracker or {}))
+        cfg = (tracker if isinstance(tracker, TrackerConfig)
+               else config_from_settings(TrackerConfig, tracker or {}, "tracker"))  # fmt: skip
         if not persist or self._tracker is None or self._tracker.config != cfg:
             self._tracker = Tracker(cfg, sigmas=np.array(self.schemas[0].sigmas))
         smoother = None
@@ -374,15 +372,9 @@ class Model:
         format: str = "onnx",
         *,
         out: str | Path | None = None,
-        imgsz: int | None = None,
-        static: bool = False,
-        batch: int = 1,
-        half: bool = False,
-        opset: int | None = None,
-        device: str = "cpu",
-        check: bool = True,
         check_source: Any = None,
         force: bool = False,
+        **settings: Any,
     ) -> ExportResult:
         """Export for deployment (ONNX; see `posekit.export.onnx` for what the graph takes
         and returns) and check the file against this model.
@@ -391,6 +383,8 @@ class Model:
             out: the file (default: beside the checkpoint, `.onnx` suffix; for a registered
                 name, `<name>.onnx` here). A file there that is not a posekit export is
                 refused unless `force`.
+            settings: `posekit.export.ExportConfig`'s fields (an unknown name is an error
+                listing the valid ones), among them
             imgsz: input size of whole-image models (default: the model's own); `static`
                 fixes it (and the batch, to `batch`); by default batch and size are dynamic.
             half: fp16 inside the graph (needs `device="cuda"`).
@@ -398,10 +392,10 @@ class Model:
                 (`check_source`, default rendered scenes) and fail when their decoded
                 keypoints or scores differ beyond tolerance (`result.check` has the figures).
         """
-        from posekit.export import export_model
+        from posekit.export import ExportConfig, export_model
 
         self._needs_weights("exported again")
-        return export_model(self.net, source=self.source, category_ids=self.category_ids,
-                            format=format, out=out, imgsz=imgsz, static=static,
-                            batch=batch, half=half, opset=opset, device=device, check=check,
+        config = config_from_settings(ExportConfig, settings, "export")
+        return export_model(self.net, config, source=self.source,
+                            category_ids=self.category_ids, format=format, out=out,
                             check_source=check_source, force=force)  # fmt: skip

@@ -20,6 +20,8 @@ from posekit.export.onnx import ExportConfig
 from posekit.predict import PredictConfig
 from posekit.serve.config import ServeConfig
 from posekit.track.sinks import EventSinkConfig
+from posekit.track.smoothing import OneEuroConfig
+from posekit.track.tracker import TrackerConfig
 
 
 @pytest.mark.parametrize(
@@ -72,6 +74,8 @@ def _options(*path: str) -> dict[str, click.Option]:
         (("serve",), ServeConfig, set()),
         (("actions",), ActionsConfig, set()),
         (("track",), EventSinkConfig, set()),
+        (("track",), TrackerConfig, {"kpt_conf"}),  # --kpt-conf is the prediction's
+        (("track",), OneEuroConfig, set()),
     ],
 )
 def test_cli_ranges_and_defaults_are_the_dataclasses(command, config, own_defaults) -> None:  # type: ignore[no-untyped-def]
@@ -84,6 +88,31 @@ def test_cli_ranges_and_defaults_are_the_dataclasses(command, config, own_defaul
         assert (opt.type.min, opt.type.max) == (low, high), f.name  # type: ignore[attr-defined]
         if f.name not in own_defaults:
             assert opt.default == f.default, f.name
+
+
+@pytest.mark.parametrize(
+    "command, config, not_options",
+    [
+        (("export",), ExportConfig, set()),
+        (("track",), TrackerConfig, {"kpt_conf"}),
+        (("track",), OneEuroConfig, set()),
+    ],
+)
+def test_every_setting_is_an_option(command, config, not_options) -> None:  # type: ignore[no-untyped-def]
+    """Each field of the settings dataclass can be set from the command (none is retyped or
+    left out); the export's and tracker's settings were once written by hand, some missing."""
+    options = _options(*command)
+    for f in fields(config):
+        if f.name not in not_options:
+            assert f.name in options, f.name
+            assert options[f.name].default == f.default, f.name
+
+
+def test_model_export_takes_the_export_settings_by_name() -> None:
+    from posekit import Model
+
+    with pytest.raises(ValueError, match=r"unknown export setting 'opsett'.*opset"):
+        Model("rtpose-n").export(opsett=18)
 
 
 @pytest.mark.parametrize("kind", ["person", "arm"])

@@ -113,6 +113,20 @@ def test_each_writer_writes_what_its_own_reader_reads_back(name: str, tmp_path: 
     assert entries <= set(TARGETS[name].writes), entries
 
 
+@pytest.mark.parametrize("name", ["posekit-yaml", "dlc"])
+def test_detection_parses_a_yaml_file_once(name: str, tmp_path: Path, monkeypatch) -> None:
+    """YOLO's, DeepLabCut's and posekit's detectors each ask what a YAML holds; one parse."""
+    from posekit.data import formats
+
+    path = EXAMPLES[name](tmp_path / name)
+    yaml_path = path if path.is_file() else path / "config.yaml"
+    parsed: list[Path] = []
+    real = formats.load_yaml
+    monkeypatch.setattr(formats, "load_yaml", lambda p: parsed.append(p) or real(p))
+    assert format_of(yaml_path).name == name
+    assert parsed == [yaml_path]
+
+
 def test_an_unknown_file_lists_what_each_format_accepts(tmp_path: Path) -> None:
     path = tmp_path / "notes.txt"
     path.write_text("hello")

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from posekit.data.transforms import (
-    Instances,
     Letterbox,
     hflip_matrix,
     random_affine,
@@ -15,6 +14,7 @@ from posekit.data.transforms import (
     transform_points,
     warp,
 )
+from posekit.ops.instances import Instances
 
 
 def _markers(size: int, points: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 
 from posekit.data import read_coco
 from posekit.engine.checkpoint import load_model, save_checkpoint
-from posekit.models import REGISTRY, Detections, KeypointModel, create, list_models
+from posekit.models import REGISTRY, Instances, KeypointModel, create, list_models
 from posekit.models.base import model_from_description
 from posekit.models.samples import AugmentConfig, collate
 from posekit.predict import PredictConfig
@@ -53,7 +53,7 @@ def test_model_contract(name: str, tmp_path: Path, valid_coco, make_dataset) -> 
     x = model.example_input(2)
     with torch.no_grad():
         dets = model.decode(model(x), **dict(SETTINGS, max_det=5))
-    assert len(dets) == 2 and all(isinstance(d, Detections) for d in dets)
+    assert len(dets) == 2 and all(isinstance(d, Instances) for d in dets)
     for d in dets:
         n = len(d.scores)
         assert d.boxes.shape == (n, 4) and d.keypoints.shape == (n, 3, 3) and n <= 5

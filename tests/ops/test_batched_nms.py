@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from posekit.models.base import Detections
 from posekit.models.rtpose.decode import postprocess, snap_keypoints
 from posekit.models.rtpose.model import RTPoseOutput, anchors_for
 from posekit.ops import batched_greedy_keep, batched_keypoint_nms, batched_nms, keypoint_nms, nms
+from posekit.ops.instances import Instances
 
 
 def random_boxes(g: torch.Generator, b: int, n: int, size: float = 200.0) -> torch.Tensor:
@@ -71,7 +71,7 @@ def test_batched_keypoint_nms_equals_keypoint_nms_on_each_list() -> None:
 
 
 def reference_postprocess(out: RTPoseOutput, conf: float, iou: float, max_det: int,
-                          sigmas: torch.Tensor, oks_nms: float) -> list[Detections]:  # fmt: skip
+                          sigmas: torch.Tensor, oks_nms: float) -> list[Instances]:  # fmt: skip
     """The per-image pipeline that the batched decoder replaced (one image at a time)."""
     scores_all = out.cls_logits.sigmoid()
     best, cls = scores_all.max(-1)
@@ -93,7 +93,9 @@ def reference_postprocess(out: RTPoseOutput, conf: float, iou: float, max_det: i
             k2 = keypoint_nms(xy, best[b, a], area, sigmas[cls[b, a]], oks_nms, cls[b, a])
             a, xy = a[k2], xy[k2]
         kp = torch.cat([xy, kconf[b, a][..., None]], -1)
-        results.append(Detections(out.boxes[b, a], best[b, a], cls[b, a], kp))
+        results.append(
+            Instances(boxes=out.boxes[b, a], keypoints=kp, classes=cls[b, a], scores=best[b, a])
+        )
     return results
 
 

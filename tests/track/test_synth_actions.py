@@ -105,9 +105,9 @@ def test_rendered_truth_matches_the_pose() -> None:
     assert len(rendered) == cfg.frames == 6
     for truth, kp in zip(rendered, posed, strict=True):
         assert truth.ids.tolist() == [1]
-        seen = truth.keypoints[0, :, 2] > 0
+        seen = truth.instances.keypoints[0, :, 2] > 0
         assert seen.sum() >= 14
-        np.testing.assert_allclose(truth.keypoints[0, seen, :2], kp[seen, :2])
+        np.testing.assert_allclose(truth.instances.keypoints[0, seen, :2], kp[seen, :2])
 
 
 def test_action_dataset_is_one_person_per_frame(tmp_path) -> None:

@@ -31,10 +31,10 @@ def test_synthetic_video_has_walkers_entering_crossing_and_occluding() -> None:
     assert ids[0] < set().union(*ids)  # somebody enters after the first frame
     first_seen = {i: next(f for f, s in enumerate(ids) if i in s) for i in set().union(*ids)}
     assert max(first_seen.values()) > 0
-    vis = np.concatenate([t.keypoints[..., 2].ravel() for _, t in frames])
+    vis = np.concatenate([t.instances.keypoints[..., 2].ravel() for _, t in frames])
     assert (vis == 1).any() and (vis == 2).any()  # occlusions happen
     for _, t in frames:  # boxes hold their keypoints
-        for b, kp in zip(t.boxes, t.keypoints, strict=True):
+        for b, kp in zip(t.instances.boxes, t.instances.keypoints, strict=True):
             lab = kp[kp[:, 2] == 2]
             assert np.all((lab[:, 0] >= b[0] - 1) & (lab[:, 0] <= b[2] + 1))
     again = next(iter(synth_video(cfg)))
@@ -53,7 +53,7 @@ def test_written_video_and_truth_round_trip(tmp_path: Path) -> None:
     assert [t.index for t in loaded] == list(range(12))
     for a, b in zip(loaded, rendered, strict=True):
         np.testing.assert_array_equal(a.ids, b.ids)
-        np.testing.assert_allclose(a.boxes, b.boxes, atol=0.01)
+        np.testing.assert_allclose(a.instances.boxes, b.instances.boxes, atol=0.01)
 
 
 def _frame(i: int, boxes: np.ndarray, ids: np.ndarray | None = None) -> Results:

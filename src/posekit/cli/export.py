@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import click
 
 from posekit.cli.logs import setup_logging
-from posekit.cli.options import force_option, setting_option
+from posekit.cli.options import force_option, remaining_settings
 from posekit.export import FORMATS
 from posekit.export.onnx import ExportConfig
 
@@ -29,27 +30,7 @@ log = logging.getLogger("posekit.export")
     default=None,
     help="The file to write (default: beside the checkpoint, with the format's suffix).",
 )
-@setting_option(
-    ExportConfig,
-    "imgsz",
-    help="Whole-image models: the example input size, the only one with --static "
-    "(default: the model's).",
-)
-@click.option(
-    "--static",
-    is_flag=True,
-    help="Fix the input size (and the batch, to --batch) instead of dynamic batch and size.",
-)
-@setting_option(ExportConfig, "batch", help="The batch size of a --static graph.")
-@click.option("--half", is_flag=True, help="fp16 inside the graph (needs --device cuda).")
-@setting_option(ExportConfig, "opset", help="The ONNX opset of the graph.")
-@click.option("--device", default="cpu", show_default=True)
-@click.option(
-    "--check/--no-check",
-    default=True,
-    show_default=True,
-    help="Run the file with ONNX Runtime and the model on the same images; fail beyond tolerance.",
-)
+@remaining_settings(ExportConfig)
 @click.option(
     "--check-source",
     default=None,
@@ -60,15 +41,9 @@ def export(
     model: str,
     fmt: str,
     out: Path | None,
-    imgsz: int | None,
-    static: bool,
-    batch: int,
-    half: bool,
-    opset: int,
-    device: str,
-    check: bool,
     check_source: str | None,
     force: bool,
+    **settings: Any,
 ) -> None:
     """Export a model for deployment: an ONNX file that carries the model's keypoint schema,
     classes and input settings, runs with `posekit predict --model file.onnx` (ONNX Runtime)
@@ -77,9 +52,7 @@ def export(
 
     setup_logging()
     m = Model(model)
-    result = m.export(fmt, out=out, imgsz=imgsz, static=static, batch=batch, half=half,
-                      opset=opset, device=device, check=check, check_source=check_source,
-                      force=force)  # fmt: skip
+    result = m.export(fmt, out=out, check_source=check_source, force=force, **settings)
     log.info("exported %s", result.describe())
     if result.check is not None:
         log.info("check: %s", result.check.describe())

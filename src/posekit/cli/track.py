@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -19,8 +21,14 @@ from posekit.cli.options import (
 )
 from posekit.predict.predictor import PredictConfig
 from posekit.track.sinks import EventSinkConfig
+from posekit.track.smoothing import OneEuroConfig
+from posekit.track.tracker import TrackerConfig
 
 log = logging.getLogger("posekit.track")
+
+
+def _names(config: type) -> list[str]:
+    return [f.name for f in fields(config)]
 
 
 def _angles(values: tuple[str, ...]) -> dict[str, list[str]]:
@@ -52,47 +60,14 @@ def _angles(values: tuple[str, ...]) -> dict[str, list[str]]:
 @schema_option
 @flip_option
 @half_option
-@click.option(
-    "--track-buffer",
-    type=click.IntRange(0),
-    default=30,
-    show_default=True,
-    help="Frames a lost track waits to be found again.",
-)
-@click.option(
-    "--min-hits",
-    type=click.IntRange(1),
-    default=2,
-    show_default=True,
-    help="Sightings before a new track gets an id.",
-)
-@click.option(
-    "--oks-weight",
-    type=click.FloatRange(0, 1),
-    default=0.5,
-    show_default=True,
-    help="Weight of keypoint similarity against box IoU in association.",
-)
+@remaining_settings(TrackerConfig, exclude={"kpt_conf"})
 @click.option(
     "--smooth/--no-smooth",
     default=True,
     show_default=True,
     help="One Euro smoothing of keypoints per track.",
 )
-@click.option(
-    "--min-cutoff",
-    type=click.FloatRange(0, min_open=True),
-    default=1.0,
-    show_default=True,
-    help="One Euro: lower is smoother when still (Hz).",
-)
-@click.option(
-    "--beta",
-    type=click.FloatRange(0),
-    default=0.05,
-    show_default=True,
-    help="One Euro: higher is less lag when moving.",
-)
+@remaining_settings(OneEuroConfig)
 @click.option(
     "--angle",
     "angles",
@@ -138,12 +113,7 @@ def track(
     schema: str | None,
     flip: bool,
     half: bool | None,
-    track_buffer: int,
-    min_hits: int,
-    oks_weight: float,
     smooth: bool,
-    min_cutoff: float,
-    beta: float,
     angles: tuple[str, ...],
     save: bool,
     save_jsonl: str | None,
@@ -156,6 +126,7 @@ def track(
     project: str,
     name: str,
     exist_ok: bool,
+    **settings: Any,
 ) -> None:
     """Track every object of a video with a stable id: annotated video with ids and trails,
     and a JSON Lines event stream (one object per tracked object per frame, see
@@ -164,7 +135,6 @@ def track(
     from posekit.analytics import joint_angle, resolve_triple
     from posekit.predict.sources import count_frames, expand_source
     from posekit.predict.writers import BackgroundWorker, VideoSink
-    from posekit.track import OneEuroConfig, TrackerConfig
     from posekit.track.events import JsonlWriter, frame_events
     from posekit.track.sinks import RollingDirWriter, TcpEventServer, host_port
     from posekit.utils.progress import progress_bar
@@ -191,8 +161,10 @@ def track(
         device=device,
         flip=flip,
         half=half,
-        tracker=TrackerConfig(track_buffer=track_buffer, min_hits=min_hits, oks_weight=oks_weight),
-        smooth=OneEuroConfig(min_cutoff=min_cutoff, beta=beta) if smooth else False,
+        tracker=TrackerConfig(**{k: settings[k] for k in _names(TrackerConfig) if k in settings}),
+        smooth=OneEuroConfig(**{k: settings[k] for k in _names(OneEuroConfig)})
+        if smooth
+        else False,
     )
     writers: list[JsonlWriter | RollingDirWriter | TcpEventServer] = []
     if save_jsonl:

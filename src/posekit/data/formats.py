@@ -8,13 +8,17 @@ added in one place (tests are parametrised over the table).
 
 Detection is by structure, in table order: the first format whose `detect` accepts a path
 wins (a JSON list is Label Studio, a JSON object with `shapes` LabelMe, any other JSON COCO).
+The detectors look at one `Probe` of the path, which parses a YAML file once however many
+formats ask what it holds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from posekit.data.coco import read_coco
 from posekit.data.cvat import read_cvat
@@ -50,6 +54,27 @@ class ReadOptions:
     frame_format: str = "jpg"
 
 
+class Probe:
+    """What the detectors know of a path: kind and suffix, and the YAML document of a YAML
+    file, parsed on first use and kept (YOLO's, DeepLabCut's and posekit's detectors all
+    read it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.is_dir = path.is_dir()
+        self.is_file = path.is_file()
+        self.suffix = path.suffix.lower()
+
+    @property
+    def is_yaml(self) -> bool:
+        return self.is_file and self.suffix in {".yaml", ".yml"}
+
+    @cached_property
+    def yaml(self) -> Any:
+        """The parsed YAML document (None for anything but a YAML file)."""
+        return load_yaml(self.path) if self.is_yaml else None
+
+
 @dataclass(frozen=True)
 class DatasetFormat:
     """One dataset format: its name, how it is found, read and (optionally) written."""
@@ -57,7 +82,7 @@ class DatasetFormat:
     name: str  # as `detect_format` returns it and `--to` takes it
     title: str  # what users call it (the README's table names it so)
     accepts: str  # the paths it accepts, for help and errors
-    detect: Callable[[Path], bool]
+    detect: Callable[[Probe], bool]
     read: Callable[[Path, ReadOptions], Splits]
     #: writes splits into a folder, returns what was written (folder or data YAML)
     write: Callable[..., Path] | None = None
@@ -70,21 +95,21 @@ class DatasetFormat:
     strip_prefix: str | None = None
 
 
-def _suffix(*suffixes: str) -> Callable[[Path], bool]:
-    return lambda p: p.is_file() and p.suffix.lower() in suffixes
+def _suffix(*suffixes: str) -> Callable[[Probe], bool]:
+    return lambda p: p.is_file and p.suffix in suffixes
 
 
 def _is_yaml(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in {".yaml", ".yml"}
 
 
-def _is_dlc_yaml(path: Path) -> bool:
-    data = load_yaml(path) if _is_yaml(path) else None
+def _is_dlc_yaml(p: Probe) -> bool:
+    data = p.yaml
     return isinstance(data, dict) and (data.get("project_path") is not None or "bodyparts" in data)
 
 
-def _is_json(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() == ".json"
+def _is_json(p: Probe) -> bool:
+    return p.is_file and p.suffix == ".json"
 
 
 def _read_posekit(path: Path, o: ReadOptions) -> Splits:
@@ -128,24 +153,24 @@ _COCO_LAYOUT = ("images", "annotations", "data.yaml")
 FORMATS: tuple[DatasetFormat, ...] = (
     DatasetFormat("posekit", "posekit dataset",
                   "a folder with annotations/{train,val,test}.json, or a data YAML naming them",
-                  lambda p: p.is_dir() and (p / "annotations").is_dir(), _read_posekit,
+                  lambda p: p.is_dir and (p.path / "annotations").is_dir(), _read_posekit,
                   _write_coco, _COCO_LAYOUT, options=frozenset({"image_root"})),
     DatasetFormat("yolo", "YOLO-pose", "a data YAML with kpt_shape",
-                  lambda p: _is_yaml(p) and is_yolo_yaml(load_yaml(p)),
+                  lambda p: is_yolo_yaml(p.yaml),
                   lambda p, o: {s: read_yolo(p, s) for s in yolo_splits(p)}, _write_yolo,
                   ("images", "labels", "data.yaml")),
     DatasetFormat("dlc", "DeepLabCut", "a project folder (labeled-data/), its config.yaml or a "
-                  "CollectedData_*.csv", lambda p: (p.is_dir() and (p / "labeled-data").is_dir())
+                  "CollectedData_*.csv", lambda p: (p.is_dir and (p.path / "labeled-data").is_dir())
                   or _suffix(".csv")(p) or _is_dlc_yaml(p), _read_dlc,
                   strip_prefix="labeled-data/"),
     DatasetFormat("posekit-yaml", "posekit dataset", "a data YAML naming train/val/test",
-                  _is_yaml, _read_posekit, options=frozenset({"image_root"})),
+                  lambda p: p.is_yaml, _read_posekit, options=frozenset({"image_root"})),
     DatasetFormat("labelme", "LabelMe JSON", "a LabelMe .json, or a folder of them",
-                  lambda p: (p.is_dir() and bool(labelme_files(p)))
-                  or (_is_json(p) and looks_like_labelme(p)),
+                  lambda p: (p.is_dir and bool(labelme_files(p.path)))
+                  or (_is_json(p) and looks_like_labelme(p.path)),
                   lambda p, o: {"train": read_labelme(p)}),
     DatasetFormat("labelstudio", "Label Studio JSON", "a Label Studio export (a JSON list)",
-                  lambda p: _is_json(p) and looks_like_labelstudio(p),
+                  lambda p: _is_json(p) and looks_like_labelstudio(p.path),
                   lambda p, o: {"train": read_labelstudio(p, image_root=o.image_root)},
                   options=frozenset({"image_root"})),
     DatasetFormat("coco", "COCO keypoints JSON", "a COCO keypoints .json", _is_json, _read_coco,
@@ -176,8 +201,9 @@ def format_of(path: str | Path) -> DatasetFormat:
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"{path}: not found")
+    probe = Probe(path)
     for fmt in FORMATS:
-        if fmt.detect(path):
+        if fmt.detect(probe):
             return fmt
     kind = "folder" if path.is_dir() else "file"
     expected = "; ".join(f"{f.title}: {f.accepts}" for f in FORMATS)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from posekit.ops.instances import Instances
+
 PAD_VALUE = 114
 
 
@@ -130,21 +132,6 @@ def hflip_matrix(size: Size) -> np.ndarray:
     return np.array([[-1.0, 0, wh(size)[0]], [0, 1, 0], [0, 0, 1]])
 
 
-@dataclass
-class Instances:
-    """Annotations of one image in pixels: boxes (N, 4) xyxy, keypoints (N, K, 3), classes."""
-
-    boxes: np.ndarray
-    keypoints: np.ndarray
-    classes: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.classes)
-
-    def select(self, keep: np.ndarray) -> Instances:
-        return Instances(self.boxes[keep], self.keypoints[keep], self.classes[keep])
-
-
 def transform_instances(
     inst: Instances, m: np.ndarray, size: Size, *, flip_tables: np.ndarray | None = None,
     min_size: float = 2.0,
@@ -167,7 +154,7 @@ def transform_instances(
     outside = (kp[..., 0] < 0) | (kp[..., 0] >= w) | (kp[..., 1] < 0) | (kp[..., 1] >= h)
     kp[outside | (kp[..., 2] <= 0)] = 0.0
     keep = ((boxes[:, 2] - boxes[:, 0]) >= min_size) & ((boxes[:, 3] - boxes[:, 1]) >= min_size)
-    return Instances(boxes, kp, inst.classes.copy()).select(keep)
+    return Instances(boxes=boxes, keypoints=kp, classes=inst.classes.copy()).select(keep)
 
 
 def hsv_jitter(
@@ -186,9 +173,9 @@ def hsv_jitter(
 
 def concat_instances(parts: list[Instances]) -> Instances:
     """One image's worth of instances from several (all with the same keypoint count)."""
-    return Instances(np.concatenate([p.boxes for p in parts]),
-                     np.concatenate([p.keypoints for p in parts]),
-                     np.concatenate([p.classes for p in parts]))  # fmt: skip
+    return Instances(boxes=np.concatenate([p.boxes for p in parts]),
+                     keypoints=np.concatenate([p.keypoints for p in parts]),
+                     classes=np.concatenate([p.classes for p in parts]))  # fmt: skip
 
 
 def mosaic(

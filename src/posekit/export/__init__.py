@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from posekit.export.onnx import (
-    DEFAULT_OPSET,
+    ExportConfig,
     ExportResult,
     commit_export,
     export_onnx,
@@ -59,46 +59,41 @@ def refuse_foreign(out: Path, force: bool) -> None:
 
 def export_model(
     net: KeypointModel,
+    config: ExportConfig | None = None,
     *,
     source: str | Path,
     category_ids: list[int] | None = None,
     format: str = "onnx",
     out: str | Path | None = None,
-    imgsz: int | None = None,
-    static: bool = False,
-    batch: int = 1,
-    half: bool = False,
-    opset: int | None = None,
-    device: str = "cpu",
-    check: bool = True,
     check_source: Any = None,
     force: bool = False,
 ) -> ExportResult:
     """`Model.export` (see there): write, then check, the exported file of `net` (from the
     model file or name `source`, beside which it goes without `out`; `category_ids`: the
     dataset ids of its classes, kept in the metadata)."""
+    c = config or ExportConfig()
     from posekit.utils.device import select_device
 
     if format not in FORMATS:
         raise UserError(f"unknown export format {format!r}; supported: {', '.join(FORMATS)}")
     path = Path(out) if out is not None else default_output(source, format)
     refuse_foreign(path, force)
-    dev = select_device(device)
-    size = imgsz or int(getattr(net.config, "imgsz", 640))
+    dev = select_device(c.device)
+    size = c.imgsz or int(getattr(net.config, "imgsz", 640))
     path.parent.mkdir(parents=True, exist_ok=True)
     # written and checked in a staging folder, put in place only when it passed: a failed
     # export or check leaves an earlier file at `path` as it was
     stage = staging_folder(path.parent, "export")
     try:
         staged = stage / path.name
-        result = export_onnx(net, staged, imgsz=size, static=static, batch=batch, half=half,
-                             opset=opset or DEFAULT_OPSET, device=dev,
+        result = export_onnx(net, staged, imgsz=size, static=c.static, batch=c.batch,
+                             half=c.half, opset=c.opset, device=dev,
                              category_ids=category_ids)  # fmt: skip
-        if check:
+        if c.check:
             from posekit.export.check import check_export, check_images
 
             images = check_images(check_source)
-            result.check = check_export(net, staged, images, imgsz=size, device=dev, half=half)
+            result.check = check_export(net, staged, images, imgsz=size, device=dev, half=c.half)
             if not result.check.ok:
                 raise ExportCheckError(f"the export disagrees with the model, so nothing was "
                                        f"written at {path}: {result.check.describe()}")  # fmt: skip
@@ -109,4 +104,5 @@ def export_model(
     return result
 
 
-__all__ = ["FORMATS", "ExportCheckError", "ExportResult", "export_model", "export_onnx"]
+__all__ = ["FORMATS", "ExportCheckError", "ExportConfig", "ExportResult", "export_model",
+           "export_onnx"]  # fmt: skip

@@ -50,16 +50,19 @@ MAX_BATCH, MAX_CELLS = 4096, 512
 
 @dataclass(frozen=True)
 class ExportConfig:
-    """The settings of an ONNX export that shape its graph, with their ranges (the CLI's
-    options are derived from them)."""
+    """The settings of an export, defined once: `Model.export(**settings)` takes these names
+    and `posekit export` derives its options from them."""
 
     # whole-image models: the example input size, the only one with `static` (None: the
     # model's own)
     imgsz: int | None = ranged(None, 32, 8192)
     static: bool = False  # fix batch and size instead of dynamic dimensions
     batch: int = ranged(1, 1, MAX_BATCH)  # the batch of a static graph
-    half: bool = False  # fp16 inside the graph (a CUDA device)
-    opset: int = ranged(DEFAULT_OPSET, 17, 30)
+    half: bool = False  # half precision (fp16) inside the graph (needs device cuda)
+    opset: int = ranged(DEFAULT_OPSET, 17, 30)  # the ONNX opset of the graph
+    device: str = "cpu"  # where the model is traced and checked
+    # run the file with ONNX Runtime and the model on the same images; fail beyond tolerance
+    check: bool = True
 
     def __post_init__(self) -> None:
         check_ranges(self, "export")

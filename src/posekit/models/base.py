@@ -12,13 +12,13 @@ and is registered with `@register_family("name")`; its size table is registered 
 - `training_samples(...)`: the training dataset (images and targets);
 - `loss(outputs, targets)`: the training loss and its parts (nanoGPT's spirit: the model knows
   how it is trained);
-- `decode(outputs, ...)`: raw outputs -> `Detections` in network-input pixels;
+- `decode(outputs, ...)`: raw outputs -> `Instances` (one per image) in network-input pixels;
 - `export_outputs(outputs)` / `from_export_outputs(tensors, input_shape)`: the outputs as the
   flat tuple of tensors an exported graph returns (named by `export_output_names()`), and the
   way back to what `decode` takes, so an ONNX Runtime session can stand in for `forward`.
 
 Whole-image families are letterboxed to a multiple of `input_stride` by the shared
-preprocessing; `Detections` go back to image pixels through the letterbox's exact inverse.
+preprocessing; the instances go back to image pixels through the letterbox's exact inverse.
 """
 
 from __future__ import annotations
@@ -33,20 +33,10 @@ from torch import nn
 
 from posekit.models.input_mode import LETTERBOX, WHOLE_FRAME, InputMode
 from posekit.models.registry import REGISTRY
+from posekit.ops.instances import Instances
 from posekit.schema import KeypointSchema
 from posekit.utils.bounds import within_budget
 from posekit.utils.errors import UserError
-
-
-@dataclass
-class Detections:
-    """Detections of one image in network-input pixels: boxes (N, 4) xyxy, scores (N,),
-    classes (N,), keypoints (N, K, 3) with x, y and keypoint confidence."""
-
-    boxes: torch.Tensor
-    scores: torch.Tensor
-    classes: torch.Tensor
-    keypoints: torch.Tensor
 
 
 @dataclass
@@ -190,7 +180,7 @@ class KeypointModel(nn.Module):
         iou: float,
         max_det: int,
         oks_nms: float,
-    ) -> list[Detections]:
+    ) -> list[Instances]:
         """Detections per image of a batch, in network-input pixels. The settings have no
         defaults here: they are `PredictConfig`'s, passed by the predictor."""
         raise NotImplementedError

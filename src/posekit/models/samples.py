@@ -15,7 +15,6 @@ from torch.utils.data import Dataset, Sampler
 from posekit.data.dataset import KeypointDataset
 from posekit.data.images import ImageReadError, read_image
 from posekit.data.transforms import (
-    Instances,
     Letterbox,
     hflip_matrix,
     hsv_jitter,
@@ -26,6 +25,7 @@ from posekit.data.transforms import (
     warp,
 )
 from posekit.models.base import Targets, class_tables
+from posekit.ops.instances import Instances
 from posekit.utils.bounds import check_ranges, ranged
 
 log = logging.getLogger(__name__)
@@ -108,9 +108,9 @@ class KeypointSamples(Dataset):
             self.sizes.append((im.width, im.height))
             self.image_ids.append(im.id)
             self.instances.append(Instances(
-                np.array(boxes, dtype=np.float64).reshape(-1, 4),
-                np.array(kps, dtype=np.float64).reshape(-1, k, 3),
-                np.array(classes, dtype=np.int64),
+                boxes=np.array(boxes, dtype=np.float64).reshape(-1, 4),
+                keypoints=np.array(kps, dtype=np.float64).reshape(-1, k, 3),
+                classes=np.array(classes, dtype=np.int64),
             ))  # fmt: skip
         if self.skipped:
             log.warning("%s: not trained on: %s", ds.source,

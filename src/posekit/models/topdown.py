@@ -2,10 +2,11 @@
 
 A crop family subclasses `TopDownModel` and supplies its network (`forward` on RGB crops in
 0..1 of `config.input_size`), `crop_encoder()` (its training targets), `loss`,
-`decode_crops` and `merge_flip_test`. Its config dataclass has `input_size` (height, width),
-`mean` / `std`, `box_padding`, `pixel_centre`, `flip_test` and `single_subject`: with the
-last, the crop is the whole frame (one subject per image, no detector), in training and in
-prediction alike.
+`decode_crops` and `merge_flip_test`. Its config dataclass subclasses `TopDownConfig`, which
+defines once the crop settings they share (`input_size`, `mean` / `std`, `box_padding`,
+`flip_test`, `half_body`, `pixel_centre`, `single_subject`): with `single_subject`, the crop
+is the whole frame (one subject per image, no detector), in training and in prediction
+alike.
 
 `HeatmapTopDownModel` supplies all of that but the network for families whose output is one
 heatmap per keypoint (UDP targets, DARK decoding, `posekit.models.heatmap_codec`).
@@ -13,16 +14,49 @@ heatmap per keypoint (UDP targets, DARK decoding, `posekit.models.heatmap_codec`
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from posekit.models.base import Detections, KeypointModel, class_tables
+from posekit.models.base import KeypointModel, class_tables
 from posekit.models.input_mode import CROPS, WHOLE_FRAME, InputMode
+from posekit.ops.instances import Instances
+from posekit.utils.bounds import check_ranges, ranged
 
 #: the ImageNet statistics on 0..1 RGB that the crop families normalise with by default
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class TopDownConfig:
+    """The crop settings of every top-down family, defined once; a family's config adds its
+    size and codec fields (and saves all of them with the weights)."""
+
+    # crop (height, width), multiples of 32
+    input_size: tuple[int, int] = ranged((256, 192), 32, 4096)
+    mean: tuple[float, float, float] = ranged(IMAGENET_MEAN, -1000, 1000)  # on 0..1 RGB
+    std: tuple[float, float, float] = ranged(IMAGENET_STD, 1e-06, 1000)
+    box_padding: float = ranged(1.25, 0.1, 10)  # crops cover the box grown by this factor
+    flip_test: bool = True  # average with the mirrored crop's output at inference
+    # training: probability of cropping to the upper or lower body
+    half_body: float = ranged(0.3, 0, 1)
+    # where pixel i's centre lies in the coordinates the model reads and outputs: 0.5 in
+    # posekit's continuous coordinates; 0 for weights trained on pixel indices (MMPose,
+    # transformers), which then see exactly the crops they were trained on
+    pixel_centre: float = ranged(0.5, 0, 1)
+    single_subject: bool = False  # the crop is the whole frame (see the module docstring)
+    name: str = "topdown"
+    extra: dict[str, Any] = field(default_factory=dict)  # where the weights came from
+
+    def __post_init__(self) -> None:
+        check_ranges(self, f"{self.name} config")
+
+    @property
+    def imgsz(self) -> int:
+        """The longer side of the crop (what size-agnostic code reads)."""
+        return max(self.input_size)
 
 
 class TopDownModel(KeypointModel):
@@ -68,13 +102,14 @@ class TopDownModel(KeypointModel):
         iou: float,
         max_det: int,
         oks_nms: float,
-    ) -> list[Detections]:
+    ) -> list[Instances]:
         """One detection per crop, in crop-input pixels (`decode_crops`): top-down models
         never drop an instance, so `conf` and the NMS settings do not apply."""
         xy, scores = self.decode_crops(outputs)
         kp = torch.cat([xy, scores[..., None]], -1)[:, None]  # (M, 1, K, 3)
         zeros = torch.zeros(1, dtype=torch.long)
-        return [Detections(torch.zeros(1, 4), s.mean()[None], zeros, k)
+        return [Instances(boxes=torch.zeros(1, 4), keypoints=k, classes=zeros,
+                          scores=s.mean()[None])
                 for k, s in zip(kp, scores, strict=True)]  # fmt: skip
 
 

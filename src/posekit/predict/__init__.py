@@ -1,14 +1,14 @@
 """Inference: sources -> letterbox -> network -> decode + NMS -> `Results`."""
 
-from posekit.models.base import Detections
+from posekit.ops.instances import Instances
 from posekit.predict.predictor import PredictConfig, Predictor
 from posekit.predict.results import Boxes, Keypoints, Results
 from posekit.predict.sources import Frame, SourceError, iter_frames
 
 __all__ = [
     "Boxes",
-    "Detections",
     "Frame",
+    "Instances",
     "Keypoints",
     "PredictConfig",
     "Predictor",

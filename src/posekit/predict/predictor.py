@@ -18,8 +18,9 @@ import numpy as np
 import torch
 
 from posekit.data.transforms import PAD_VALUE, Letterbox
-from posekit.models.base import Detections, KeypointModel
+from posekit.models.base import KeypointModel
 from posekit.models.fuse import fused_for_inference
+from posekit.ops.instances import INSTANCE_FIELDS, Instances
 from posekit.predict.backends import Backend, TorchBackend
 from posekit.predict.results import Boxes, Keypoints, Results, _slot_names
 from posekit.predict.sources import Frame, iter_frames, prefetch
@@ -155,10 +156,7 @@ def prepare(frames: list[Frame], imgsz: int, rect: bool, on_device: bool = False
 
 def frame_results(
     frame: Frame,
-    boxes: np.ndarray,
-    scores: np.ndarray,
-    classes: np.ndarray,
-    keypoints: np.ndarray,
+    found: Instances,
     *,
     schemas: list[KeypointSchema],
     names: dict[int, str],
@@ -166,13 +164,14 @@ def frame_results(
     category_ids: list[int] | None,
     speed: dict[str, float],
 ) -> Results:
-    """The one place a frame's `Results` is built, from its detections in image pixels:
-    boxes (N, 4) xyxy, scores (N,), classes (N,) and keypoints (N, K, 3) (x, y, confidence),
-    whatever the input mode that found them."""
+    """The one place a frame's `Results` is built, from its detections in image pixels
+    (NumPy `Instances`, keypoints x, y, confidence), whatever the input mode that found
+    them."""
     h, w = frame.image.shape[:2]  # type: ignore[union-attr]
+    kp = found.keypoints
     return Results(
-        Boxes(boxes, scores, classes, (h, w)),
-        Keypoints(keypoints, (h, w), _slot_names(schemas, keypoints.shape[1]), kpt_conf),
+        Boxes(found.boxes, found.scores, found.classes, (h, w)),
+        Keypoints(kp, (h, w), _slot_names(schemas, kp.shape[1]), kpt_conf),
         names,
         schemas,
         frame.path,
@@ -184,18 +183,21 @@ def frame_results(
     )
 
 
-def letterboxed_to_image(
-    det: Detections, lb: Letterbox, shape: tuple[int, ...]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def letterboxed_to_image(det: Instances, lb: Letterbox, shape: tuple[int, ...]) -> Instances:
     """One image's detections (network input pixels) mapped back to the original image
-    through the exact inverse of its letterbox: (boxes, scores, classes, keypoints)."""
+    through the exact inverse of its letterbox, as NumPy arrays."""
     h, w = shape[:2]
     boxes = lb.to_original(det.boxes.cpu().double().numpy().reshape(-1, 2, 2)).reshape(-1, 4)
     boxes[:, 0::2] = boxes[:, 0::2].clip(0, w)
     boxes[:, 1::2] = boxes[:, 1::2].clip(0, h)
     kp = det.keypoints.cpu().double().numpy()
     kp[..., :2] = lb.to_original(kp[..., :2])
-    return boxes, det.scores.cpu().numpy(), det.classes.cpu().numpy(), kp
+    return Instances(
+        boxes=boxes,
+        keypoints=kp,
+        classes=det.classes.cpu().numpy(),
+        scores=det.scores.cpu().numpy(),
+    )
 
 
 def fitted_to(config: PredictConfig, backend: Backend, net: KeypointModel) -> PredictConfig:
@@ -211,14 +213,14 @@ def fitted_to(config: PredictConfig, backend: Backend, net: KeypointModel) -> Pr
     return replace(config, rect=False)
 
 
-def detections_to_cpu(dets: list[Detections]) -> list[Detections]:
+def detections_to_cpu(dets: list[Instances]) -> list[Instances]:
     """A batch's detections on the CPU in one transfer per field (not one per image)."""
     if not dets or dets[0].boxes.device.type == "cpu":
         return dets
-    counts = [len(d.scores) for d in dets]
-    fields = [torch.cat([getattr(d, f) for d in dets]).cpu().split(counts)
-              for f in ("boxes", "scores", "classes", "keypoints")]  # fmt: skip
-    return [Detections(*parts) for parts in zip(*fields, strict=True)]
+    counts = [len(d) for d in dets]
+    parts = [torch.cat([getattr(d, f) for d in dets]).cpu().split(counts)
+             for f in INSTANCE_FIELDS]  # fmt: skip
+    return [Instances(*p) for p in zip(*parts, strict=True)]
 
 
 class Predictor:
@@ -299,8 +301,8 @@ class Predictor:
             raise UserError(f"boxes= is for models that read crops around boxes; this model "
                              f"reads {self.mode.name} inputs")  # fmt: skip
         for found, speed in self._pipeline(frames, boxes, self._skipper(on_error)):
-            for frame, (b, s, k, kp) in found:
-                yield frame_results(frame, b, s, k, kp, schemas=self.net.schemas,
+            for frame, instances in found:
+                yield frame_results(frame, instances, schemas=self.net.schemas,
                                     names=self.names, kpt_conf=self.config.kpt_conf,
                                     category_ids=self.category_ids, speed=speed)  # fmt: skip
 
@@ -319,7 +321,7 @@ class Predictor:
     # ------------------------------------------------------------------ whole images
     def _image_pipeline(
         self, frames: Iterator[Frame], boxes: Any, skip: Callable[[Frame], None]
-    ) -> Iterator[tuple[list[tuple[Frame, _Found]], dict[str, float]]]:
+    ) -> Iterator[tuple[list[tuple[Frame, Instances]], dict[str, float]]]:
         """Batches letterboxed on the prefetch thread, the network, the family's decoder and
         the letterboxes' inverse."""
         from posekit.predict.sources import batched
@@ -333,7 +335,9 @@ class Predictor:
             if p.frames:
                 yield self._run_letterboxed(p)
 
-    def _run_letterboxed(self, p: Prepared) -> tuple[list[tuple[Frame, _Found]], dict[str, float]]:
+    def _run_letterboxed(
+        self, p: Prepared
+    ) -> tuple[list[tuple[Frame, Instances]], dict[str, float]]:
         n = len(p.frames)
         cuda = self.device.type == "cuda"
         t0 = time.perf_counter()
@@ -373,7 +377,7 @@ class Predictor:
         frames: Iterator[Frame],
         boxes: Iterable[np.ndarray] | None,
         skip: Callable[[Frame], None],
-    ) -> Iterator[tuple[list[tuple[Frame, _Found]], dict[str, float]]]:
+    ) -> Iterator[tuple[list[tuple[Frame, Instances]], dict[str, float]]]:
         """Boxes per frame (given, detected or whole), crops of a whole batch at once, the
         network (with the flip test), decoding, and the crops' exact inverse."""
         from posekit.predict.sources import batched
@@ -405,7 +409,7 @@ class Predictor:
 
     def _run_crops(
         self, frames: list[Frame], per_frame: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
-    ) -> tuple[list[tuple[Frame, _Found]], dict[str, float]]:
+    ) -> tuple[list[tuple[Frame, Instances]], dict[str, float]]:
         c, cfg = self.config, self.net.config
         n_classes = len(self.net.schemas)
         boxes = [b for b, _, _ in per_frame]
@@ -425,7 +429,14 @@ class Predictor:
             end = start + len(b)
             if not self.mode.takes_boxes:  # a whole frame read as one subject: box the subject
                 b = keypoint_extent(data[start:end], c.kpt_conf, b)
-            found.append((f, (b, s * conf[start:end], k, data[start:end])))
+            found.append(
+                (
+                    f,
+                    Instances(
+                        boxes=b, keypoints=data[start:end], classes=k, scores=s * conf[start:end]
+                    ),
+                )
+            )
             start = end
         n = max(1, len(frames))
         return found, {"preprocess": prep * 1000 / n, "inference": infer * 1000 / n,
@@ -448,10 +459,6 @@ def keypoint_extent(kp: np.ndarray, kpt_conf: float, fallback: np.ndarray) -> np
     lo = np.where(sure[..., None], xy, np.inf).min(1)
     hi = np.where(sure[..., None], xy, -np.inf).max(1)
     return np.concatenate([lo, hi], 1).astype(fallback.dtype)
-
-
-#: one frame's detections in image pixels: boxes, scores, classes, keypoints (N, K, 3)
-_Found = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 def _given_boxes(b: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from posekit.utils.bounds import check_ranges, ranged
+
 
 @dataclass(frozen=True)
 class OneEuroConfig:
@@ -20,10 +22,13 @@ class OneEuroConfig:
     `beta`: how fast the cut-off grows with speed (per px/s), higher = less lag;
     `d_cutoff` (Hz): smoothing of the speed estimate."""
 
-    min_cutoff: float = 1.0
-    beta: float = 0.05
-    d_cutoff: float = 1.0
-    reset_after: float = 0.5  # seconds missing after which an entry restarts
+    min_cutoff: float = ranged(1.0, 1e-6, 1000)  # One Euro: lower is smoother when still (Hz)
+    beta: float = ranged(0.05, 0, 1000)  # One Euro: higher is less lag when moving
+    d_cutoff: float = ranged(1.0, 1e-6, 1000)  # One Euro: smoothing of the speed estimate (Hz)
+    reset_after: float = ranged(0.5, 0, 3600)  # seconds missing after which a point restarts
+
+    def __post_init__(self) -> None:
+        check_ranges(self, "smoothing")
 
 
 def _alpha(cutoff: np.ndarray | float, dt: np.ndarray) -> np.ndarray:

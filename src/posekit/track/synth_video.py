@@ -20,6 +20,7 @@ import numpy as np
 from posekit.data.synth.background import Backdrop
 from posekit.data.synth.figures import sample_person
 from posekit.data.synth.generator import SynthInstance, annotate, draw_figures
+from posekit.ops.instances import Instances
 
 
 @dataclass(frozen=True)
@@ -39,14 +40,14 @@ class SynthVideoConfig:
 
 @dataclass
 class FrameTruth:
-    """Ground truth of one frame: ids (N,), boxes (N, 4) xyxy of the visible pixels,
-    keypoints (N, 17, 3) x, y, v (COCO visibility), at `timestamp` seconds."""
+    """Ground truth of one frame at `timestamp` seconds: each person's id (N,) and the
+    people as `Instances` (boxes xyxy of the visible pixels, keypoints (N, 17, 3) x, y, v with
+    COCO visibility)."""
 
     index: int
     timestamp: float
     ids: np.ndarray
-    boxes: np.ndarray
-    keypoints: np.ndarray
+    instances: Instances
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,12 @@ def frame_truth(index: int, timestamp: float, instances: list[SynthInstance]) ->
     ids = np.array([i.figure_id for i in instances], np.int64)
     boxes = np.array([[*i.bbox[:2], *(i.bbox[:2] + i.bbox[2:])] for i in instances])
     kps = np.array([i.keypoints for i in instances])
-    return FrameTruth(index, timestamp, ids, boxes.reshape(-1, 4), kps.reshape(-1, 17, 3))
+    people = Instances(
+        boxes=boxes.reshape(-1, 4),
+        keypoints=kps.reshape(-1, 17, 3),
+        classes=np.zeros(len(ids), np.int64),
+    )
+    return FrameTruth(index, timestamp, ids, people)
 
 
 def write_synth_video(cfg: SynthVideoConfig, out_dir: str | Path) -> tuple[Path, Path]:
@@ -138,8 +144,8 @@ def write_synth_video(cfg: SynthVideoConfig, out_dir: str | Path) -> tuple[Path,
                 "index": truth.index,
                 "timestamp": truth.timestamp,
                 "ids": truth.ids.tolist(),
-                "boxes": np.round(truth.boxes, 2).tolist(),
-                "keypoints": np.round(truth.keypoints, 2).tolist(),
+                "boxes": np.round(truth.instances.boxes, 2).tolist(),
+                "keypoints": np.round(truth.instances.keypoints, 2).tolist(),
             }
         )
     writer.release()
@@ -155,8 +161,11 @@ def load_truth(path: str | Path) -> list[FrameTruth]:
             f["index"],
             f["timestamp"],
             np.array(f["ids"], np.int64),
-            np.array(f["boxes"], np.float64).reshape(-1, 4),
-            np.array(f["keypoints"], np.float64).reshape(-1, 17, 3),
+            Instances(
+                boxes=np.array(f["boxes"], np.float64).reshape(-1, 4),
+                keypoints=np.array(f["keypoints"], np.float64).reshape(-1, 17, 3),
+                classes=np.zeros(len(f["ids"]), np.int64),
+            ),
         )
         for f in data["frames"]
     ]

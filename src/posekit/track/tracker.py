@@ -17,8 +17,10 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from posekit.ops import oks_pairwise, pairwise_iou
+from posekit.ops.instances import Instances
 from posekit.schema import DEFAULT_SIGMA
 from posekit.track.kalman import KalmanBoxFilter, xyah_to_xyxy, xyxy_to_xyah
+from posekit.utils.bounds import check_ranges, ranged
 from posekit.utils.errors import UserError
 
 TRACKED, LOST = 1, 2  # a track without an id (-1) is tentative
@@ -29,24 +31,27 @@ _FORBIDDEN = 1e6
 class TrackerConfig:
     """Tracker settings; the defaults suit 25-30 fps video of people or animals."""
 
-    high_thresh: float = 0.5  # detections at or above take part in the first association
-    low_thresh: float = 0.1  # detections below are ignored; between: second association
-    new_track_thresh: float = 0.6  # an unmatched detection starts a track from this score
-    match_thresh: float = 0.8  # largest cost (1 - similarity) accepted in the first association
-    low_match_thresh: float = 0.5  # largest cost (1 - IoU) in the second association
-    tentative_match_thresh: float = 0.7  # largest cost for a tentative track's second sighting
-    oks_weight: float = 0.5  # similarity = (1 - w) * IoU + w * OKS (IoU alone without keypoints)
-    kpt_conf: float = 0.3  # keypoints below this confidence are left out of OKS
-    track_buffer: int = 30  # frames a lost track waits to be found again
-    min_hits: int = 2  # sightings before a new track gets an id (1: immediately)
+    # detections at or above take part in the first association
+    high_thresh: float = ranged(0.5, 0, 1)
+    # detections below are ignored; between it and high_thresh: the second association
+    low_thresh: float = ranged(0.1, 0, 1)
+    new_track_thresh: float = ranged(0.6, 0, 1)  # an unmatched detection starts a track from this
+    # largest cost (1 - similarity) accepted in the first association
+    match_thresh: float = ranged(0.8, 0, 1)
+    low_match_thresh: float = ranged(0.5, 0, 1)  # largest cost (1 - IoU) in the second association
+    # largest cost for a tentative track's second sighting
+    tentative_match_thresh: float = ranged(0.7, 0, 1)
+    # weight of keypoint similarity against box IoU in association: (1 - w) * IoU + w * OKS
+    # (IoU alone without keypoints)
+    oks_weight: float = ranged(0.5, 0, 1)
+    kpt_conf: float = ranged(0.3, 0, 1)  # keypoints below this confidence are left out of OKS
+    track_buffer: int = ranged(30, 0, 100_000)  # frames a lost track waits to be found again
+    min_hits: int = ranged(2, 1, 1000)  # sightings before a new track gets an id (1: at once)
 
     def __post_init__(self) -> None:
-        if not 0 <= self.low_thresh <= self.high_thresh <= 1:
-            raise UserError("need 0 <= low_thresh <= high_thresh <= 1")
-        if not 0 <= self.oks_weight <= 1:
-            raise UserError("oks_weight must lie in [0, 1]")
-        if self.track_buffer < 0 or self.min_hits < 1:
-            raise UserError("track_buffer must be >= 0 and min_hits >= 1")
+        check_ranges(self, "tracker")
+        if self.low_thresh > self.high_thresh:
+            raise UserError("need low_thresh <= high_thresh")
 
 
 def _pairwise_oks(
@@ -114,11 +119,14 @@ class Tracker:
         """(T, 4) predicted boxes of all current tracks."""
         return xyah_to_xyxy(self.mean[:, :4])
 
-    def _similarity(self, t: np.ndarray, d: np.ndarray, det: _Dets, use_oks: bool) -> np.ndarray:
+    def _similarity(
+        self, t: np.ndarray, d: np.ndarray, det: Instances, use_oks: bool
+    ) -> np.ndarray:
         """(len(t), len(d)) similarity; different classes get -inf."""
         pred = xyah_to_xyxy(self.mean[t, :4])
         sim = pairwise_iou(torch.from_numpy(pred), torch.from_numpy(det.boxes[d])).numpy()
-        if use_oks and self.kp is not None and det.kp is not None and self.config.oks_weight > 0:
+        with_kp = self.kp is not None and det.keypoints is not None
+        if use_oks and with_kp and self.config.oks_weight > 0:
             # keypoints move with the box: shift the last ones by the predicted displacement
             shift = (pred[:, :2] + pred[:, 2:]) / 2 - (
                 self.box_at_last[t, :2] + self.box_at_last[t, 2:]
@@ -126,10 +134,10 @@ class Tracker:
             kp = self.kp[t].copy()
             kp[..., :2] += shift[:, None, :]
             sig = self._sigmas(kp.shape[1])
-            oks, has = _pairwise_oks(kp, det.kp[d], det.boxes[d], sig, self.config.kpt_conf)
+            oks, has = _pairwise_oks(kp, det.keypoints[d], det.boxes[d], sig, self.config.kpt_conf)
             w = self.config.oks_weight
             sim = np.where(has, (1 - w) * sim + w * oks, sim)
-        same = self.cls[t][:, None] == det.cls[d][None, :]
+        same = self.cls[t][:, None] == det.classes[d][None, :]
         return np.where(same, sim, -np.inf)
 
     def _sigmas(self, k: int) -> np.ndarray:
@@ -149,10 +157,10 @@ class Tracker:
         are not part of a confirmed track (low scores left over, tentative new tracks)."""
         c = self.config
         self.frame += 1
-        det = _Dets.make(boxes, scores, classes, keypoints)
+        det = _detections(boxes, scores, classes, keypoints)
         out = np.full(len(det.boxes), -1, np.int64)
-        if self.kp is None and det.kp is not None:
-            self.kp = np.zeros((len(self.ids), det.kp.shape[1], 3))
+        if self.kp is None and det.keypoints is not None:
+            self.kp = np.zeros((len(self.ids), det.keypoints.shape[1], 3))
         self.mean, self.cov = self.kf.predict(self.mean, self.cov)
 
         valid = det.scores >= c.low_thresh
@@ -216,7 +224,7 @@ class Tracker:
 
     # --- track table maintenance (all vectorised over tracks) ----------------------------------
 
-    def _correct(self, t: np.ndarray, d: np.ndarray, det: _Dets) -> None:
+    def _correct(self, t: np.ndarray, d: np.ndarray, det: Instances) -> None:
         if len(t) == 0:
             return
         self.mean[t], self.cov[t] = self.kf.update(
@@ -227,8 +235,8 @@ class Tracker:
         self.hits[t] += 1
         self.last[t] = self.frame
         self.box_at_last[t] = det.boxes[d]
-        if self.kp is not None and det.kp is not None:
-            self.kp[t] = det.kp[d]
+        if self.kp is not None and det.keypoints is not None:
+            self.kp[t] = det.keypoints[d]
 
     def _give_ids(self, mask: np.ndarray) -> None:
         n = int(mask.sum())
@@ -241,41 +249,32 @@ class Tracker:
         if self.kp is not None:
             self.kp = self.kp[keep]
 
-    def _add(self, d: np.ndarray, det: _Dets) -> None:
+    def _add(self, d: np.ndarray, det: Instances) -> None:
         n = len(d)
         mean, cov = self.kf.initiate(xyxy_to_xyah(det.boxes[d]))
         self.ids = np.r_[self.ids, np.full(n, -1)]
         self.state = np.r_[self.state, np.full(n, TRACKED, np.int8)]
         self.mean = np.concatenate([self.mean, mean])
         self.cov = np.concatenate([self.cov, cov])
-        self.cls = np.r_[self.cls, det.cls[d]]
+        self.cls = np.r_[self.cls, det.classes[d]]
         self.score = np.r_[self.score, det.scores[d]]
         self.hits = np.r_[self.hits, np.ones(n, np.int64)]
         self.last = np.r_[self.last, np.full(n, self.frame)]
         self.box_at_last = np.concatenate([self.box_at_last, det.boxes[d]])
-        if self.kp is not None and det.kp is not None:
-            self.kp = np.concatenate([self.kp, det.kp[d]])
+        if self.kp is not None and det.keypoints is not None:
+            self.kp = np.concatenate([self.kp, det.keypoints[d]])
 
 
-@dataclass
-class _Dets:
-    boxes: np.ndarray
-    scores: np.ndarray
-    cls: np.ndarray
-    kp: np.ndarray | None
-
-    @classmethod
-    def make(
-        cls,
-        boxes: np.ndarray,
-        scores: np.ndarray,
-        classes: np.ndarray | None,
-        keypoints: np.ndarray | None,
-    ) -> _Dets:
-        b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        s = np.asarray(scores, dtype=np.float64).reshape(-1)
-        c = np.zeros(len(b), np.int64) if classes is None else np.asarray(classes, np.int64)
-        kp = None if keypoints is None else np.asarray(keypoints, dtype=np.float64)
-        if len(s) != len(b) or len(c) != len(b) or (kp is not None and len(kp) != len(b)):
-            raise ValueError("boxes, scores, classes and keypoints need one row per detection")
-        return cls(b, s, c.reshape(-1), kp)
+def _detections(
+    boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray | None,
+    keypoints: np.ndarray | None,
+) -> Instances:  # fmt: skip
+    """A frame's detections as float64 `Instances` (classes default to 0; keypoints None for
+    a box-only tracker)."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    c = np.zeros(len(b), np.int64) if classes is None else np.asarray(classes, np.int64)
+    kp = None if keypoints is None else np.asarray(keypoints, dtype=np.float64)
+    if len(s) != len(b) or len(c) != len(b) or (kp is not None and len(kp) != len(b)):
+        raise ValueError("boxes, scores, classes and keypoints need one row per detection")
+    return Instances(boxes=b, keypoints=kp, classes=c.reshape(-1), scores=s)

@@ -15,8 +15,8 @@ and depths of rtmpose-t/s/m/l).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -25,9 +25,9 @@ from torch import nn
 from posekit.models.blocks import ConvBNAct
 from posekit.models.cspnext import STRIDE, CSPNeXt, scale_cspnext, scaled
 from posekit.models.registry import register_family, register_sizes
-from posekit.models.topdown import IMAGENET_MEAN, IMAGENET_STD, HeatmapTopDownModel
+from posekit.models.topdown import HeatmapTopDownModel, TopDownConfig
 from posekit.schema import KeypointSchema
-from posekit.utils.bounds import check_ranges, ranged
+from posekit.utils.bounds import ranged
 from posekit.utils.errors import UserError
 
 #: heatmap pixels per input pixel: the decoder's output stride is 4
@@ -59,33 +59,15 @@ class PyramidDecoder(nn.Module):
 
 
 @dataclass(frozen=True)
-class HeatPoseConfig:
-    """Size, input and codec settings of a HeatPose model (saved with the weights)."""
+class HeatPoseConfig(TopDownConfig):
+    """Size, input and codec settings of a HeatPose model (the crop settings are
+    `TopDownConfig`'s)."""
 
     widen: float = ranged(0.5, 0.01, 4)  # CSPNeXt channel multiplier
     deepen: float = ranged(0.33, 0.01, 4)  # CSPNeXt block-count multiplier
     decoder_width: int = ranged(128, 1, 8192)  # the pyramid decoder's channels at widen 1
-    # crop (height, width), multiples of 32
-    input_size: tuple[int, int] = ranged((256, 192), 32, 4096)
     sigma: float = ranged(2.0, 0.01, 1000)  # of the target Gaussians, in heatmap pixels
-    mean: tuple[float, float, float] = ranged(IMAGENET_MEAN, -1000, 1000)  # on 0..1 RGB
-    std: tuple[float, float, float] = ranged(IMAGENET_STD, 1e-06, 1000)
-    box_padding: float = ranged(1.25, 0.1, 10)  # crops cover the box grown by this factor
-    flip_test: bool = True  # average with the mirrored crop's heatmaps at inference
-    # training: probability of cropping to the upper or lower body
-    half_body: float = ranged(0.3, 0, 1)
-    pixel_centre: float = ranged(0.5, 0, 1)  # posekit's continuous coordinates (as rtmpose's)
-    single_subject: bool = False  # the crop is the whole frame (see `posekit.models.topdown`)
     name: str = "heatpose"
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        check_ranges(self, f"{self.name} config")
-
-    @property
-    def imgsz(self) -> int:
-        """The longer side of the crop (what size-agnostic code reads)."""
-        return max(self.input_size)
 
     @property
     def heatmap_size(self) -> tuple[int, int]:

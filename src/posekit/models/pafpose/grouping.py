@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from posekit.models.pafpose.limbs import Limbs
+from posekit.ops.instances import Instances
 
 
 @dataclass(frozen=True)
@@ -35,15 +36,6 @@ class GroupingSettings:
     samples: int = 10  # points sampled along a candidate segment
     min_keypoints: int = 3  # people with fewer found keypoints are dropped
     max_peaks: int = 64  # per keypoint type (the strongest)
-
-
-@dataclass
-class People:
-    """People of one image in grid (cell) coordinates: keypoints (N, K, 3) x, y, confidence
-    (confidence 0 where not found) and scores (N,)."""
-
-    keypoints: torch.Tensor
-    scores: torch.Tensor
 
 
 def find_peaks(heat: torch.Tensor, threshold: float, max_peaks: int) -> list[torch.Tensor]:
@@ -140,8 +132,10 @@ def greedy_match(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def group_people(
     heat: torch.Tensor, paf: torch.Tensor, limbs: Limbs, s: GroupingSettings
-) -> People:
-    """People of one image from its (K, H, W) heatmaps and (2L, H, W) fields."""
+) -> Instances:
+    """People of one image from its (K, H, W) heatmaps and (2L, H, W) fields, in grid (cell)
+    coordinates: keypoints (N, K, 3) x, y, confidence (all 0 where not found), boxes around
+    the found keypoints, class 0, the person's score."""
     k = heat.shape[0]
     device = heat.device
     peaks = find_peaks(heat, s.peak_threshold, s.max_peaks)
@@ -187,4 +181,15 @@ def group_people(
     peak_sum = kp[..., 2].sum(1)
     quality = (peak_sum + limb_sum) / (found + limb_count).clamp(min=1)
     scores = quality * found / k
-    return People(kp[keep], scores[keep])
+    kp = kp[keep]
+    sure = kp[..., 2:] > 0
+    big = torch.finfo(kp.dtype).max
+    lo = torch.where(sure, kp[..., :2], big).amin(1)
+    hi = torch.where(sure, kp[..., :2], -big).amax(1)
+    classes = torch.zeros(len(kp), dtype=torch.long, device=device)
+    return Instances(
+        boxes=torch.cat([lo, hi], 1).reshape(-1, 4),
+        keypoints=kp,
+        classes=classes,
+        scores=scores[keep],
+    )

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from posekit.models.base import Detections, KeypointModel, Targets
+from posekit.models.base import KeypointModel, Targets
 from posekit.models.blocks import ConvBNAct
 from posekit.models.cspnext import CSPNeXt, scale_cspnext, scaled
 from posekit.models.pafpose.grouping import GroupingSettings, group_people
@@ -30,6 +30,7 @@ from posekit.models.pafpose.limbs import Limbs, schema_limbs
 from posekit.models.pafpose.targets import draw_targets
 from posekit.models.registry import register_family, register_sizes
 from posekit.models.topdown import IMAGENET_MEAN, IMAGENET_STD
+from posekit.ops.instances import Instances
 from posekit.schema import KeypointSchema
 from posekit.utils.bounds import check_ranges, ranged
 from posekit.utils.errors import UserError
@@ -182,7 +183,7 @@ class PafPose(KeypointModel):
         iou: float,
         max_det: int,
         oks_nms: float,
-    ) -> list[Detections]:
+    ) -> list[Instances]:
         """People of each image (`group_people`) in input pixels: keypoints at their peaks with
         the heatmap's value as confidence (missing ones at the person's centre, confidence 0),
         a box around the found keypoints, the person's score; `conf` and `max_det` applied
@@ -193,12 +194,9 @@ class PafPose(KeypointModel):
         out = []
         for heat, paf in zip(heats, pafs, strict=True):  # images of the batch
             people = group_people(heat, paf, self.limbs, settings)
-            kp, scores = people.keypoints, people.scores
-            keep = scores >= conf
-            kp, scores = kp[keep], scores[keep]
-            order = torch.argsort(scores, descending=True)[:max_det]
-            kp, scores = kp[order], scores[order]
-            out.append(_detections(kp, scores, stride))
+            people = people.select(people.scores >= conf)
+            people = people.select(torch.argsort(people.scores, descending=True)[:max_det])
+            out.append(_in_input_pixels(people, stride))
         return out
 
     def export_output_names(self) -> list[str]:
@@ -223,23 +221,19 @@ class PafPose(KeypointModel):
         return cls(PafPoseConfig(imgsz=fixed, name="pafpose (onnx)"), [schema], [schema.name])
 
 
-def _detections(kp: torch.Tensor, scores: torch.Tensor, stride: int) -> Detections:
-    """Grid-cell people -> `Detections` in input pixels (cell j's centre is (j + 0.5) * stride)."""
-    n, k = kp.shape[:2]
-    found = kp[..., 2] > 0
+def _in_input_pixels(people: Instances, stride: int) -> Instances:
+    """Grid-cell people -> input pixels (cell j's centre is (j + 0.5) * stride): keypoints not
+    found at the person's centre (confidence 0), boxes padded by 10 % (at least half a cell)."""
+    kp = people.keypoints
+    found = kp[..., 2:] > 0
     xy = (kp[..., :2] + 0.5) * stride
-    count = found.sum(1, keepdim=True).clamp(min=1)
-    centre = (xy * found[..., None]).sum(1) / count
-    xy = torch.where(found[..., None], xy, centre[:, None])
-    big = torch.finfo(xy.dtype).max
-    lo = torch.where(found[..., None], xy, big).amin(1)
-    hi = torch.where(found[..., None], xy, -big).amax(1)
-    pad = ((hi - lo) * 0.1).clamp(min=stride / 2)
-    boxes = torch.cat([lo - pad, hi + pad], 1) if n else torch.zeros(0, 4, device=kp.device)
-    conf = kp[..., 2].clamp(0, 1)
-    keypoints = torch.cat([xy, conf[..., None]], -1)
-    classes = torch.zeros(n, dtype=torch.long, device=kp.device)
-    return Detections(boxes.reshape(-1, 4), scores, classes, keypoints.reshape(n, k, 3))
+    centre = (xy * found).sum(1) / found.sum(1).clamp(min=1)
+    xy = torch.where(found, xy, centre[:, None])
+    boxes = (people.boxes.reshape(-1, 2, 2) + 0.5) * stride
+    pad = ((boxes[:, 1] - boxes[:, 0]) * 0.1).clamp(min=stride / 2)
+    boxes = torch.cat([boxes[:, 0] - pad, boxes[:, 1] + pad], 1)
+    keypoints = torch.cat([xy, kp[..., 2:].clamp(0, 1)], -1)
+    return Instances(boxes=boxes, keypoints=keypoints, classes=people.classes, scores=people.scores)
 
 
 # ---------------------------------------------------------------------- sizes

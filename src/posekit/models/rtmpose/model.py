@@ -9,7 +9,7 @@ Layout: config -> model class -> registered sizes (rtmpose-t/s/m/l). A 256x192 c
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -17,20 +17,19 @@ import torch
 from posekit.models.cspnext import STRIDE, CSPNeXt, scale_cspnext
 from posekit.models.registry import register_family, register_sizes
 from posekit.models.rtmpose.head import SimCCHead
-from posekit.models.topdown import IMAGENET_MEAN, IMAGENET_STD, TopDownModel
+from posekit.models.topdown import TopDownConfig, TopDownModel
 from posekit.schema import KeypointSchema
-from posekit.utils.bounds import check_ranges, ranged
+from posekit.utils.bounds import ranged
 from posekit.utils.errors import UserError
 
 
 @dataclass(frozen=True)
-class RTMPoseConfig:
-    """Size, input and codec settings of an RTMPose model (saved with the weights)."""
+class RTMPoseConfig(TopDownConfig):
+    """Size, input and codec settings of an RTMPose model (the crop settings are
+    `TopDownConfig`'s)."""
 
     widen: float = ranged(0.5, 0.01, 4)  # CSPNeXt channel multiplier
     deepen: float = ranged(0.33, 0.01, 4)  # CSPNeXt block-count multiplier
-    # crop (height, width), multiples of 32
-    input_size: tuple[int, int] = ranged((256, 192), 32, 4096)
     hidden: int = ranged(256, 1, 8192)  # keypoint token width of the head
     kernel: int = ranged(7, 1, 31)  # the head's first convolution
     # gated attention across the keypoint tokens (published RTMPose's head); off by default:
@@ -42,24 +41,7 @@ class RTMPoseConfig:
     beta: float = ranged(10.0, 0.001, 1000)  # logits and labels are compared as softmax(beta * .)
     # auxiliary heatmap loss on the head's maps (`simcc.dense_loss`)
     dense_weight: float = ranged(1.0, 0, 1000)
-    mean: tuple[float, float, float] = ranged(IMAGENET_MEAN, -1000, 1000)  # on 0..1 RGB
-    std: tuple[float, float, float] = ranged(IMAGENET_STD, 1e-06, 1000)
-    box_padding: float = ranged(1.25, 0.1, 10)  # crops cover the box grown by this factor
-    flip_test: bool = True  # average with the mirrored crop's logits at inference
-    # training: probability of cropping to the upper or lower body
-    half_body: float = ranged(0.3, 0, 1)
-    pixel_centre: float = ranged(0.5, 0, 1)  # as ViTPose's: posekit's continuous coordinates
-    single_subject: bool = False  # the crop is the whole frame (see `posekit.models.topdown`)
     name: str = "rtmpose"
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        check_ranges(self, f"{self.name} config")
-
-    @property
-    def imgsz(self) -> int:
-        """The longer side of the crop (what size-agnostic code reads)."""
-        return max(self.input_size)
 
     @property
     def bins(self) -> tuple[int, int]:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from posekit.models.base import Detections
 from posekit.models.rtpose.model import RTPoseOutput
 from posekit.ops.boxes import batched_nms
+from posekit.ops.instances import Instances
 from posekit.ops.oks import batched_keypoint_nms
 
 
@@ -23,7 +23,7 @@ def postprocess(
     max_candidates: int = 3000,
     snap: bool = True,
     sigmas: torch.Tensor | None = None,
-) -> list[Detections]:
+) -> list[Instances]:
     """Per image: keep locations whose best class score reaches `conf`, at most
     `max_candidates` of them by score, suppress box overlaps per class, keep `max_det`; with
     `snap` (and a model with heatmaps), move each keypoint onto its nearest heatmap peak.
@@ -62,8 +62,8 @@ def postprocess(
         kept &= batched_keypoint_nms(xy, area, sigmas.to(xy)[c], kept, oks_nms, c)
     counts = kept.sum(1).tolist()
     kp = torch.cat([xy, kconf[..., None]], -1)[kept]
-    parts = [t.split(counts) for t in (box[kept], score[kept], c[kept], kp)]
-    return [Detections(*p) for p in zip(*parts, strict=True)]
+    parts = [t.split(counts) for t in (box[kept], kp, c[kept], score[kept])]
+    return [Instances(*p) for p in zip(*parts, strict=True)]  # the fields' order
 
 
 def snap_keypoints(

@@ -33,13 +33,13 @@ import torch
 from torch import nn
 
 from posekit.models.base import (
-    Detections,
     KeypointModel,
     Targets,
     class_tables,
 )
 from posekit.models.blocks import SPPF, ConvBNAct, CSPBlock
 from posekit.models.registry import register_family, register_sizes
+from posekit.ops.instances import Instances
 from posekit.schema import KeypointSchema
 from posekit.utils.bounds import check_ranges, ranged
 from posekit.utils.errors import UserError
@@ -291,7 +291,7 @@ class RTPose(KeypointModel):
         iou: float,
         max_det: int,
         oks_nms: float,
-    ) -> list[Detections]:
+    ) -> list[Instances]:
         """Confidence filter, class-aware box NMS, keypoints snapped to their heatmap peaks,
         then keypoint NMS (see `posekit.models.rtpose.decode.postprocess`)."""
         from posekit.models.rtpose.decode import postprocess

@@ -10,7 +10,7 @@ keypoint (64x48), decoded with UDP + DARK (`posekit.models.heatmap_codec`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import torch
@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from posekit.models.registry import register_family, register_sizes
-from posekit.models.topdown import IMAGENET_MEAN, IMAGENET_STD, HeatmapTopDownModel
+from posekit.models.topdown import HeatmapTopDownModel, TopDownConfig
 from posekit.schema import KeypointSchema
-from posekit.utils.bounds import check_ranges, ranged
+from posekit.utils.bounds import ranged
 from posekit.utils.errors import UserError
 
 
@@ -124,8 +124,9 @@ class SimpleDecoder(nn.Module):
 
 # ---------------------------------------------------------------------- model
 @dataclass(frozen=True)
-class ViTPoseConfig:
-    """Size, input and codec settings of a ViTPose model (saved with the weights)."""
+class ViTPoseConfig(TopDownConfig):
+    """Size, input and codec settings of a ViTPose model (the crop settings are
+    `TopDownConfig`'s)."""
 
     embed_dim: int = ranged(768, 8, 8192)
     depth: int = ranged(12, 1, 128)
@@ -136,32 +137,13 @@ class ViTPoseConfig:
     drop_path: float = ranged(0.3, 0, 1)
     patch_size: int = ranged(16, 1, 64)
     patch_padding: int = ranged(2, 0, 64)
-    input_size: tuple[int, int] = ranged((256, 192), 16, 4096)  # crop (height, width)
+    # crop (height, width): any multiple of the patch, not only of 32
+    input_size: tuple[int, int] = ranged((256, 192), 16, 4096)
     decoder: str = "classic"  # or "simple"
     decoder_channels: int = ranged(256, 1, 8192)
-    mean: tuple[float, float, float] = ranged(IMAGENET_MEAN, -1000, 1000)  # on 0..1 RGB
-    std: tuple[float, float, float] = ranged(IMAGENET_STD, 1e-06, 1000)
-    box_padding: float = ranged(1.25, 0.1, 10)  # crops cover the box grown by this factor
     sigma: float = ranged(2.0, 0.01, 1000)  # of the target Gaussians, in heatmap pixels
-    flip_test: bool = True  # average with the mirrored crop's heatmaps at inference
     layer_decay: float = ranged(0.75, 0, 1)  # layer-wise learning-rate decay when training
-    # training: probability of cropping to the upper or lower body
-    half_body: float = ranged(0.3, 0, 1)
-    # where pixel i's centre lies in the coordinates the model reads and outputs: 0.5 in
-    # posekit's continuous coordinates; 0 for weights trained on pixel indices (MMPose,
-    # transformers), which then see exactly the crops they were trained on
-    pixel_centre: float = ranged(0.5, 0, 1)
-    single_subject: bool = False  # the crop is the whole frame (see `posekit.models.topdown`)
     name: str = "vitpose"
-    extra: dict[str, Any] = field(default_factory=dict)  # where the weights came from
-
-    def __post_init__(self) -> None:
-        check_ranges(self, f"{self.name} config")
-
-    @property
-    def imgsz(self) -> int:
-        """The longer side of the crop (what size-agnostic code reads)."""
-        return max(self.input_size)
 
     @property
     def heatmap_size(self) -> tuple[int, int]:
