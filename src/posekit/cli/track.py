@@ -27,8 +27,9 @@ from posekit.track.tracker import TrackerConfig
 log = logging.getLogger("posekit.track")
 
 
-def _names(config: type) -> list[str]:
-    return [f.name for f in fields(config)]
+def _settings_of(config: type, settings: dict[str, Any]) -> Any:
+    """`config` from the options named after its fields (the others are another config's)."""
+    return config(**{f.name: settings[f.name] for f in fields(config) if f.name in settings})
 
 
 def _angles(values: tuple[str, ...]) -> dict[str, list[str]]:
@@ -41,6 +42,66 @@ def _angles(values: tuple[str, ...]) -> dict[str, list[str]]:
             raise click.BadParameter(f"{v!r}: give three keypoints, e.g. hip,knee,ankle")
         out[name or parts[1]] = parts
     return out
+
+
+def _event_writers(
+    jsonl: str | Path | None, events_dir: Path | None, events_tcp: str | None,
+    every_frames: int, every_seconds: float, queue: int,
+) -> list[Any]:  # fmt: skip
+    """The event sinks the options ask for: a JSON Lines file (or "-", stdout), a rolling
+    directory, a TCP server."""
+    from posekit.track.events import JsonlWriter
+    from posekit.track.sinks import RollingDirWriter, TcpEventServer, host_port
+
+    writers: list[Any] = []
+    if jsonl is not None:
+        writers.append(JsonlWriter(jsonl))
+    if events_dir is not None:
+        writers.append(RollingDirWriter(events_dir, every_frames=every_frames,
+                                        every_seconds=every_seconds))  # fmt: skip
+    if events_tcp is not None:
+        host, port = host_port(events_tcp, "--events-tcp")
+        tcp = TcpEventServer(host, port, max_queue=queue)
+        click.echo(f"events on tcp://{tcp.host}:{tcp.port}", err=True)
+        writers.append(tcp)
+    return writers
+
+
+class _AnnotatedVideos:
+    """One annotated video per source in `out` (boxes, ids, skeletons and trails), drawn and
+    encoded on a background thread so that tracking never waits for the encoder."""
+
+    def __init__(self, out: Path, trail: int, kpt_conf: float) -> None:
+        from posekit.predict.writers import BackgroundWorker
+
+        self.out, self.trail, self.kpt_conf = out, trail, kpt_conf
+        self.worker = BackgroundWorker()
+        self.sinks: dict[str, Any] = {}
+        self.trails: dict[str, Any] = {}
+
+    def add(self, r: Any) -> None:
+        from posekit.predict.writers import VideoSink
+        from posekit.viz.trails import TrailAnnotator
+
+        if r.path not in self.sinks:
+            stem = Path(r.path).stem or "stream"
+            self.sinks[r.path] = VideoSink.for_source(self.out / f"{stem}.mp4", r.path,
+                                                      r.orig_shape)  # fmt: skip
+            self.trails[r.path] = TrailAnnotator(self.trail)
+        sink, trails = self.sinks[r.path], self.trails[r.path]
+
+        def draw() -> None:
+            img = r.plot(kpt_conf=self.kpt_conf, labels=False)
+            if self.trail:
+                img = trails.annotate(img, r.boxes.id, r.boxes.xyxy)
+            sink.write(img)
+
+        self.worker.submit(draw)
+
+    def close(self) -> None:
+        self.worker.close()
+        for sink in self.sinks.values():
+            sink.close()
 
 
 @click.command()
@@ -134,12 +195,9 @@ def track(
     from posekit import Model
     from posekit.analytics import joint_angle, resolve_triple
     from posekit.predict.sources import count_frames, expand_source
-    from posekit.predict.writers import BackgroundWorker, VideoSink
-    from posekit.track.events import JsonlWriter, frame_events
-    from posekit.track.sinks import RollingDirWriter, TcpEventServer, host_port
+    from posekit.track.events import frame_events
     from posekit.utils.progress import progress_bar
     from posekit.utils.runs import next_run_dir
-    from posekit.viz.trails import TrailAnnotator
 
     setup_logging()
     to_stdout = save_jsonl == "-"
@@ -161,25 +219,13 @@ def track(
         device=device,
         flip=flip,
         half=half,
-        tracker=TrackerConfig(**{k: settings[k] for k in _names(TrackerConfig) if k in settings}),
-        smooth=OneEuroConfig(**{k: settings[k] for k in _names(OneEuroConfig)})
-        if smooth
-        else False,
+        tracker=_settings_of(TrackerConfig, settings),
+        smooth=_settings_of(OneEuroConfig, settings) if smooth else False,
     )
-    writers: list[JsonlWriter | RollingDirWriter | TcpEventServer] = []
-    if save_jsonl:
-        writers.append(JsonlWriter("-" if to_stdout or out is None else out / save_jsonl))
-    if events_dir is not None:
-        writers.append(RollingDirWriter(events_dir, every_frames=events_every,
-                                        every_seconds=events_every_seconds))  # fmt: skip
-    if events_tcp is not None:
-        host, port = host_port(events_tcp, "--events-tcp")
-        tcp = TcpEventServer(host, port, max_queue=events_queue)
-        click.echo(f"events on tcp://{tcp.host}:{tcp.port}", err=True)
-        writers.append(tcp)
-    worker = BackgroundWorker()
-    sinks: dict[str, VideoSink] = {}
-    trails: dict[str, TrailAnnotator] = {}
+    jsonl = None if not save_jsonl else "-" if to_stdout or out is None else out / save_jsonl
+    writers = _event_writers(jsonl, events_dir, events_tcp, events_every, events_every_seconds,
+                             events_queue)  # fmt: skip
+    videos = _AnnotatedVideos(out, trail, kpt_conf) if out is not None and save else None
     ids: set[int] = set()
     frames = 0
     t0 = time.perf_counter()
@@ -194,27 +240,12 @@ def track(
                     events = frame_events(r, values)
                     for w in writers:
                         w.write(events)
-                if out is not None and save:
-                    if r.path not in sinks:
-                        stem = Path(r.path).stem or "stream"
-                        sinks[r.path] = VideoSink.for_source(
-                            out / f"{stem}.mp4", r.path, r.orig_shape
-                        )
-                        trails[r.path] = TrailAnnotator(trail)
-                    sink, tr = sinks[r.path], trails[r.path]
-
-                    def draw(r=r, sink=sink, tr=tr) -> None:  # type: ignore[no-untyped-def]
-                        img = r.plot(kpt_conf=kpt_conf, labels=False)
-                        if trail:
-                            img = tr.annotate(img, r.boxes.id, r.boxes.xyxy)
-                        sink.write(img)
-
-                    worker.submit(draw)
+                if videos is not None:
+                    videos.add(r)
                 advance(1)
     finally:
-        worker.close()
-        for s in sinks.values():
-            s.close()
+        if videos is not None:
+            videos.close()
         for w in writers:
             w.close()
     seconds = time.perf_counter() - t0
