@@ -54,6 +54,9 @@ class ReadOptions:
     frame_format: str = "jpg"
 
 
+_YAML_SUFFIXES = frozenset({".yaml", ".yml"})
+
+
 class Probe:
     """What the detectors know of a path: kind and suffix, and the YAML document of a YAML
     file, parsed on first use and kept (YOLO's, DeepLabCut's and posekit's detectors all
@@ -67,7 +70,7 @@ class Probe:
 
     @property
     def is_yaml(self) -> bool:
-        return self.is_file and self.suffix in {".yaml", ".yml"}
+        return self.is_file and self.suffix in _YAML_SUFFIXES
 
     @cached_property
     def yaml(self) -> Any:
@@ -100,7 +103,7 @@ def _suffix(*suffixes: str) -> Callable[[Probe], bool]:
 
 
 def _is_yaml(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in {".yaml", ".yml"}
+    return path.is_file() and path.suffix.lower() in _YAML_SUFFIXES
 
 
 def _is_dlc_yaml(p: Probe) -> bool:

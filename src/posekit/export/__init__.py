@@ -71,8 +71,9 @@ def export_model(
     """`Model.export` (see there): write, then check, the exported file of `net` (from the
     model file or name `source`, beside which it goes without `out`; `category_ids`: the
     dataset ids of its classes, kept in the metadata)."""
-    c = config or ExportConfig()
     from posekit.utils.device import select_device
+
+    c = config or ExportConfig()
 
     if format not in FORMATS:
         raise UserError(f"unknown export format {format!r}; supported: {', '.join(FORMATS)}")

@@ -48,11 +48,6 @@ class Instances:
         return Instances(**{f.name: None if (v := getattr(self, f.name)) is None else v[keep]
                             for f in fields(self)})  # fmt: skip
 
-    def map(self, fn: Any) -> Instances:
-        """Every field that is set passed through `fn` (a device move, `.cpu()`, a dtype)."""
-        return Instances(**{f.name: None if (v := getattr(self, f.name)) is None else fn(v)
-                            for f in fields(self)})  # fmt: skip
-
 
 #: the fields of `Instances` in order, for code that moves them together
 INSTANCE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Instances))

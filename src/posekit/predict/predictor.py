@@ -429,14 +429,9 @@ class Predictor:
             end = start + len(b)
             if not self.mode.takes_boxes:  # a whole frame read as one subject: box the subject
                 b = keypoint_extent(data[start:end], c.kpt_conf, b)
-            found.append(
-                (
-                    f,
-                    Instances(
-                        boxes=b, keypoints=data[start:end], classes=k, scores=s * conf[start:end]
-                    ),
-                )
-            )
+            inst = Instances(boxes=b, keypoints=data[start:end], classes=k,
+                             scores=s * conf[start:end])  # fmt: skip
+            found.append((f, inst))
             start = end
         n = max(1, len(frames))
         return found, {"preprocess": prep * 1000 / n, "inference": infer * 1000 / n,

@@ -137,8 +137,7 @@ class ViTPoseConfig(TopDownConfig):
     drop_path: float = ranged(0.3, 0, 1)
     patch_size: int = ranged(16, 1, 64)
     patch_padding: int = ranged(2, 0, 64)
-    # crop (height, width): any multiple of the patch, not only of 32
-    input_size: tuple[int, int] = ranged((256, 192), 16, 4096)
+    input_size: tuple[int, int] = ranged((256, 192), 16, 4096)  # crop (height, width)
     decoder: str = "classic"  # or "simple"
     decoder_channels: int = ranged(256, 1, 8192)
     sigma: float = ranged(2.0, 0.01, 1000)  # of the target Gaussians, in heatmap pixels
