@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.posekit-installed
 
-.PHONY: demo test test-fast lint bench clean browser java
+.PHONY: demo test test-fast lint bench clean browser java reference
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "posekit needs Python >= 3.11"'
@@ -36,11 +36,28 @@ java:
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless; \
 	fi
 
+## The reference implementations the parity tests compare against (test-only tools, never
+## posekit dependencies): Ultralytics in an environment of its own, cached outside the clone.
+## Its torchvision requirement is left out (the PyPI wheel is CUDA-linked and cannot import
+## beside the CPU torch); its full opencv-python stays in that environment.
+ULTRALYTICS   ?= 8.4.190
+REF_CACHE     ?= $(HOME)/.cache/posekit-test
+REF_ULTRA     := $(REF_CACHE)/ultralytics-$(ULTRALYTICS)
+reference: $(REF_ULTRA)/.installed
+
+$(REF_ULTRA)/.installed:
+	test -x $(REF_ULTRA)/bin/python || $(PYTHON) -m venv $(REF_ULTRA)
+	$(REF_ULTRA)/bin/python -m pip install --quiet "torch==2.13.0"
+	$(REF_ULTRA)/bin/python -m pip install --quiet --no-deps "ultralytics==$(ULTRALYTICS)"
+	$(REF_ULTRA)/bin/python -m pip install --quiet numpy matplotlib opencv-python pillow pyyaml \
+	  requests psutil polars "ultralytics-thop>=2.2.3"
+	touch $@
+
 ## The whole test suite (lint + fast and slow tests, the browser test included), as CI runs it
-test: $(STAMP) browser java
+test: $(STAMP) browser java reference
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
-	POSEKIT_REQUIRE_BROWSER=1 $(PY) -m pytest -q
+	POSEKIT_REQUIRE_BROWSER=1 POSEKIT_ULTRALYTICS_PYTHON=$(REF_ULTRA)/bin/python $(PY) -m pytest -q
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"

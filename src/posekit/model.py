@@ -241,8 +241,12 @@ class Model:
 
     def predict_config(self, device: torch.device, **settings: Any) -> PredictConfig:
         """The `PredictConfig` of `settings` (its field names) for this model on `device`:
-        `imgsz` defaults to the model's, `half` to on for CUDA (PyTorch models only)."""
+        `imgsz` defaults to the model's, `half` to on for CUDA (PyTorch models only), and
+        the family's `predict_defaults` replace PredictConfig's (e.g. a YOLO file's iou)."""
         check_setting_names(PredictConfig, settings, "prediction")
+        for name, value in self.net.predict_defaults.items():
+            if settings.get(name) is None:
+                settings[name] = value
         if settings.get("half") is None:
             settings["half"] = device.type == "cuda" and self.onnx is None
         if settings.get("imgsz") is None:

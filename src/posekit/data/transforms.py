@@ -55,8 +55,11 @@ class Letterbox:
     def matrix(self) -> np.ndarray:
         return np.array([[self.scale_x, 0, self.pad_x], [0, self.scale_y, self.pad_y], [0, 0, 1]])
 
-    def apply(self, image: np.ndarray) -> np.ndarray:
-        interp = cv2.INTER_AREA if self.scale_x < 1 else cv2.INTER_LINEAR
+    def apply(self, image: np.ndarray, shrink: str = "area") -> np.ndarray:
+        """`image` resized and padded; shrinking uses OpenCV's area filter (`shrink="area"`,
+        the least aliasing) or bilinear interpolation (`"linear"`, as some published models'
+        own pipelines do); enlarging is always bilinear."""
+        interp = cv2.INTER_AREA if self.scale_x < 1 and shrink == "area" else cv2.INTER_LINEAR
         if (self.new_w, self.new_h) == (image.shape[1], image.shape[0]):
             resized = image
         else:

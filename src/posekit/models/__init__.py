@@ -10,6 +10,7 @@ from posekit.models import pafpose as _pafpose  # noqa: F401  (registers pafpose
 from posekit.models import rtmpose as _rtmpose  # noqa: F401  (registers rtmpose-t ... rtmpose-l)
 from posekit.models import rtpose as _rtpose  # noqa: F401  (registers rtpose-n ... rtpose-x)
 from posekit.models import vitpose as _vitpose  # noqa: F401  (registers vitpose-s ... vitpose-h)
+from posekit.models import yolo as _yolo  # noqa: F401  (registers yolov8n-pose ... yolo26x-pose)
 from posekit.models.base import KeypointModel, Targets, model_from_description
 from posekit.models.registry import (
     REGISTRY,

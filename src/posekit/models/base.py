@@ -72,6 +72,13 @@ class KeypointModel(nn.Module):
     #: A family that groups peaks into people sets it: a faint person's grouping hangs on
     #: near ties between candidates, which the backends' last bits of precision decide.
     export_check_conf: ClassVar[float] = 0.0
+    #: prediction settings (`PredictConfig` fields) whose defaults differ for this family,
+    #: e.g. a published model's own post-processing; a caller's value still wins
+    predict_defaults: ClassVar[dict[str, Any]] = {}
+    #: how whole-image families are resized into the letterbox when shrinking: "area"
+    #: (OpenCV's area filter, the least aliasing) or "linear" (what a published model's own
+    #: pipeline does)
+    letterbox_interpolation: ClassVar[str] = "area"
 
     config: Any
     schemas: list[KeypointSchema]

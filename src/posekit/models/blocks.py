@@ -7,13 +7,15 @@ from torch import nn
 
 
 class ConvBNAct(nn.Module):
-    """Conv2d (no bias) -> BatchNorm -> SiLU."""
+    """Conv2d (no bias) -> BatchNorm -> SiLU (or nothing, with `act=False`)."""
 
-    def __init__(self, c_in: int, c_out: int, k: int = 1, s: int = 1, groups: int = 1) -> None:
+    def __init__(
+        self, c_in: int, c_out: int, k: int = 1, s: int = 1, groups: int = 1, act: bool = True
+    ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(c_in, c_out, k, s, k // 2, groups=groups, bias=False)
         self.bn = nn.BatchNorm2d(c_out, eps=1e-3, momentum=0.1)
-        self.act = nn.SiLU(inplace=True)
+        self.act = nn.SiLU(inplace=True) if act else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.bn(self.conv(x)))

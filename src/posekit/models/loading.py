@@ -7,6 +7,8 @@
   `.safetensors` file (with the `config.json` beside it when there is one);
 - a published `.pth` (a state dict, or a dict with `state_dict`, as the official and MMPose
   releases are) -> the family that recognises its key layout;
+- a file of a registered reader (`REGISTRY.file_readers()`: e.g. Ultralytics' pickled `.pt`,
+  read through inert stand-ins) -> the family its reader maps it onto;
 - not an ONNX file: that is `posekit.export.metadata.load_onnx`'s (the export layer reads
   its metadata), which `posekit.Model` calls.
 
@@ -97,6 +99,10 @@ def load_any(path: str | Path, *, schema: KeypointSchema | None = None, **overri
             hf_config = read_config_json(beside)
         source = "safetensors file"
     else:
+        for reader in REGISTRY.file_readers():  # pickled foreign models (Ultralytics' .pt)
+            if reader.recognises(path):
+                model, summary = reader.load(path, schema)
+                return Loaded(model.eval(), None, summary)
         data = load_torch_file(path, allow_numpy=True)
         if isinstance(data, dict) and "model" in data and "weights" in data:
             model = model_from_description(data["model"])

@@ -9,7 +9,8 @@ at import of the family modules; nothing else mutates it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from torch import nn
@@ -24,12 +25,33 @@ _Factory = Callable[..., nn.Module]
 C = TypeVar("C", bound=type)
 
 
+@dataclass(frozen=True)
+class FileReader:
+    """A published file format that is not a state dict (e.g. a pickled foreign model): whether
+    a path is one, and how to load it as a model of a registered family (with the one line that
+    says what was loaded, and under which licence)."""
+
+    name: str
+    recognises: Callable[[Path], bool]
+    load: Callable[[Path, KeypointSchema | None], tuple[KeypointModel, str]]
+
+
 class Registry:
-    """Family name -> network class, and model name -> factory."""
+    """Family name -> network class, model name -> factory, and the foreign file readers."""
 
     def __init__(self) -> None:
         self._families: dict[str, type[KeypointModel]] = {}
         self._factories: dict[str, _Factory] = {}
+        self._readers: list[FileReader] = []
+
+    def register_file_reader(self, reader: FileReader) -> None:
+        """A file format `posekit.models.loading.load_any` tries before reading a state dict."""
+        if any(r.name == reader.name for r in self._readers):
+            raise ValueError(f"file reader {reader.name!r} is registered twice")
+        self._readers.append(reader)
+
+    def file_readers(self) -> list[FileReader]:
+        return list(self._readers)
 
     def register_family(self, name: str) -> Callable[[C], C]:
         """Class decorator: the network class of family `name` (sets its `family`)."""

@@ -104,12 +104,12 @@ def _best_detections(
 
 
 def letterbox_batch(
-    images: list[np.ndarray], imgsz: int, rect: bool
+    images: list[np.ndarray], imgsz: int, rect: bool, shrink: str = "area"
 ) -> tuple[torch.Tensor, list[Letterbox]]:
     """(B, 3, H, W) uint8 RGB tensor of letterboxed images (OpenCV, on the CPU) and their
-    mappings (see `letterboxes_for`)."""
+    mappings (see `letterboxes_for`); `shrink` is `Letterbox.apply`'s."""
     boxes = letterboxes_for(images, imgsz, rect)
-    arr = np.stack([lb.apply(im) for lb, im in zip(boxes, images, strict=True)])
+    arr = np.stack([lb.apply(im, shrink) for lb, im in zip(boxes, images, strict=True)])
     tensor = torch.from_numpy(np.ascontiguousarray(arr[..., ::-1].transpose(0, 3, 1, 2)))
     return tensor, boxes
 
@@ -139,7 +139,9 @@ def letterbox_on_device(
     return out
 
 
-def prepare(frames: list[Frame], imgsz: int, rect: bool, on_device: bool = False) -> Prepared:
+def prepare(
+    frames: list[Frame], imgsz: int, rect: bool, on_device: bool = False, shrink: str = "area"
+) -> Prepared:
     """A batch ready for the network: letterboxed on the CPU here (run on the prefetch
     thread), or, `on_device`, only the geometry (the pixels are resized on the device)."""
     t0 = time.perf_counter()
@@ -150,7 +152,7 @@ def prepare(frames: list[Frame], imgsz: int, rect: bool, on_device: bool = False
     images: list[np.ndarray] = [f.image for f in good]  # type: ignore[misc]
     if on_device:
         return Prepared(good, None, letterboxes_for(images, imgsz, rect), failed)
-    tensor, boxes = letterbox_batch(images, imgsz, rect)
+    tensor, boxes = letterbox_batch(images, imgsz, rect, shrink)
     return Prepared(good, tensor, boxes, failed, (time.perf_counter() - t0) * 1000)
 
 
@@ -328,7 +330,9 @@ class Predictor:
 
         c = self.config
         on_device = self.letterbox_on_device
-        batches = (prepare(b, c.imgsz, c.rect, on_device) for b in batched(frames, c.batch))
+        shrink = self.net.letterbox_interpolation
+        batches = (prepare(b, c.imgsz, c.rect, on_device, shrink)
+                   for b in batched(frames, c.batch))  # fmt: skip
         for p in prefetch(batches, depth=2):
             for f in p.failed:
                 skip(f)

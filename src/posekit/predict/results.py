@@ -9,6 +9,9 @@ they are never replaced by (0, 0).
 from __future__ import annotations
 
 import json
+import logging
+import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from posekit.schema import KeypointSchema
 from posekit.utils.errors import UserError
 
 Index = int | slice | np.ndarray | list[int]
+log = logging.getLogger(__name__)
 
 
 def _rows(index: Index) -> np.ndarray | slice:
@@ -180,12 +184,40 @@ class Results:
         kpt_conf: float | None = None,
         boxes: bool = True,
         labels: bool = True,
+        conf: bool = True,
         show_hidden: bool = False,
         image: np.ndarray | None = None,
         line_scale: float = 1.0,
+        line_width: int | None = None,
+        font_size: float | None = None,
+        show: bool = False,
+        save: bool = False,
+        filename: str | Path | None = None,
     ) -> np.ndarray:
-        """The image (BGR) with boxes, skeletons and labels drawn; keypoints below `kpt_conf`
-        are hidden, or drawn faint with `show_hidden`."""
+        """The image (BGR) with boxes, skeletons and labels (class name, and the score with
+        `conf`) drawn; keypoints below `kpt_conf` are hidden, or drawn faint with
+        `show_hidden`. `line_width` / `font_size` are pixels (default: by image size);
+        `save` writes it to `filename` (default: the source's name with `_pred`), `show`
+        displays it (as `show()`). Ultralytics' `plot` options, so its users' code runs."""
+        out = self._draw(kpt_conf, boxes, labels, conf, show_hidden, image, line_scale,
+                         line_width, font_size)  # fmt: skip
+        if save:
+            target = filename or f"{Path(self.path or 'image').stem}_pred.jpg"
+            write_image(Path(target), out)
+        if show:
+            display(out, self.path or "posekit")
+        return out
+
+    def show(self, **plot_options: Any) -> None:
+        """Display the drawn image in a window; where there is none (no display, headless
+        OpenCV), one log line says so and nothing else happens."""
+        display(self.plot(**plot_options), self.path or "posekit")
+
+    def _draw(
+        self, kpt_conf: float | None, boxes: bool, labels: bool, conf: bool, show_hidden: bool,
+        image: np.ndarray | None, line_scale: float, line_width: int | None,
+        font_size: float | None,
+    ) -> np.ndarray:  # fmt: skip
         from posekit.viz.annotator import SkeletonAnnotator
 
         img = image if image is not None else self.orig_img
@@ -202,10 +234,12 @@ class Results:
                 kpt_threshold=thr,
                 show_hidden=show_hidden,
                 visibility_flags=False,
+                line_width=line_width,
+                font_size=font_size,
             )
             text = None
             if labels:
-                text = [self._label(i) for i in sel]
+                text = [self._label(i, conf) for i in sel]
             out = ann.annotate(
                 out,
                 self.keypoints.data[sel, : schema.num_keypoints],
@@ -214,18 +248,14 @@ class Results:
             )
         return out.copy() if out is img else out
 
-    def _label(self, i: int) -> str:
+    def _label(self, i: int, conf: bool = True) -> str:
         name = self.names.get(int(self.boxes.cls[i]), str(self.boxes.cls[i]))
         tid = "" if self.boxes.id is None else f"#{self.boxes.id[i]} "
-        return f"{tid}{name} {self.boxes.conf[i]:.2f}"
+        return f"{tid}{name} {self.boxes.conf[i]:.2f}" if conf else f"{tid}{name}"
 
     def save(self, path: str | Path, **plot_options: Any) -> Path:
         """Write the annotated image to `path`."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not cv2.imwrite(str(path), self.plot(**plot_options)):
-            raise OSError(f"cannot write {path}")
-        return path
+        return write_image(Path(path), self.plot(**plot_options))
 
     def to_dicts(self) -> list[dict[str, Any]]:
         """One dict per instance: class, confidence, box and named keypoints."""
@@ -284,6 +314,29 @@ class Results:
                 }
             )
         return out
+
+
+def write_image(path: Path, image: np.ndarray) -> Path:
+    """`image` written to `path` (its folder made), or an OSError naming it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), image):
+        raise OSError(f"cannot write {path}")
+    return path
+
+
+def display(image: np.ndarray, title: str) -> None:
+    """Show `image` in a window until a key is pressed; without a display (or with OpenCV's
+    headless build, posekit's) one log line says that nothing was shown."""
+    if not os.environ.get("DISPLAY") and sys.platform.startswith("linux"):
+        log.info("show(): no display here; nothing was shown (save the picture with "
+                 "plot(save=True, filename=...) or save(path))")  # fmt: skip
+        return
+    try:
+        cv2.imshow(title, image)
+        cv2.waitKey(0)
+    except cv2.error:
+        log.info("show(): this OpenCV has no windows (headless build); nothing was shown (save "
+                 "the picture with plot(save=True, filename=...) or save(path))")  # fmt: skip
 
 
 def _slot_names(schemas: list[KeypointSchema], k: int) -> tuple[str, ...]:

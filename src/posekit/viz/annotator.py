@@ -53,13 +53,20 @@ class SkeletonAnnotator:
     kpt_threshold: float = 0.5
     show_hidden: bool = False  # draw below-threshold keypoints faintly instead of hiding them
     visibility_flags: bool = True  # keypoints[..., 2] holds COCO flags, not confidences
+    line_width: int | None = None  # line thickness in pixels (default: by image size)
+    font_size: float | None = None  # label text height in pixels (default: by image size)
 
     def sizes(self, image: np.ndarray) -> tuple[int, int, float]:
-        """Line thickness, joint radius and font scale for this image size."""
+        """Line thickness, joint radius and font scale for this image size (or the widths
+        given)."""
         s = max(image.shape[:2])
         thick = max(1, round(s / 320 * self.line_scale))
         radius = max(1, round(s / 200 * self.line_scale))
-        return thick, radius, max(0.3, s / 1600)
+        if self.line_width is not None:
+            thick, radius = max(1, self.line_width), max(1, round(1.6 * self.line_width))
+        # OpenCV's simplex font is about 22 px tall at scale 1
+        font = self.font_size / 22 if self.font_size else max(0.3, s / 1600)
+        return thick, radius, font
 
     def annotate(
         self,
