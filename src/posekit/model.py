@@ -247,6 +247,8 @@ class Model:
         for name, value in self.net.predict_defaults.items():
             if settings.get(name) is None:
                 settings[name] = value
+        # None is "the default" for every field
+        settings = {k: v for k, v in settings.items() if v is not None or k in {"half", "imgsz"}}
         if settings.get("half") is None:
             settings["half"] = device.type == "cuda" and self.onnx is None
         if settings.get("imgsz") is None:

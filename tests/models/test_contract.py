@@ -18,7 +18,9 @@ from posekit.models.samples import AugmentConfig, collate
 from posekit.predict import PredictConfig
 
 #: The largest sizes take minutes on 2 CPU cores: run with the slow tests.
-HEAVY = {"vitpose-l", "vitpose-h", "rtpose-x"}
+HEAVY = {"vitpose-l", "vitpose-h", "rtpose-x"} | {
+    f"{v}{s}-pose" for v in ("yolov8", "yolo11", "yolo26") for s in "mlx"
+}
 
 #: decode's settings, from PredictConfig (decoders have no defaults of their own)
 SETTINGS = {k: getattr(PredictConfig(conf=0.0), k) for k in ("conf", "iou", "max_det", "oks_nms")}

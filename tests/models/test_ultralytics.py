@@ -72,9 +72,7 @@ def _frames(ref: Path) -> list[np.ndarray]:
 
 
 def _model(ref: Path, name: str, branch: str) -> Model:
-    model = Model(ref / f"{name}-release.pt")
-    model.net.head.use_one2one = branch == "one2one"
-    return model
+    return Model(ref / f"{name}-release.pt", one2one=branch == "one2one")
 
 
 @pytest.mark.parametrize(("name", "branch"), BRANCHES)
@@ -142,7 +140,8 @@ def test_a_planted_global_is_refused_in_one_line(reference: Path) -> None:
 
 
 def test_the_release_and_saved_layouts_load_alike(reference: Path) -> None:
-    a, b = Model(reference / "yolo11n-pose.pt").net, Model(reference / "yolo11n-pose-release.pt").net
+    a = Model(reference / "yolo11n-pose.pt").net
+    b = Model(reference / "yolo11n-pose-release.pt").net
     for (ka, ta), (kb, tb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert ka == kb and torch.equal(ta, tb)
 
@@ -176,3 +175,18 @@ def test_the_seeds_example_runs_unchanged_but_for_the_import(
 def test_ultralytics_is_not_importable_in_posekits_environment() -> None:
     found = subprocess.run([sys.executable, "-c", "import ultralytics"], capture_output=True)
     assert found.returncode != 0
+
+
+def test_a_detect_file_finds_the_boxes_of_a_top_down_model(reference: Path) -> None:
+    """A COCO-style detect file serves as `detector=`: its class-0 (person) boxes become the
+    crops, its other classes are left out."""
+    detector = Model(reference / "yolo11n-release.pt")
+    frame = _frames(reference)[0]
+    found = detector.predict(frame)[0]
+    people = found.boxes.cls == 0
+    assert people.any() and (~people).any()  # both kinds, so the filter is exercised
+    top_down = Model("heatpose-s", detector=reference / "yolo11n-release.pt")
+    r = top_down.predict(frame)[0]
+    assert len(r) == people.sum()
+    assert np.allclose(np.sort(r.boxes.conf / r.keypoints.conf.mean(1)),
+                       np.sort(found.boxes.conf[people]), atol=1e-6)  # fmt: skip

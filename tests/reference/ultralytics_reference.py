@@ -3,9 +3,10 @@
 Run by the tests with the Python of the separate Ultralytics environment (`make reference`),
 never imported by posekit: for each requested model it builds the network from Ultralytics'
 own YAML with random weights (offline), conditions them (BatchNorm statistics from the given
-images; class biases shifted so that at most about 1 % of locations pass conf 0.25 in an image, so detections are
-not ties), saves the file in the published layouts (`YOLO.save`, then `strip_optimizer` for
-the release layout), loads it back with Ultralytics and writes, per model, an `.npz` of:
+images; class biases shifted so that at most about 1 % of locations pass conf 0.25 in an
+image, so that detections are not ties), saves the file in the published layouts
+(`YOLO.save`, then `strip_optimizer` for the release layout), loads it back with
+Ultralytics and writes, per model, an `.npz` of:
 
 - `input`: a letterboxed image tensor, and `raw_<branch>`: what the head decodes for it per
   location (xyxy boxes, class scores, keypoints and their scores, input pixels);
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 STAND_IN = {
@@ -113,9 +115,20 @@ def main() -> None:
     parser.add_argument("images", nargs="+", type=Path)
     parser.add_argument("--models", nargs="+", required=True)
     parser.add_argument("--imgsz", type=int, default=640)
-    parser.add_argument("--planted", type=Path, help="also write a copy of the first model's "
-                        "file with a global that runs a command when unpickled normally "
-                        "(creating this path)")
+    parser.add_argument(
+        "--time",
+        type=int,
+        default=0,
+        help="also time YOLO.predict on the "
+        "images this many times over (printed as images per second)",
+    )
+    parser.add_argument(
+        "--planted",
+        type=Path,
+        help="also write a copy of the first model's "
+        "file with a global that runs a command when unpickled normally "
+        "(creating this path)",
+    )
     args = parser.parse_args()
     install_stand_in()
 
@@ -154,8 +167,14 @@ def main() -> None:
             again = YOLO(args.out / f"{name}-release.pt")  # prediction fuses away a branch
             # Ultralytics 8.4 predicts with NMS by default (nms=None); nms=False selects the
             # one-to-one branch of end-to-end models
-            found = again.predict(frames, conf=0.25, iou=0.7, max_det=300, verbose=False,
-                                  nms=False if branch == "one2one" else None)
+            found = again.predict(
+                frames,
+                conf=0.25,
+                iou=0.7,
+                max_det=300,
+                verbose=False,
+                nms=False if branch == "one2one" else None,
+            )
             for i, r in enumerate(found):
                 result[f"det{i}_{branch}_boxes"] = r.boxes.xyxy.numpy()
                 result[f"det{i}_{branch}_scores"] = r.boxes.conf.numpy()
@@ -164,6 +183,15 @@ def main() -> None:
                     result[f"det{i}_{branch}_keypoints"] = r.keypoints.data.numpy()
         np.savez(args.out / f"{name}.npz", **result)
         print(f"{name}: saved", flush=True)
+        if args.time:
+            timed = YOLO(args.out / f"{name}-release.pt")
+            timed.predict(frames, verbose=False)  # warm-up
+            start = time.perf_counter()
+            for _ in range(args.time):
+                for frame in frames:  # one image per call, as a video is read
+                    timed.predict(frame, verbose=False)
+            rate = args.time * len(frames) / (time.perf_counter() - start)
+            print(f"{name}: ultralytics predict {rate:.2f} img/s", flush=True)
         if args.planted and name == args.models[0]:
             plant(args.out / f"{name}-release.pt", args.out / f"{name}-planted.pt", args.planted)
 

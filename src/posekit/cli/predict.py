@@ -42,11 +42,19 @@ log = logging.getLogger("posekit.predict")
     "kpt_conf",
     help="Keypoints below this confidence are drawn hidden (kept in JSON with their score).",
 )
-@setting_option(PredictConfig, "iou", help="NMS overlap (class-aware).")
+@setting_option(
+    PredictConfig,
+    "iou",
+    default=None,
+    help=f"NMS overlap (class-aware). Default: the model's ({PredictConfig.iou}; Ultralytics "
+    "files 0.7).",
+)
 @setting_option(
     PredictConfig,
     "oks_nms",
-    help="Drop a detection whose keypoint OKS with a better one exceeds this (1: off).",
+    default=None,
+    help="Drop a detection whose keypoint OKS with a better one exceeds this (1: off). "
+    f"Default: the model's ({PredictConfig.oks_nms}; Ultralytics files 1).",
 )
 @setting_option(PredictConfig, "imgsz", default=None, help="Default: the model's.")
 @setting_option(PredictConfig, "batch", help="Images per network pass.")
@@ -74,8 +82,8 @@ def predict(
     source: str,
     conf: float,
     kpt_conf: float,
-    iou: float,
-    oks_nms: float,
+    iou: float | None,
+    oks_nms: float | None,
     imgsz: int | None,
     batch: int,
     max_det: int,

@@ -101,7 +101,7 @@ def load_any(path: str | Path, *, schema: KeypointSchema | None = None, **overri
     else:
         for reader in REGISTRY.file_readers():  # pickled foreign models (Ultralytics' .pt)
             if reader.recognises(path):
-                model, summary = reader.load(path, schema)
+                model, summary = reader.load(path, schema, **overrides)
                 return Loaded(model.eval(), None, summary)
         data = load_torch_file(path, allow_numpy=True)
         if isinstance(data, dict) and "model" in data and "weights" in data:

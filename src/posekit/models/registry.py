@@ -33,7 +33,8 @@ class FileReader:
 
     name: str
     recognises: Callable[[Path], bool]
-    load: Callable[[Path, KeypointSchema | None], tuple[KeypointModel, str]]
+    #: (path, schema, **overrides) -> (model, summary); overrides are the format's own options
+    load: Callable[..., tuple[KeypointModel, str]]
 
 
 class Registry:

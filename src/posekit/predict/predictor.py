@@ -408,7 +408,11 @@ class Predictor:
                 found = (self.detector(images) if self.detector is not None
                          else [(b, np.ones(1), np.zeros(1, np.int64))
                                for b in whole_image_boxes(images)])  # fmt: skip
-                per_frame = [_best_detections(b, s, k, self.config.max_det) for b, s, k in found]
+                # a detector of more classes (a COCO detector's 80) keeps this model's ones
+                # (class 0, person, for a one-class pose model)
+                n = len(self.net.schemas)
+                per_frame = [_best_detections(*_classes_below(b, s, k, n), self.config.max_det)
+                             for b, s, k in found]  # fmt: skip
             yield self._run_crops(good, per_frame)
 
     def _run_crops(
@@ -458,6 +462,20 @@ def keypoint_extent(kp: np.ndarray, kpt_conf: float, fallback: np.ndarray) -> np
     lo = np.where(sure[..., None], xy, np.inf).min(1)
     hi = np.where(sure[..., None], xy, -np.inf).max(1)
     return np.concatenate([lo, hi], 1).astype(fallback.dtype)
+
+
+def _classes_below(
+    boxes: Any, scores: Any, classes: Any, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A detector's boxes, scores and classes for one image, those of class index < `n`."""
+    k = np.asarray(classes, dtype=np.int64).reshape(-1)
+    keep = k < n
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if not len(b) == len(s) == len(k):
+        raise ValueError(f"the detector returned {len(b)} boxes, {len(s)} scores and "
+                         f"{len(k)} classes for one image")  # fmt: skip
+    return b[keep], s[keep], k[keep]
 
 
 def _given_boxes(b: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -20,6 +20,7 @@ the parameter count is the caller's `within_budget`).
 from __future__ import annotations
 
 import ast
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from typing import Any
 from torch import nn
 
 from posekit.models.blocks import ConvBNAct
-from posekit.models.yolo.blocks import C2f, C2PSA, SPPF, C3k2, Concat
+from posekit.models.yolo.blocks import C2PSA, SPPF, C2f, C3k2, Concat
 from posekit.models.yolo.head import YOLOHead
 from posekit.utils.errors import UserError
 
@@ -154,11 +155,10 @@ def _resolve(args: Any, named: dict[str, Any]) -> list[Any]:
     for a in args:
         if isinstance(a, str) and a in named:
             a = named[a]
-        elif isinstance(a, str) and a not in {"nearest"}:
-            try:
-                a = ast.literal_eval(a)  # "None", "True" (no code: literals only)
-            except (ValueError, SyntaxError):
-                pass
+        elif isinstance(a, str) and len(a) <= 64:
+            # "None", "True": literals only, no code; anything else stays text
+            with contextlib.suppress(ValueError, SyntaxError, RecursionError, MemoryError):
+                a = ast.literal_eval(a)
         out.append(a)
     return out
 
@@ -207,7 +207,7 @@ def build_layers(
             raise UserError(f"the YOLO architecture repeats {name} at row {i}")
         if name == "nn.Upsample" and n > 1:
             raise UserError(f"the YOLO architecture repeats an upsampling at row {i}")
-        out_stride = prev_stride[0] // -stride if stride < 0 else prev_stride[0] * stride ** n
+        out_stride = prev_stride[0] // -stride if stride < 0 else prev_stride[0] * stride**n
         layers.append(Layer(module, sources[0], c_out, max(out_stride, 1)))
     raise UserError("the YOLO architecture has no Detect, Pose or Pose26 head as its last row")
 

@@ -56,7 +56,7 @@ def one_to_many(out: RTPoseOutput, *, conf: float, iou: float, max_det: int) -> 
 def one_to_one(out: RTPoseOutput, *, conf: float, max_det: int) -> list[Instances]:
     """The best (location, class) pairs of the one-to-one branch above `conf` (see above)."""
     scores = out.cls_logits.sigmoid()  # (B, A, nc)
-    b, a, nc = scores.shape
+    _, a, nc = scores.shape
     k = min(max_det, a)
     first = scores.max(-1).values.topk(k, dim=1).indices  # (B, k) locations
     cand = scores.gather(1, first[..., None].expand(-1, -1, nc)).flatten(1)  # (B, k * nc)

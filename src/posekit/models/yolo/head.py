@@ -105,8 +105,13 @@ class YOLOHead(nn.Module):
     def end2end(self) -> bool:
         return hasattr(self, "one2one_cv2")
 
-    def forward(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        pre = "one2one_" if self.use_one2one and self.end2end else ""
+    def forward(
+        self, feats: list[torch.Tensor], one2one: bool | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The raw outputs of one branch set: the one-to-one copy with `one2one` (default:
+        `use_one2one`) on an end-to-end head, else the one-to-many branches."""
+        chosen = self.use_one2one if one2one is None else one2one
+        pre = "one2one_" if chosen and self.end2end else ""
         b = feats[0].shape[0]
         box_head, cls_head = getattr(self, pre + "cv2"), getattr(self, pre + "cv3")
         box = torch.cat([box_head[i](f).view(b, 4 * self.reg_max, -1)

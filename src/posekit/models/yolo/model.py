@@ -121,10 +121,19 @@ class YOLO(KeypointModel):
             outs.append(x)
         return [outs[j] for j in self.head_sources]
 
-    def forward(self, x: torch.Tensor) -> RTPoseOutput:
-        """x: (B, 3, H, W) RGB in 0..1, H and W multiples of the largest stride."""
+    def forward(self, x: torch.Tensor) -> RTPoseOutput | tuple[RTPoseOutput, RTPoseOutput]:
+        """x: (B, 3, H, W) RGB in 0..1, H and W multiples of the largest stride. An end-to-end
+        network in training returns both branches' outputs (one-to-many, one-to-one: the
+        latter on detached features, so that it does not steer the body)."""
         feats = self.features(x)
-        box, cls, kpt = self.head(feats)  # (B, 4*bins, A), (B, nc, A), (B, K*dims, A)
+        if self.training and self.head.end2end:
+            return (self._outputs(feats, x, one2one=False),
+                    self._outputs([f.detach() for f in feats], x, one2one=True))  # fmt: skip
+        return self._outputs(feats, x, one2one=None)
+
+    def _outputs(self, feats: list[torch.Tensor], x: torch.Tensor,
+                 one2one: bool | None) -> RTPoseOutput:  # fmt: skip
+        box, cls, kpt = self.head(feats, one2one)  # (B, 4*bins, A), (B, nc, A), (B, K*dims, A)
         cells, strides = cell_centres([f.shape[-2:] for f in feats], self.strides, x.device)
         dist = self.head.distances(box).transpose(1, 2) * strides[None, :, None]  # (B, A, 4)
         centres = cells * strides[:, None]  # (A, 2) input pixels
@@ -141,18 +150,24 @@ class YOLO(KeypointModel):
         return replace(cfg, width=cfg.width * width, depth=cfg.depth * depth)
 
     def loss(
-        self, outputs: RTPoseOutput, targets: Targets
+        self, outputs: RTPoseOutput | tuple[RTPoseOutput, RTPoseOutput], targets: Targets
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """rtpose's losses (task-aligned assignment, BCE, CIoU, OKS + L1, visibility BCE) on
-        the branch `forward` runs."""
+        """rtpose's losses (task-aligned assignment, BCE, CIoU, OKS + L1, visibility BCE);
+        an end-to-end network's one-to-one branch learns with one positive per instance (the
+        assignment's top 1), as its NMS-free decoding needs."""
         from posekit.models.rtpose.loss import RTPoseLoss
 
-        fn = self.__dict__.get("_loss_fn")
-        if fn is None:
+        fns = self.__dict__.get("_loss_fns")
+        if fns is None:
             _, sigmas, used = class_tables(self.schemas)
-            fn = RTPoseLoss(torch.tensor(sigmas, dtype=torch.float32), torch.tensor(used))
-            self.__dict__["_loss_fn"] = fn
-        return fn(outputs, targets)
+            s, u = torch.tensor(sigmas, dtype=torch.float32), torch.tensor(used)
+            fns = (RTPoseLoss(s, u), RTPoseLoss(s, u, topk=1))
+            self.__dict__["_loss_fns"] = fns  # a plain attribute: not part of the state dict
+        if isinstance(outputs, RTPoseOutput):
+            return fns[0](outputs, targets)
+        many, parts = fns[0](outputs[0], targets)
+        one, one_parts = fns[1](outputs[1], targets)
+        return many + one, {**parts, **{f"o2o_{k}": v for k, v in one_parts.items()}}
 
     def decode(
         self, outputs: RTPoseOutput, *, conf: float, iou: float, max_det: int, oks_nms: float
@@ -171,23 +186,11 @@ class YOLO(KeypointModel):
         o = outputs
         return (o.cls_logits, o.boxes, o.keypoints, o.kpt_logits)
 
-    def from_export_outputs(
-        self, tensors: Any, input_shape: tuple[int, int]
-    ) -> RTPoseOutput:
+    def from_export_outputs(self, tensors: Any, input_shape: tuple[int, int]) -> RTPoseOutput:
         h, w = input_shape
         sizes = [(h // s, w // s) for s in self.strides]
         cells, strides = cell_centres(sizes, self.strides, tensors[0].device)
         return RTPoseOutput(*tensors[:4], cells * strides[:, None], strides)
-
-    def with_new_head(self, schemas: list[KeypointSchema], names: list[str]) -> YOLO:
-        """This network with its body's weights kept and a new head for other classes or
-        keypoints (fine-tuning a published model on another schema)."""
-        cfg = replace(self.config, detect=False, kpt_dims=3)
-        new = YOLO(cfg, schemas, names)
-        body = {k: v for k, v in self.state_dict().items()
-                if not k.startswith(f"model.{len(self.model) - 1}.")}  # fmt: skip
-        new.load_state_dict(body, strict=False)
-        return new
 
 
 # ---------------------------------------------------------------------- sizes

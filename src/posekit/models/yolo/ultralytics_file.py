@@ -196,7 +196,7 @@ def _fit_tensors(state: dict[str, torch.Tensor], model: YOLO, path: Path) -> dic
             key.replace(head, head + "one2one_", 1)  # fmt: skip
         if twin in state:  # fusing for inference removed the other branch
             state[key] = state[twin]
-    for key, t in own.items():
+    for key in own:
         if key in state or ".bn." not in key:
             continue
         conv = key.rsplit(".bn.", 1)[0] + ".conv."
@@ -240,8 +240,15 @@ def _decodes_one2one(net: StandIn, found: dict[str, torch.Tensor]) -> bool:
     return not has_many or chosen is not False
 
 
-def load(path: Path, schema: KeypointSchema | None = None) -> tuple[YOLO, str]:
-    """The network in an Ultralytics file, and the line that says what was loaded."""
+def load(
+    path: Path, schema: KeypointSchema | None = None, *, one2one: bool | None = None,
+    **unknown: Any,
+) -> tuple[YOLO, str]:  # fmt: skip
+    """The network in an Ultralytics file, and the line that says what was loaded. `one2one`
+    picks an end-to-end model's branch (default: the file's choice, else one-to-one)."""
+    if unknown:
+        raise UserError(f"{path}: an Ultralytics file takes no {', '.join(unknown)} (its one "
+                         "option is one2one=)")  # fmt: skip
     data = read_checkpoint(path)
     net = _network(data, path)
     st = net.state
@@ -272,12 +279,16 @@ def load(path: Path, schema: KeypointSchema | None = None) -> tuple[YOLO, str]:
     found = tensors_of(net)
     cfg = config_for(desc, scale, kpt_dims=dims, detect=detect, imgsz=imgsz, name=title,
                      origin=f"Ultralytics {version}, {licence}",
-                     one2one=_decodes_one2one(net, found))  # fmt: skip
+                     one2one=_decodes_one2one(net, found) if one2one is None
+                     else one2one)  # fmt: skip
     schemas = _schemas(kpt_shape, len(names), names, schema)
     model = within_budget(lambda: YOLO(cfg, schemas, names), f"{path}'s model")
     model.load_state_dict(_fit_tensors(found, model, path))
+    branch = "" if not cfg.end2end else "; one-to-one, no NMS" if cfg.one2one else \
+        "; one-to-many + NMS"  # fmt: skip
     kind = "detect" if detect else f"pose, {schemas[0].num_keypoints} keypoints: {schemas[0].name}"
-    summary = (f"loaded Ultralytics {title} ({kind}; {len(names)} classes; saved by Ultralytics "
+    summary = (f"loaded Ultralytics {title} ({kind}; {len(names)} classes{branch}; saved by "
+               f"Ultralytics "
                f"{version}) from {path}; its weights are under {licence}, Ultralytics' "
                "licence stored in the file")  # fmt: skip
     return model.eval(), summary
