@@ -64,7 +64,7 @@ def _options(*path: str) -> dict[str, click.Option]:
 @pytest.mark.parametrize(
     "command, config, own_defaults",
     [
-        (("predict",), PredictConfig, {"imgsz"}),  # None: the model's
+        (("predict",), PredictConfig, {"imgsz", "iou", "oks_nms"}),  # None: the model's
         (("track",), PredictConfig, {"imgsz"}),
         (("train",), TrainConfig, {"lr0"}),  # None: by optimizer
         (("export",), ExportConfig, set()),

@@ -93,8 +93,11 @@ MEMORISE = {"heatpose": ("heatpose-t", 0.5), "rtmpose": ("rtmpose-t", 0.5),
 
 def test_every_family_has_a_memorisation_recipe() -> None:
     """A new family joins the memorisation test below (rtpose and pafpose, which find the
-    instances themselves, memorise the synthetic people instead)."""
-    assert sorted([*MEMORISE, "pafpose", "rtpose"]) == REGISTRY.family_names()
+    instances themselves, memorise the synthetic people instead). yolo is listed apart: its
+    memorisation run is not written yet (issue 40 is open); its loss and a training step are
+    in the contract test, its inference in the Ultralytics parity tests."""
+    not_yet = ["yolo"]
+    assert sorted([*MEMORISE, "pafpose", "rtpose", *not_yet]) == REGISTRY.family_names()
 
 
 @pytest.mark.slow

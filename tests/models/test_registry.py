@@ -13,7 +13,7 @@ from posekit.utils.errors import UserError
 #: the smallest size of each family (the multipliers are checked on it)
 SMALLEST = {"heatpose": "heatpose-t", "pafpose": "pafpose-s", "rtmpose": "rtmpose-t",
             "rtpose": "rtpose-n",
-            "vitpose": "vitpose-s"}  # fmt: skip
+            "vitpose": "vitpose-s", "yolo": "yolov8n-pose"}  # fmt: skip
 
 
 def _meta_params(name: str, **overrides: float) -> int:
@@ -49,7 +49,9 @@ def test_an_explicit_field_wins_over_the_multiplier(family: str) -> None:
     name = SMALLEST[family]
     with torch.device("meta"):
         plain = create(name, "coco17", width=0.5)
-    field = {"rtpose": "max_channels", "vitpose": "decoder_channels"}.get(family, "deepen")
+    field = {"rtpose": "max_channels", "yolo": "max_channels", "vitpose": "decoder_channels"}.get(
+        family, "deepen"
+    )
     value = {"max_channels": 64, "decoder_channels": 32, "deepen": 0.5}[field]
     with torch.device("meta"):
         both = create(name, "coco17", width=0.5, **{field: value})
