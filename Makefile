@@ -57,7 +57,7 @@ $(REF_ULTRA)/.installed:
 test: $(STAMP) browser java reference
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
-	POSEKIT_REQUIRE_BROWSER=1 POSEKIT_ULTRALYTICS_PYTHON=$(REF_ULTRA)/bin/python $(PY) -m pytest -q
+	POSEKIT_REQUIRE_BROWSER=1 POSEKIT_REQUIRE_REFERENCE=1 POSEKIT_ULTRALYTICS_PYTHON=$(REF_ULTRA)/bin/python $(PY) -m pytest -q
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
