@@ -104,8 +104,10 @@ def main() -> None:
         cmd += ["--time", str(args.repeats)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     theirs = dict(re.findall(r"^(\S+): ultralytics predict ([\d.]+) img/s", done.stdout, re.M))
-    print(f"{'model':14} {'branch':9} {'max raw diff':>12} {'detections':>12} "
-          f"{'box px':>8} {'kpt px':>8}")  # fmt: skip
+    print(
+        f"{'model':14} {'branch':9} {'max raw diff':>12} {'detections':>12} "
+        f"{'box px':>8} {'kpt px':>8}"
+    )
     for name in args.models:
         ref = dict(np.load(out / f"{name}.npz"))
         branches = ["one2many", "one2one"] if "raw_one2one_boxes" in ref else ["one2many"]
@@ -116,16 +118,20 @@ def main() -> None:
             print(f"{name:14} {branch:9} {raw:12.2e} {counts:>12} {box:8.4f} {kpt:8.4f}")
     if not args.speed:
         return
-    print(f"\nspeed on 640x480 frames, one per call, {torch.get_num_threads()} threads "
-          "(images/s; Ultralytics runs NMS, so posekit is timed on the same branch)")  # fmt: skip
+    print(
+        f"\nspeed on 640x480 frames, one per call, {torch.get_num_threads()} threads "
+        "(images/s; Ultralytics runs NMS, so posekit is timed on the same branch)"
+    )
     for name in args.models:
         model = Model(out / f"{name}-release.pt", one2one=False)
         ours = images_per_second(lambda f, m=model: m.predict(f), frames, args.repeats)
         onnx = Model(model.export("onnx", out=out / f"{name}.onnx", check=False).path)
         ort = images_per_second(lambda f, m=onnx: m.predict(f), frames, args.repeats)
         ref = float(theirs.get(name, "nan"))
-        print(f"{name:14} posekit {ours:6.2f}  posekit+onnxruntime {ort:6.2f}  ultralytics "
-              f"{ref:6.2f}  ratio {ours / ref:5.2f}x / {ort / ref:5.2f}x")  # fmt: skip
+        print(
+            f"{name:14} posekit {ours:6.2f}  posekit+onnxruntime {ort:6.2f}  ultralytics "
+            f"{ref:6.2f}  ratio {ours / ref:5.2f}x / {ort / ref:5.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -60,9 +60,22 @@ def reference() -> Path:
         cv2.imwrite(str(images[0]), scene)
         cv2.imwrite(str(images[1]), np.ascontiguousarray(scene[:, ::-1]))
         env = {**os.environ, "YOLO_CONFIG_DIR": str(out / "settings"), "YOLO_OFFLINE": "1"}
-        subprocess.run([str(python), str(SCRIPT), str(out), *map(str, images), "--models",
-                        *MODELS, "--planted", str(out / "PLANTED-RAN")],
-                       check=True, env=env, capture_output=True, timeout=900)  # fmt: skip
+        subprocess.run(
+            [
+                str(python),
+                str(SCRIPT),
+                str(out),
+                *map(str, images),
+                "--models",
+                *MODELS,
+                "--planted",
+                str(out / "PLANTED-RAN"),
+            ],
+            check=True,
+            env=env,
+            capture_output=True,
+            timeout=900,
+        )
         (out / "done").write_text("ok")
     return out
 
@@ -76,8 +89,9 @@ def _model(ref: Path, name: str, branch: str) -> Model:
 
 
 @pytest.mark.parametrize(("name", "branch"), BRANCHES)
-def test_outputs_per_location_agree_with_ultralytics(reference: Path, name: str,
-                                                     branch: str) -> None:  # fmt: skip
+def test_outputs_per_location_agree_with_ultralytics(
+    reference: Path, name: str, branch: str
+) -> None:
     ref = np.load(reference / f"{name}.npz")
     net = _model(reference, name, branch).inference_net  # BatchNorm folded, as Ultralytics runs
     with torch.no_grad():
@@ -97,8 +111,9 @@ def test_outputs_per_location_agree_with_ultralytics(reference: Path, name: str,
     assert np.abs(out.kpt_logits[0].sigmoid().numpy() - kp[..., 2]).max() < 1e-3
 
 
-def _pairs(boxes: np.ndarray, classes: np.ndarray, ref_boxes: np.ndarray,
-           ref_classes: np.ndarray) -> np.ndarray:  # fmt: skip
+def _pairs(
+    boxes: np.ndarray, classes: np.ndarray, ref_boxes: np.ndarray, ref_classes: np.ndarray
+) -> np.ndarray:
     """For each reference detection, the index of the nearest posekit box of its class (an
     end-to-end model may report one location under several classes)."""
     d = np.abs(ref_boxes[:, None] - boxes[None]).max(-1)
@@ -165,8 +180,16 @@ def test_the_seeds_example_runs_unchanged_but_for_the_import(
         assert kp.data.shape == (len(result), 17, 3)
         assert kp.xy.shape == (len(result), 17, 2) and kp.conf.shape == (len(result), 17)
         assert result.names == {0: "0"}  # the file's names (built from a YAML, no dataset)
-        result.plot(show=False, save=True, filename="out.jpg", conf=True, line_width=2,
-                    font_size=14, boxes=True, labels=True)  # fmt: skip
+        result.plot(
+            show=False,
+            save=True,
+            filename="out.jpg",
+            conf=True,
+            line_width=2,
+            font_size=14,
+            boxes=True,
+            labels=True,
+        )
     drawn = cv2.imread(str(tmp_path / "out.jpg"))
     assert drawn is not None and drawn.shape == cv2.imread(str(photo)).shape
     assert np.abs(drawn.astype(int) - cv2.imread(str(photo)).astype(int)).sum() > 0
@@ -188,5 +211,8 @@ def test_a_detect_file_finds_the_boxes_of_a_top_down_model(reference: Path) -> N
     top_down = Model("heatpose-s", detector=reference / "yolo11n-release.pt")
     r = top_down.predict(frame)[0]
     assert len(r) == people.sum()
-    assert np.allclose(np.sort(r.boxes.conf / r.keypoints.conf.mean(1)),
-                       np.sort(found.boxes.conf[people]), atol=1e-6)  # fmt: skip
+    assert np.allclose(
+        np.sort(r.boxes.conf / r.keypoints.conf.mean(1)),
+        np.sort(found.boxes.conf[people]),
+        atol=1e-6,
+    )

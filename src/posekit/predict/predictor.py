@@ -87,16 +87,20 @@ def letterboxes_for(images: list[np.ndarray], imgsz: int, rect: bool) -> list[Le
 
 
 def _best_detections(
-    boxes: Any, scores: Any, classes: Any, max_det: int
+    boxes: Any, scores: Any, classes: Any, max_det: int, num_classes: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A detector's answer for one image as arrays, its `max_det` best-scoring boxes kept (in
-    score order); boxes, scores and classes of different lengths are an error."""
+    """A detector's answer for one image as arrays: its boxes of this model's classes (class
+    index < `num_classes`: a COCO detector's class 0, person, for a one-class pose model), the
+    `max_det` best-scoring kept (in score order); boxes, scores and classes of different
+    lengths are an error."""
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
     k = np.asarray(classes, dtype=np.int64).reshape(-1)
     if not len(b) == len(s) == len(k):
         raise ValueError(f"the detector returned {len(b)} boxes, {len(s)} scores and "
                          f"{len(k)} classes for one image")  # fmt: skip
+    own = k < num_classes
+    b, s, k = b[own], s[own], k[own]
     if len(b) > max_det:
         keep = np.argsort(-s, kind="stable")[:max_det]
         b, s, k = b[keep], s[keep], k[keep]
@@ -331,8 +335,7 @@ class Predictor:
         c = self.config
         on_device = self.letterbox_on_device
         shrink = self.net.letterbox_interpolation
-        batches = (prepare(b, c.imgsz, c.rect, on_device, shrink)
-                   for b in batched(frames, c.batch))  # fmt: skip
+        batches = (prepare(b, c.imgsz, c.rect, on_device, shrink) for b in batched(frames, c.batch))
         for p in prefetch(batches, depth=2):
             for f in p.failed:
                 skip(f)
@@ -408,11 +411,8 @@ class Predictor:
                 found = (self.detector(images) if self.detector is not None
                          else [(b, np.ones(1), np.zeros(1, np.int64))
                                for b in whole_image_boxes(images)])  # fmt: skip
-                # a detector of more classes (a COCO detector's 80) keeps this model's ones
-                # (class 0, person, for a one-class pose model)
                 n = len(self.net.schemas)
-                per_frame = [_best_detections(*_classes_below(b, s, k, n), self.config.max_det)
-                             for b, s, k in found]  # fmt: skip
+                per_frame = [_best_detections(b, s, k, self.config.max_det, n) for b, s, k in found]
             yield self._run_crops(good, per_frame)
 
     def _run_crops(
@@ -462,20 +462,6 @@ def keypoint_extent(kp: np.ndarray, kpt_conf: float, fallback: np.ndarray) -> np
     lo = np.where(sure[..., None], xy, np.inf).min(1)
     hi = np.where(sure[..., None], xy, -np.inf).max(1)
     return np.concatenate([lo, hi], 1).astype(fallback.dtype)
-
-
-def _classes_below(
-    boxes: Any, scores: Any, classes: Any, n: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A detector's boxes, scores and classes for one image, those of class index < `n`."""
-    k = np.asarray(classes, dtype=np.int64).reshape(-1)
-    keep = k < n
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    s = np.asarray(scores, dtype=np.float64).reshape(-1)
-    if not len(b) == len(s) == len(k):
-        raise ValueError(f"the detector returned {len(b)} boxes, {len(s)} scores and "
-                         f"{len(k)} classes for one image")  # fmt: skip
-    return b[keep], s[keep], k[keep]
 
 
 def _given_boxes(b: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

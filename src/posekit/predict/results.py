@@ -199,8 +199,9 @@ class Results:
         `show_hidden`. `line_width` / `font_size` are pixels (default: by image size);
         `save` writes it to `filename` (default: the source's name with `_pred`), `show`
         displays it (as `show()`). Ultralytics' `plot` options, so its users' code runs."""
-        out = self._draw(kpt_conf, boxes, labels, conf, show_hidden, image, line_scale,
-                         line_width, font_size)  # fmt: skip
+        out = self._draw(
+            kpt_conf, boxes, labels, conf, show_hidden, image, line_scale, line_width, font_size
+        )
         if save:
             target = filename or f"{Path(self.path or 'image').stem}_pred.jpg"
             write_image(Path(target), out)
@@ -214,10 +215,17 @@ class Results:
         display(self.plot(**plot_options), self.path or "posekit")
 
     def _draw(
-        self, kpt_conf: float | None, boxes: bool, labels: bool, conf: bool, show_hidden: bool,
-        image: np.ndarray | None, line_scale: float, line_width: int | None,
+        self,
+        kpt_conf: float | None,
+        boxes: bool,
+        labels: bool,
+        conf: bool,
+        show_hidden: bool,
+        image: np.ndarray | None,
+        line_scale: float,
+        line_width: int | None,
         font_size: float | None,
-    ) -> np.ndarray:  # fmt: skip
+    ) -> np.ndarray:
         from posekit.viz.annotator import SkeletonAnnotator
 
         img = image if image is not None else self.orig_img
@@ -327,16 +335,18 @@ def write_image(path: Path, image: np.ndarray) -> Path:
 def display(image: np.ndarray, title: str) -> None:
     """Show `image` in a window until a key is pressed; without a display (or with OpenCV's
     headless build, posekit's) one log line says that nothing was shown."""
+    note = (
+        "show(): %s; nothing was shown (save the picture with plot(save=True, "
+        "filename=...) or save(path))"
+    )
     if not os.environ.get("DISPLAY") and sys.platform.startswith("linux"):
-        log.info("show(): no display here; nothing was shown (save the picture with "
-                 "plot(save=True, filename=...) or save(path))")  # fmt: skip
+        log.info(note, "no display here")
         return
     try:
         cv2.imshow(title, image)
         cv2.waitKey(0)
     except cv2.error:
-        log.info("show(): this OpenCV has no windows (headless build); nothing was shown (save "
-                 "the picture with plot(save=True, filename=...) or save(path))")  # fmt: skip
+        log.info(note, "this OpenCV has no windows (headless build)")
 
 
 def _slot_names(schemas: list[KeypointSchema], k: int) -> tuple[str, ...]:

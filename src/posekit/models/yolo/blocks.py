@@ -26,9 +26,13 @@ class Bottleneck(nn.Module):
     allow it."""
 
     def __init__(
-        self, c_in: int, c_out: int, shortcut: bool = True, k: tuple[int, int] = (3, 3),
+        self,
+        c_in: int,
+        c_out: int,
+        shortcut: bool = True,
+        k: tuple[int, int] = (3, 3),
         e: float = 0.5,
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__()
         hidden = int(c_out * e)
         self.cv1 = ConvBNAct(c_in, hidden, k[0])
@@ -44,8 +48,9 @@ class C2f(nn.Module):
     """CSP block with two convolutions: split in two halves, chain `n` blocks on the second,
     and fuse every intermediate output (YOLOv8)."""
 
-    def __init__(self, c_in: int, c_out: int, n: int = 1, shortcut: bool = False,
-                 e: float = 0.5) -> None:  # fmt: skip
+    def __init__(
+        self, c_in: int, c_out: int, n: int = 1, shortcut: bool = False, e: float = 0.5
+    ) -> None:
         super().__init__()
         self.c = int(c_out * e)
         self.cv1 = ConvBNAct(c_in, 2 * self.c, 1)
@@ -63,15 +68,17 @@ class C3k(nn.Module):
     """CSP block with three convolutions and `n` bottlenecks of kernel `k` (YOLO11's inner
     block at sizes m, l and x)."""
 
-    def __init__(self, c_in: int, c_out: int, n: int = 2, shortcut: bool = True,
-                 e: float = 0.5, k: int = 3) -> None:  # fmt: skip
+    def __init__(
+        self, c_in: int, c_out: int, n: int = 2, shortcut: bool = True, e: float = 0.5, k: int = 3
+    ) -> None:
         super().__init__()
         hidden = int(c_out * e)
         self.cv1 = ConvBNAct(c_in, hidden, 1)
         self.cv2 = ConvBNAct(c_in, hidden, 1)
         self.cv3 = ConvBNAct(2 * hidden, c_out, 1)
-        self.m = nn.Sequential(*(Bottleneck(hidden, hidden, shortcut, (k, k), 1.0)
-                                 for _ in range(n)))  # fmt: skip
+        self.m = nn.Sequential(
+            *(Bottleneck(hidden, hidden, shortcut, (k, k), 1.0) for _ in range(n))
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.cv3(torch.cat([self.m(self.cv1(x)), self.cv2(x)], 1))
@@ -81,23 +88,41 @@ class C3k2(C2f):
     """C2f whose inner blocks are plain bottlenecks, `C3k` blocks (`c3k`), or a bottleneck and
     an attention block (`attn`, YOLO26's last neck block)."""
 
-    def __init__(self, c_in: int, c_out: int, n: int = 1, c3k: bool = False, e: float = 0.5,
-                 attn: bool = False, shortcut: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        n: int = 1,
+        c3k: bool = False,
+        e: float = 0.5,
+        attn: bool = False,
+        shortcut: bool = True,
+    ) -> None:
         super().__init__(c_in, c_out, n, shortcut, e)
         c = self.c
         self.m = nn.ModuleList(
             nn.Sequential(Bottleneck(c, c, shortcut), PSABlock(c, num_heads=max(c // 64, 1)))
-            if attn else C3k(c, c, 2, shortcut) if c3k else Bottleneck(c, c, shortcut)
+            if attn
+            else C3k(c, c, 2, shortcut)
+            if c3k
+            else Bottleneck(c, c, shortcut)
             for _ in range(n)
-        )  # fmt: skip
+        )
 
 
 class SPPF(nn.Module):
     """Spatial pyramid pooling, fast: `n` chained max-pools of kernel `k` concatenated. YOLO26's
     variant has no activation after its first convolution and adds its input back."""
 
-    def __init__(self, c_in: int, c_out: int, k: int = 5, n: int = 3, shortcut: bool = False,
-                 act: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        k: int = 5,
+        n: int = 3,
+        shortcut: bool = False,
+        act: bool = True,
+    ) -> None:
         super().__init__()
         hidden = c_in // 2
         self.cv1 = ConvBNAct(c_in, hidden, 1, act=act)
@@ -161,8 +186,9 @@ class C2PSA(nn.Module):
         self.c = int(c_in * e)
         self.cv1 = ConvBNAct(c_in, 2 * self.c, 1)
         self.cv2 = ConvBNAct(2 * self.c, c_in, 1)
-        self.m = nn.Sequential(*(PSABlock(self.c, num_heads=max(self.c // 64, 1))
-                                 for _ in range(n)))  # fmt: skip
+        self.m = nn.Sequential(
+            *(PSABlock(self.c, num_heads=max(self.c // 64, 1)) for _ in range(n))
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a, b = self.cv1(x).split((self.c, self.c), dim=1)

@@ -72,8 +72,9 @@ class Layer:
 
 def _int(v: Any, what: str, low: int = 1, high: int = 1 << 16) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
-        raise UserError(f"the YOLO architecture has {what} {v!r} (expected a whole number "
-                         f"from {low} to {high})")  # fmt: skip
+        raise UserError(
+            f"the YOLO architecture has {what} {v!r} (expected a whole number from {low} to {high})"
+        )
     return v
 
 
@@ -86,8 +87,10 @@ def _conv(c_in: int, args: list[Any], n: int, s: Scaling) -> tuple[nn.Module, in
     k = _int(_arg(args, 1, 1), "a kernel size", high=MAX_KERNEL)
     stride = _int(_arg(args, 2, 1), "a stride", high=8)
     if len(args) > 3 and any(a not in (None, 1) for a in args[3:]):
-        raise UserError(f"the YOLO architecture has a Conv with padding/groups {args[3:]} "
-                         "that posekit does not build")  # fmt: skip
+        raise UserError(
+            f"the YOLO architecture has a Conv with padding/groups {args[3:]} "
+            "that posekit does not build"
+        )
     return _repeat(lambda: ConvBNAct(c_in, c_out, k, stride), n), c_out, stride
 
 
@@ -116,8 +119,10 @@ def _sppf(c_in: int, args: list[Any], n: int, s: Scaling) -> tuple[nn.Module, in
 def _c2psa(c_in: int, args: list[Any], n: int, s: Scaling) -> tuple[nn.Module, int, int]:
     c_out = s.channels(args[0])
     if c_out != c_in:
-        raise UserError(f"the YOLO architecture has a C2PSA from {c_in} to {c_out} channels "
-                         "(it keeps its width)")  # fmt: skip
+        raise UserError(
+            f"the YOLO architecture has a C2PSA from {c_in} to {c_out} channels "
+            "(it keeps its width)"
+        )
     return C2PSA(c_in, c_out, n), c_out, 1
 
 
@@ -125,8 +130,10 @@ def _upsample(c_in: int, args: list[Any], n: int, s: Scaling) -> tuple[nn.Module
     factor = _int(_arg(args, 1, 2), "an upsampling factor", high=8)
     mode = _arg(args, 2, "nearest")
     if mode != "nearest" or (len(args) and args[0] is not None):
-        raise UserError(f"the YOLO architecture has an upsampling {args} that posekit does not "
-                         "build (nearest, by a factor)")  # fmt: skip
+        raise UserError(
+            f"the YOLO architecture has an upsampling {args} that posekit does not "
+            "build (nearest, by a factor)"
+        )
     return nn.Upsample(scale_factor=factor, mode="nearest"), c_in, -factor
 
 
@@ -140,7 +147,8 @@ BUILDERS: dict[str, Callable[[int, list[Any], int, Scaling], tuple[nn.Module, in
     "C2PSA": _c2psa,
     "nn.Upsample": _upsample,
 }
-REPEATED_INSIDE = {"C2f", "C3k2", "C2PSA"}
+#: rows whose repeat count may exceed 1: blocks that take it as an argument, and stacked Convs
+REPEATABLE = {"C2f", "C3k2", "C2PSA", "Conv"}
 
 
 def _repeat(make: Callable[[], nn.Module], n: int) -> nn.Module:
@@ -174,8 +182,7 @@ def build_layers(
     layers: list[Layer] = []
     for i, row in enumerate(rows):
         if not isinstance(row, list | tuple) or len(row) != 4:
-            raise UserError(f"the YOLO architecture's row {i} is not [from, repeats, module, "
-                             "args]")  # fmt: skip
+            raise UserError(f"the YOLO architecture's row {i} is not [from, repeats, module, args]")
         source, n, name, args = row[0], _int(row[1], "a repeat count", high=MAX_REPEATS), *row[2:]
         sources = _sources(source, i)
         args = _resolve(args, named)
@@ -184,29 +191,36 @@ def build_layers(
         if name in HEADS:
             if i != len(rows) - 1:
                 raise UserError(f"the YOLO architecture has its {name} head before the last row")
-            head = YOLOHead(ins, s.nc, s.num_keypoints if name != "Detect" else 0, s.kpt_dims,
-                            reg_max=s.reg_max, legacy=legacy, pose26=HEADS[name],
-                            end2end=s.end2end)  # fmt: skip
+            head = YOLOHead(
+                ins,
+                s.nc,
+                s.num_keypoints if name != "Detect" else 0,
+                s.kpt_dims,
+                reg_max=s.reg_max,
+                legacy=legacy,
+                pose26=HEADS[name],
+                end2end=s.end2end,
+            )
             return layers, head, sources, prev_stride
         if name == "Concat":
             if len(set(prev_stride)) != 1:
-                raise UserError(f"the YOLO architecture concatenates layers of strides "
-                                 f"{prev_stride} at row {i}")  # fmt: skip
+                raise UserError(
+                    f"the YOLO architecture concatenates layers of strides {prev_stride} at row {i}"
+                )
             layers.append(Layer(Concat(), sources, sum(ins), prev_stride[0]))
             continue
         if name not in BUILDERS or len(ins) != 1:
             known = ", ".join([*BUILDERS, "Concat", *HEADS])
-            raise UserError(f"the YOLO architecture's row {i} is a {name!r}, which posekit does "
-                             f"not build (it builds {known})")  # fmt: skip
+            raise UserError(
+                f"the YOLO architecture's row {i} is a {name!r}, which posekit does "
+                f"not build (it builds {known})"
+            )
         if not args:
             raise UserError(f"the YOLO architecture's row {i} ({name}) has no arguments")
         n = s.repeats(n)
-        module, c_out, stride = BUILDERS[name](ins[0], args, n if name in REPEATED_INSIDE
-                                               else 1 if name == "SPPF" else n, s)  # fmt: skip
-        if name not in REPEATED_INSIDE and name not in {"Conv", "nn.Upsample"} and n > 1:
+        if n > 1 and name not in REPEATABLE:
             raise UserError(f"the YOLO architecture repeats {name} at row {i}")
-        if name == "nn.Upsample" and n > 1:
-            raise UserError(f"the YOLO architecture repeats an upsampling at row {i}")
+        module, c_out, stride = BUILDERS[name](ins[0], args, n, s)
         out_stride = prev_stride[0] // -stride if stride < 0 else prev_stride[0] * stride**n
         layers.append(Layer(module, sources[0], c_out, max(out_stride, 1)))
     raise UserError("the YOLO architecture has no Detect, Pose or Pose26 head as its last row")
@@ -220,7 +234,8 @@ def _sources(source: Any, i: int) -> list[int]:
         k = _int(j, "a layer source", low=-MAX_ROWS, high=MAX_ROWS)
         k = i + k if k < 0 else k
         if (i == 0 and j != -1) or (i > 0 and not 0 <= k < i):
-            raise UserError(f"the YOLO architecture's row {i} reads layer {j}, which does not "
-                             "come before it")  # fmt: skip
+            raise UserError(
+                f"the YOLO architecture's row {i} reads layer {j}, which does not come before it"
+            )
         out.append(k if i else -1)
     return out

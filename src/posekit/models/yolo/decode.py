@@ -22,9 +22,12 @@ MAX_NMS = 30000
 
 
 def _instances(
-    out: RTPoseOutput, anchor: torch.Tensor, score: torch.Tensor, cls: torch.Tensor,
+    out: RTPoseOutput,
+    anchor: torch.Tensor,
+    score: torch.Tensor,
+    cls: torch.Tensor,
     kept: torch.Tensor,
-) -> list[Instances]:  # fmt: skip
+) -> list[Instances]:
     """Per image, the kept (B, D) rows of anchor indices, scores and classes as instances."""
     k = out.keypoints.shape[2]
     box = out.boxes.gather(1, anchor[..., None].expand(-1, -1, 4))
@@ -48,8 +51,13 @@ def one_to_many(out: RTPoseOutput, *, conf: float, iou: float, max_det: int) -> 
     keep = batched_nms(boxes, valid, iou, classes, max_keep=max_det)
     d = int(keep.sum(1).max()) if n else 0
     order = keep.to(torch.uint8).argsort(dim=1, descending=True, stable=True)[:, :d]
-    return _instances(out, anchor.gather(1, order), top.gather(1, order),
-                      classes.gather(1, order), keep.gather(1, order))  # fmt: skip
+    return _instances(
+        out,
+        anchor.gather(1, order),
+        top.gather(1, order),
+        classes.gather(1, order),
+        keep.gather(1, order),
+    )
 
 
 @torch.no_grad()

@@ -43,21 +43,26 @@ class DFL(nn.Module):
 def _branches(channels: list[int], hidden: int, c_out: int | None) -> nn.ModuleList:
     """Per level: two 3x3 convolutions and (unless `c_out` is None) a 1x1 output."""
     return nn.ModuleList(
-        nn.Sequential(ConvBNAct(c, hidden, 3), ConvBNAct(hidden, hidden, 3),
-                      *([nn.Conv2d(hidden, c_out, 1)] if c_out is not None else []))
+        nn.Sequential(
+            ConvBNAct(c, hidden, 3),
+            ConvBNAct(hidden, hidden, 3),
+            *([nn.Conv2d(hidden, c_out, 1)] if c_out is not None else []),
+        )
         for c in channels
-    )  # fmt: skip
+    )
 
 
 def _class_branches(channels: list[int], hidden: int, nc: int, legacy: bool) -> nn.ModuleList:
     if legacy:
         return _branches(channels, hidden, nc)
     return nn.ModuleList(
-        nn.Sequential(nn.Sequential(dwconv(c, c, 3), ConvBNAct(c, hidden, 1)),
-                      nn.Sequential(dwconv(hidden, hidden, 3), ConvBNAct(hidden, hidden, 1)),
-                      nn.Conv2d(hidden, nc, 1))
+        nn.Sequential(
+            nn.Sequential(dwconv(c, c, 3), ConvBNAct(c, hidden, 1)),
+            nn.Sequential(dwconv(hidden, hidden, 3), ConvBNAct(hidden, hidden, 1)),
+            nn.Conv2d(hidden, nc, 1),
+        )
         for c in channels
-    )  # fmt: skip
+    )
 
 
 class YOLOHead(nn.Module):
@@ -98,24 +103,22 @@ class YOLOHead(nn.Module):
         if end2end:
             for n in names:
                 setattr(self, f"one2one_{n}", copy.deepcopy(getattr(self, n)))
-        #: decode the one-to-one branches (end-to-end models only)
-        self.use_one2one = end2end
 
     @property
     def end2end(self) -> bool:
         return hasattr(self, "one2one_cv2")
 
     def forward(
-        self, feats: list[torch.Tensor], one2one: bool | None = None
+        self, feats: list[torch.Tensor], one2one: bool
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The raw outputs of one branch set: the one-to-one copy with `one2one` (default:
-        `use_one2one`) on an end-to-end head, else the one-to-many branches."""
-        chosen = self.use_one2one if one2one is None else one2one
-        pre = "one2one_" if chosen and self.end2end else ""
+        """The raw outputs of one branch set: the one-to-one copy with `one2one` on an
+        end-to-end head, else the one-to-many branches."""
+        pre = "one2one_" if one2one and self.end2end else ""
         b = feats[0].shape[0]
         box_head, cls_head = getattr(self, pre + "cv2"), getattr(self, pre + "cv3")
-        box = torch.cat([box_head[i](f).view(b, 4 * self.reg_max, -1)
-                         for i, f in enumerate(feats)], 2)  # fmt: skip
+        box = torch.cat(
+            [box_head[i](f).view(b, 4 * self.reg_max, -1) for i, f in enumerate(feats)], 2
+        )
         cls = torch.cat([cls_head[i](f).view(b, self.nc, -1) for i, f in enumerate(feats)], 2)
         nk = self.num_keypoints * self.kpt_dims
         if not nk:

@@ -57,8 +57,9 @@ class YOLOConfig:
     def __post_init__(self) -> None:
         check_ranges(self, f"{self.name} config")
         if self.scale not in SIZE_LETTERS:
-            raise UserError(f"{self.name} config: scale {self.scale!r} is not one of "
-                             f"{', '.join(SIZE_LETTERS)}")  # fmt: skip
+            raise UserError(
+                f"{self.name} config: scale {self.scale!r} is not one of {', '.join(SIZE_LETTERS)}"
+            )
 
 
 def cell_centres(
@@ -94,9 +95,17 @@ class YOLO(KeypointModel):
         self.config, self.schemas, self.names = cfg, list(schemas), list(names)
         if cfg.detect and self.num_keypoints != 1:
             raise UserError("a yolo detect model has one keypoint per class (the box centre)")
-        scaling = Scaling(cfg.depth, cfg.width, cfg.max_channels, cfg.scale, len(schemas),
-                          self.num_keypoints, cfg.kpt_dims, cfg.reg_max,
-                          cfg.end2end)  # fmt: skip
+        scaling = Scaling(
+            cfg.depth,
+            cfg.width,
+            cfg.max_channels,
+            cfg.scale,
+            len(schemas),
+            self.num_keypoints,
+            cfg.kpt_dims,
+            cfg.reg_max,
+            cfg.end2end,
+        )
         rows = [list(r) for r in (*cfg.backbone, *cfg.head)]
         rows[-1] = [*rows[-1][:2], "Detect" if cfg.detect else rows[-1][2], rows[-1][3]]
         layers, head, self.head_sources, strides = build_layers(rows, scaling)
@@ -104,11 +113,16 @@ class YOLO(KeypointModel):
         self.sources = [layer.source for layer in layers]
         self.strides = strides
         self.input_stride = max(32, *strides)  # type: ignore[misc]
-        self.head.use_one2one = cfg.end2end and cfg.one2one
 
     @property
     def head(self) -> nn.Module:
         return self.model[-1]
+
+    @property
+    def decodes_one2one(self) -> bool:
+        """Inference runs the one-to-one branch (an end-to-end network, unless `one2one` is
+        off) and decodes it without NMS."""
+        return self.config.end2end and self.config.one2one
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The head's input feature maps, one per level: (B, C_l, H / s_l, W / s_l)."""
@@ -127,12 +141,13 @@ class YOLO(KeypointModel):
         latter on detached features, so that it does not steer the body)."""
         feats = self.features(x)
         if self.training and self.head.end2end:
-            return (self._outputs(feats, x, one2one=False),
-                    self._outputs([f.detach() for f in feats], x, one2one=True))  # fmt: skip
-        return self._outputs(feats, x, one2one=None)
+            return (
+                self._outputs(feats, x, one2one=False),
+                self._outputs([f.detach() for f in feats], x, one2one=True),
+            )
+        return self._outputs(feats, x, one2one=self.decodes_one2one)
 
-    def _outputs(self, feats: list[torch.Tensor], x: torch.Tensor,
-                 one2one: bool | None) -> RTPoseOutput:  # fmt: skip
+    def _outputs(self, feats: list[torch.Tensor], x: torch.Tensor, one2one: bool) -> RTPoseOutput:
         box, cls, kpt = self.head(feats, one2one)  # (B, 4*bins, A), (B, nc, A), (B, K*dims, A)
         cells, strides = cell_centres([f.shape[-2:] for f in feats], self.strides, x.device)
         dist = self.head.distances(box).transpose(1, 2) * strides[None, :, None]  # (B, A, 4)
@@ -175,7 +190,7 @@ class YOLO(KeypointModel):
         """Ultralytics' post-processing (see `posekit.models.yolo.decode`)."""
         from posekit.models.yolo.decode import one_to_many, one_to_one
 
-        if self.head.use_one2one:
+        if self.decodes_one2one:
             return one_to_one(outputs, conf=conf, max_det=max_det)
         return one_to_many(outputs, conf=conf, iou=iou, max_det=max_det)
 
@@ -231,8 +246,12 @@ def _register_published() -> None:
             name = f"{version}{scale}-pose"
             cfg = config_for(description, scale, name=name)
 
-            def build(schemas: list[KeypointSchema], names: list[str], _cfg: YOLOConfig = cfg,
-                      **overrides: Any) -> YOLO:  # fmt: skip
+            def build(
+                schemas: list[KeypointSchema],
+                names: list[str],
+                _cfg: YOLOConfig = cfg,
+                **overrides: Any,
+            ) -> YOLO:
                 width, depth = overrides.pop("width", None), overrides.pop("depth", None)
                 c = YOLO.scale_config(_cfg, float(width or 1), float(depth or 1))
                 return YOLO(replace(c, **overrides), schemas, names)

@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from posekit.models.base import load_weights
 from posekit.models.yolo.model import YOLO, config_for
 from posekit.schema import KeypointSchema, get_schema
 from posekit.utils.bounds import within_budget
@@ -37,9 +38,11 @@ from posekit.utils.serialization import UnsafeFileError, numpy_safe_globals
 
 #: module prefixes whose classes become inert stand-ins
 STAND_IN_PREFIXES = ("ultralytics.", "torch.nn.modules.")
-PATH_CLASSES = {f"{m}.{c}" for m in ("pathlib", "pathlib._local")
-                for c in ("Path", "PosixPath", "WindowsPath", "PurePosixPath",
-                          "PureWindowsPath")}  # fmt: skip
+PATH_CLASSES = {
+    f"{m}.{c}"
+    for m in ("pathlib", "pathlib._local")
+    for c in ("Path", "PosixPath", "WindowsPath", "PurePosixPath", "PureWindowsPath")
+}
 #: tensors of YOLO26's pose head that only training uses (keypoint sigmas, the RLE flow)
 TRAINING_ONLY = ("flow_model.", "cv4_sigma.", "one2one_cv4_sigma.")
 
@@ -132,15 +135,17 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     except UnsafeFileError:
         raise
     except Exception as e:  # a truncated or corrupt archive
-        raise UserError(f"{path}: not a readable Ultralytics file ({type(e).__name__}: "
-                         f"{str(e)[:200]})") from None  # fmt: skip
+        raise UserError(
+            f"{path}: not a readable Ultralytics file ({type(e).__name__}: {str(e)[:200]})"
+        ) from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: not an Ultralytics checkpoint (no dict at the top)")
     return data
 
 
-def tensors_of(obj: Any, prefix: str = "", out: dict[str, torch.Tensor] | None = None,
-               depth: int = 0) -> dict[str, torch.Tensor]:  # fmt: skip
+def tensors_of(
+    obj: Any, prefix: str = "", out: dict[str, torch.Tensor] | None = None, depth: int = 0
+) -> dict[str, torch.Tensor]:
     """A stand-in module tree's parameters and buffers by their `state_dict` names."""
     out = {} if out is None else out
     if depth > 64 or not isinstance(obj, StandIn):
@@ -158,8 +163,9 @@ def tensors_of(obj: Any, prefix: str = "", out: dict[str, torch.Tensor] | None =
 def _network(data: dict[str, Any], path: Path) -> StandIn:
     net = data.get("model") if isinstance(data.get("model"), StandIn) else data.get("ema")
     if not isinstance(net, StandIn):
-        raise UserError(f"{path}: an Ultralytics file without a model (neither 'model' nor "
-                         "'ema' holds one)")  # fmt: skip
+        raise UserError(
+            f"{path}: an Ultralytics file without a model (neither 'model' nor 'ema' holds one)"
+        )
     return net
 
 
@@ -171,8 +177,7 @@ def _schemas(
     k = int(kpt_shape[0])
     if given is not None:
         if given.num_keypoints != k:
-            raise UserError(f"the schema names {given.num_keypoints} keypoints; the file "
-                             f"has {k}")  # fmt: skip
+            raise UserError(f"the schema names {given.num_keypoints} keypoints; the file has {k}")
         schema = given
     elif k == 17:
         schema = get_schema("coco17")  # Ultralytics' COCO pose order is COCO's
@@ -181,19 +186,23 @@ def _schemas(
     return [schema] * nc
 
 
-def _fit_tensors(state: dict[str, torch.Tensor], model: YOLO, path: Path) -> dict[str, Any]:
+def _fit_tensors(state: dict[str, torch.Tensor], model: YOLO) -> dict[str, Any]:
     """The file's tensors in the model's names: training-only ones dropped; a fused file's
     convolutions (bias, no BatchNorm) given an identity BatchNorm; a head that kept only one
-    branch copied into the other."""
+    branch copied into the other. Whether they then fit the model is `load_weights`' check."""
     own = model.state_dict()
     head = f"model.{len(model.model) - 1}."
-    state = {k: v for k, v in state.items()
-             if not k.startswith(tuple(head + p for p in TRAINING_ONLY))}  # fmt: skip
+    state = {
+        k: v for k, v in state.items() if not k.startswith(tuple(head + p for p in TRAINING_ONLY))
+    }
     for key in own:
         if key in state or not key.startswith(head):
             continue
-        twin = key.replace(head + "one2one_", head) if "one2one_" in key else \
-            key.replace(head, head + "one2one_", 1)  # fmt: skip
+        twin = (
+            key.replace(head + "one2one_", head)
+            if "one2one_" in key
+            else key.replace(head, head + "one2one_", 1)
+        )
         if twin in state:  # fusing for inference removed the other branch
             state[key] = state[twin]
     for key in own:
@@ -205,50 +214,52 @@ def _fit_tensors(state: dict[str, torch.Tensor], model: YOLO, path: Path) -> dic
             continue
         field = key.rsplit(".", 1)[1]  # a fused convolution: BatchNorm as the identity
         eps = 1e-3
-        state[key] = {"weight": torch.ones_like(bias), "bias": bias,
-                      "running_mean": torch.zeros_like(bias),
-                      "running_var": torch.full_like(bias, 1 - eps),
-                      "num_batches_tracked": torch.zeros((), dtype=torch.long)}[field]  # fmt: skip
+        state[key] = {
+            "weight": torch.ones_like(bias),
+            "bias": bias,
+            "running_mean": torch.zeros_like(bias),
+            "running_var": torch.full_like(bias, 1 - eps),
+            "num_batches_tracked": torch.zeros((), dtype=torch.long),
+        }[field]
     for key in list(state):
         if key.endswith(".conv.bias") and key not in own:
             del state[key]  # moved into the synthesised BatchNorm above
-    missing = [k for k in own if k not in state]
-    extra = [k for k in state if k not in own]
-    if missing or extra:
-        first = f"no tensor for {missing[0]}" if missing else f"unexpected tensor {extra[0]}"
-        raise UserError(f"{path}: its weights do not fit the architecture it describes "
-                         f"({first}; {len(missing)} missing, {len(extra)} unexpected)")  # fmt: skip
-    for k, t in own.items():
-        if state[k].shape != t.shape:
-            raise UserError(f"{path}: its weights do not fit the architecture it describes ({k} "
-                             f"has shape {tuple(state[k].shape)}, the model "
-                             f"{tuple(t.shape)})")  # fmt: skip
     return state
 
 
-def _decodes_one2one(net: StandIn, found: dict[str, torch.Tensor]) -> bool:
+def _child(obj: Any, name: str) -> StandIn | None:
+    """A stand-in module's sub-module `name`, if it has one."""
+    child = (obj.state.get("_modules") or {}).get(name) if isinstance(obj, StandIn) else None
+    return child if isinstance(child, StandIn) else None
+
+
+def _decodes_one2one(net: StandIn, found: dict[str, torch.Tensor], head_index: int) -> bool:
     """Whether an end-to-end file is decoded through its one-to-one branch: the branch its
     head has selected when it says (`end2end` set before saving), else the one-to-one branch
     (NMS-free, as the published YOLO26 figures are measured); never a branch fusing removed."""
-    if not any(".one2one_" in k for k in found):
+    prefix = f"model.{head_index}."
+    if not any(k.startswith(prefix + "one2one_") for k in found):
         return False
-    layers = (net.state.get("_modules") or {}).get("model")
-    modules = layers.state.get("_modules") or {} if isinstance(layers, StandIn) else {}
-    head = modules[list(modules)[-1]] if modules else None
-    chosen = head.state.get("_end2end") if isinstance(head, StandIn) else None
-    has_many = any(".cv2." in k and ".one2one_" not in k for k in found)
-    return not has_many or chosen is not False
+    if not any(k.startswith(prefix + "cv2.") for k in found):
+        return True
+    head = _child(_child(net, "model"), str(head_index))
+    return head is None or head.state.get("_end2end") is not False
 
 
 def load(
-    path: Path, schema: KeypointSchema | None = None, *, one2one: bool | None = None,
+    path: Path,
+    schema: KeypointSchema | None = None,
+    *,
+    one2one: bool | None = None,
     **unknown: Any,
-) -> tuple[YOLO, str]:  # fmt: skip
+) -> tuple[YOLO, str]:
     """The network in an Ultralytics file, and the line that says what was loaded. `one2one`
     picks an end-to-end model's branch (default: the file's choice, else one-to-one)."""
     if unknown:
-        raise UserError(f"{path}: an Ultralytics file takes no {', '.join(unknown)} (its one "
-                         "option is one2one=)")  # fmt: skip
+        raise UserError(
+            f"{path}: an Ultralytics file takes no {', '.join(unknown)} (its one "
+            "option is one2one=)"
+        )
     data = read_checkpoint(path)
     net = _network(data, path)
     st = net.state
@@ -258,13 +269,18 @@ def load(
     if desc.get("activation") not in (None, "nn.SiLU()", "torch.nn.SiLU()"):
         raise UserError(f"{path}: activation {desc['activation']!r} is not built by posekit")
     raw_names = st.get("names") or {}
-    names = [str(raw_names[i]) for i in sorted(raw_names)] if isinstance(raw_names, dict) \
-        else [str(n) for n in raw_names]  # fmt: skip
+    names = (
+        [str(raw_names[i]) for i in sorted(raw_names)]
+        if isinstance(raw_names, dict)
+        else [str(n) for n in raw_names]
+    )
     head_name = str(desc["head"][-1][2]) if desc.get("head") else ""
     detect = head_name == "Detect"
     if head_name not in {"Detect", "Pose", "Pose26"}:
-        raise UserError(f"{path}: an Ultralytics {head_name or 'unknown'} model; posekit runs "
-                         "detect and pose models")  # fmt: skip
+        raise UserError(
+            f"{path}: an Ultralytics {head_name or 'unknown'} model; posekit runs "
+            "detect and pose models"
+        )
     kpt_shape = None if detect else (st.get("kpt_shape") or desc.get("kpt_shape"))
     if not names:
         names = [str(i) for i in range(int(desc.get("nc") or 1))]
@@ -277,18 +293,28 @@ def load(
     title = Path(str(desc.get("yaml_file") or path.name)).stem
     dims = int(kpt_shape[1]) if kpt_shape is not None else 3
     found = tensors_of(net)
-    cfg = config_for(desc, scale, kpt_dims=dims, detect=detect, imgsz=imgsz, name=title,
-                     origin=f"Ultralytics {version}, {licence}",
-                     one2one=_decodes_one2one(net, found) if one2one is None
-                     else one2one)  # fmt: skip
+    head_index = len(desc["backbone"]) + len(desc["head"]) - 1
+    cfg = config_for(
+        desc,
+        scale,
+        kpt_dims=dims,
+        detect=detect,
+        imgsz=imgsz,
+        name=title,
+        origin=f"Ultralytics {version}, {licence}",
+        one2one=_decodes_one2one(net, found, head_index) if one2one is None else one2one,
+    )
     schemas = _schemas(kpt_shape, len(names), names, schema)
     model = within_budget(lambda: YOLO(cfg, schemas, names), f"{path}'s model")
-    model.load_state_dict(_fit_tensors(found, model, path))
-    branch = "" if not cfg.end2end else "; one-to-one, no NMS" if cfg.one2one else \
-        "; one-to-many + NMS"  # fmt: skip
+    load_weights(model, _fit_tensors(found, model), str(path))
+    branch = (
+        "" if not cfg.end2end else "; one-to-one, no NMS" if cfg.one2one else "; one-to-many + NMS"
+    )
     kind = "detect" if detect else f"pose, {schemas[0].num_keypoints} keypoints: {schemas[0].name}"
-    summary = (f"loaded Ultralytics {title} ({kind}; {len(names)} classes{branch}; saved by "
-               f"Ultralytics "
-               f"{version}) from {path}; its weights are under {licence}, Ultralytics' "
-               "licence stored in the file")  # fmt: skip
+    summary = (
+        f"loaded Ultralytics {title} ({kind}; {len(names)} classes{branch}; saved by "
+        f"Ultralytics "
+        f"{version}) from {path}; its weights are under {licence}, Ultralytics' "
+        "licence stored in the file"
+    )
     return model.eval(), summary
