@@ -23,6 +23,7 @@ import torch
 
 from posekit import Model
 from posekit.data.synth.generator import SynthConfig, render
+from posekit.utils.errors import UserError
 from posekit.utils.serialization import UnsafeFileError
 
 HERE = Path(__file__).resolve().parent
@@ -216,3 +217,48 @@ def test_a_detect_file_finds_the_boxes_of_a_top_down_model(reference: Path) -> N
         np.sort(found.boxes.conf[people]),
         atol=1e-6,
     )
+
+
+def _fake_ultralytics_file(path: Path, monkeypatch: pytest.MonkeyPatch, **state: object) -> Path:
+    """A file that names `ultralytics.nn.tasks.PoseModel` (pickled through a stand-in module,
+    Ultralytics is not installed here) whose model holds `state`: hostile descriptions."""
+    import types
+
+    package = types.ModuleType("ultralytics")
+    tasks = types.ModuleType("ultralytics.nn.tasks")
+    pose_model = type("PoseModel", (), {"__module__": "ultralytics.nn.tasks"})
+    tasks.PoseModel = pose_model  # type: ignore[attr-defined]
+    for name, module in (
+        ("ultralytics", package),
+        ("ultralytics.nn", types.ModuleType("x")),
+        ("ultralytics.nn.tasks", tasks),
+    ):
+        monkeypatch.setitem(sys.modules, name, module)
+    model = pose_model()
+    model.__dict__.update(state)
+    torch.save({"model": model, "version": "8.4.190"}, path)
+    return path
+
+
+ROWS = {"backbone": [[-1, 1, "Conv", [64, 3, 2]]], "head": [[[0], 1, "Pose", ["nc", "kpt_shape"]]]}
+
+
+@pytest.mark.parametrize(
+    ("state", "says"),
+    [
+        ({"yaml": {**ROWS, "kpt_shape": "17x3"}}, "kpt_shape"),
+        ({"yaml": {**ROWS, "kpt_shape": [10**9, 3]}}, "keypoint count"),
+        ({"yaml": {**ROWS, "kpt_shape": [17, 3], "nc": 10**12}}, "nc"),
+        ({"yaml": {**ROWS, "kpt_shape": [17, 3]}, "names": {"a": 1, 2: "b"}}, "class names"),
+        ({"yaml": {**ROWS, "kpt_shape": [17, 3], "scales": {"n": "big"}}}, "malformed"),
+        ({"yaml": {"backbone": [], "head": "Pose"}}, "unknown model"),
+        ({"yaml": "yolo11n-pose.yaml"}, "no architecture description"),
+    ],
+)
+def test_a_hostile_description_is_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state: dict, says: str
+) -> None:
+    path = _fake_ultralytics_file(tmp_path / "m.pt", monkeypatch, **state)
+    with pytest.raises(UserError) as e:
+        Model(path)
+    assert says in str(e.value) and "\n" not in str(e.value) and str(path) in str(e.value)

@@ -43,6 +43,9 @@ PATH_CLASSES = {
     for m in ("pathlib", "pathlib._local")
     for c in ("Path", "PosixPath", "WindowsPath", "PurePosixPath", "PureWindowsPath")
 }
+#: bounds on what a description declares, checked before anything is allocated for it
+MAX_CLASSES = 10_000
+MAX_KEYPOINTS = 1_000
 #: tensors of YOLO26's pose head that only training uses (keypoint sigmas, the RLE flow)
 TRAINING_ONLY = ("flow_model.", "cv4_sigma.", "one2one_cv4_sigma.")
 
@@ -227,6 +230,42 @@ def _fit_tensors(state: dict[str, torch.Tensor], model: YOLO) -> dict[str, Any]:
     return state
 
 
+def _class_names(raw: Any, path: Path) -> list[str]:
+    """The file's class names in index order (a dict by index, or a list)."""
+    if not raw:
+        return []
+    if isinstance(raw, list | tuple | dict) and len(raw) > MAX_CLASSES:
+        raise UserError(f"{path}: it names {len(raw):,} classes (at most {MAX_CLASSES:,})")
+    if isinstance(raw, list | tuple):
+        return [str(n) for n in raw]
+    if not isinstance(raw, dict) or not all(type(i) is int for i in raw):
+        raise UserError(f"{path}: its class names are not a list or a dict by class index")
+    return [str(raw[i]) for i in sorted(raw)]
+
+
+def _bounded(value: Any, what: str, high: int, path: Path) -> int:
+    """A whole number from the file's description in 1..`high`, or one line naming it."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+        raise UserError(
+            f"{path}: {what} = {str(value)[:50]!r} in its description is not a "
+            f"whole number from 1 to {high}"
+        )
+    return value
+
+
+def _kpt_shape(value: Any, path: Path) -> tuple[int, int]:
+    """The description's `kpt_shape` (keypoints, 2 or 3 numbers each), checked."""
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise UserError(
+            f"{path}: kpt_shape = {str(value)[:50]!r} in its description is not [keypoints, 2 or 3]"
+        )
+    k = _bounded(value[0], "the keypoint count", MAX_KEYPOINTS, path)
+    dims = _bounded(value[1], "the numbers per keypoint", 3, path)
+    if dims == 1:
+        raise UserError(f"{path}: kpt_shape {list(value)} has 1 number per keypoint (2 or 3)")
+    return k, dims
+
+
 def _child(obj: Any, name: str) -> StandIn | None:
     """A stand-in module's sub-module `name`, if it has one."""
     child = (obj.state.get("_modules") or {}).get(name) if isinstance(obj, StandIn) else None
@@ -268,22 +307,19 @@ def load(
         raise UserError(f"{path}: the Ultralytics model carries no architecture description")
     if desc.get("activation") not in (None, "nn.SiLU()", "torch.nn.SiLU()"):
         raise UserError(f"{path}: activation {desc['activation']!r} is not built by posekit")
-    raw_names = st.get("names") or {}
-    names = (
-        [str(raw_names[i]) for i in sorted(raw_names)]
-        if isinstance(raw_names, dict)
-        else [str(n) for n in raw_names]
-    )
-    head_name = str(desc["head"][-1][2]) if desc.get("head") else ""
+    names = _class_names(st.get("names"), path)
+    rows = desc.get("head")
+    last = rows[-1] if isinstance(rows, list) and rows else None
+    head_name = str(last[2]) if isinstance(last, list) and len(last) == 4 else ""
     detect = head_name == "Detect"
     if head_name not in {"Detect", "Pose", "Pose26"}:
         raise UserError(
             f"{path}: an Ultralytics {head_name or 'unknown'} model; posekit runs "
             "detect and pose models"
         )
-    kpt_shape = None if detect else (st.get("kpt_shape") or desc.get("kpt_shape"))
+    kpt_shape = None if detect else _kpt_shape(st.get("kpt_shape") or desc.get("kpt_shape"), path)
     if not names:
-        names = [str(i) for i in range(int(desc.get("nc") or 1))]
+        names = [str(i) for i in range(_bounded(desc.get("nc") or 1, "nc", MAX_CLASSES, path))]
     args = st.get("args") if isinstance(st.get("args"), dict) else {}
     imgsz = args.get("imgsz", 640)
     imgsz = imgsz if isinstance(imgsz, int) and 32 <= imgsz <= 8192 and imgsz % 32 == 0 else 640
@@ -291,19 +327,27 @@ def load(
     licence = str(data.get("license", "AGPL-3.0 (Ultralytics)")).split(" (")[0]
     scale = str(desc.get("scale") or "n")
     title = Path(str(desc.get("yaml_file") or path.name)).stem
-    dims = int(kpt_shape[1]) if kpt_shape is not None else 3
+    dims = kpt_shape[1] if kpt_shape is not None else 3
     found = tensors_of(net)
     head_index = len(desc["backbone"]) + len(desc["head"]) - 1
-    cfg = config_for(
-        desc,
-        scale,
-        kpt_dims=dims,
-        detect=detect,
-        imgsz=imgsz,
-        name=title,
-        origin=f"Ultralytics {version}, {licence}",
-        one2one=_decodes_one2one(net, found, head_index) if one2one is None else one2one,
-    )
+    try:
+        cfg = config_for(
+            desc,
+            scale,
+            kpt_dims=dims,
+            detect=detect,
+            imgsz=imgsz,
+            name=title,
+            origin=f"Ultralytics {version}, {licence}",
+            one2one=_decodes_one2one(net, found, head_index) if one2one is None else one2one,
+        )
+    except UserError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError) as e:  # scales or rows mistyped
+        raise UserError(
+            f"{path}: its architecture description is malformed "
+            f"({type(e).__name__}: {str(e)[:200]})"
+        ) from None
     schemas = _schemas(kpt_shape, len(names), names, schema)
     model = within_budget(lambda: YOLO(cfg, schemas, names), f"{path}'s model")
     load_weights(model, _fit_tensors(found, model), str(path))
