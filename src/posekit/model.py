@@ -106,6 +106,10 @@ class Model:
         # (net, parameter version, folded copy) of the last `inference_net`
         self._inference: tuple[KeypointModel, int, KeypointModel] | None = None
         self._half: tuple[KeypointModel, KeypointModel] | None = None  # (fp32 net, fp16 copy)
+        if self.source not in list_models() and not Path(self.source).exists():
+            from posekit.models.loading import fetch_published
+
+            self.source = str(fetch_published(self.source) or self.source)
         if self.source in list_models():
             self.net = create(self.source, schema or "coco17")
         elif Path(self.source).exists():

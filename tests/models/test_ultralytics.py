@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ import pytest
 import torch
 
 from posekit import Model
+from posekit.cli.main import main
 from posekit.data.synth.generator import SynthConfig, render
 from posekit.utils.errors import UserError
 from posekit.utils.serialization import UnsafeFileError
@@ -194,6 +196,58 @@ def test_the_seeds_example_runs_unchanged_but_for_the_import(
     drawn = cv2.imread(str(tmp_path / "out.jpg"))
     assert drawn is not None and drawn.shape == cv2.imread(str(photo)).shape
     assert np.abs(drawn.astype(int) - cv2.imread(str(photo)).astype(int)).sum() > 0
+
+
+@pytest.mark.parametrize("name", ["yolov8n-pose", "yolo26n-pose", "yolo11n"])
+def test_an_exported_file_gives_ultralytics_detections(
+    reference: Path, tmp_path: Path, name: str
+) -> None:
+    """`posekit export` of an Ultralytics file (checked against PyTorch on the reference
+    image), then predict with the .onnx file alone: Ultralytics' detections."""
+    out = tmp_path / f"{name}.onnx"
+    args = ["export", "--model", str(reference / f"{name}-release.pt"), "--out", str(out),
+            "--check-source", str(reference / "img0.png")]  # fmt: skip
+    assert main(args) == 0
+    branch = "one2one" if "26" in name else "one2many"
+    ref = np.load(reference / f"{name}.npz")
+    r = Model(out).predict(_frames(reference)[0])[0]
+    rb, rc = ref[f"det0_{branch}_boxes"], ref[f"det0_{branch}_classes"]
+    assert len(r) == len(rb) > 0
+    j = _pairs(r.boxes.xyxy, r.boxes.cls, rb, rc)
+    assert np.abs(r.boxes.xyxy[j] - rb).max() < 0.05
+    assert np.abs(r.boxes.conf[j] - ref[f"det0_{branch}_scores"]).max() < 1e-3
+
+
+def test_a_published_name_not_on_disk_is_downloaded_and_loaded(
+    reference: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`Model("yolo11n-pose.pt")` with no such file: fetched from the publisher's URL (here a
+    server on 127.0.0.1 with the reference's file) into `$POSEKIT_CACHE`, then loaded."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    served = tmp_path / "served"
+    served.mkdir()
+    shutil.copy(reference / "yolo11n-pose-release.pt", served / "yolo11n-pose.pt")
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(served))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("POSEKIT_ULTRALYTICS_RELEASES", f"http://127.0.0.1:{httpd.server_port}")
+        monkeypatch.setenv("POSEKIT_CACHE", str(tmp_path / "cache"))
+        monkeypatch.chdir(tmp_path)
+        model = Model("yolo11n-pose.pt")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    cached = tmp_path / "cache" / "ultralytics" / "yolo11n-pose.pt"
+    assert Path(model.source) == cached
+    assert cached.read_bytes() == (served / "yolo11n-pose.pt").read_bytes()
+    frame = _frames(reference)[0]
+    a, b = model.predict(frame)[0], Model(reference / "yolo11n-pose-release.pt").predict(frame)[0]
+    assert len(a) == len(b) > 0 and np.array_equal(a.keypoints.data, b.keypoints.data)
+    assert Model("yolo11n-pose.pt").source == str(cached)  # the server is gone: the cache serves
 
 
 def test_ultralytics_is_not_importable_in_posekits_environment() -> None:

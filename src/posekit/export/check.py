@@ -16,7 +16,7 @@ import torch
 
 from posekit.models.base import KeypointModel
 from posekit.predict.backends import OnnxBackend
-from posekit.predict.predictor import PredictConfig, Predictor
+from posekit.predict.predictor import PredictConfig, Predictor, letterbox_batch
 from posekit.predict.results import Results
 from posekit.utils.errors import UserError
 
@@ -87,16 +87,26 @@ def _floor(r: Results, conf: float) -> float:
     return (float(r.boxes.conf.min()) if full else conf) + NEAR_THRESHOLD
 
 
+#: Score difference that weighs as much as a pixel when detections are paired.
+SCORE_PER_PIXEL = 1e-3
+
+
+def _signature(r: Results) -> np.ndarray:
+    """(N, 5 + 2K): each detection's box corners, keypoint positions and score (in pixels)."""
+    xy = r.keypoints.xy.reshape(len(r), -1)
+    return np.concatenate([r.boxes.xyxy, xy, r.boxes.conf[:, None] / SCORE_PER_PIXEL], 1)
+
+
 def _lonely(a: Results, b: Results, conf: float) -> tuple[np.ndarray, np.ndarray]:
-    """For each detection of `a`: the index of `b`'s nearest box, and whether it is a
-    confident detection with no box of `b` within a pixel."""
+    """For each detection of `a`: the index of `b`'s nearest detection (box, keypoints and
+    score: boxes clipped to the image, or an end-to-end head's neighbouring locations, can
+    coincide), and whether it is a confident detection with no box of `b` within a pixel."""
     if len(a) == 0:
         return np.zeros(0, np.int64), np.zeros(0, bool)
     if len(b) == 0:
         return np.zeros(len(a), np.int64), a.boxes.conf > _floor(b, conf)
-    dist = np.abs(a.boxes.xyxy[:, None] - b.boxes.xyxy[None]).max(-1)  # (Na, Nb) L-inf
-    j = dist.argmin(1)
-    far = dist[np.arange(len(a)), j] > 1.0
+    j = np.abs(_signature(a)[:, None] - _signature(b)[None]).max(-1).argmin(1)  # L-inf
+    far = np.abs(a.boxes.xyxy - b.boxes.xyxy[j]).max(-1) > 1.0
     return j, far & (a.boxes.conf > _floor(b, conf))
 
 
@@ -140,19 +150,23 @@ def check_export(
     conf = max(conf, net.export_check_conf)
     info = model_info(path)
     onnx_backend = OnnxBackend(path, info.net, device)
-    cfg = PredictConfig(conf=conf, imgsz=imgsz, max_det=CHECK_MAX_DET, batch=len(images),
-                        rect=onnx_backend.fixed_shape is None)  # fmt: skip
+    settings = {"conf": conf, "imgsz": imgsz, "max_det": CHECK_MAX_DET, "batch": len(images)}
+    rect = onnx_backend.fixed_shape is None
+    cfg = PredictConfig(**{**net.predict_defaults, **settings, "rect": rect})
     ours = Predictor(net, cfg, device=device)
     theirs = Predictor(info.net, cfg, device=device, backend=onnx_backend)
     pairs, px, score, lonely = 0, 0.0, 0.0, 0
     for a, b in zip(ours(images), theirs(images), strict=True):
         n, p, s, u = _compare(a, b, conf)
         pairs, px, score, lonely = pairs + n, max(px, p), max(score, s), lonely + u
-    # the raw outputs on one letterboxed / cropped batch
+    # the raw outputs on one batch: the letterboxed images (trained networks are
+    # well-conditioned on natural content, not always on noise), or random crops
     x = net.example_input(onnx_backend.fixed_batch or 2)
-    if net.input_mode.dynamic_size:
-        size = onnx_backend.fixed_shape or (imgsz, imgsz)
-        x = torch.rand(len(x), 3, *size)
+    if net.input_mode.dynamic_size and onnx_backend.fixed_shape in (None, (imgsz, imgsz)):
+        batch = [images[i % len(images)] for i in range(len(x))]
+        x = letterbox_batch(batch, imgsz, rect=False)[0].float() / 255
+    elif net.input_mode.dynamic_size:
+        x = torch.rand(len(x), 3, *onnx_backend.fixed_shape)
     torch_out = net.export_outputs(ours.backend(x))
     onnx_out = net.export_outputs(onnx_backend(x))
     raw, relative = {}, 0.0

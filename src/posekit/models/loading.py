@@ -13,7 +13,8 @@
   its metadata), which `posekit.Model` calls.
 
 Files are read with `weights_only=True` (NumPy metadata admitted through the allow-list) or as
-safetensors; nothing is unpickled beyond tensors and plain data, and nothing is downloaded.
+safetensors; nothing is unpickled beyond tensors and plain data. `fetch_published` downloads
+a file only when it is named bare (no folder), is not on disk, and a reader's publisher serves it.
 """
 
 from __future__ import annotations
@@ -66,6 +67,18 @@ def read_config_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UserError(f"{path}: a config.json must hold an object")
     return data
+
+
+def fetch_published(name: str) -> Path | None:
+    """The local copy of a publisher's file named bare (e.g. "yolo11n-pose.pt", not on disk):
+    downloaded once into the cache folder (`posekit.utils.download`), or None when `name` has a
+    folder part or no registered reader's publisher serves it."""
+    from posekit.utils.download import cache_folder, fetch
+
+    if Path(name).name != name or (found := REGISTRY.published_file(name)) is None:
+        return None
+    reader, published = found
+    return fetch(published, cache_folder() / reader.name / name)
 
 
 def load_any(path: str | Path, *, schema: KeypointSchema | None = None, **overrides: Any) -> Loaded:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from torch import nn
 
 from posekit.schema import KeypointSchema, get_schema
+from posekit.utils.download import Published
 from posekit.utils.errors import UserError
 
 if TYPE_CHECKING:
@@ -35,6 +36,8 @@ class FileReader:
     recognises: Callable[[Path], bool]
     #: (path, schema, **overrides) -> (model, summary); overrides are the format's own options
     load: Callable[..., tuple[KeypointModel, str]]
+    #: a bare file name -> where its publisher serves it (None: not one of theirs)
+    published: Callable[[str], Published | None] | None = None
 
 
 class Registry:
@@ -53,6 +56,14 @@ class Registry:
 
     def file_readers(self) -> list[FileReader]:
         return list(self._readers)
+
+    def published_file(self, name: str) -> tuple[FileReader, Published] | None:
+        """The reader whose publisher serves a file called `name`, and where, if any does."""
+        for reader in self._readers:
+            found = reader.published(name) if reader.published else None
+            if found is not None:
+                return reader, found
+        return None
 
     def register_family(self, name: str) -> Callable[[C], C]:
         """Class decorator: the network class of family `name` (sets its `family`)."""

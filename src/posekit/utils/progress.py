@@ -74,6 +74,30 @@ def progress_bar(
 
 
 @contextmanager
+def download_bar(
+    description: str, total: int | None, *, enabled: bool = True
+) -> Iterator[Callable[[int], None]]:
+    """Context manager yielding `advance(n_bytes)`: a bar of bytes received, with size,
+    transfer rate and ETA (`total=None`: a server that did not say the size)."""
+    if not enabled:
+        yield lambda n: None
+        return
+    from rich.progress import DownloadColumn, TransferSpeedColumn
+
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+@contextmanager
 def progress_group(
     *, unit: str = "it", console: Console | None = None
 ) -> Iterator[Callable[[str, int], Callable[[int], None]]]:

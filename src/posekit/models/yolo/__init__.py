@@ -8,7 +8,12 @@ from posekit.models.yolo import ultralytics_file
 from posekit.models.yolo.model import YOLO, YOLOConfig, config_for, published_architectures
 
 REGISTRY.register_file_reader(
-    FileReader("ultralytics", ultralytics_file.recognises, ultralytics_file.load)
+    FileReader(
+        "ultralytics",
+        ultralytics_file.recognises,
+        ultralytics_file.load,
+        published=ultralytics_file.published,
+    )
 )
 
 __all__ = ["YOLO", "YOLOConfig", "config_for", "published_architectures"]

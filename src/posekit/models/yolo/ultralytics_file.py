@@ -22,6 +22,7 @@ the one line reporting the load repeats.
 
 from __future__ import annotations
 
+import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -33,6 +34,7 @@ from posekit.models.base import load_weights
 from posekit.models.yolo.model import YOLO, config_for
 from posekit.schema import KeypointSchema, get_schema
 from posekit.utils.bounds import within_budget
+from posekit.utils.download import Published
 from posekit.utils.errors import UserError
 from posekit.utils.serialization import UnsafeFileError, numpy_safe_globals
 
@@ -98,6 +100,28 @@ def file_globals(path: Path) -> list[str] | None:
         return list(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
     except Exception:  # a zip that is not a torch file: not this reader's
         return None
+
+
+#: Where Ultralytics serves its released models (the tag its 8.4 releases download from);
+#: `$POSEKIT_ULTRALYTICS_RELEASES` replaces it (a mirror, or a local server in tests).
+RELEASES = "https://github.com/ultralytics/assets/releases/download/v8.4.0"
+#: The released files posekit builds: pose and detect models of every size.
+RELEASED = frozenset(
+    f"{version}{size}{task}.pt"
+    for version in ("yolov8", "yolo11", "yolo26")
+    for size in "nsmlx"
+    for task in ("-pose", "")
+)
+
+
+def published(name: str) -> Published | None:
+    """Where Ultralytics publishes the file called `name` (None: not one posekit builds).
+    No digest is pinned: Ultralytics publishes none beside the files; the download's SHA-256
+    is logged, and the file is read by the safe loader like any other."""
+    if name not in RELEASED:
+        return None
+    base = os.environ.get("POSEKIT_ULTRALYTICS_RELEASES", RELEASES).rstrip("/")
+    return Published(f"{base}/{name}")
 
 
 def recognises(path: Path) -> bool:
