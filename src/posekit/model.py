@@ -96,7 +96,6 @@ class Model:
         overrides: architecture fields a weights file cannot hold (e.g. `num_heads=`,
             `layer_norm_eps=` for a ViTPose `.pth`), when the defaults do not fit it.
         """
-        self.source = str(source)
         self.checkpoint: dict[str, Any] | None = None
         #: an exported ONNX file this model runs through ONNX Runtime (`net` is weightless)
         self.onnx: Path | None = None
@@ -106,10 +105,9 @@ class Model:
         # (net, parameter version, folded copy) of the last `inference_net`
         self._inference: tuple[KeypointModel, int, KeypointModel] | None = None
         self._half: tuple[KeypointModel, KeypointModel] | None = None  # (fp32 net, fp16 copy)
-        if self.source not in list_models() and not Path(self.source).exists():
-            from posekit.models.loading import fetch_published
+        from posekit.models.loading import local_source
 
-            self.source = str(fetch_published(self.source) or self.source)
+        self.source = local_source(str(source))
         if self.source in list_models():
             self.net = create(self.source, schema or "coco17")
         elif Path(self.source).exists():

@@ -179,6 +179,21 @@ def test_a_forced_split_never_replaces_an_entry_it_did_not_make(arms: Path, tmp_
     assert (out / "images" / "keep.jpg").read_bytes() == b"theirs"
 
 
+def test_a_users_folder_where_split_writes_a_file_is_an_error_not_deleted(
+    arms: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In place, `annotations/test.json/` (the user's folder) is where `--test` writes its
+    file: one line naming it, exit 2, and the folder, its files and the dataset untouched."""
+    theirs = arms / "annotations" / "test.json"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("mine")
+    before = snapshot(arms)
+    assert main(["data", "split", str(arms), "--val", "0.2", "--test", "0.2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{theirs} is a folder where posekit writes a file" in err and "\n" not in err
+    assert snapshot(arms) == before
+
+
 def test_convert_never_deletes_nor_follows_a_planted_frames_folder(tmp_path: Path) -> None:
     """SLEAP frames are extracted into a folder convert makes for itself: a `.posekit-frames`
     folder or link already in the output is neither deleted nor written through."""

@@ -93,11 +93,9 @@ MEMORISE = {"heatpose": ("heatpose-t", 0.5), "rtmpose": ("rtmpose-t", 0.5),
 
 def test_every_family_has_a_memorisation_recipe() -> None:
     """A new family joins the memorisation test below (rtpose and pafpose, which find the
-    instances themselves, memorise the synthetic people instead). yolo is listed apart: its
-    memorisation run is not written yet (issue 40 is open); its loss and a training step are
-    in the contract test, its inference in the Ultralytics parity tests."""
-    not_yet = ["yolo"]
-    assert sorted([*MEMORISE, "pafpose", "rtpose", *not_yet]) == REGISTRY.family_names()
+    instances themselves, memorise the synthetic people instead, and so does yolo)."""
+    one_stage = ["pafpose", "rtpose", "yolo"]
+    assert sorted([*MEMORISE, *one_stage]) == REGISTRY.family_names()
 
 
 @pytest.mark.slow
@@ -128,6 +126,33 @@ def test_rtpose_memorises_synthetic_people(overfit_run, four_people: Path) -> No
     from posekit import Model
 
     metrics = Model(overfit_run.best).val(str(four_people), split="val")
+    assert metrics.epe < 3.0, metrics.epe
+
+
+@pytest.mark.slow
+def test_yolo_memorises_synthetic_people(four_people: Path, tmp_path: Path) -> None:
+    """YOLOv8n-pose at half width on the tiny synthetic set, rtpose's recipe without mosaic
+    (about two minutes on 2 CPU cores; 0.43 px and AP 0.87 when measured)."""
+    from posekit import Model
+
+    no_augmentation = {"scale": 0, "degrees": 0, "translate": 0, "flip": 0, "hsv": (0, 0, 0)}
+    result = Model("yolov8n-pose").train(
+        data=str(four_people),
+        epochs=150,
+        imgsz=192,
+        batch=4,
+        workers=0,
+        width=0.5,
+        lr0=0.006,
+        warmup_epochs=1,
+        val=False,
+        project=str(tmp_path),
+        name="m",
+        blur=0,
+        mosaic=0,
+        **no_augmentation,
+    )
+    metrics = Model(result.last).val(str(four_people), split="val")
     assert metrics.epe < 3.0, metrics.epe
 
 

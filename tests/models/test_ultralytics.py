@@ -205,8 +205,8 @@ def test_an_exported_file_gives_ultralytics_detections(
     """`posekit export` of an Ultralytics file (checked against PyTorch on the reference
     image), then predict with the .onnx file alone: Ultralytics' detections."""
     out = tmp_path / f"{name}.onnx"
-    args = ["export", "--model", str(reference / f"{name}-release.pt"), "--out", str(out),
-            "--check-source", str(reference / "img0.png")]  # fmt: skip
+    file, image = reference / f"{name}-release.pt", reference / "img0.png"
+    args = ["export", "--model", str(file), "--out", str(out), "--check-source", str(image)]
     assert main(args) == 0
     branch = "one2one" if "26" in name else "one2many"
     ref = np.load(reference / f"{name}.npz")
@@ -248,6 +248,33 @@ def test_a_published_name_not_on_disk_is_downloaded_and_loaded(
     a, b = model.predict(frame)[0], Model(reference / "yolo11n-pose-release.pt").predict(frame)[0]
     assert len(a) == len(b) > 0 and np.array_equal(a.keypoints.data, b.keypoints.data)
     assert Model("yolo11n-pose.pt").source == str(cached)  # the server is gone: the cache serves
+
+
+def test_a_file_fine_tunes_on_other_keypoints_with_a_new_head(
+    reference: Path, mouse8: Path, tmp_path: Path
+) -> None:
+    """`posekit train --model file.pt` on the openfield mouse (4 keypoints, not 17): the body
+    is the file's, the keypoint outputs a new head; the run saves a posekit checkpoint that
+    predicts the mouse's keypoints."""
+    from posekit.data import load_splits
+    from posekit.models.base import for_keypoints
+
+    file = reference / "yolo11n-pose-release.pt"
+    schema = load_splits(str(mouse8))["train"].category(1).schema
+    net = Model(file).net
+    new, fresh = for_keypoints(net, [schema], ["mouse"])
+    old, own = net.state_dict(), new.state_dict()
+    changed = [k for k in own if own[k].shape != old[k].shape]
+    # only the head's outputs (this random file has 80 classes: its class branch too)
+    head = f"model.{len(net.model) - 1}."
+    assert fresh == len(changed) and all(k.startswith(head) for k in changed)
+    assert any(".cv4." in k for k in changed)
+    assert all(torch.equal(own[k], old[k]) for k in own if k not in changed)
+    run = f"--epochs 1 --imgsz 160 --batch 8 --workers 0 --project {tmp_path} --name ft"
+    assert main(["train", "--model", str(file), "--data", str(mouse8), *run.split()]) == 0
+    tuned = Model(tmp_path / "ft" / "weights" / "last.pt")
+    assert tuned.net.family == "yolo" and tuned.schemas == [schema]
+    assert tuned.predict(_frames(reference)[0], conf=0.0)[0].keypoints.data.shape[1:] == (4, 3)
 
 
 def test_ultralytics_is_not_importable_in_posekits_environment() -> None:

@@ -42,6 +42,75 @@ def test_rolling_files_appear_whole_in_order_and_a_new_writer_continues(tmp_path
     assert [json.loads(x)["frame"] for x in w.files[0].read_text().splitlines()] == [100, 100]
 
 
+def test_a_link_planted_at_the_next_name_is_never_written_through(tmp_path: Path) -> None:
+    folder, victim = tmp_path / "events", tmp_path / "victim.txt"
+    folder.mkdir()
+    victim.write_text("precious")
+    (folder / ".events-00000001.jsonl.part").symlink_to(victim)
+    (folder / "events-00000002.jsonl").symlink_to(victim)
+    with RollingDirWriter(folder, every_frames=1) as w:
+        w.write(_frame(0))
+    assert victim.read_text() == "precious"
+    assert [p.name for p in w.files] == ["events-00000003.jsonl"]
+    assert (folder / ".events-00000001.jsonl.part").is_symlink()  # left as it was
+
+
+def test_a_killed_writers_part_is_finished_by_the_next_run_not_truncated(
+    tmp_path: Path,
+) -> None:
+    lines = "".join(json.dumps({"frame": i}) + "\n" for i in range(500))
+    part = tmp_path / ".events-00000001.jsonl.part"
+    part.write_text(lines + '{"frame": 50')  # killed mid-line
+    with RollingDirWriter(tmp_path, every_frames=1) as w:
+        w.write(_frame(7))
+    kept = (tmp_path / "events-00000001.jsonl").read_text()
+    assert kept == lines and not part.exists()
+    assert w.recovered == [tmp_path / "events-00000001.jsonl"]
+    assert [p.name for p in w.files] == ["events-00000002.jsonl"]
+
+
+def test_two_writers_on_one_folder_keep_every_file(tmp_path: Path) -> None:
+    a = RollingDirWriter(tmp_path, every_frames=2)
+    b = RollingDirWriter(tmp_path, every_frames=2)
+    for i in range(4):
+        a.write(_frame(i, n=1))
+        b.write(_frame(100 + i, n=1))
+    a.close()
+    b.close()
+    assert len(a.files) == len(b.files) == 2 and not set(a.files) & set(b.files)
+    lines = [x for p in tmp_path.iterdir() for x in p.read_text().splitlines()]
+    assert sorted(json.loads(x)["frame"] for x in lines) == [0, 1, 2, 3, 100, 101, 102, 103]
+
+
+def test_numbers_past_eight_digits_continue(tmp_path: Path) -> None:
+    (tmp_path / "events-99999999.jsonl").write_text("{}\n")
+    for run in range(2):
+        with RollingDirWriter(tmp_path, every_frames=10) as w:
+            w.write(_frame(run, n=1))
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["events-100000000.jsonl", "events-100000001.jsonl", "events-99999999.jsonl"]
+
+
+def test_a_failed_write_names_the_file_and_keeps_the_complete_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = RollingDirWriter(tmp_path, every_frames=10)
+    w.write(_frame(0, n=2))
+    assert w._stream is not None
+    w._stream.flush()
+
+    def full(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(w._stream, "write", full)
+    with pytest.raises(UserError) as e:
+        w.write(_frame(1))
+    message = str(e.value)
+    assert ".events-00000001.jsonl.part" in message and "No space left" in message
+    assert "2 complete lines are in" in message and "\n" not in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events-00000001.jsonl"]
+
+
 def test_rolling_by_time_and_memory_stays_flat_without_a_reader(tmp_path: Path) -> None:
     with RollingDirWriter(tmp_path, every_frames=10**9, every_seconds=0.05) as w:
         w.write(_frame(0))

@@ -45,6 +45,7 @@ from posekit.track.sinks import host_port
 from posekit.utils.bounds import check_ranges, ranged
 from posekit.utils.errors import UserError
 from posekit.utils.extras import require
+from posekit.utils.paths import write_text_replacing
 
 log = logging.getLogger("posekit.actions")
 
@@ -291,9 +292,7 @@ class ActionsJob:
         out = Path(self.out)
         summary["actions"] = self._count(out / "actions")
         summary["dead_letters"] = self._count(out / "dead_letter")
-        tmp = out / ".summary.json.part"
-        tmp.write_text(json.dumps(summary, indent=1))
-        tmp.replace(out / "summary.json")
+        write_text_replacing(out / "summary.json", json.dumps(summary, indent=1))
         return summary
 
     def _count(self, folder: Path) -> int:

@@ -40,7 +40,8 @@ from posekit.engine.validate import (
 )
 from posekit.eval import EvalConfig, GroundTruth, evaluate
 from posekit.models import create, list_models
-from posekit.models.loading import load_any
+from posekit.models.base import for_keypoints
+from posekit.models.loading import load_any, local_source
 from posekit.models.samples import EpochSampler, collate
 from posekit.utils.device import select_device
 from posekit.utils.errors import UserError
@@ -197,17 +198,30 @@ class Trainer:
         cfg = self.cfg
         schemas = [self.train_ds.category(cid).schema for cid in self.category_ids]
         names = [self.train_ds.category(cid).name for cid in self.category_ids]
-        if cfg.model not in list_models() and Path(cfg.model).exists():
+        source = local_source(cfg.model)  # a published name is fetched once
+        if source not in list_models() and Path(source).exists():
             # a file to fine-tune: a posekit checkpoint, or published weights, which take the
-            # dataset's schema (a new head when the keypoint count differs)
+            # dataset's schema (a new head when the keypoint or class count differs)
             # (an ONNX export is refused there: it cannot be trained)
-            loaded = load_any(cfg.model, schema=schemas[0] if len(schemas) == 1 else None)
+            loaded = load_any(source)  # the dataset's schemas replace the file's below
             model = loaded.model
             if dist.is_main():
                 log.info("fine-tuning: %s", loaded.summary)
-            if [s.num_keypoints for s in model.schemas] != [s.num_keypoints for s in schemas]:
-                raise UserError(f"{cfg.model} was trained for other keypoints than {cfg.data}")
-            if loaded.checkpoint is None:  # published weights: the dataset names the classes
+            had = "/".join(str(s.num_keypoints) for s in model.schemas)
+            wanted = "/".join(str(s.num_keypoints) for s in schemas)
+            if had != wanted:
+                model, fresh = for_keypoints(model, schemas, names)
+                if dist.is_main():
+                    log.info(
+                        "%s was trained for %s keypoints, %s has %s: a new head (%d tensors "
+                        "initialised anew, the body's kept)",
+                        cfg.model,
+                        had,
+                        cfg.data,
+                        wanted,
+                        fresh,
+                    )
+            elif loaded.checkpoint is None:  # published weights: the dataset names the classes
                 model.schemas, model.names = schemas, names
             if cfg.single_subject is not None and cfg.single_subject != model.single_subject:
                 built = "in" if model.single_subject else "without"

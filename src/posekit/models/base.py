@@ -256,6 +256,22 @@ def model_from_description(desc: dict[str, Any]) -> KeypointModel:
                          f"{str(e)[:200]})") from None  # fmt: skip
 
 
+def for_keypoints(
+    model: KeypointModel, schemas: list[KeypointSchema], names: list[str]
+) -> tuple[KeypointModel, int]:
+    """`model`'s network for other keypoints or classes (fine-tuning on a dataset that has
+    them): built from its description with `schemas` and `names`, every tensor whose name and
+    shape still fit copied from `model` (the body), the others (the head's keypoint and class
+    outputs) left as a new network initialises them. Returns the network and how many
+    tensors are new."""
+    desc = {**model.describe(), "schemas": [s.to_dict() for s in schemas], "names": names}
+    new = model_from_description(desc)
+    own = new.state_dict()
+    kept = {k: t for k, t in model.state_dict().items() if k in own and own[k].shape == t.shape}
+    new.load_state_dict(kept, strict=False)
+    return new, len(own) - len(kept)
+
+
 def load_weights(model: nn.Module, weights: Any, what: str) -> None:
     """Load a checkpoint's `weights` into `model` after checking that every tensor is there
     with the model's shape: a mismatch is one line naming the first tensor (PyTorch's own

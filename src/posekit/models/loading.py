@@ -81,6 +81,16 @@ def fetch_published(name: str) -> Path | None:
     return fetch(published, cache_folder() / reader.name / name)
 
 
+def local_source(source: str) -> str:
+    """`source` itself (a registered name, a file, anything not published), or the local
+    copy of the publisher's file it names (see `fetch_published`)."""
+    from posekit.models.registry import list_models
+
+    if source in list_models() or Path(source).exists():
+        return source
+    return str(fetch_published(source) or source)
+
+
 def load_any(path: str | Path, *, schema: KeypointSchema | None = None, **overrides: Any) -> Loaded:
     """The model in `path` (see the module docstring); `schema` names the keypoints of a file
     that does not (a transformers folder's labels are `LABEL_n`), `overrides` change

@@ -17,6 +17,8 @@ memory and never stalls it:
 from __future__ import annotations
 
 import collections
+import contextlib
+import fcntl
 import logging
 import os
 import re
@@ -25,7 +27,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from posekit.track.events import event_line
 from posekit.utils.bounds import check_ranges, ranged
@@ -33,7 +35,8 @@ from posekit.utils.errors import UserError
 
 log = logging.getLogger("posekit.track")
 
-_FINISHED = re.compile(r"events-(\d{8})\.jsonl")
+#: a finished file or a `.part` of the rolling directory, and its number (8 digits or more)
+_NUMBERED = re.compile(r"\.?events-(\d{8,})\.jsonl(?:\.part)?")
 
 
 @dataclass(frozen=True)
@@ -62,8 +65,15 @@ class RollingDirWriter:
     """JSON Lines events in a directory, a new file every `every_frames` frames or
     `every_seconds` seconds of wall time (whichever comes first; a `write` call is one frame).
 
-    Files are `events-00000001.jsonl`, `events-00000002.jsonl`, ... in the order written; a new
-    writer on a folder that already holds some continues the numbering, never overwriting.
+    Files are `events-00000001.jsonl`, `events-00000002.jsonl`, ... in the order written. No
+    file is ever truncated, replaced or written through a link:
+    - a file's number is claimed by creating its `.part` exclusively (`O_EXCL | O_NOFOLLOW`):
+      a name taken by anything (another writer's file, a planted link) moves on to the next
+      number, so that several trackers can share one folder;
+    - a finished file is published by a hard link to its final name, which fails rather than
+      replace a file there, and only then is the `.part` name removed;
+    - the writer holds a lock on its open `.part`; a new writer finishes every unlocked `.part`
+      it finds (a killed tracker's), cut after its last complete line, before it starts.
 
     Example:
         >>> with RollingDirWriter("events", every_frames=300) as w:  # doctest: +SKIP
@@ -83,24 +93,98 @@ class RollingDirWriter:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.every_frames = every_frames
         self.every_seconds = every_seconds
-        numbers = [int(m[1]) for p in self.folder.iterdir() if (m := _FINISHED.fullmatch(p.name))]
-        self._seq = max(numbers, default=0)
-        self._stream: IO[str] | None = None
+        self._stream: IO[bytes] | None = None
         self._part: Path | None = None
+        self._seq = 0
         self._frames = 0
         self._opened = 0.0
         self.count = 0  # events written
         self.files: list[Path] = []  # finished files, in order
+        self.recovered = [p for p in self._recover_abandoned() if p is not None]
+
+    def _numbers(self) -> list[int]:
+        """The numbers of the files and `.part`s in the folder."""
+        return [int(m[1]) for p in self.folder.iterdir() if (m := _NUMBERED.fullmatch(p.name))]
+
+    def _recover_abandoned(self) -> list[Path | None]:
+        """Finish the `.part`s no live writer holds (a killed tracker's), keeping their complete
+        lines; each is logged."""
+        done = []
+        for part in sorted(self.folder.glob(".events-*.jsonl.part")):
+            m = _NUMBERED.fullmatch(part.name)
+            if m is None or part.is_symlink() or not part.is_file():
+                continue
+            try:
+                fd = os.open(part, os.O_RDWR | os.O_NOFOLLOW)
+            except OSError:
+                continue
+            with os.fdopen(fd, "r+b") as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    continue  # a live writer's
+                final, lines = self._finish_partial(f, part, int(m[1]))
+            log.info(
+                "finished %s, left by an earlier run, as %s (%d complete lines kept)",
+                part,
+                final,
+                lines,
+            )
+            done.append(final)
+        return done
+
+    def _finish_partial(self, f: IO[bytes], part: Path, number: int) -> tuple[Path | None, int]:
+        """Cut the open `part` after its last complete line and publish it (removed instead
+        when no line is complete): (its final name or None, the lines kept)."""
+        f.seek(0)
+        data = f.read()
+        keep = data.rfind(b"\n") + 1
+        if keep < len(data):
+            f.truncate(keep)
+        if keep == 0:
+            part.unlink()
+            return None, 0
+        f.flush()
+        os.fsync(f.fileno())
+        return self._publish(part, number), data.count(b"\n", 0, keep)
+
+    def _publish(self, part: Path, number: int) -> Path:
+        """Give `part` its final name (the first free from `number` on) without replacing
+        anything (a hard link fails where a name exists), then drop the `.part` name."""
+        while True:
+            final = self.folder / f"events-{number:08d}.jsonl"
+            try:
+                os.link(part, final)
+                break
+            except FileExistsError:
+                number = max(number, *self._numbers()) + 1
+        part.unlink()
+        return final
+
+    def _open(self) -> None:
+        """Claim the next free number with a new `.part`, locked while it is written."""
+        number = max(self._numbers(), default=0) + 1
+        while True:
+            part = self.folder / f".events-{number:08d}.jsonl.part"
+            try:
+                fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
+                break
+            except FileExistsError:
+                number += 1
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._stream, self._part, self._seq = os.fdopen(fd, "wb"), part, number
+        self._opened = time.monotonic()
+        self._frames = 0
 
     def write(self, events: list[dict[str, Any]]) -> None:
         """One frame's events (possibly none: the frame still counts towards a roll)."""
         if self._stream is None:
-            self._seq += 1
-            self._part = self.folder / f".events-{self._seq:08d}.jsonl.part"
-            self._stream = self._part.open("w", encoding="utf-8")
-            self._opened = time.monotonic()
-            self._frames = 0
-        self._stream.writelines(event_line(e) for e in events)
+            self._open()
+        assert self._stream is not None
+        try:
+            self._stream.write("".join(event_line(e) for e in events).encode())
+        except OSError as e:
+            self._fail(e)
         self.count += len(events)
         self._frames += 1
         full = self._frames >= self.every_frames
@@ -108,17 +192,38 @@ class RollingDirWriter:
             self.roll()
 
     def roll(self) -> Path | None:
-        """Finish the current file now (renamed to its final name); None when none is open."""
+        """Finish the current file now (published under its final name); None when none is
+        open."""
         if self._stream is None or self._part is None:
             return None
-        self._stream.flush()
-        os.fsync(self._stream.fileno())
+        try:
+            self._stream.flush()
+            os.fsync(self._stream.fileno())
+            final = self._publish(self._part, self._seq)
+        except OSError as e:
+            self._fail(e)
         self._stream.close()
-        final = self.folder / f"events-{self._seq:08d}.jsonl"
-        self._part.replace(final)
         self._stream = self._part = None
         self.files.append(final)
         return final
+
+    def _fail(self, error: OSError) -> NoReturn:
+        """A write failed (a full disk): keep the current file's complete lines as a finished
+        file, and say so in one line that names it."""
+        stream, part = self._stream, self._part
+        self._stream = self._part = None
+        assert stream is not None and part is not None
+        with contextlib.suppress(OSError):
+            stream.close()  # what the buffer still held is lost
+        kept = "nothing was kept"
+        try:
+            with part.open("r+b") as f:
+                final, lines = self._finish_partial(f, part, self._seq)
+            if final is not None:
+                kept = f"its {lines} complete lines are in {final}"
+        except OSError:
+            kept = f"its complete lines stay in {part}, which the next run finishes"
+        raise UserError(f"cannot write events to {part}: {error.strerror or error}; {kept}")
 
     def close(self) -> None:
         self.roll()

@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from posekit.utils.errors import UserError
+
 T = TypeVar("T")
 _ASIDE = ".posekit-previous"  # inside the stage: the old targets during a commit
 
@@ -39,8 +41,17 @@ def commit_staged(
     until the commit is complete; it is the caller's to delete afterwards.
 
     Raises:
+        UserError: a target is a folder where a file goes (the user's: never removed);
+            nothing was changed.
         OSError: a rename failed; every completed step was undone first.
     """
+    for source, target in [*moves, *((None, t) for t in remove)]:
+        is_folder = target.is_dir() and not target.is_symlink()
+        if is_folder and (source is None or not source.is_dir()):
+            raise UserError(
+                f"{target} is a folder where posekit writes a file; move it away and run "
+                "again (nothing was changed)"
+            )
     aside = stage / _ASIDE
     aside.mkdir()
     done: list[tuple[Path, Path]] = []  # (from, to) of every completed rename, in order
