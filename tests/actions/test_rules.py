@@ -5,6 +5,8 @@ deliver them), once each however often a frame is delivered."""
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,7 @@ from posekit.actions.detect import (
     range_min,
     step_track,
 )
-from posekit.actions.rules import Dwell, Envelope, Fall, Repetitions, Speed
+from posekit.actions.rules import MAX_POLYGON_POINTS, Dwell, Envelope, Fall, Repetitions, Speed
 from posekit.analytics import RepetitionCounter, joint_angle
 from posekit.track.synth_motion import FPS, events_of, fall, figure, squats
 from posekit.utils.errors import UserError
@@ -202,6 +204,61 @@ def test_rules_file_errors_name_the_rule_and_the_key(tmp_path: Path) -> None:
         bad.write_text(text)
         with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
             load_rules(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        (
+            "{name: x, kind: envelope, keypoints: wrist, box: [0, 0, 1, 1]}",
+            "'keypoints': must be a list",
+        ),
+        ("{name: x, kind: fall, class: [a, b]}", "'class': must be text"),
+        ("{name: x, kind: speed, threshold: fast}", "'threshold': must be a number, got 'fast'"),
+        (
+            "{name: x, kind: dwell, seconds: 1, zone: [[0, 0], [1, '0'], [1, 1]]}",
+            "'zone': must be a number",
+        ),
+        (
+            "{name: x, kind: repetitions, angle: [a, b], low: 1, high: 2}",
+            "'angle': must be a list of 3",
+        ),
+    ],
+)
+def test_a_value_that_would_never_match_is_refused(tmp_path: Path, text: str, says: str) -> None:
+    """Values read as something else than meant (a name as its letters, a string number)
+    are one line naming the key, never a rule that silently never fires."""
+    bad = tmp_path / "rules.yaml"
+    bad.write_text(f"rules:\n  - {text}\n")
+    with pytest.raises(UserError, match=re.escape(says)):
+        load_rules(bad)
+
+
+def test_numbers_are_read_as_yaml_1_2_writes_them(tmp_path: Path) -> None:
+    good = tmp_path / "rules.yaml"
+    good.write_text("rules:\n  - {name: x, kind: speed, threshold: 1e3, window: 5E-1}\n")
+    (rule,) = load_rules(good)
+    assert rule.threshold == 1000.0 and rule.window == 0.5
+
+
+def test_a_polygon_is_bounded_and_aliases_cannot_expand_without_bound(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    corners = ", ".join(f"[{i}, {i % 7}]" for i in range(MAX_POLYGON_POINTS + 1))
+    big.write_text(f"rules:\n  - {{name: x, kind: dwell, seconds: 1, zone: [{corners}]}}\n")
+    with pytest.raises(UserError, match=f"at most {MAX_POLYGON_POINTS}"):
+        load_rules(big)
+    # 9 levels of 9 aliases: 9^9 references in 600 bytes
+    levels = ["a0: &a0 [0, 0]"]
+    for i in range(1, 10):
+        levels.append(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]")
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(
+        "\n".join(levels) + "\nrules:\n  - {name: x, kind: dwell, seconds: 1, zone: *a9}\n"
+    )
+    start = time.perf_counter()
+    with pytest.raises(UserError, match="aliases expand to more than"):
+        load_rules(bomb)
+    assert time.perf_counter() - start < 5
 
 
 def test_every_kind_of_rule_has_its_logic() -> None:

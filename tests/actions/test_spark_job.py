@@ -129,6 +129,41 @@ def test_the_job_finds_the_in_process_actions_and_sets_bad_lines_aside(  # type:
     assert json.loads((out / "summary.json").read_text()) == summary
 
 
+def test_no_single_event_stops_the_job_and_no_linked_file_is_copied(  # type: ignore[no-untyped-def]
+    spark, tmp_path: Path
+) -> None:
+    """Values Spark's ANSI mode or the state's JSON would stop on (a keypoint a rule names
+    missing, a timestamp past microsecond range, an infinite box or keypoint) become dead
+    letters or missing points; a file linked into the folder (a 0600 secret) is not read into
+    the dead letters; an overlong line is cut in its dead letter."""
+    events = events_of({1: squats(2)})
+    e = dict(events[0], source="probe.mp4", track_id=99)
+    kp_missing = dict(e, keypoints=[k for k in e["keypoints"] if k["name"] != "left_knee"])
+    bad = {
+        json.dumps(dict(e, timestamp=1e13)): "'timestamp' is not a time in [0, 1e+11] seconds",
+        json.dumps(dict(e, box=[0, 0, "INF", 10])).replace('"INF"', "1e999"):
+            "'box' holds a value that is not a finite number",
+        json.dumps(dict(e, keypoints=[dict(e["keypoints"][0], x="INF")])).replace(
+            '"INF"', "-1e999"): "a keypoint's x, y or confidence is not a finite number",
+    }  # fmt: skip
+    folder = tmp_path / "in"
+    write_jsonl(folder / "events-00000001.jsonl", [kp_missing, *events], list(bad))
+    secret = tmp_path / "secret.txt"
+    secret.write_text("API-KEY=abc123\n")
+    secret.chmod(0o600)
+    (folder / "events-00000002.jsonl").symlink_to(secret)
+    out = tmp_path / "out"
+    summary = run_job(start_job(spark, str(folder), RULES, out, CONFIG, once=True), once=True)
+    assert read_actions(out) == detect_actions([kp_missing, *events], RULES)
+    dead = read_committed(out / "dead_letter")
+    assert {d["value"]: d["reason"] for d in dead if d.get("value")} == bad
+    assert [d["reason"] for d in dead if not d.get("value")] == [
+        "in a link or a linked folder: not read"
+    ]
+    assert not any(b"API-KEY" in p.read_bytes() for p in out.rglob("*") if p.is_file())
+    assert summary["dead_letters"] == len(bad) + 1
+
+
 def test_a_restart_resumes_and_duplicates_and_late_events_are_dropped(  # type: ignore[no-untyped-def]
     spark, tmp_path: Path
 ) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from posekit.data import ImageReadError, check_dataset, load_dataset, read_image
-from posekit.data.images import MAX_PIXELS_ENV, image_size
+from posekit.data.images import MAX_PIXELS_ENV, decode_image, image_size
 
 PIL = pytest.importorskip("PIL.Image")
 
@@ -158,3 +158,69 @@ def test_unreadable_files_raise_one_clear_error(
         f.write_bytes(content)
     with pytest.raises(ImageReadError, match=match):
         read_image(f)
+
+
+def _tiff(width: int, height: int, tile: tuple[int, int] | None) -> bytes:
+    """A little-endian TIFF header and first directory (no pixel data: it is refused or read
+    from the header alone)."""
+    tags = [(256, 4, width), (257, 4, height), (258, 3, 8), (259, 3, 8), (262, 3, 1)]
+    if tile is not None:
+        tags += [(322, 4, tile[0]), (323, 4, tile[1])]
+    ifd = struct.pack("<H", len(tags))
+    for tag, kind, value in tags:  # one value each, stored in the entry (padded to 4 bytes)
+        stored = struct.pack("<I", value) if kind == 4 else struct.pack("<HH", value, 0)
+        ifd += struct.pack("<HHI", tag, kind, 1) + stored
+    return b"II*\x00" + struct.pack("<I", 8) + ifd + b"\x00" * 4
+
+
+MALFORMED = {
+    "a.png": b"\x89PNG\r\n\x1a\n" + b"\0" * 30,
+    "b.jpg": b"\xff\xd8" + b"\0" * 70,
+    "c.tif": b"II*\x00" + struct.pack("<I", 8) + b"\0" * 60,
+    "d.webp": b"RIFF" + struct.pack("<I", 100) + b"WEBPXXXX" + b"\0" * 60,
+    "e.bmp": b"BM" + b"\0" * 10,
+    "h.ppm": b"P6 x" + b"\0" * 60,
+}
+FOREIGN = {
+    "f.jp2": b"\x00\x00\x00\x0cjP  \r\n\x87\n" + b"\0" * 60,
+    "g.svg": b"<svg></svg>" + b" " * 60,
+    "i.gif": b"GIF89a" + struct.pack("<HH", 16, 16) + b"\0" * 60,
+}
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED) + sorted(FOREIGN))
+def test_a_malformed_or_foreign_header_is_an_image_error(tmp_path: Path, name: str) -> None:
+    data = {**MALFORMED, **FOREIGN}[name]
+    says = "not an image of a format posekit reads" if name in FOREIGN else "malformed"
+    with pytest.raises(ImageReadError, match=says):
+        decode_image(data, name)
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(ImageReadError, match=says):
+        image_size(path)
+
+
+def test_the_cap_holds_for_what_the_decoder_reads(tmp_path: Path) -> None:
+    """A PNM comment ended by '\\r' (OpenCV ends it there: 12000 x 12000, not 16 x 16), and a
+    16 x 16 TIFF stored in one 16384 x 16368 tile (inflated whole before cropping)."""
+    pnm = b"P4\n#\r12000 12000\n16 16\n" + b"\0" * 64
+    with pytest.raises(ImageReadError, match="12000x12000 pixels is over the limit of 40,000,000"):
+        decode_image(pnm, "x.pbm", max_pixels=40_000_000)
+    tiled = _tiff(16, 16, (16384, 16368))
+    with pytest.raises(ImageReadError, match="268,173,312 pixels at once"):
+        decode_image(tiled, "x.tif")
+    (tmp_path / "x.tif").write_bytes(tiled)
+    with pytest.raises(ImageReadError, match="at once"):
+        read_image(tmp_path / "x.tif")
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png", ".bmp", ".webp", ".tif", ".ppm", ".pgm", ".pbm"])
+def test_every_supported_format_decodes_to_its_header_size(ext: str) -> None:
+    image = np.random.default_rng(0).integers(0, 255, (20, 30, 3), dtype=np.uint8)
+    ok, buf = cv2.imencode(
+        ext, image if ext in (".jpg", ".png", ".bmp", ".webp", ".tif", ".ppm") else image[..., 0]
+    )
+    assert ok
+    decoded = decode_image(buf.tobytes(), f"x{ext}")
+    assert decoded.image.shape == (20, 30, 3)
+    assert (decoded.header.width, decoded.header.height) == (30, 20)

@@ -160,3 +160,37 @@ def test_sides_for_colouring() -> None:
 def test_unknown_preset() -> None:
     with pytest.raises(SchemaError, match="unknown schema 'dog'"):
         get_schema("dog")
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("keypoints: [a, 1, b]", "keypoint names must be non-empty text, got 1"),
+        ("keypoints: [a, null]", "keypoint names must be non-empty text, got None"),
+        ("keypoints: abc", "'keypoints' must be a list of names"),
+        ("keypoints: [a, b]\nskeleton: [[0, 1], [1, 0]]", "edge (0, 1) is listed more than once"),
+    ],
+)
+def test_a_schema_file_with_unusable_values_is_one_line(
+    tmp_path: Path, text: str, says: str
+) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(text + "\n")
+    with pytest.raises(SchemaError) as e:
+        get_schema(path)
+    assert says in str(e.value) and str(path) in str(e.value)
+
+
+def test_a_large_schema_loads_in_linear_time_and_errors_stay_short(tmp_path: Path) -> None:
+    import time
+
+    names = [f"k{i}" for i in range(40_000)]
+    start = time.perf_counter()
+    schema = KeypointSchema.create("many", names)
+    assert schema.num_keypoints == 40_000 and time.perf_counter() - start < 5
+    aliased = tmp_path / "aliased.yaml"
+    edge = "[" + ", ".join(["x"] * 5000) + "]"
+    aliased.write_text(f"e: &e {edge}\nkeypoints: [a, b]\nskeleton: [*e, *e, *e]\n")
+    with pytest.raises(SchemaError) as e:
+        get_schema(aliased)
+    assert len(str(e.value)) < 400

@@ -51,6 +51,13 @@ log = logging.getLogger("posekit.actions")
 
 #: seconds added to the events' timestamps to make Spark's event time (see the module doc)
 EVENT_TIME_OFFSET_S = 1.0
+#: Latest timestamp an event may carry, in seconds (about 3,000 years: past it, event time
+#: in microseconds would overflow).
+MAX_TIMESTAMP_S = 1e11
+#: Longest line read from an event file (longer ones are skipped by the reader, unparsed).
+MAX_LINE_BYTES = 1 << 20
+#: Characters of a malformed line kept in its dead letter.
+DEAD_LETTER_CHARS = 10_000
 
 
 @dataclass(frozen=True)
@@ -140,12 +147,40 @@ def read_lines(spark: Any, events: str, config: ActionsConfig) -> Any:
         return reader.load()
     if not is_uri(events) and not Path(events).is_dir():
         raise UserError(f"{events}: not a folder of event files (nor tcp://HOST:PORT)")
-    return (
+    lines = (
         spark.readStream.format("text")
         .option("maxFilesPerTrigger", config.max_files_per_trigger)
         .option("pathGlobFilter", "*.jsonl")
+        # Hadoop's line reader skips a longer line instead of holding it whole in memory
+        .option("mapreduce.input.linerecordreader.line.maxlength", MAX_LINE_BYTES)
         .load(events)
     )
+    if is_uri(events):
+        return lines
+    from pyspark.sql import functions as F
+
+    foreign = _foreign_file(str(Path(events).resolve()))
+    return lines.withColumn("foreign", foreign(F.input_file_name()))
+
+
+def _foreign_file(root: str) -> Any:
+    """A vectorised column function: whether an event file (its URI) is a link, or lies
+    outside the folder `root` (a linked folder): such files are not read, so that a link
+    planted among the events cannot copy another file into the dead letters."""
+    import pandas as pd
+    from pyspark.sql import functions as F
+
+    def foreign(uri: str) -> bool:
+        path = unquote(urlparse(uri).path)
+        return Path(path).is_symlink() or not os.path.realpath(path).startswith(root + os.sep)
+
+    def column(uris: pd.Series) -> pd.Series:
+        verdict = {u: foreign(u) for u in uris.unique()}  # once per file of the batch
+        return uris.map(verdict)
+
+    # Spark reads the kind of UDF from the hints, which this module's annotations keep as text
+    column.__annotations__ = {"uris": pd.Series, "return": pd.Series}
+    return F.pandas_udf(column, "boolean")
 
 
 def split_events(lines: Any) -> tuple[Any, Any]:
@@ -154,10 +189,13 @@ def split_events(lines: Any) -> tuple[Any, Any]:
     the first reason found."""
     from pyspark.sql import functions as F
 
+    foreign = F.col("foreign") if "foreign" in lines.columns else F.lit(False)
     e = F.from_json(F.col("value"), event_struct(), {"mode": "PERMISSIVE"})
-    parsed = lines.select(F.col("value"), e.alias("e"))
+    parsed = lines.select(F.col("value"), foreign.alias("foreign"), e.alias("e"))
     required = event_schema()["required"]
+    kp = "e.keypoints"
     checks = [
+        (F.col("foreign"), "in a link or a linked folder: not read"),
         (F.try_parse_json("value").isNull(), "not JSON"),
         (F.col("e").isNull() | (F.col("e.schema").isNull() & F.col("e.frame").isNull()
                                 & F.col("e.source").isNull()),
@@ -166,16 +204,33 @@ def split_events(lines: Any) -> tuple[Any, Any]:
         (F.col("e.schema") != SCHEMA_VERSION, f"'schema' is not {SCHEMA_VERSION}"),
         (F.col("e.frame") < 0, "'frame' is negative"),
         (F.col("e.track_id") < 1, "'track_id' is below 1"),
-        (F.isnan("e.timestamp") | (F.col("e.timestamp") < 0), "'timestamp' is not a time >= 0"),
+        (F.isnan("e.timestamp") | (F.col("e.timestamp") < 0)
+         | (F.col("e.timestamp") > MAX_TIMESTAMP_S),
+         f"'timestamp' is not a time in [0, {MAX_TIMESTAMP_S:g}] seconds"),
         (F.size("e.box") != 4, "'box' does not have 4 numbers"),
+        (F.exists("e.box", _not_finite), "'box' holds a value that is not a finite number"),
+        (F.exists(kp, lambda k: _not_finite(k["x"]) | _not_finite(k["y"])
+                  | _not_finite(k["confidence"])),
+         "a keypoint's x, y or confidence is not a finite number"),
     ]  # fmt: skip
     reason = F.lit(None).cast("string")
     for cond, text in reversed(checks):
         reason = F.when(cond, F.lit(text)).otherwise(reason)
     tagged = parsed.withColumn("reason", reason)
-    dead = tagged.where(F.col("reason").isNotNull()).select("value", "reason")
+    # a foreign file's content is not copied; a long line is cut
+    kept = F.when(F.col("foreign"), F.lit(None)).otherwise(
+        F.substring("value", 1, DEAD_LETTER_CHARS)
+    )
+    dead = tagged.where(F.col("reason").isNotNull()).select(kept.alias("value"), "reason")
     good = tagged.where(F.col("reason").isNull()).select("e.*")
     return good, dead
+
+
+def _not_finite(value: Any) -> Any:
+    """Spark: the number is NaN or infinite (null is not: a missing value is allowed)."""
+    from pyspark.sql import functions as F
+
+    return F.isnan(value) | (F.abs(value) == F.lit(float("inf")))
 
 
 def track_columns(events: Any, points: Sequence[str]) -> Any:
@@ -191,7 +246,7 @@ def track_columns(events: Any, points: Sequence[str]) -> Any:
     ]  # fmt: skip
     cols += [F.col("box")[i].alias(c) for i, c in enumerate(BASE_COLUMNS[2:])]
     for p in points:
-        k = F.filter("keypoints", _named(p))[0]
+        k = F.get(F.filter("keypoints", _named(p)), 0)  # null when the event lacks it
         cols += [k["x"].alias(f"{p}:x"), k["y"].alias(f"{p}:y"), k["confidence"].alias(f"{p}:c")]
     return events.select(*cols)
 

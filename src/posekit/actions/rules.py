@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 from posekit.predict.predictor import PredictConfig
 from posekit.utils.errors import UserError
+from posekit.utils.yaml_files import quoted
 
 #: the point that stands for the whole object: the centre of its box
 BOX_CENTER = "box_center"
@@ -189,20 +190,60 @@ class Speed(Rule):
 KINDS: dict[str, type[Rule]] = {k.kind: k for k in (Repetitions, Fall, Dwell, Envelope, Speed)}
 
 
+#: Most corners a zone or envelope polygon may have (each frame tests every point against
+#: every edge).
+MAX_POLYGON_POINTS = 1000
+
+
 def _check_polygon(points: Any, key: str) -> None:
     if len(points) < 3 or any(len(p) != 2 for p in points):
         raise ValueError(f"'{key}' must be a polygon of at least 3 [x, y] points")
+    if len(points) > MAX_POLYGON_POINTS:
+        raise ValueError(f"'{key}' has {len(points)} points; at most {MAX_POLYGON_POINTS}")
 
 
-def _freeze(value: Any) -> Any:
-    """YAML lists as tuples (rules are frozen and hashable), numbers checked finite."""
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a valid value here")
-    if isinstance(value, int | float) and not math.isfinite(value):
-        raise ValueError(f"{value!r} is not a finite number")
-    return value
+def _split_top(text: str) -> list[str]:
+    """The comma-separated parts of `text` outside brackets ("tuple[str, str], float")."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += ch == "["
+        depth -= ch == "]"
+        if ch == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    return [*parts, text[start:].strip()]
+
+
+def _typed(value: Any, annotation: str) -> Any:
+    """`value` (from YAML) checked against a rule field's annotation and frozen: a number
+    where a float goes (finite, not a boolean), text where a str goes, and a list where a tuple
+    goes (as a tuple, each element checked), so that a value never silently fails to match."""
+    optional = annotation.endswith(" | None")
+    kind = annotation.removesuffix(" | None")
+    if value is None and optional:
+        return None
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"must be a number, got {quoted(value)}")
+        if not math.isfinite(value):
+            raise ValueError(f"{quoted(value)} is not a finite number")
+        return float(value)
+    if kind == "str":
+        if not isinstance(value, str):
+            raise ValueError(f"must be text, got {quoted(value)}")
+        return value
+    if kind.startswith("tuple[") and kind.endswith("]"):
+        if not isinstance(value, list):
+            raise ValueError(f"must be a list, got {quoted(value)}")
+        inner = _split_top(kind[len("tuple[") : -1])
+        if inner[-1] == "...":
+            if len(value) > MAX_POLYGON_POINTS:
+                raise ValueError(f"has {len(value)} entries; at most {MAX_POLYGON_POINTS}")
+            return tuple(_typed(v, inner[0]) for v in value)
+        if len(value) != len(inner):
+            raise ValueError(f"must be a list of {len(inner)}, got {quoted(value)}")
+        return tuple(_typed(v, t) for v, t in zip(value, inner, strict=True))
+    raise TypeError(f"no check for a rule field of type {annotation}")  # a programming error
 
 
 def rule_from_dict(data: Any, where: str) -> Rule:
@@ -225,7 +266,7 @@ def rule_from_dict(data: Any, where: str) -> Rule:
     for key, f in keys.items():
         if key in data:
             try:
-                values[f.name] = _freeze(data[key])
+                values[f.name] = _typed(data[key], str(f.type))
             except ValueError as e:
                 raise UserError(f"{label}: '{key}': {e}") from None
         elif f.default is MISSING or f.metadata.get("required"):

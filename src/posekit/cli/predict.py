@@ -22,6 +22,9 @@ from posekit.predict.predictor import PredictConfig
 
 log = logging.getLogger("posekit.predict")
 
+#: Image formats that hold no colour, and the format their annotated copy is written in.
+GREY_TO_COLOUR = {".pgm": ".ppm", ".pbm": ".ppm"}
+
 
 @click.command()
 @click.option(
@@ -208,6 +211,7 @@ class _Run:
             return
         if r.frame is None:
             ext = Path(r.path).suffix.lower() if Path(r.path).suffix else ".jpg"
+            ext = GREY_TO_COLOUR.get(ext, ext)  # the drawing is in colour
             target = self.out / f"{stem}{ext}"
             self.worker.submit(lambda: r.save(target, **self.plot_options))
             return

@@ -17,16 +17,14 @@ drift apart:
 
 from __future__ import annotations
 
-import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import cv2
-import imagesize
 import numpy as np
 
+from posekit.data import image_headers
 from posekit.utils.errors import UserError
 
 #: Default cap on decoded pixels (Pillow's decompression-bomb limit: about 179 megapixels).
@@ -63,11 +61,13 @@ def max_image_pixels() -> int:
 
 @dataclass(frozen=True)
 class ImageHeader:
-    """What a file's header says: the stored size and the EXIF orientation (1 when absent)."""
+    """What a file's header says: the stored size, the EXIF orientation (1 when absent), and
+    the pixels its decoder allocates at once (0: width x height)."""
 
     width: int
     height: int
     orientation: int = 1
+    decoded_pixels: int = 0
 
     @property
     def oriented_size(self) -> tuple[int, int]:
@@ -88,19 +88,17 @@ class DecodedImage:
 
 
 def read_header(data: bytes | np.ndarray) -> ImageHeader | None:
-    """The header of encoded image bytes, or None when no known format's header is found."""
+    """The header of encoded image bytes, or None when it is not an image posekit reads
+    (`posekit.data.image_headers`: malformed, cut short, or another format)."""
     buf = data.tobytes() if isinstance(data, np.ndarray) else data
-    info = imagesize.get_info(io.BytesIO(buf), exif_rotation=False, dpi=False, colors=False,
-                              channels=False)  # fmt: skip
-    return _header_of(info)
-
-
-def _header_of(info: Any) -> ImageHeader | None:
-    """An `ImageHeader` from imagesize's info (None without a size; orientation 1 if none)."""
-    if info.width <= 0 or info.height <= 0:
+    try:
+        return _header_of(image_headers.header_of_bytes(buf))
+    except image_headers.HeaderError:
         return None
-    orientation = info.rotation if 1 <= info.rotation <= 8 else 1
-    return ImageHeader(int(info.width), int(info.height), int(orientation))
+
+
+def _header_of(h: image_headers.Header) -> ImageHeader:
+    return ImageHeader(h.width, h.height, h.orientation, h.decoded_pixels)
 
 
 def file_header(path: str | Path) -> ImageHeader:
@@ -113,15 +111,13 @@ def file_header(path: str | Path) -> ImageHeader:
     if path.stat().st_size == 0:
         raise ImageReadError(f"{path}: empty file")
     try:
-        info = imagesize.get_info(str(path), exif_rotation=False, dpi=False, colors=False,
-                                  channels=False)  # fmt: skip
+        with path.open("rb") as f:
+            return _header_of(image_headers.read_header(f))
     except OSError as e:
         msg = f"{path}: cannot read ({e.strerror or e})"
         raise ImageReadError(msg, "image-unreadable") from None
-    header = _header_of(info)
-    if header is None:
-        raise ImageReadError(f"{path}: not an image (no image size in its header)")
-    return header
+    except image_headers.HeaderError as e:
+        raise ImageReadError(f"{path}: {e}") from None
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
@@ -150,7 +146,7 @@ def decode_image(
     """Decode encoded image bytes (see `read_image`); `name` is used in error messages."""
     buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes) else data
     header = require_header(buf, name)
-    check_pixels(header.width, header.height, name, max_pixels)
+    check_pixels(header.width, header.height, name, max_pixels, header.decoded_pixels)
     exif = apply_exif(header, size)
     flags = cv2.IMREAD_COLOR if exif else cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
     image = cv2.imdecode(buf, flags)
@@ -159,14 +155,23 @@ def decode_image(
     return DecodedImage(image, header, exif and header.orientation != 1)
 
 
-def check_pixels(width: int, height: int, name: str, max_pixels: int | None = None) -> None:
-    """`ImageReadError` ("image-too-large") when a declared width x height is over the pixel
-    cap (`max_pixels`, default `max_image_pixels()`): called before anything is decoded."""
+def check_pixels(
+    width: int, height: int, name: str, max_pixels: int | None = None, decoded: int = 0
+) -> None:
+    """`ImageReadError` ("image-too-large") when a declared width x height, or the `decoded`
+    pixels the decoder allocates at once (a TIFF tile), is over the pixel cap (`max_pixels`,
+    default `max_image_pixels()`): called before anything is decoded."""
     cap = max_pixels if max_pixels is not None else max_image_pixels()
     if width * height > cap:
         raise ImageReadError(
             f"{name}: {width}x{height} pixels is over the limit of {cap:,} "
             f"(set {MAX_PIXELS_ENV} to read larger images)",
+            "image-too-large",
+        )
+    if decoded > cap:
+        raise ImageReadError(
+            f"{name}: decoding it takes {decoded:,} pixels at once (a {width}x{height} image "
+            f"stored in larger tiles), over the limit of {cap:,}",
             "image-too-large",
         )
 
@@ -209,7 +214,7 @@ def require_header(buf: np.ndarray, name: str) -> ImageHeader:
     """The header of encoded bytes; `ImageReadError` for an empty or unknown file."""
     if buf.size == 0:
         raise ImageReadError(f"{name}: empty file")
-    header = read_header(buf)
-    if header is None:
-        raise ImageReadError(f"{name}: not an image (no image size in its header)")
-    return header
+    try:
+        return _header_of(image_headers.header_of_bytes(buf.tobytes()))
+    except image_headers.HeaderError as e:
+        raise ImageReadError(f"{name}: {e}") from None

@@ -335,7 +335,7 @@ def _check_embedded(video: Any, im: ImageInfo, src: str) -> None:
     name = f"{src}: embedded frame {index}"
     try:
         header = require_header(np.asarray(raw).view(np.uint8), name)
-        check_pixels(header.width, header.height, name)
+        check_pixels(header.width, header.height, name, None, header.decoded_pixels)
     except ImageReadError as e:
         raise DatasetError(f"{e} [{e.code}]") from None
     if (header.width, header.height) != (im.width, im.height):

@@ -6,25 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from posekit.data.problems import DatasetError
+from posekit.utils.yaml_files import read_yaml
 
 
 def load_yaml(path: Path) -> Any:
-    """The YAML document in `path`, read safely (no Python objects are built)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: file not found") from None
-    except UnicodeDecodeError as e:
-        raise DatasetError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise DatasetError(f"{path}{line}: invalid YAML: {problem}") from None
-    except RecursionError:
-        raise DatasetError(f"{path}: YAML nested too deeply to be a dataset file") from None
+    """The YAML document in `path`, read safely and within bounds (`posekit.utils.yaml_files`)."""
+    return read_yaml(path, DatasetError)

@@ -8,9 +8,9 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
-import yaml
 
 from posekit.schema.schema import KeypointSchema, SchemaError
+from posekit.utils.yaml_files import read_yaml
 
 COCO17_KEYPOINTS = (
     "nose", "left_eye", "right_eye", "left_ear", "right_ear",
@@ -137,12 +137,7 @@ def load_schema_yaml(path: str | Path) -> KeypointSchema:
     """Read a schema YAML file: `name`, `keypoints`, optional `skeleton` (names or 0-based
     indices), `flip_pairs` or `flip_idx`, `sigmas` (list or {name: sigma}), `default_sigma`."""
     path = Path(path)
-    try:
-        data: Any = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise SchemaError(f"{path}: schema file not found") from None
-    except yaml.YAMLError as e:
-        raise SchemaError(f"{path}: invalid YAML: {e}") from None
+    data: Any = read_yaml(path, SchemaError)
     if not isinstance(data, dict):
         raise SchemaError(f"{path}: a schema file must be a mapping with a 'keypoints' list")
     try:

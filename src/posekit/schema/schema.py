@@ -9,6 +9,7 @@ self-describing.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from posekit.utils.errors import UserError
+from posekit.utils.yaml_files import quoted
 
 #: Default OKS sigma for keypoints of custom schemas. Custom landmarks are usually point-like
 #: features (tips, corners, a snout) that annotators place more consistently than COCO's large
@@ -54,9 +56,11 @@ class KeypointSchema:
         k = len(self.keypoints)
         if k == 0:
             raise SchemaError(f"schema {self.name!r}: no keypoints")
-        dupes = sorted({n for n in self.keypoints if self.keypoints.count(n) > 1})
+        dupes = sorted(n for n, c in Counter(self.keypoints).items() if c > 1)
         if dupes:
-            raise SchemaError(f"schema {self.name!r}: duplicate keypoint names {dupes}")
+            raise SchemaError(
+                f"schema {quoted(self.name)}: duplicate keypoint names {quoted(dupes)}"
+            )
         for a, b in self.skeleton:
             if not (0 <= a < k and 0 <= b < k):
                 raise SchemaError(
@@ -105,11 +109,22 @@ class KeypointSchema:
             default_sigma: sigma for keypoints without an explicit one (see `DEFAULT_SIGMA`).
             edge_colors: optional BGR colour per skeleton edge.
         """
-        names = tuple(str(n) for n in keypoints)
+        where = f"schema {quoted(name)}"
+        if isinstance(keypoints, str | bytes) or not isinstance(keypoints, Sequence):
+            raise SchemaError(f"{where}: 'keypoints' must be a list of names")
+        bad = [n for n in keypoints if not isinstance(n, str) or not n][:1]
+        if bad:
+            raise SchemaError(
+                f"{where}: keypoint names must be non-empty text, got {quoted(bad[0])}"
+            )
+        names = tuple(keypoints)
         index = {n: i for i, n in enumerate(names)}
-        where = f"schema {name!r}"
         try:  # every value a schema holds is a plain number: anything else is named here
             edges = tuple(_edge(e, index, where) for e in skeleton)
+            twice = next((e for e, n in Counter(map(frozenset, edges)).items() if n > 1), None)
+            if twice is not None:
+                a, b = sorted(twice) * (2 if len(twice) == 1 else 1)
+                raise SchemaError(f"{where}: skeleton edge ({a}, {b}) is listed more than once")
             if flip_idx is not None:
                 if flip_pairs is not None:
                     raise SchemaError(f"{where}: give flip_idx or flip_pairs, not both")
@@ -311,14 +326,14 @@ def _to_index(ref: int | str, index: Mapping[str, int], where: str, what: str) -
         return index[ref]
     if isinstance(ref, int | np.integer) and not isinstance(ref, bool):
         return int(ref)
-    raise SchemaError(f"{where}: {what} refers to unknown keypoint {ref!r}")
+    raise SchemaError(f"{where}: {what} refers to unknown keypoint {quoted(ref)}")
 
 
 def _edge(e: Sequence[int | str], index: Mapping[str, int], where: str) -> tuple[int, int]:
     if len(e) != 2:
-        raise SchemaError(f"{where}: skeleton edge {list(e)} must have two ends")
-    a = _to_index(e[0], index, where, f"skeleton edge {list(e)}")
-    b = _to_index(e[1], index, where, f"skeleton edge {list(e)}")
+        raise SchemaError(f"{where}: skeleton edge {quoted(e)} must have two ends")
+    a = _to_index(e[0], index, where, f"skeleton edge {quoted(e)}")
+    b = _to_index(e[1], index, where, f"skeleton edge {quoted(e)}")
     return a, b
 
 
@@ -333,11 +348,11 @@ def _apply_pairs(
     k = len(out)
     for p in pairs:
         if len(p) != 2:
-            raise SchemaError(f"{where}: flip pair {list(p)} must have two ends")
-        a = _to_index(p[0], index, where, f"flip pair {list(p)}")
-        b = _to_index(p[1], index, where, f"flip pair {list(p)}")
+            raise SchemaError(f"{where}: flip pair {quoted(p)} must have two ends")
+        a = _to_index(p[0], index, where, f"flip pair {quoted(p)}")
+        b = _to_index(p[1], index, where, f"flip pair {quoted(p)}")
         if not (0 <= a < k and 0 <= b < k):
-            raise SchemaError(f"{where}: flip pair {list(p)} is out of range for {k} keypoints")
+            raise SchemaError(f"{where}: flip pair {quoted(p)} is out of range for {k} keypoints")
         for x in (a, b):
             old = out[x]
             if old != x:
