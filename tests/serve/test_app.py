@@ -40,7 +40,9 @@ def people_jpeg(four_people: Path) -> tuple[bytes, np.ndarray]:
 
 
 def _client(model: Model, **config: object) -> TestClient:
-    return TestClient(create_app(model, ServeConfig(**config)))  # type: ignore[arg-type]
+    # addressed as a browser on this machine would (the app answers IP addresses and localhost)
+    app = create_app(model, ServeConfig(**config))
+    return TestClient(app, base_url="http://127.0.0.1")  # type: ignore[arg-type]
 
 
 def test_predict_gives_exactly_the_librarys_instances(trained: Model, people_jpeg) -> None:  # type: ignore[no-untyped-def]
@@ -71,7 +73,7 @@ def test_requests_batched_together_give_the_same_answers(trained: Model, people_
     data, image = people_jpeg
     alone = trained.predict(image, conf=0.3)[0]
     app = create_app(trained, ServeConfig(max_batch=8, max_wait_ms=300))
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://127.0.0.1") as c:
         import concurrent.futures as cf
 
         with cf.ThreadPoolExecutor(8) as pool:
@@ -217,10 +219,13 @@ def test_a_token_guards_every_route_but_health() -> None:
         assert c.get("/v1/model", headers={"Authorization": "Bearer s3cret"}).status_code == 200
         from starlette.websockets import WebSocketDisconnect
 
-        with pytest.raises(WebSocketDisconnect) as e, c.websocket_connect("/v1/stream"):
+        with (
+            pytest.raises(WebSocketDisconnect) as e,
+            c.websocket_connect("ws://127.0.0.1/v1/stream"),
+        ):
             pass
         assert e.value.code == 1008
-        with c.websocket_connect("/v1/stream?token=s3cret") as ws:
+        with c.websocket_connect("ws://127.0.0.1/v1/stream?token=s3cret") as ws:
             ws.send_text("{}")
             assert ws.receive_json() == {"settings": {}}
 
@@ -233,7 +238,7 @@ def test_the_stream_tracks_with_stable_ids_and_survives_garbage(
     from posekit.track.events import event_schema
 
     data, _ = people_jpeg
-    with _client(trained) as c, c.websocket_connect("/v1/stream") as ws:
+    with _client(trained) as c, c.websocket_connect("ws://127.0.0.1/v1/stream") as ws:
         frames = []
         for i in range(4):
             if i == 2:

@@ -197,6 +197,20 @@ def test_a_reader_that_falls_behind_loses_its_oldest_frames_not_the_trackers_tim
         fresh.close()
 
 
+def test_a_readers_queue_is_bounded_in_bytes_too() -> None:
+    """Frames of many events: 1,000 frames of 100 kB for a reader that reads nothing stay
+    within `max_queue_mb` (here 2 MB), although far fewer frames than `max_queue`."""
+    frame = [{"frame": 0, "pad": "z" * 100_000}]
+    with TcpEventServer("127.0.0.1", 0, max_queue=10_000, max_queue_mb=2) as server:
+        slow = _connect(server, 1)
+        for i in range(1000):
+            server.write([dict(frame[0], frame=i)])
+        with server._lock:
+            (reader,) = server._readers
+        assert reader.queued_bytes <= 2 * 1024 * 1024 and server.dropped > 900
+        slow.close()
+
+
 def test_sink_settings_have_ranges() -> None:
     with pytest.raises(UserError, match="events_every"):
         EventSinkConfig(events_every=0)

@@ -45,9 +45,11 @@ def _angles(values: tuple[str, ...]) -> dict[str, list[str]]:
 
 
 def _event_writers(
-    jsonl: str | Path | None, events_dir: Path | None, events_tcp: str | None,
-    every_frames: int, every_seconds: float, queue: int,
-) -> list[Any]:  # fmt: skip
+    jsonl: str | Path | None,
+    events_dir: Path | None,
+    events_tcp: str | None,
+    sinks: EventSinkConfig,
+) -> list[Any]:
     """The event sinks the options ask for: a JSON Lines file (or "-", stdout), a rolling
     directory, a TCP server."""
     from posekit.track.events import JsonlWriter
@@ -57,11 +59,18 @@ def _event_writers(
     if jsonl is not None:
         writers.append(JsonlWriter(jsonl))
     if events_dir is not None:
-        writers.append(RollingDirWriter(events_dir, every_frames=every_frames,
-                                        every_seconds=every_seconds))  # fmt: skip
+        writers.append(
+            RollingDirWriter(
+                events_dir,
+                every_frames=sinks.events_every,
+                every_seconds=sinks.events_every_seconds,
+            )
+        )
     if events_tcp is not None:
         host, port = host_port(events_tcp, "--events-tcp")
-        tcp = TcpEventServer(host, port, max_queue=queue)
+        tcp = TcpEventServer(
+            host, port, max_queue=sinks.events_queue, max_queue_mb=sinks.events_queue_mb
+        )
         click.echo(f"events on tcp://{tcp.host}:{tcp.port}", err=True)
         writers.append(tcp)
     return writers
@@ -183,6 +192,7 @@ def track(
     events_every: int,
     events_every_seconds: float,
     events_queue: int,
+    events_queue_mb: float,
     trail: int,
     project: str,
     name: str,
@@ -223,8 +233,8 @@ def track(
         smooth=_settings_of(OneEuroConfig, settings) if smooth else False,
     )
     jsonl = None if not save_jsonl else "-" if to_stdout or out is None else out / save_jsonl
-    writers = _event_writers(jsonl, events_dir, events_tcp, events_every, events_every_seconds,
-                             events_queue)  # fmt: skip
+    sinks = EventSinkConfig(events_every, events_every_seconds, events_queue, events_queue_mb)
+    writers = _event_writers(jsonl, events_dir, events_tcp, sinks)
     videos = _AnnotatedVideos(out, trail, kpt_conf) if out is not None and save else None
     ids: set[int] = set()
     frames = 0

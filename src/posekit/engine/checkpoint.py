@@ -68,6 +68,6 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 def load_model(path: str | Path) -> tuple[KeypointModel, dict[str, Any]]:
     """The model of a posekit checkpoint (in eval mode) and the whole checkpoint dict."""
     data = read_checkpoint(path)
-    model = model_from_description(data["model"])
+    model = model_from_description(data["model"], str(path))
     load_weights(model, data["weights"], str(path))
     return model.eval(), data

@@ -113,7 +113,7 @@ def model_info(
             desc = {key: json.loads(meta[key]) for key in REQUIRED}
             desc["architecture"] = desc.pop("family")
             with torch.device("meta"):
-                net = model_from_description(desc)
+                net = model_from_description(desc, str(path))
             ids = json.loads(meta.get("category_ids", "null"))
         except (ValueError, TypeError, KeyError, AttributeError) as e:
             raise UserError(

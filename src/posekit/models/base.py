@@ -35,7 +35,7 @@ from posekit.models.input_mode import LETTERBOX, WHOLE_FRAME, InputMode
 from posekit.models.registry import REGISTRY
 from posekit.ops.instances import Instances
 from posekit.schema import KeypointSchema
-from posekit.utils.bounds import within_budget
+from posekit.utils.bounds import MAX_INPUT_PIXELS, meta_build
 from posekit.utils.errors import UserError
 
 
@@ -244,16 +244,43 @@ def config_from_dict(config_class: type, values: dict[str, Any]) -> Any:
                            for k, v in values.items()})  # fmt: skip
 
 
-def model_from_description(desc: dict[str, Any]) -> KeypointModel:
-    """Rebuild a model of any registered family from its `describe()` dict."""
+def input_pixels(model: KeypointModel) -> int:
+    """Pixels of one network input at the model's own size: a crop (top-down) or the square
+    letterbox of `config.imgsz`."""
+    crop = getattr(model.config, "input_size", None)
+    if crop is not None:
+        return int(crop[0]) * int(crop[1])
+    return int(model.config.imgsz) ** 2
+
+
+def model_from_description(desc: dict[str, Any], where: str = "") -> KeypointModel:
+    """Rebuild a model of any registered family from its `describe()` dict (`where`: the file
+    it came from, named in errors). Bounded before anything is allocated: its parameters
+    (`MAX_PARAMETERS`), its input size by what it costs (`MAX_INPUT_PIXELS` per input, the
+    memory of every activation scales with it), and its class names must be one per class."""
+    prefix = f"{where}: " if where else ""
     if not isinstance(desc, dict):
-        raise UserError("the model description is not a dict")
+        raise UserError(f"{prefix}the model description is not a dict")
     family = REGISTRY.family(str(desc.get("architecture")))
     try:
-        return within_budget(lambda: family.from_description(desc), "the described model")
+        probe = meta_build(lambda: family.from_description(desc), f"{prefix}the described model")
+    except UserError as e:
+        raise UserError(f"{prefix}{e}" if where and where not in str(e) else str(e)) from None
     except (TypeError, KeyError, AttributeError, IndexError) as e:  # a field missing or mistyped
-        raise UserError(f"the model description is malformed ({type(e).__name__}: "
-                         f"{str(e)[:200]})") from None  # fmt: skip
+        why = f"{type(e).__name__}: {str(e)[:200]}"
+        raise UserError(f"{prefix}the model description is malformed ({why})") from None
+    pixels, limit = input_pixels(probe), MAX_INPUT_PIXELS.value()
+    if pixels > limit:
+        raise UserError(
+            f"{prefix}the model declares inputs of {pixels:,} pixels, more than the limit of "
+            f"{limit:,} (set {MAX_INPUT_PIXELS.env} to allow larger inputs)"
+        )
+    if len(probe.names) != len(probe.schemas):
+        raise UserError(
+            f"{prefix}the model description names {len(probe.names)} classes for "
+            f"{len(probe.schemas)} keypoint schemas"
+        )
+    return family.from_description(desc)
 
 
 def for_keypoints(

@@ -128,7 +128,7 @@ def load_any(path: str | Path, *, schema: KeypointSchema | None = None, **overri
                 return Loaded(model.eval(), None, summary)
         data = load_torch_file(path, allow_numpy=True)
         if isinstance(data, dict) and "model" in data and "weights" in data:
-            model = model_from_description(data["model"])
+            model = model_from_description(data["model"], str(path))
             load_weights(model, data["weights"], str(path))
             what = f"posekit {model.family} checkpoint ({model.config.name})"
             return Loaded(model.eval(), data, f"loaded {what} from {path}")

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from posekit.data.transforms import PAD_VALUE, Letterbox
-from posekit.models.base import KeypointModel
+from posekit.models.base import KeypointModel, input_pixels
 from posekit.models.fuse import fused_for_inference
 from posekit.ops.instances import INSTANCE_FIELDS, Instances
 from posekit.predict.backends import Backend, TorchBackend
@@ -402,8 +402,9 @@ class Predictor:
                 if given is not None and b is None:
                     raise UserError("boxes= has fewer entries than there are images")
                 good.append(f)
-                if b is not None:
-                    per_frame.append(_given_boxes(b))
+                if b is not None:  # the max_det best, as a detector's
+                    n = len(self.net.schemas)
+                    per_frame.append(_best_detections(*_given_boxes(b), self.config.max_det, n))
             if not good:
                 continue
             if given is None:
@@ -426,7 +427,7 @@ class Predictor:
         cls = np.concatenate(classes) if classes else np.zeros(0, np.int64)
         with torch.inference_mode():
             kp, kconf, prep, infer = predict_boxes(
-                self.net, [f.image for f in frames], boxes, cls, chunk=c.crop_batch,
+                self.net, [f.image for f in frames], boxes, cls, chunk=crop_chunk(c, self.net),
                 device=self.device, flip=c.flip and cfg.flip_test, forward=self.backend,
             )  # fmt: skip
         data = np.concatenate([kp, kconf[..., None]], -1)
@@ -447,6 +448,16 @@ class Predictor:
 
     def __call__(self, source: Any, *, on_error: ErrorHandler | None = None) -> list[Results]:
         return list(self.stream(source, on_error=on_error))
+
+
+#: Crop pixels in one network pass (64 crops of 256 x 192): larger crops run fewer at once.
+CROP_PIXELS_PER_PASS = 64 * 256 * 192
+
+
+def crop_chunk(config: PredictConfig, net: KeypointModel) -> int:
+    """Crops per network pass: `crop_batch`, fewer for crops larger than 256 x 192, so that a
+    pass holds about as much memory whatever the crop size."""
+    return max(1, min(config.crop_batch, CROP_PIXELS_PER_PASS // input_pixels(net)))
 
 
 def keypoint_extent(kp: np.ndarray, kpt_conf: float, fallback: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hmac
 import inspect
+import ipaddress
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
@@ -32,6 +34,7 @@ from posekit.serve.metrics import ServerMetrics
 from posekit.utils.errors import UserError
 from posekit.utils.extras import require
 from posekit.utils.field_docs import field_comments
+from posekit.utils.yaml_files import quoted
 
 fastapi = require("fastapi", "serve", "posekit serve")
 from fastapi import File, Form, Query, Request, UploadFile, WebSocket  # noqa: E402
@@ -64,8 +67,15 @@ class BodyLimit:
     Content-Length before anything is read, or while it streams in (chunked uploads), never
     after reading it all."""
 
-    def __init__(self, app: ASGIApp, limit: int, on_refuse: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int,
+        on_refuse: Callable[[str, str], None],
+        body_timeout: float = ServeConfig.body_timeout,
+    ) -> None:
         self.app, self.limit, self.on_refuse = app, limit, on_refuse
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -73,12 +83,21 @@ class BodyLimit:
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:
             return await self._refuse(scope, send)
-        seen, started, refused = 0, False, False
+        seen, started, refused, complete, stalled = 0, False, False, False, False
 
         async def counted() -> Any:
-            nonlocal seen, refused
-            message = await receive()
+            nonlocal seen, refused, complete, stalled
+            if complete:  # the body is in: the app waits for a disconnect, however long
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.body_timeout)
+            except TimeoutError:
+                stalled = True  # whatever the app answers closes the connection
+                path = scope.get("path")
+                self.on_refuse("timeout", f"{path}: no body data for {self.body_timeout:g} s")
+                return {"type": "http.disconnect"}
             if message["type"] == "http.request":
+                complete = not message.get("more_body", False)
                 seen += len(message.get("body", b""))
                 if seen > self.limit and not refused:
                     refused = True
@@ -93,14 +112,18 @@ class BodyLimit:
             nonlocal started
             if refused:
                 return
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                if stalled:
+                    headers = [(k, v) for k, v in message.get("headers", []) if k != b"connection"]
+                    message = {**message, "headers": [*headers, (b"connection", b"close")]}
             await send(message)
 
         await self.app(scope, counted, watched)
 
     async def _refuse(self, scope: dict[str, Any], send: Any) -> None:
         mb = self.limit / 1024 / 1024
-        self.on_refuse(f"{scope.get('path')}: request body over {mb:g} MB")
+        self.on_refuse("413", f"{scope.get('path')}: request body over {mb:g} MB")
         body = json.dumps(
             {"error": f"the request body is over the limit of {mb:g} MB (--max-upload-mb)"}
         ).encode()
@@ -206,8 +229,24 @@ class PoseService:
 
     # -------------------------------------------------------------- requests
     def check_settings(self, given: dict[str, Any]) -> dict[str, Any]:
-        """The settings a request gave (None: not given), validated by `PredictConfig`."""
+        """The settings a request gave (None: not given), each of its field's type (a JSON
+        message's `"yes"` is not a flag, `1.5` not a count), validated by `PredictConfig`, and
+        `imgsz` within `--max-imgsz` (or the model's own)."""
         settings = {k: v for k, v in given.items() if v is not None}
+        kinds = {f.name: _field_type(f) for f in settings_fields()}
+        for name, value in settings.items():
+            kind = kinds.get(name)
+            wrong = isinstance(value, bool) != (kind is bool) or (
+                kind is not bool and not isinstance(value, int if kind is int else int | float)
+            )
+            if kind is not None and wrong:
+                raise RequestError(
+                    422, f"{name} must be {kind.__name__}, got {quoted(value)}", name
+                )
+        limit = max(self.config.max_imgsz, int(self.model.net.config.imgsz))
+        if settings.get("imgsz", 0) > limit:
+            over = f"imgsz {settings['imgsz']} is over this server's limit of {limit}"
+            raise RequestError(422, f"{over} (--max-imgsz)", "imgsz")
         try:
             self.model.predict_config(self.device, **settings)
         except UserError as e:
@@ -215,19 +254,30 @@ class PoseService:
             raise RequestError(422, str(e), name) from None
         return settings
 
-    def parse_boxes(self, text: str | None) -> np.ndarray | None:
+    def parse_boxes(self, text: str | None, max_det: int | None) -> np.ndarray | None:
+        """The `boxes` form field: at most `--max-boxes` (and the request's `max_det`) boxes
+        [x1, y1, x2, y2] with x1 < x2, y1 < y2, coordinates within +-`MAX_COORDINATE`."""
         if text is None:
             return None
         if not self.model.net.input_mode.takes_boxes:
             raise RequestError(422, "this model finds instances itself: it takes no boxes", "boxes")
-        try:
-            arr = np.asarray(json.loads(text), dtype=np.float64).reshape(-1, 4)
-        except (ValueError, TypeError):
+        shape = "boxes must be a JSON list of [x1, y1, x2, y2] lists"
+        value = parse_json(text, "boxes")
+        if not isinstance(value, list) or not all(
+            isinstance(b, list) and len(b) == 4 and all(_is_number(v) for v in b) for b in value
+        ):
+            raise RequestError(422, shape, "boxes")
+        cap = min(self.config.max_boxes, max_det or self.config.max_boxes)
+        if len(value) > cap:
+            over = f"{len(value)} boxes is over the limit of {cap} per image"
+            raise RequestError(422, f"{over} (--max-boxes, max_det)", "boxes")
+        arr = np.array(value, dtype=np.float64).reshape(-1, 4)
+        if not (np.abs(arr) <= MAX_COORDINATE).all():
             raise RequestError(
-                422, "boxes must be a JSON list of [x1, y1, x2, y2] lists", "boxes"
-            ) from None
-        if not np.isfinite(arr).all():
-            raise RequestError(422, "boxes must be finite numbers", "boxes")
+                422, f"box coordinates must be finite and within +-{MAX_COORDINATE:g}", "boxes"
+            )
+        if not ((arr[:, 2] > arr[:, 0]) & (arr[:, 3] > arr[:, 1])).all():
+            raise RequestError(422, "each box needs x1 < x2 and y1 < y2", "boxes")
         return arr
 
     async def decode(self, data: bytes, name: str) -> np.ndarray:
@@ -271,6 +321,22 @@ class PoseService:
             "model": self.card["name"],
         }
 
+    def foreign_site(self, host: str | None, origin: str | None) -> str | None:
+        """Why a request may come from another web site, or None. Without a token a server
+        trusts whoever reaches it, so it answers only requests addressed to an IP address or
+        `localhost` (a site's own name pointed at this machine, DNS rebinding, is refused)
+        and WebSockets opened by its own page (a browser sends the page's `Origin`)."""
+        if self.config.token:
+            return None
+        name = _hostname(host or "")
+        if not _is_local_name(name):
+            return f"Host {quoted(host)} is not this server's address (use --token to serve names)"
+        if origin is not None and origin != "null":
+            seen = _hostname(urlsplit(origin).netloc)
+            if seen != name and not (_is_local_name(seen) and _is_local_name(name)):
+                return f"Origin {quoted(origin)} is another site"
+        return None
+
     def authorised(self, header: str | None, query_token: str | None = None) -> bool:
         token = self.config.token
         if not token:
@@ -298,17 +364,30 @@ def create_app(model: Any, config: ServeConfig | None = None) -> Any:
         version=_version(),
         lifespan=lifespan,
         summary="Keypoint detection: predict, stream tracked keypoints",
+        # FastAPI's /docs and /redoc pages load their scripts from a CDN: not served (the
+        # API's description is /openapi.json, behind the token like every route)
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = service
     app.add_middleware(
-        BodyLimit, limit=config.max_upload_bytes, on_refuse=lambda why: service.fault("413", why)
+        BodyLimit,
+        limit=config.max_upload_bytes,
+        on_refuse=service.fault,
+        body_timeout=config.body_timeout,
     )
-    open_paths = {"/healthz", "/", "/docs", "/openapi.json", "/docs/oauth2-redirect"}
+    open_paths = {"/healthz", "/"}
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Any) -> Any:
         route = request.url.path
-        if route not in open_paths and not service.authorised(request.headers.get("authorization")):
+        foreign = service.foreign_site(request.headers.get("host"), None)
+        if foreign is not None:
+            service.fault("host", f"{route} from {client_name(request)}: {foreign}")
+            response = JSONResponse({"error": foreign}, status_code=403)
+        elif route not in open_paths and not service.authorised(
+            request.headers.get("authorization")
+        ):
             service.fault("token", f"{route} from {client_name(request)}")
             response = JSONResponse(
                 {"error": "missing or wrong token (Authorization: Bearer TOKEN)"}, status_code=401
@@ -318,6 +397,7 @@ def create_app(model: Any, config: ServeConfig | None = None) -> Any:
                 response = await call_next(request)
             except Exception:  # a bug: logged with its traceback, answered without it
                 log.exception("internal error on %s", route)
+                service.metrics.errors.labels("500").inc()
                 response = JSONResponse(
                     {"error": "internal error (logged by the server)"}, status_code=500
                 )
@@ -370,7 +450,7 @@ def create_app(model: Any, config: ServeConfig | None = None) -> Any:
 
     async def predict_one(image: UploadFile, draw: bool, boxes: str | None, **given: Any) -> Any:
         settings = service.check_settings(given)
-        box_array = service.parse_boxes(boxes)
+        box_array = service.parse_boxes(boxes, settings.get("max_det"))
         pixels = await service.decode(await image.read(), "image")
         r = await service.predict(pixels, settings, box_array)
         if draw:
@@ -385,11 +465,24 @@ def create_app(model: Any, config: ServeConfig | None = None) -> Any:
                 f"{config.max_images} per request (--max-images)",
             )
         settings = service.check_settings(given)
-        pixels = [
-            await service.decode(await im.read(), f"images[{i}]") for i, im in enumerate(images)
-        ]
-        results = await asyncio.gather(*(service.predict(p, settings, None) for p in pixels))
-        return {"results": [service.answer(r) for r in results]}
+        # decoded and run in chunks of at most --max-pixels decoded pixels (at least one
+        # image): a request never holds more than that many decoded pixels at once
+        answers: list[dict[str, Any]] = []
+        chunk: list[np.ndarray] = []
+
+        async def run_chunk() -> None:
+            results = await asyncio.gather(*(service.predict(p, settings, None) for p in chunk))
+            answers.extend(service.answer(r) for r in results)
+            chunk.clear()
+
+        for i, im in enumerate(images):
+            pixels = await service.decode(await im.read(), f"images[{i}]")
+            held = sum(p.shape[0] * p.shape[1] for p in chunk)
+            if chunk and held + pixels.shape[0] * pixels.shape[1] > config.max_pixels:
+                await run_chunk()
+            chunk.append(pixels)
+        await run_chunk()
+        return {"results": answers}
 
     app.post("/v1/predict", summary="Keypoints of one image (JSON, or ?draw=1: a JPEG)")(
         _with_settings(predict_one, single=True)
@@ -404,6 +497,11 @@ def create_app(model: Any, config: ServeConfig | None = None) -> Any:
         frame; a text message of JSON settings (e.g. {"conf": 0.4}) changes them."""
         from posekit.serve.stream import serve_stream
 
+        foreign = service.foreign_site(ws.headers.get("host"), ws.headers.get("origin"))
+        if foreign is not None:
+            service.fault("host", f"/v1/stream from {client_name(ws)}: {foreign}")
+            await ws.close(code=1008)
+            return
         if not service.authorised(ws.headers.get("authorization"), token):
             service.fault("token", f"/v1/stream from {client_name(ws)}")
             await ws.close(code=1008)
@@ -461,13 +559,77 @@ def _with_settings(endpoint: Callable[..., Any], single: bool) -> Callable[..., 
             )
         )
 
-    async def call(**kwargs: Any) -> Any:
+    allowed = {p.name for p in params} - {"draw"}  # draw is a query parameter
+
+    async def call(request: Request, **kwargs: Any) -> Any:
+        # a misspelt field (`confidence=0.9`) is an error, not a setting silently ignored
+        unknown = sorted(set((await request.form()).keys()) - allowed)
+        if unknown:
+            fields_ = ", ".join(sorted(allowed))
+            message = f"unknown form field {unknown[0]}; the fields are {fields_}"
+            raise RequestError(422, message, unknown[0])
         return await endpoint(**kwargs)
 
-    call.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    request_param = inspect.Parameter(
+        "request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request
+    )
+    call.__signature__ = inspect.Signature([request_param, *params])  # type: ignore[attr-defined]
     call.__name__ = endpoint.__name__
     call.__doc__ = endpoint.__doc__
     return call
+
+
+#: Largest box coordinate accepted, in pixels.
+MAX_COORDINATE = 1e6
+#: Deepest nesting of a JSON value a request may send.
+MAX_JSON_DEPTH = 32
+
+
+def _hostname(netloc: str) -> str:
+    """The host part of "host:port" or "[v6]:port", lower-case."""
+    if netloc.startswith("["):
+        return netloc[1 : netloc.find("]")].lower() if "]" in netloc else netloc.lower()
+    return netloc.rsplit(":", 1)[0].lower() if netloc.count(":") == 1 else netloc.lower()
+
+
+def _is_local_name(name: str) -> bool:
+    """An IP address literal (no DNS involved) or `localhost`."""
+    if name == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def parse_json(text: str, field: str | None, status: int = 422) -> Any:
+    """A JSON value a client sent, or a `status` error naming `field`: malformed, nested
+    deeper than `MAX_JSON_DEPTH` (checked before parsing), or holding an integer too large."""
+    depth = deepest = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    if deepest > MAX_JSON_DEPTH:
+        what = field or "the message"
+        raise RequestError(status, f"{what} nests deeper than {MAX_JSON_DEPTH}", field)
+    try:
+        return json.loads(text, parse_int=_bounded_int)
+    except (ValueError, RecursionError):
+        raise RequestError(status, f"{field or 'the message'} is not valid JSON", field) from None
+
+
+def _bounded_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > 18:
+        raise ValueError("an integer too large")
+    return int(digits)
 
 
 def client_name(request: Any) -> str:
@@ -495,11 +657,26 @@ def serve(model: Any, config: ServeConfig) -> None:
     uvicorn = require("uvicorn", "serve", "posekit serve")
     # python-multipart logs each malformed body on its own; the refusal is logged once above
     logging.getLogger("python_multipart").setLevel(logging.ERROR)
+    from posekit.serve.protocol import (
+        BACKLOG,
+        connection_limit,
+        guarded_protocol,
+        quiet_descriptor_errors,
+    )
+
+    connections = connection_limit(config.max_connections)
+    quiet_descriptor_errors()
+    app = create_app(model, config)
     uvicorn.run(
-        create_app(model, config),
+        app,
         host=config.host,
         port=config.port,
         log_level="info",
         ws_max_size=config.max_upload_bytes,
         timeout_graceful_shutdown=5,
+        http=guarded_protocol(  # type: ignore[arg-type]
+            config.header_timeout, connections, lambda why: app.state.service.fault("400", why)
+        ),
+        limit_concurrency=connections + BACKLOG,  # past ours: idle ones were evicted first
+        backlog=BACKLOG,
     )

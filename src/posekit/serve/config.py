@@ -34,6 +34,16 @@ class ServeConfig:
     # an image declaring more pixels is refused before it is decoded (413)
     max_pixels: int = ranged(40_000_000, 1, 10**12)
     max_images: int = ranged(64, 1, 100_000)  # images in one /v1/predict/batch request
+    # the largest imgsz a request may ask for (the model's own is always allowed)
+    max_imgsz: int = ranged(1280, 32, 8192)
+    # boxes given with one image to a top-down model (each is a network crop)
+    max_boxes: int = ranged(64, 1, 100_000)
+    # seconds a connection may take to send a request's headers, and to send the next part
+    # of its body; a slower client is disconnected
+    header_timeout: float = ranged(10.0, 0.1, 3600)
+    body_timeout: float = ranged(30.0, 0.1, 3600)
+    # connections open at once (lowered to the file descriptor limit); more are closed at once
+    max_connections: int = ranged(1000, 1, 1_000_000)
 
     def __post_init__(self) -> None:
         check_ranges(self, "serve")

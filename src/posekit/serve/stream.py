@@ -10,7 +10,6 @@ connection stays open and other clients are not affected.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import replace
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from posekit.predict.predictor import PredictConfig
-from posekit.serve.app import PoseService, RequestError, client_name
+from posekit.serve.app import PoseService, RequestError, client_name, parse_json
 from posekit.serve.config import REQUEST_SETTINGS
 from posekit.track.events import frame_events
 from posekit.track.pipeline import tracked
@@ -30,10 +29,7 @@ log = logging.getLogger("posekit.serve")
 
 
 def _settings_message(text: str, service: PoseService) -> dict[str, Any]:
-    try:
-        given = json.loads(text)
-    except ValueError:
-        raise RequestError(400, "a text message must be a JSON object of settings") from None
+    given = parse_json(text, None, status=400)
     if not isinstance(given, dict):
         raise RequestError(400, "a text message must be a JSON object of settings")
     unknown = sorted(set(given) - set(REQUEST_SETTINGS))

@@ -48,6 +48,8 @@ class EventSinkConfig:
     events_every_seconds: float = ranged(10.0, 0.001, 10**7)
     # frames of events queued per socket reader; past this a slow reader loses its oldest
     events_queue: int = ranged(10_000, 1, 10**8)
+    # and at most this many megabytes of them (whichever bound is reached first)
+    events_queue_mb: float = ranged(64.0, 0.001, 100_000)
 
     def __post_init__(self) -> None:
         check_ranges(self, "track")
@@ -238,10 +240,14 @@ class RollingDirWriter:
 class _Reader:
     """One connected reader: its socket, its bounded queue and the thread that drains it."""
 
-    def __init__(self, conn: socket.socket, address: str, max_queue: int) -> None:
+    def __init__(
+        self, conn: socket.socket, address: str, max_queue: int, max_bytes: int = 1 << 62
+    ) -> None:
         self.conn = conn
         self.address = address
         self.queue: collections.deque[bytes] = collections.deque(maxlen=max_queue)
+        self.max_bytes = max_bytes
+        self.queued_bytes = 0
         self.ready = threading.Condition()
         self.closed = False
         self.dropped = 0
@@ -251,12 +257,18 @@ class _Reader:
     def offer(self, data: bytes) -> bool:
         """Queue one frame's lines; False when the oldest queued frame had to make room."""
         with self.ready:
-            full = len(self.queue) == self.queue.maxlen
-            if full:
-                self.dropped += 1
-            self.queue.append(data)  # a full deque drops its oldest item
+            dropped = 0
+            while self.queue and (
+                len(self.queue) == self.queue.maxlen
+                or self.queued_bytes + len(data) > self.max_bytes
+            ):
+                self.queued_bytes -= len(self.queue.popleft())
+                dropped += 1
+            self.dropped += dropped
+            self.queue.append(data)
+            self.queued_bytes += len(data)
             self.ready.notify()
-        return not full
+        return not dropped
 
     def _drain(self) -> None:
         try:
@@ -268,6 +280,7 @@ class _Reader:
                         return
                     batch = b"".join(self.queue)
                     self.queue.clear()
+                    self.queued_bytes = 0
                 self.conn.sendall(batch)
         except OSError:
             pass  # the reader went away; the server notices and forgets it
@@ -286,18 +299,24 @@ class TcpEventServer:
     (Spark: `spark.readStream.format("socket").option("host", h).option("port", p)`).
 
     Readers get the lines written after they connect. Each has its own queue of at most
-    `max_queue` frames; past that its oldest frames are dropped and counted, so one slow reader
-    costs neither memory nor time of the tracker or of the other readers. `port=0` picks a free
-    port (see `port`).
+    `max_queue` frames and `max_queue_mb` megabytes; past either, its oldest frames are dropped
+    and counted, so one slow reader costs neither memory nor time of the tracker or of the
+    other readers. `port=0` picks a free port (see `port`).
     """
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, *,
-        max_queue: int = EventSinkConfig.events_queue, max_readers: int = 16,
-    ) -> None:  # fmt: skip
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        max_queue: int = EventSinkConfig.events_queue,
+        max_readers: int = 16,
+        max_queue_mb: float = EventSinkConfig.events_queue_mb,
+    ) -> None:
         if max_queue < 1:
             raise UserError("max_queue must be at least 1")
         self.max_queue = max_queue
+        self.max_queue_bytes = int(max_queue_mb * 1024 * 1024)
         self.max_readers = max_readers
         self._sock = socket.create_server((host, port))
         self._sock.settimeout(0.2)
@@ -331,7 +350,8 @@ class TcpEventServer:
                     )
                     conn.close()
                     continue
-                self._readers.append(_Reader(conn, f"{addr[0]}:{addr[1]}", self.max_queue))
+                address = f"{addr[0]}:{addr[1]}"
+                self._readers.append(_Reader(conn, address, self.max_queue, self.max_queue_bytes))
             log.info("event socket: reader %s:%s connected", *addr[:2])
 
     def write(self, events: list[dict[str, Any]]) -> None:

@@ -51,6 +51,9 @@ class Limit:
 
 #: ViTPose-H, the largest published model posekit loads, has 0.63 billion parameters.
 MAX_PARAMETERS = Limit("POSEKIT_MAX_PARAMETERS", 2_000_000_000, "parameters")
+#: Pixels of one network input a model file may declare (2048 x 2048): what every activation's
+#: memory scales with (a pafpose at 8192 takes 6.6 GB for one small image).
+MAX_INPUT_PIXELS = Limit("POSEKIT_MAX_INPUT_PIXELS", 2048 * 2048, "input pixels")
 
 
 def ranged(default: Any, low: float, high: float) -> Any:
