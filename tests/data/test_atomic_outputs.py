@@ -266,3 +266,24 @@ def test_an_image_entry_with_a_video_key_is_checked_like_any_other(
     assert main(["data", "convert", str(root), str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "image files are missing" in err and not (tmp_path / "out").exists()
+
+
+def test_a_killed_commands_stage_is_removed_by_the_next_one(tmp_path: Path) -> None:
+    """A stage whose maker is gone (a killed export) is removed when the next command of its
+    kind stages beside it; a running maker's stage and a folder posekit did not make stay."""
+    import subprocess
+    import sys
+
+    from posekit.utils.commit import staging_folder
+
+    code = "import os; print(os.getpid())"
+    dead = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    abandoned = tmp_path / ".posekit-export-abandoned"
+    abandoned.mkdir()
+    (abandoned / ".posekit-owner").write_text(dead.stdout.strip())
+    (abandoned / "m.onnx").write_bytes(b"half")
+    theirs = tmp_path / ".posekit-export-theirs"
+    theirs.mkdir()
+    live = staging_folder(tmp_path, "export")
+    again = staging_folder(tmp_path, "export")
+    assert not abandoned.exists() and theirs.is_dir() and live.is_dir() and again.is_dir()

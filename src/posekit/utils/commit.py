@@ -24,10 +24,48 @@ T = TypeVar("T")
 _ASIDE = ".posekit-previous"  # inside the stage: the old targets during a commit
 
 
+_OWNER = ".posekit-owner"  # inside the stage: the process id of the command that made it
+
+
 def staging_folder(beside: str | Path, what: str) -> Path:
-    """A new, empty folder inside `beside` for staging (`.posekit-<what>-XXXXXXXX`): made by
-    `mkdtemp`, so it never is, nor follows, anything that was already there."""
-    return Path(tempfile.mkdtemp(prefix=f".posekit-{what}-", dir=beside))
+    """A new folder inside `beside` for staging (`.posekit-<what>-XXXXXXXX`): made by
+    `mkdtemp`, so it never is, nor follows, anything that was already there. It holds the
+    maker's process id, so that the stages of a killed command are removed by the next one
+    (`remove_abandoned`)."""
+    remove_abandoned(Path(beside), what)
+    stage = Path(tempfile.mkdtemp(prefix=f".posekit-{what}-", dir=beside))
+    (stage / _OWNER).write_text(str(os.getpid()))
+    return stage
+
+
+def remove_abandoned(beside: Path, what: str) -> list[Path]:
+    """Remove the `.posekit-<what>-*` stages in `beside` whose maker is no longer running
+    (a command killed before it cleaned up). Only folders that hold a posekit owner file are
+    touched: anything else with that name is left alone."""
+    removed = []
+    for stage in beside.glob(f".posekit-{what}-*"):
+        owner = stage / _OWNER
+        if stage.is_symlink() or not stage.is_dir() or owner.is_symlink() or not owner.is_file():
+            continue
+        try:
+            pid = int(owner.read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if pid == os.getpid() or _running(pid):
+            continue
+        shutil.rmtree(stage, ignore_errors=True)
+        removed.append(stage)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def commit_staged(
@@ -88,7 +126,7 @@ def write_staged(folder: str | Path, what: str, write: Callable[[Path], T]) -> T
     try:
         result = write(stage)
         moves = [(e, folder / e.name) for e in sorted(stage.iterdir())
-                 if e.name != _ASIDE]  # fmt: skip
+                 if e.name not in (_ASIDE, _OWNER)]  # fmt: skip
         commit_staged(moves, stage)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
