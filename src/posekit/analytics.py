@@ -28,7 +28,14 @@ def resolve_triple(schema: KeypointSchema, triple: Sequence[int | str]) -> tuple
     """Keypoint indices of an (a, b, c) triple given by names or indices."""
     if len(triple) != 3:
         raise UserError(f"an angle needs three keypoints, got {list(triple)}")
-    a, b, c = (schema.index(k) if isinstance(k, str) else int(k) for k in triple)
+    try:
+        a, b, c = (schema.index(k) if isinstance(k, str) else int(k) for k in triple)
+    except KeyError as e:  # a name the schema does not have: the message lists the names
+        raise UserError(str(e.args[0])) from None
+    if not all(0 <= i < schema.num_keypoints for i in (a, b, c)):
+        raise UserError(
+            f"angle {list(triple)}: {schema.name!r} has {schema.num_keypoints} keypoints"
+        )
     return a, b, c
 
 

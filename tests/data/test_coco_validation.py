@@ -72,8 +72,9 @@ CASES = [
                  id="image-size-mismatch"),
     pytest.param(_set(lambda c: c["images"][1], "file_name", "nothere.png"), "image-missing",
                  ["image file not found: nothere.png", "image 2"], id="image-missing"),
-    pytest.param(lambda c: c["annotations"][0].pop("bbox"), "missing-field",
-                 ["no 'bbox'", "annotation 10", "field 'bbox'"], id="missing-field"),
+    pytest.param(lambda c: c["annotations"][0].update(bbox=None, keypoints=[0] * 9),
+                 "missing-field", ["no 'bbox'", "annotation 10", "field 'bbox'"],
+                 id="missing-field"),
 ]  # fmt: skip
 
 
@@ -193,3 +194,26 @@ def test_write_read_round_trip_keeps_everything(valid_coco, make_dataset, tmp_pa
     cat = back["categories"][0]
     assert cat["skeleton"] == [[1, 2], [1, 3]]
     assert cat["flip_idx"] == [0, 2, 1]  # derived from left_/right_ names, saved with the data
+
+
+def test_an_annotation_without_bbox_gets_mmposes_box_or_its_keypoints_extent(
+    valid_coco: dict[str, Any], make_dataset: Callable[..., Path]
+) -> None:
+    """MMPose's face sets carry `center` and `scale` (pixel_std 200) instead of a `bbox`: the
+    annotation is kept with MMPose's box, or the extent of its keypoints, and a note."""
+    from posekit.data import load_dataset
+
+    first, second = valid_coco["annotations"][0], valid_coco["annotations"][1]
+    first.pop("bbox")
+    first.update(center=[30.0, 20.0], scale=0.1)
+    second.pop("bbox")
+    root = make_dataset(valid_coco)
+    ds = load_dataset(root)
+    boxes = {a.id: a.bbox.tolist() for a in ds.annotations}
+    assert boxes[first["id"]] == [20.0, 10.0, 20.0, 20.0]  # 30 +- 10, 20 +- 10
+    kp = np.asarray(second["keypoints"], dtype=float).reshape(-1, 3)
+    seen = kp[kp[:, 2] > 0, :2]
+    x0, y0 = seen.min(0)
+    assert boxes[second["id"]][:2] == [x0, y0]
+    notes = [p.code for p in ds.report.notes]
+    assert notes.count("bbox-derived") == 2 and ds.report.ok

@@ -146,6 +146,22 @@ def test_cvat_xml_with_entities_is_refused(tmp_path: Path, capsys) -> None:  # t
     assert "refused" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_a_doctype_after_the_first_bytes_or_in_utf16_is_refused(
+    tmp_path: Path, encoding: str
+) -> None:
+    from posekit.data.cvat import read_cvat
+    from posekit.data.problems import DatasetError
+
+    declaration = f'<?xml version="1.0" encoding="{encoding.upper()}"?>'
+    doctype = '<!DOCTYPE a [<!ENTITY e "x">]><annotations>&e;</annotations>'
+    text = declaration + "<!--" + "x" * 5000 + "-->" + doctype
+    path = tmp_path / "late.xml"
+    path.write_bytes(text.encode(encoding))
+    with pytest.raises(DatasetError, match="refused: the XML declares a DOCTYPE"):
+        read_cvat(path)
+
+
 def _ls_point(rid: str, label: str, x: float, y: float, parent: str | None = None) -> dict:
     r = {"id": rid, "type": "keypointlabels", "from_name": "kp", "to_name": "image",
          "original_width": 200, "original_height": 100,

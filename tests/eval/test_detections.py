@@ -42,3 +42,19 @@ def test_bad_entries_are_reported_one_by_one(make_dataset, valid_coco, tmp_path:
     assert codes == [("det-image", "[0]"), ("det-bbox", "[1]"), ("det-category", "[2]"),
                      ("det-image", "[3]"), ("det-entry", "[4]")]  # fmt: skip
     assert "image_id 99" in str(e.value.problems[0])
+
+
+def test_ids_must_be_integers_and_boxes_bounded(make_dataset, valid_coco, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    dets = [
+        {"image_id": [1], "bbox": [0, 0, 1, 1], "score": 1},
+        {"image_id": True, "bbox": [0, 0, 1, 1], "score": 1},
+        {"image_id": 1, "category_id": {"a": 1}, "bbox": [0, 0, 1, 1], "score": 1},
+        {"image_id": 1, "bbox": [0, 0, 1e308, 1], "score": 1},
+        {"image_id": 1, "bbox": [0, 0, 1, 1], "score": float("nan")},
+    ]
+    f = tmp_path / "dets.json"
+    f.write_text(json.dumps(dets))
+    with pytest.raises(DatasetError, match="5 bad detection") as e:
+        read_detections(f, _ds(make_dataset, valid_coco))
+    codes = ["det-image", "det-image", "det-category", "det-bbox", "det-score"]
+    assert [p.code for p in e.value.problems] == codes

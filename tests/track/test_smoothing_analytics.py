@@ -125,3 +125,16 @@ def test_repetition_counter_uses_hysteresis() -> None:
     assert RepetitionCounter(low=100, high=160).count(noisy) == 0
     with pytest.raises(ValueError, match="must be below"):
         RepetitionCounter(low=160, high=100)
+
+
+def test_an_angle_naming_an_unknown_keypoint_is_one_line() -> None:
+    from posekit.analytics import resolve_triple
+    from posekit.schema import get_schema
+    from posekit.utils.errors import UserError
+
+    arm = get_schema("arm")
+    assert resolve_triple(arm, ("shoulder", "elbow", "wrist")) == (1, 2, 3)
+    with pytest.raises(UserError, match="'a' is not a keypoint of 'arm'"):
+        resolve_triple(arm, ("a", "elbow", "wrist"))
+    with pytest.raises(UserError, match="has 6 keypoints"):
+        resolve_triple(arm, (0, 1, 60))

@@ -441,7 +441,20 @@ def _parse_annotation(
     if iscrowd not in (0, 1):
         problem("iscrowd", f"iscrowd must be 0 or 1, got {iscrowd!r}", "iscrowd", "annotation")
         return None
-    bbox = _parse_bbox(a.get("bbox"), kpts, image, problem)
+    raw_box = a.get("bbox")
+    if raw_box is None:
+        raw_box, how = _derived_bbox(a, kpts)
+        if raw_box is not None:
+            derived = Problem(
+                "bbox-derived",
+                f"no 'bbox': {how}",
+                file,
+                image_id=iid,
+                annotation_id=aid,
+                field="bbox",
+            )
+            report.note(derived)
+    bbox = _parse_bbox(raw_box, kpts, image, problem)
     if bbox is None:
         return None
     area = a.get("area")
@@ -519,6 +532,37 @@ def _parse_keypoints(
         if repair:
             kpts[mask] = 0.0
     return kpts
+
+
+#: MMPose's `pixel_std`: a `scale` of 1 is 200 pixels.
+PIXEL_STD = 200.0
+
+
+def _derived_bbox(a: dict[str, Any], kpts: np.ndarray) -> tuple[list[float] | None, str]:
+    """The box of an annotation without `bbox` (MMPose's face and face-video sets carry a
+    `center` and `scale`): the box MMPose derives (centre +- scale * pixel_std / 2), else the
+    extent of its labelled keypoints; (None, "") when it has neither."""
+    centre, scale = a.get("center"), a.get("scale")
+    if isinstance(scale, int | float) and not isinstance(scale, bool):
+        scale = [scale, scale]
+    if _pair(centre) and _pair(scale):
+        w, h = scale[0] * PIXEL_STD, scale[1] * PIXEL_STD
+        if w > 0 and h > 0:
+            box = [centre[0] - w / 2, centre[1] - h / 2, w, h]
+            return box, f"the box MMPose derives from center {centre} and scale {a['scale']}"
+    labelled = kpts[kpts[:, 2] > 0, :2]
+    if len(labelled):
+        (x0, y0), (x1, y1) = labelled.min(0), labelled.max(0)
+        box = [float(x0), float(y0), max(float(x1 - x0), 1.0), max(float(y1 - y0), 1.0)]
+        return box, "the extent of its labelled keypoints"
+    return None, ""
+
+
+def _pair(v: Any) -> bool:
+    """Two finite numbers."""
+    return (
+        isinstance(v, list) and len(v) == 2 and all(_is_number(x) and math.isfinite(x) for x in v)
+    )
 
 
 def _parse_bbox(raw: Any, kpts: np.ndarray, image: ImageInfo, problem: Any) -> np.ndarray | None:

@@ -19,6 +19,7 @@ external references: a hostile file is refused, never expanded). Every problem i
 
 from __future__ import annotations
 
+import contextlib
 import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -39,17 +40,41 @@ from posekit.schema import KeypointSchema, SchemaError
 from posekit.utils.paths import escapes
 
 
+class _DoctypeError(Exception):
+    """The XML declares a DOCTYPE or an entity."""
+
+
+def _parse_without_doctype(text: bytes) -> ET.Element:
+    """The XML document's root, after an expat pass whose handlers stop at any DOCTYPE or
+    entity declaration wherever it is and in whatever encoding the file is written (a byte
+    search misses one after the first bytes or in UTF-16)."""
+
+    from xml.parsers import expat
+
+    def refuse(*_: object) -> None:
+        raise _DoctypeError
+
+    check = expat.ParserCreate()  # a first pass that builds nothing
+    check.StartDoctypeDeclHandler = refuse
+    check.EntityDeclHandler = refuse
+    with contextlib.suppress(expat.ExpatError):  # malformed: ElementTree says where below
+        check.Parse(text, True)
+    return ET.fromstring(text)
+
+
 def read_cvat(path: str | Path, *, image_root: str | Path | None = None) -> KeypointDataset:
     """A CVAT for images or for video XML export as a keypoint dataset (see the module docs).
     Images are relative to `image_root`, by default `images/` beside the file when there is
     one (as CVAT exports a dataset), else the file's folder."""
     path = Path(path)
     text = path.read_bytes()
-    if b"<!DOCTYPE" in text[:4096].upper() or b"<!ENTITY" in text.upper():
-        raise DatasetError(f"{path}: refused: the XML declares a DOCTYPE or entities (CVAT "
-                           "never writes them; they can expand without bound)")  # fmt: skip
     try:
-        root_el = ET.fromstring(text)
+        root_el = _parse_without_doctype(text)
+    except _DoctypeError:
+        raise DatasetError(
+            f"{path}: refused: the XML declares a DOCTYPE or entities (CVAT never writes "
+            "them; they can expand without bound)"
+        ) from None
     except ET.ParseError as e:
         line, col = e.position
         raise DatasetError(f"{path}:{line}:{col + 1}: invalid XML: {e}") from None

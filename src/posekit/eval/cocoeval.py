@@ -100,15 +100,17 @@ class _Columns:
             xd, yd = self.dx[di[no_label]], self.dy[di[no_label]]
             dx[no_label] = np.maximum(0, x0[:, None] - xd) + np.maximum(0, xd - x1[:, None])
             dy[no_label] = np.maximum(0, y0[:, None] - yd) + np.maximum(0, yd - y1[:, None])
-        # e = (dx**2 + dy**2) / vars / (area + eps) / 2, in place
-        np.square(dx, out=dx)
-        np.square(dy, out=dy)
-        dx += dy
-        dx /= var
-        dx /= (self.area[gi] + _EPS)[:, None]
-        dx /= 2
-        np.negative(dx, out=dx)
-        np.exp(dx, out=dx)
+        # e = (dx**2 + dy**2) / vars / (area + eps) / 2, in place; a coordinate of 1e308
+        # overflows to an infinite distance, whose similarity is 0 (as pycocotools' is)
+        with np.errstate(over="ignore", invalid="ignore"):
+            np.square(dx, out=dx)
+            np.square(dy, out=dy)
+            dx += dy
+            dx /= var
+            dx /= (self.area[gi] + _EPS)[:, None]
+            dx /= 2
+            np.negative(dx, out=dx)
+            np.exp(dx, out=dx)
         counted = self.gvis[gi]
         counted[no_label] = True
         dx *= counted

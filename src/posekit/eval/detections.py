@@ -15,6 +15,12 @@ import numpy as np
 from posekit.data.coco import load_json
 from posekit.data.dataset import KeypointDataset
 from posekit.data.problems import DatasetError, Problem
+from posekit.utils.yaml_files import quoted
+
+#: Most detections read from one file (COCO's person detections for val2017: 104,125).
+MAX_ENTRIES = 2_000_000
+#: Largest box coordinate accepted, in pixels.
+MAX_COORDINATE = 1e6
 
 #: Per image: boxes (N, 4) xyxy, scores (N,), class indices (N,).
 ImageBoxes = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -30,6 +36,9 @@ def read_detections(
     data = load_json(path)
     if not isinstance(data, list):
         raise DatasetError(f"{path}: detection results must be a JSON list of objects")
+    if len(data) > MAX_ENTRIES:
+        raise DatasetError(f"{path}: {len(data):,} detections, more than the {MAX_ENTRIES:,} "
+                           "posekit reads from one file")  # fmt: skip
     images = {im.id for im in ds.images}
     cls_of = {c.id: i for i, c in enumerate(sorted(ds.categories, key=lambda c: c.id))}
     problems: list[Problem] = []
@@ -41,22 +50,9 @@ def read_detections(
             continue
         iid, cid, box, score = d.get("image_id"), d.get("category_id", None), d.get("bbox"), \
             d.get("score", 1.0)  # fmt: skip
-        if iid not in images:
-            problems.append(Problem("det-image", f"entry {i}: image_id {iid!r} is not in "
-                                    f"{ds.source or 'the dataset'}", **where))  # fmt: skip
-            continue
-        if cid is not None and cid not in cls_of:
-            problems.append(Problem("det-category", f"entry {i}: category_id {cid!r} is not in "
-                                    "the dataset", **where))  # fmt: skip
-            continue
-        ok_box = isinstance(box, list) and len(box) == 4 and all(_finite(v) for v in box)
-        if not ok_box or box[2] <= 0 or box[3] <= 0:
-            problems.append(Problem("det-bbox", f"entry {i}: bbox {box!r} is not [x, y, w, h] "
-                                    "with a positive size", **where))  # fmt: skip
-            continue
-        if not _finite(score):
-            problems.append(Problem("det-score", f"entry {i}: score {score!r} is not a number",
-                                    **where))  # fmt: skip
+        problem = _problem(i, iid, cid, box, score, images, cls_of, ds.source or "the dataset")
+        if problem is not None:
+            problems.append(Problem(*problem, **where))
             continue
         if score >= min_score:
             rows.setdefault(iid, []).append((box, float(score), cls_of.get(cid, 0)))
@@ -70,6 +66,33 @@ def read_detections(
         out[iid] = (np.c_[b[:, :2], b[:, :2] + b[:, 2:]], np.array([e[1] for e in entries]),
                     np.array([e[2] for e in entries], dtype=np.int64))  # fmt: skip
     return out
+
+
+def _problem(
+    i: int,
+    iid: object,
+    cid: object,
+    box: object,
+    score: object,
+    images: set[int],
+    classes: dict[int, int],
+    dataset: str,
+) -> tuple[str, str] | None:
+    """(code, message) of what is wrong with detection `i`, or None; ids must be integers
+    (not lists, not `true` read as 1), boxes finite, positive and within `MAX_COORDINATE`."""
+    if type(iid) is not int or iid not in images:
+        return "det-image", f"entry {i}: image_id {quoted(iid)} is not in {dataset}"
+    if cid is not None and (type(cid) is not int or cid not in classes):
+        return "det-category", f"entry {i}: category_id {quoted(cid)} is not in the dataset"
+    numbers = isinstance(box, list) and len(box) == 4 and all(_finite(v) for v in box)
+    if not numbers or any(abs(v) > MAX_COORDINATE for v in box) or box[2] <= 0 or box[3] <= 0:
+        return "det-bbox", (
+            f"entry {i}: bbox {quoted(box)} is not [x, y, w, h] with a positive size, within "
+            f"+-{MAX_COORDINATE:g}"
+        )
+    if not _finite(score):
+        return "det-score", f"entry {i}: score {quoted(score)} is not a number"
+    return None
 
 
 def _finite(v: object) -> bool:

@@ -8,6 +8,7 @@ becomes a `Frame` with an `error`, so a caller can report it by name and go on w
 from __future__ import annotations
 
 import glob
+import os
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -85,8 +86,17 @@ def read_frame(path: str) -> Frame:
         return Frame(None, path, error=str(e).removeprefix(f"{path}: "))
 
 
+def open_video(source: str | int) -> cv2.VideoCapture:
+    """An OpenCV capture of `source`, with OpenCV's and FFmpeg's own messages silenced: a
+    camera index that does not exist or a file without its index would print lines of
+    theirs before posekit's one line that says the same."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # read at the first capture
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    return cv2.VideoCapture(source)
+
+
 def video_info(source: str | int) -> VideoInfo:
-    cap = cv2.VideoCapture(source)
+    cap = open_video(source)
     try:
         if not cap.isOpened():
             raise SourceError(f"{source}: cannot open video")
@@ -104,7 +114,7 @@ def video_info(source: str | int) -> VideoInfo:
 def read_video(source: str | int, *, vid_stride: int = 1) -> Iterator[Frame]:
     """Frames of a video file, camera index or stream URL, decoded lazily; timestamps come
     from the container (falling back to index / fps where it gives none)."""
-    cap = cv2.VideoCapture(source)
+    cap = open_video(source)
     if not cap.isOpened():
         raise SourceError(f"{source}: cannot open video or stream")
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0

@@ -31,8 +31,14 @@ def drawing_colors(
     return edges, [SIDE_COLORS[s] for s in schema.sides()]  # type: ignore[misc]
 
 
+#: Farthest a point is drawn from the image, in pixels (a 1e308 coordinate is drawn there,
+#: off the image, instead of overflowing the fixed-point conversion).
+_FAR = 1e6
+
+
 def _pt(xy: np.ndarray) -> tuple[int, int]:
-    p = np.round((np.asarray(xy, dtype=np.float64) - 0.5) * (1 << _SHIFT)).astype(np.int64)
+    xy = np.clip(np.asarray(xy, dtype=np.float64), -_FAR, _FAR)
+    p = np.round((xy - 0.5) * (1 << _SHIFT)).astype(np.int64)
     return int(p[0]), int(p[1])
 
 
