@@ -266,3 +266,36 @@ def test_every_kind_of_rule_has_its_logic() -> None:
     from posekit.actions.rules import KINDS
 
     assert set(LOGIC) == set(KINDS.values())
+
+
+def test_fuzz_rules_files(tmp_path: Path) -> None:
+    """Mutated rules files (values and bytes): the rules, or one line naming the file."""
+    import random
+
+    import yaml
+
+    from fuzzing import fuzz, mutate_bytes, mutate_json
+
+    valid = {
+        "rules": [
+            {"name": "squat", "kind": "repetitions", "angle": ["a", "b", "c"], "low": 90,
+             "high": 160, "class": "person"},
+            {"name": "door", "kind": "dwell", "zone": [[0, 0], [9, 0], [9, 9]], "seconds": 2},
+            {"name": "out", "kind": "envelope", "keypoints": ["w"], "box": [0, 0, 5, 5]},
+            {"name": "run", "kind": "speed", "threshold": 200, "window": 0.5},
+            {"name": "fall", "kind": "fall", "drop": 0.3},
+        ]
+    }  # fmt: skip
+    path = tmp_path / "rules.yaml"
+
+    def case(rng: random.Random, i: int) -> tuple[int, str]:
+        text = yaml.safe_dump(mutate_json(valid, rng)).encode()
+        path.write_bytes(mutate_bytes(text, rng) if i % 3 == 0 else text)
+        try:
+            load_rules(path)
+        except UserError as e:
+            assert "\n" not in str(e) and str(path) in str(e), e
+            return 2, f"posekit: error: {e}"
+        return 0, ""
+
+    fuzz(case, seed=31)

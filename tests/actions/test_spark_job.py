@@ -237,3 +237,32 @@ def test_the_socket_source_reads_what_posekit_track_serves(  # type: ignore[no-u
             job.stop()
     assert [a["count"] for a in read_actions(tmp_path / "out")] == [1, 2]
     assert server.dropped == 0
+
+
+def test_fuzz_event_lines(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Mutated event lines (values and bytes) among valid ones, read by one run of the job:
+    it finishes, every line is an event or a dead letter with its reason, and the valid
+    events' actions are found (one Spark run for all cases: the per-case verdict is the line's
+    fate)."""
+    import random
+
+    from fuzzing import CASES, mutate_bytes, mutate_json
+
+    rng = random.Random(41)
+    events = events_of({1: squats(2)}, source="gym.mp4")
+    lines = []
+    for i in range(CASES * 5):
+        e = dict(events[i % len(events)], source=f"fuzz{i}.mp4")
+        if i % 4 == 0:
+            text = mutate_bytes(json.dumps(e).encode(), rng).decode("utf-8", "replace")
+        else:
+            text = json.dumps(mutate_json(e, rng), allow_nan=True)
+        lines.append(text.replace("\n", " ").replace("\r", " "))
+    folder, out = tmp_path / "in", tmp_path / "out"
+    write_jsonl(folder / "events-00000001.jsonl", events, lines)
+    summary = run_job(start_job(spark, str(folder), RULES, out, CONFIG, once=True), once=True)
+    dead = read_committed(out / "dead_letter")
+    assert all(d["reason"] for d in dead)
+    assert summary["lines"] == len(events) + len(lines) and summary["dead_letters"] == len(dead)
+    mine = [a for a in read_actions(out) if a["source"] == "gym.mp4"]
+    assert mine == detect_actions(events, RULES)

@@ -1,7 +1,7 @@
 """The ASGI app of `posekit serve` (FastAPI): routes, authentication, limits and errors.
 
 Routes: `GET /` (the page), `GET /healthz`, `GET /v1/model`, `POST /v1/predict`,
-`POST /v1/predict/batch`, `WS /v1/stream`, `GET /metrics`, and FastAPI's `/docs`.
+`POST /v1/predict/batch`, `WS /v1/stream`, `GET /metrics`, and `/openapi.json`.
 Every answer that is not a result is one line of JSON, `{"error": ...}` (with `"field"` for
 a bad form value); nothing a request sends is ever used as a path.
 """
