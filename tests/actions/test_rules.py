@@ -299,3 +299,17 @@ def test_fuzz_rules_files(tmp_path: Path) -> None:
         return 0, ""
 
     fuzz(case, seed=31)
+
+
+def test_inside_polygon_is_the_same_in_blocks_of_edges(monkeypatch: pytest.MonkeyPatch) -> None:
+    from posekit.actions import detect
+    from posekit.actions.detect import inside_polygon
+
+    rng = np.random.default_rng(0)
+    angles = np.sort(rng.uniform(0, 2 * np.pi, 40))
+    radius = rng.uniform(50, 100, 40)
+    polygon = np.c_[200 + radius * np.cos(angles), 200 + radius * np.sin(angles)].tolist()
+    points = rng.uniform(80, 320, (500, 2))
+    whole = inside_polygon(points, polygon)
+    monkeypatch.setattr(detect, "POLYGON_BLOCK", 7 * len(points))  # 7 edges at a time
+    assert np.array_equal(inside_polygon(points, polygon), whole) and 0 < whole.sum() < 500

@@ -150,17 +150,27 @@ def range_min(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return out
 
 
+#: (points x edges) tested at once by `inside_polygon`: bounds its memory (~64 MB) whatever
+#: the polygon's size.
+POLYGON_BLOCK = 1 << 20
+
+
 def inside_polygon(xy: np.ndarray, polygon: Sequence[Sequence[float]]) -> np.ndarray:
-    """(T,) True where the point is inside the polygon (even-odd rule; edges of all points at
-    once). NaN points are outside."""
+    """(T,) True where the point is inside the polygon (even-odd rule; all points against a
+    block of edges at a time, `POLYGON_BLOCK` pairs). NaN points are outside."""
     poly = np.asarray(polygon, dtype=np.float64)
     x1, y1 = poly[:, 0], poly[:, 1]
     x2, y2 = np.roll(x1, -1), np.roll(y1, -1)
     px, py = xy[:, :1], xy[:, 1:2]
-    straddles = (y1 > py) != (y2 > py)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cross_x = x1 + (py - y1) * (x2 - x1) / (y2 - y1)
-    return np.count_nonzero(straddles & (px < cross_x), axis=1) % 2 == 1
+    crossings = np.zeros(len(xy), dtype=np.int64)
+    step = max(1, POLYGON_BLOCK // max(1, len(xy)))
+    for a in range(0, len(poly), step):
+        e = slice(a, a + step)
+        straddles = (y1[e] > py) != (y2[e] > py)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cross_x = x1[e] + (py - y1[e]) * (x2[e] - x1[e]) / (y2[e] - y1[e])
+        crossings += np.count_nonzero(straddles & (px < cross_x), axis=1)
+    return crossings % 2 == 1
 
 
 # ---- one function per kind -------------------------------------------------------------------
