@@ -266,3 +266,21 @@ def test_fuzz_event_lines(spark, tmp_path: Path) -> None:  # type: ignore[no-unt
     assert summary["lines"] == len(events) + len(lines) and summary["dead_letters"] == len(dead)
     mine = [a for a in read_actions(out) if a["source"] == "gym.mp4"]
     assert mine == detect_actions(events, RULES)
+
+
+def test_the_summary_is_never_written_through_a_planted_link(tmp_path: Path) -> None:
+    """summary.json goes through a new unique temporary file: a link planted at the old
+    predictable name (or at summary.json itself) is not written through."""
+    from types import SimpleNamespace
+
+    from posekit.actions.job import ActionsJob, RunTotals
+
+    out, victim = tmp_path / "out", tmp_path / "victim.txt"
+    out.mkdir()
+    victim.write_text("precious")
+    (out / ".summary.json.part").symlink_to(victim)
+    (out / "summary.json").symlink_to(victim)
+    job = ActionsJob([SimpleNamespace(recentProgress=[])], RunTotals(), str(out))
+    summary = job.write_summary()
+    assert victim.read_text() == "precious" and not (out / "summary.json").is_symlink()
+    assert json.loads((out / "summary.json").read_text()) == summary

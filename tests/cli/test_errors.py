@@ -75,3 +75,26 @@ def test_an_error_from_a_data_loading_worker_is_its_original_line() -> None:
 def test_an_option_out_of_range_is_a_user_error(bad, tmp_path, capsys) -> None:
     assert main(["data", "synth", *bad, "--out", str(tmp_path / "out")]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_log_records_go_to_stderr_one_unwrapped_line_each(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """stdout carries only a command's data (`track --save-jsonl -`); a record is one line
+    however long, when the log is not a terminal (a file, journald, docker)."""
+    import logging
+
+    from posekit.cli.logs import setup_logging
+
+    logger = logging.getLogger("posekit")
+    saved = list(logger.handlers)
+    logger.handlers = [h for h in logger.handlers if h.get_name() != "posekit-cli"]
+    try:
+        setup_logging()
+        setup_logging()  # idempotent: one handler
+        long = "refused (token): " + "x" * 300
+        logging.getLogger("posekit.serve").warning(long)
+        out, err = capsys.readouterr()
+    finally:
+        logger.handlers = saved
+    assert out == "" and err.splitlines() == [f"WARNING  {long}"]

@@ -156,3 +156,33 @@ def test_a_transformers_config_with_huge_sizes_is_refused_before_allocation(
 def test_the_small_transformers_folder_itself_loads(tmp_path: Path) -> None:
     """The folder the test above corrupts is a valid one (the refusals are the changes')."""
     assert Model(_hf_folder(tmp_path)).net.config.embed_dim == 32
+
+
+@pytest.mark.parametrize(
+    ("name", "key", "value", "pixels"),
+    [
+        ("pafpose-s", "imgsz", 8192, "67,108,864"),
+        ("heatpose-t", "input_size", [2048, 4096], "8,388,608"),
+    ],
+)
+def test_a_declared_input_size_is_bounded_by_what_it_costs(
+    tmp_path: Path, capsys, name: str, key: str, value: object, pixels: str
+) -> None:  # type: ignore[no-untyped-def]
+    """Within its range, but 6.6 GB for one small image: refused before anything runs, in
+    one line that names the file and the setting that raises the bound."""
+    path = save_checkpoint(tmp_path / "big.pt", create(name, "coco17"))
+    data = torch.load(path, weights_only=True)
+    data["model"]["config"][key] = value
+    torch.save(data, path)
+    err = _predict_one_line(path, tmp_path, capsys)
+    assert f"inputs of {pixels} pixels" in err and "POSEKIT_MAX_INPUT_PIXELS" in err, err
+    assert str(path) in err
+
+
+def test_class_names_must_match_the_networks_classes(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    path = save_checkpoint(tmp_path / "names.pt", create("pafpose-s", "coco17"))
+    data = torch.load(path, weights_only=True)
+    data["model"]["names"] = ["a", "b", "c", "d", "e"]
+    torch.save(data, path)
+    err = _predict_one_line(path, tmp_path, capsys)
+    assert "names 5 classes for 1 keypoint schemas" in err and str(path) in err, err
