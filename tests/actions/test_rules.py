@@ -209,11 +209,8 @@ def test_rules_file_errors_name_the_rule_and_the_key(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "says"),
     [
-        (
-            "{name: x, kind: envelope, keypoints: wrist, box: [0, 0, 1, 1]}",
-            "'keypoints': must be a list",
-        ),
-        ("{name: x, kind: fall, class: [a, b]}", "'class': must be text"),
+        ("{name: x, kind: fall, class: [a, 2]}", "'class': must be text"),
+        ("{name: x, kind: repetitions, angle: elbow, low: 1, high: 2}", "'angle': must be a list"),
         ("{name: x, kind: speed, threshold: fast}", "'threshold': must be a number, got 'fast'"),
         (
             "{name: x, kind: dwell, seconds: 1, zone: [[0, 0], [1, '0'], [1, 1]]}",
@@ -232,6 +229,19 @@ def test_a_value_that_would_never_match_is_refused(tmp_path: Path, text: str, sa
     bad.write_text(f"rules:\n  - {text}\n")
     with pytest.raises(UserError, match=re.escape(says)):
         load_rules(bad)
+
+
+def test_one_keypoint_alone_and_a_list_of_classes_mean_what_they_say(tmp_path: Path) -> None:
+    """`keypoints: wrist` is the keypoint wrist (not the letters w, r, i, s, t), and
+    `class: [a, b]` a rule for tracks of either class."""
+    good = tmp_path / "rules.yaml"
+    good.write_text(
+        "rules:\n  - {name: e, kind: envelope, keypoints: wrist, box: [0, 0, 10, 10]}\n"
+        "  - {name: f, kind: speed, threshold: 5, class: [a, b]}\n"
+    )
+    envelope, speed = load_rules(good)
+    assert envelope.points() == ("wrist",) and speed.class_name == ("a", "b")
+    assert speed.applies_to("b") and not speed.applies_to("c") and envelope.applies_to("c")
 
 
 def test_numbers_are_read_as_yaml_1_2_writes_them(tmp_path: Path) -> None:

@@ -352,7 +352,7 @@ def step_track(
     batch = Batch(frames, len(tail), new)
     actions = []
     for rule in rules:
-        if rule.class_name is not None and rule.class_name != class_name:
+        if not rule.applies_to(class_name):
             continue
         actions += LOGIC[type(rule)](rule, batch, state["rules"].setdefault(rule.name, {}))
     horizon = max((r.horizon() for r in rules), default=0.0)

@@ -15,7 +15,7 @@ rules:
 
 Coordinates are pixels of the original frame (as in the events), times are seconds of the
 events' timestamps. A point is a keypoint name or `box_center`. Every rule may name a `class`
-(only tracks of that class) and a `kpt_conf` (keypoints below it count as missing). Each kind
+(only tracks of that class, or of a list of classes) and a `kpt_conf` (keypoints below it count as missing). Each kind
 is a dataclass whose fields are the YAML keys; an unknown key, a missing one or a value out of
 range is an error naming the file, the rule and the key.
 """
@@ -44,8 +44,17 @@ class Rule:
 
     kind: ClassVar[str]
     name: str = field(default="", metadata=REQUIRED)
-    class_name: str | None = field(default=None, metadata={"key": "class"})
+    # only tracks of this class, or of any of these classes
+    class_name: str | tuple[str, ...] | None = field(default=None, metadata={"key": "class"})
     kpt_conf: float = PredictConfig.kpt_conf  # keypoints below this confidence are missing
+
+    def applies_to(self, class_name: str) -> bool:
+        """Whether the rule reads tracks of `class_name`."""
+        if self.class_name is None:
+            return True
+        if isinstance(self.class_name, str):
+            return class_name == self.class_name
+        return class_name in self.class_name
 
     def points(self) -> tuple[str, ...]:
         """The keypoints (or `box_center`) the rule reads."""
@@ -222,6 +231,17 @@ def _typed(value: Any, annotation: str) -> Any:
     kind = annotation.removesuffix(" | None")
     if value is None and optional:
         return None
+    alternatives = [a.strip() for a in _split_top(kind.replace(" | ", ","))]
+    if len(alternatives) > 1:  # e.g. one class name, or a list of them
+        wrong = None
+        for alternative in alternatives:
+            try:
+                return _typed(value, alternative)
+            except ValueError as e:
+                wrong = e
+        raise wrong  # type: ignore[misc]
+    if kind.startswith("tuple[") and kind.endswith(", ...]") and not isinstance(value, list):
+        value = [value]  # one item given alone (`keypoints: wrist`): a list of one
     if kind == "float":
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"must be a number, got {quoted(value)}")
