@@ -17,6 +17,7 @@ from posekit.track.synth_motion import events_of, fall, figure, squats, write_js
 
 pytest.importorskip("pyspark", reason="needs the spark extra")
 
+from cli_output import error_lines
 from posekit.actions import detect_actions
 from posekit.actions.job import (
     ActionsConfig,
@@ -203,7 +204,7 @@ def test_the_cli_runs_the_job_and_refuses_bad_rules_in_one_line(  # type: ignore
     rules.write_text("rules:\n  - {name: squat, kind: repetitions, low: 100, high: 160}\n")
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "needs 'angle'" in err, err
+    assert len(error_lines(err)) == 1 and "needs 'angle'" in err, err
     stranger = tmp_path / "theirs"
     stranger.mkdir()
     (stranger / "notes.txt").write_text("mine")

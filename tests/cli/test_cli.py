@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import pytest
 
+from cli_output import error_lines
 from posekit.cli.main import main
 
 
@@ -72,7 +73,7 @@ def test_errors_are_one_line_with_exit_code_2(
 ) -> None:
     (tmp_path / "notes.txt").write_text("hello")
     assert main([a.replace("{tmp}", str(tmp_path)) for a in args]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    err = error_lines(capsys.readouterr().err)
     assert len(err) == 1 and message in err[0] and "Traceback" not in err[0]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import posekit.data.split as split_module
+from cli_output import error_lines
 from posekit.cli.main import main
 from posekit.data import load_splits
 from posekit.data.synth import SynthConfig, generate
@@ -15,7 +16,7 @@ from posekit.data.synth import SynthConfig, generate
 
 def _one_error_line(capsys: pytest.CaptureFixture[str], *needles: str) -> str:
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1, err
+    assert len(error_lines(err)) == 1, err
     for n in needles:
         assert n in err, err
     return err

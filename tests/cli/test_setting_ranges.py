@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 import pytest
 
+from cli_output import error_lines
 from posekit.actions.job import ActionsConfig
 from posekit.cli.main import cli, main
 from posekit.data.synth import SynthConfig, render
@@ -50,7 +51,7 @@ def test_values_outside_their_ranges_are_one_line_and_exit_2(
 ) -> None:  # type: ignore[no-untyped-def]
     assert main(args.replace("{tmp}", str(tmp_path)).split()) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and f"'{option}'" in err and "range" in err, err
+    assert len(error_lines(err)) == 1 and f"'{option}'" in err and "range" in err, err
     assert not (tmp_path / "s").exists()
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cli_output import error_lines
 from cocoproblems import pycocotools_stats
 from posekit.cli.main import main
 from posekit.data.synth import SynthConfig, generate
@@ -120,7 +121,7 @@ def _one(people: Path, **change) -> list:
 def test_bad_predictions_are_named(people: Path, tmp_path: Path, capsys, make, message) -> None:
     pred = _write(tmp_path, make(people))
     assert main(["val", "--gt", str(people), "--pred", str(pred)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    err = error_lines(capsys.readouterr().err)
     assert len(err) == 1 and message in err[0] and str(pred) in err[0], err
 
 

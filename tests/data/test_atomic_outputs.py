@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import posekit.utils.commit as commit_module
+from cli_output import error_lines
 from conftest import tiny_slp
 from posekit.cli.main import main
 from posekit.data import load_splits
@@ -86,7 +87,7 @@ def test_split_in_place_fails_at_every_step_and_changes_nothing(
         capsys.readouterr()
         assert main(args) == 2, k
         err = capsys.readouterr().err.strip()
-        assert len(err.splitlines()) == 1 and "nothing was changed" in err, err
+        assert len(error_lines(err)) == 1 and "nothing was changed" in err, err
         assert snapshot(arms) == before, f"step {k} left a change"
     total = sum(len(ds.images) for ds in load_splits(arms).values())
     assert total == 12

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from cli_output import error_lines
 from posekit.cli.main import main
 from posekit.data import DatasetError, check_dataset, read_coco
 
@@ -160,7 +161,7 @@ def test_cli_check_exit_codes(valid_coco, make_dataset, capsys) -> None:
 
     bad_json = make_dataset("{oops", "badjson")
     assert main(["data", "check", str(bad_json)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    err = error_lines(capsys.readouterr().err)
     assert len(err) == 1 and "train.json:1:2" in err[0] and "malformed JSON" in err[0]
 
     assert main(["data", "check", str(clean / "nope")]) == 2

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cli_output import error_lines
 from conftest import MOUSE, needs_mouse, tiny_slp
 from posekit.cli.main import main
 from posekit.data import load_splits
@@ -27,7 +28,7 @@ class Payload:
 
 def _one_error_line(capsys: pytest.CaptureFixture[str], *needles: str) -> str:
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1, err
+    assert len(error_lines(err)) == 1, err
     for n in needles:
         assert n in err, err
     return err

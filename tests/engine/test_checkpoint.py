@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from cli_output import error_lines
 from posekit import Model
 from posekit.cli.main import main
 from posekit.engine.checkpoint import load_model, save_checkpoint
@@ -54,7 +55,7 @@ def test_cli_refuses_a_payload_in_one_line(
     }[command]
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "refused" in err, err
+    assert len(error_lines(err)) == 1 and "refused" in err, err
     assert not target.exists()
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from cli_output import error_lines
 from posekit import Model
 from posekit.cli.main import main
 from posekit.data.synth import SynthConfig, generate
@@ -27,7 +28,7 @@ def _train(data: Path | str, project: Path, *extra: str) -> int:
 
 
 def _one_error_line(capsys: pytest.CaptureFixture[str], *needles: str) -> None:
-    err = capsys.readouterr().err.strip().splitlines()
+    err = error_lines(capsys.readouterr().err)
     assert len(err) == 1 and err[0].startswith("posekit: error:"), err
     for n in needles:
         assert n in err[0], err

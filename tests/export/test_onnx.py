@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from cli_output import error_lines
 from posekit import Model
 from posekit.cli.main import main
 from posekit.export import ExportCheckError
@@ -259,7 +260,7 @@ def test_a_missing_extra_is_one_line_naming_it(
     capsys.readouterr()
     cv2.imwrite(str(tmp_path / "a.png"), check_images(n=1)[0])
     assert main(["predict", "--model", str(path), "--source", str(tmp_path)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    err = error_lines(capsys.readouterr().err)
     assert len(err) == 1 and "posekit[onnx]" in err[0]
 
 
@@ -349,7 +350,7 @@ def test_external_data_outside_the_model_folder_is_refused_before_anything_reads
         onnx_session(path, torch.device("cpu"))
     assert main(["predict", "--model", str(path), "--source", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "refused" in err, err
+    assert len(error_lines(err)) == 1 and "refused" in err, err
 
 
 def test_external_data_beside_the_model_still_loads(tmp_path: Path) -> None:
@@ -386,7 +387,7 @@ def test_truncated_onnx_and_malformed_metadata_are_one_line(
         capsys.readouterr()
         assert main(["predict", "--model", str(bad), "--source", str(tmp_path)]) == 2
         err = capsys.readouterr().err.strip()
-        assert len(err.splitlines()) == 1 and needle in err, err
+        assert len(error_lines(err)) == 1 and needle in err, err
 
 
 @pytest.mark.parametrize("family", sorted(CASES))
@@ -413,7 +414,7 @@ def test_metadata_describing_another_network_than_the_graph_is_refused(
     assert main(["predict", "--model", str(lying), "--source", str(tmp_path / "a.jpg"),
                  "--project", str(tmp_path / "runs")]) == 2  # fmt: skip
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "describes another network than its graph" in err, err
+    assert len(error_lines(err)) == 1 and "describes another network than its graph" in err, err
 
 
 def test_metadata_saying_width_1e6_is_refused_at_once(
@@ -436,4 +437,4 @@ def test_metadata_saying_width_1e6_is_refused_at_once(
     assert main(["predict", "--model", str(lying), "--source", str(tmp_path / "a.jpg"),
                  "--project", str(tmp_path / "runs")]) == 2  # fmt: skip
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "width = 1000000.0 is outside its range" in err, err
+    assert len(error_lines(err)) == 1 and "width = 1000000.0 is outside its range" in err, err

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from cli_output import error_lines
 from posekit import Model
 from posekit.cli.main import main
 
@@ -33,7 +34,7 @@ def _predict_refuses(model: Path, tmp_path: Path, capsys, *needles: str) -> str:
     capsys.readouterr()
     assert main(["predict", "--model", str(model), "--source", str(img)]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1, err
+    assert len(error_lines(err)) == 1, err
     for n in needles:
         assert n in err, err
     return err

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from cli_output import error_lines
 from posekit import Model
 from posekit.cli.main import main
 from posekit.engine.checkpoint import save_checkpoint
@@ -48,7 +49,7 @@ def _predict_one_line(model: Path, tmp_path: Path, capsys) -> str:  # type: igno
     code = main(["predict", "--model", str(model), "--source", str(img),
                  "--project", str(tmp_path / "runs")])  # fmt: skip
     err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1, err
+    assert code == 2 and len(error_lines(err)) == 1, err
     return err
 
 

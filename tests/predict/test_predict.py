@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from cli_output import error_lines
 from posekit import Model
 from posekit.cli.main import main
 from posekit.data.formats import load_splits
@@ -338,7 +339,7 @@ def test_cli_predict_bad_source_is_one_line_exit_2(tmp_path: Path, capsys) -> No
     for source, message in [(tmp_path / "nope", "no such file"), (tmp_path / "empty", "no images")]:
         rc = main(["predict", "--model", str(ck), "--source", str(source)])
         # the log (on stderr too) says what was loaded; the error is one line
-        err = [x for x in capsys.readouterr().err.splitlines() if not x.startswith("INFO")]
+        err = error_lines(capsys.readouterr().err)
         assert rc == 2 and len(err) == 1 and message in err[0], err
 
 

@@ -15,9 +15,10 @@ rules:
 
 Coordinates are pixels of the original frame (as in the events), times are seconds of the
 events' timestamps. A point is a keypoint name or `box_center`. Every rule may name a `class`
-(only tracks of that class, or of a list of classes) and a `kpt_conf` (keypoints below it count as missing). Each kind
-is a dataclass whose fields are the YAML keys; an unknown key, a missing one or a value out of
-range is an error naming the file, the rule and the key.
+(only tracks of that class, or of a list of classes) and a `kpt_conf` (keypoints below it
+count as missing). Each kind is a dataclass whose fields are the YAML keys; an unknown key, a
+missing one, a value of another type or out of range is an error naming the file, the rule
+and the key.
 """
 
 from __future__ import annotations
