@@ -21,6 +21,7 @@ import numpy as np
 from posekit.data.dataset import KeypointDataset
 from posekit.data.problems import DatasetError, Problem
 from posekit.schema import KeypointSchema
+from posekit.utils.yaml_files import quoted
 
 #: How many problems a `DatasetError` message spells out before "and N more".
 SHOWN_PROBLEMS = 5
@@ -209,13 +210,14 @@ def _check_result(
         bad("missing-field", f"missing {', '.join(missing)}", missing[0])
         return None
     iid, cid, kp, score = r["image_id"], r["category_id"], r["keypoints"], r["score"]
-    if iid not in known_images:
-        bad("unknown-image", f"unknown image_id {iid!r}", "image_id")
+    # ids are integers: a list is not hashable, and `true` is not image 1
+    if type(iid) is not int or iid not in known_images:
+        bad("unknown-image", f"unknown image_id {quoted(iid)}", "image_id")
         return None
-    if cid not in gt.categories:
+    if type(cid) is not int or cid not in gt.categories:
         bad(
             "unknown-category",
-            f"unknown category_id {cid!r} (known: {sorted(gt.categories)})",
+            f"unknown category_id {quoted(cid)} (known: {sorted(gt.categories)})",
             "category_id",
         )
         return None
@@ -237,10 +239,12 @@ def _check_result(
     area = 0.0
     if use_bbox:
         bb = r.get("bbox")
-        if not (isinstance(bb, list) and len(bb) == 4 and all(_is_number(v) for v in bb)):
+        finite = isinstance(bb, list) and len(bb) == 4 and all(_is_number(v) for v in bb)
+        if not finite or not all(math.isfinite(v) and 0 <= v <= 1e6 for v in bb[2:]):
             bad(
                 "bbox-format",
-                "the first result has a bbox, so every result needs [x, y, w, h]",
+                "the first result has a bbox, so every result needs [x, y, w, h] with a size "
+                f"in [0, 1e6], got {quoted(bb)}",
                 "bbox",
             )
             return None
