@@ -288,14 +288,20 @@ def test_fuzz_rules_files(tmp_path: Path) -> None:
 
     valid = {
         "rules": [
-            {"name": "squat", "kind": "repetitions", "angle": ["a", "b", "c"], "low": 90,
-             "high": 160, "class": "person"},
+            {
+                "name": "squat",
+                "kind": "repetitions",
+                "angle": ["a", "b", "c"],
+                "low": 90,
+                "high": 160,
+                "class": "person",
+            },
             {"name": "door", "kind": "dwell", "zone": [[0, 0], [9, 0], [9, 9]], "seconds": 2},
             {"name": "out", "kind": "envelope", "keypoints": ["w"], "box": [0, 0, 5, 5]},
             {"name": "run", "kind": "speed", "threshold": 200, "window": 0.5},
             {"name": "fall", "kind": "fall", "drop": 0.3},
         ]
-    }  # fmt: skip
+    }
     path = tmp_path / "rules.yaml"
 
     def case(rng: random.Random, i: int) -> tuple[int, str]:

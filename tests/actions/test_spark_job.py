@@ -140,13 +140,15 @@ def test_no_single_event_stops_the_job_and_no_linked_file_is_copied(  # type: ig
     events = events_of({1: squats(2)})
     e = dict(events[0], source="probe.mp4", track_id=99)
     kp_missing = dict(e, keypoints=[k for k in e["keypoints"] if k["name"] != "left_knee"])
+    infinite_box = json.dumps(dict(e, box=[0, 0, "INF", 10])).replace('"INF"', "1e999")
+    infinite_x = json.dumps(dict(e, keypoints=[dict(e["keypoints"][0], x="INF")]))
     bad = {
         json.dumps(dict(e, timestamp=1e13)): "'timestamp' is not a time in [0, 1e+11] seconds",
-        json.dumps(dict(e, box=[0, 0, "INF", 10])).replace('"INF"', "1e999"):
-            "'box' holds a value that is not a finite number",
-        json.dumps(dict(e, keypoints=[dict(e["keypoints"][0], x="INF")])).replace(
-            '"INF"', "-1e999"): "a keypoint's x, y or confidence is not a finite number",
-    }  # fmt: skip
+        infinite_box: "'box' holds a value that is not a finite number",
+        infinite_x.replace(
+            '"INF"', "-1e999"
+        ): "a keypoint's x, y or confidence is not a finite number",
+    }
     folder = tmp_path / "in"
     write_jsonl(folder / "events-00000001.jsonl", [kp_missing, *events], list(bad))
     secret = tmp_path / "secret.txt"

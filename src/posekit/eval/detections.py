@@ -37,8 +37,8 @@ def read_detections(
     if not isinstance(data, list):
         raise DatasetError(f"{path}: detection results must be a JSON list of objects")
     if len(data) > MAX_ENTRIES:
-        raise DatasetError(f"{path}: {len(data):,} detections, more than the {MAX_ENTRIES:,} "
-                           "posekit reads from one file")  # fmt: skip
+        many = f"{len(data):,} detections, more than the {MAX_ENTRIES:,} posekit reads"
+        raise DatasetError(f"{path}: {many} from one file")
     images = {im.id for im in ds.images}
     cls_of = {c.id: i for i, c in enumerate(sorted(ds.categories, key=lambda c: c.id))}
     problems: list[Problem] = []
