@@ -16,7 +16,7 @@ LAYERS = {
     "data": 1,
     "models": 2,
     "engine": 3, "predict": 3, "eval": 3, "track": 3, "viz": 3, "analytics": 3,
-    "export": 4, "actions": 4,
+    "export": 4, "actions": 4, "threed": 4,
     "model": 5,
     "serve": 6,
     "cli": 7,

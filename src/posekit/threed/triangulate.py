@@ -1,0 +1,102 @@
+"""Triangulation of 2D keypoints seen by calibrated cameras, vectorised over frames x
+keypoints (no Python loop over points).
+
+Each observation is undistorted to normalised image coordinates with its camera's own model,
+then every point is solved at once by the confidence-weighted direct linear transform (DLT): per
+camera two rows `w (x P3 - P1)`, `w (y P3 - P2)`, the null vector of the stacked rows by one
+batched SVD. A view is used when its pixel is finite and its confidence is at least
+`min_confidence`; a point seen by fewer than `min_views` views is missing (NaN), never
+guessed. Each point reports its mean reprojection error in pixels and the cameras it used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from posekit.threed.cameras import CameraRig
+from posekit.utils.errors import UserError
+
+
+@dataclass
+class Triangulated:
+    """Points in the rig's unit and how well the views agree on them."""
+
+    points: np.ndarray  # (F, K, 3); NaN where fewer than `min_views` views saw the point
+    error: np.ndarray  # (F, K) mean reprojection error over the views used, pixels
+    views: np.ndarray  # (F, K, C) bool: the cameras each point was solved from
+
+
+def triangulate(
+    rig: CameraRig,
+    pixels: np.ndarray,
+    confidence: np.ndarray | None = None,
+    *,
+    min_confidence: float = 0.0,
+    min_views: int = 2,
+) -> Triangulated:
+    """The 3D points of `pixels` (C, F, K, 2), one slice per camera of `rig` in its order;
+    `confidence` (C, F, K) weighs each view (default 1). See the module docstring."""
+    px = np.asarray(pixels, dtype=np.float64)
+    n_cams = len(rig.cameras)
+    if px.ndim != 4 or px.shape[0] != n_cams or px.shape[-1] != 2:
+        raise UserError(f"pixels must be (cameras={n_cams}, frames, keypoints, 2), got {px.shape}")
+    conf = np.ones(px.shape[:-1]) if confidence is None else np.asarray(confidence, np.float64)
+    if conf.shape != px.shape[:-1]:
+        raise UserError(f"confidence must be {px.shape[:-1]}, got {conf.shape}")
+    if min_views < 2:
+        raise UserError("a point needs at least 2 views to be triangulated")
+    used = np.isfinite(px).all(-1) & np.isfinite(conf) & (conf >= min_confidence)  # (C, F, K)
+    weight = np.where(used, conf, 0.0)
+    # Hartley's conditioning: solve in a world frame centred on the cameras and scaled to
+    # their spread (in millimetres the translation column would swamp the rotation's)
+    to_world = _conditioning(rig)
+    rows = []
+    for c, camera in enumerate(rig.cameras):  # per camera (a handful), all points at once
+        xy = camera.undistort(np.where(used[c][..., None], px[c], 0.0))  # (F, K, 2)
+        p = camera.extrinsics @ to_world  # (3, 4), from conditioned coordinates
+        w = weight[c][..., None]
+        for coordinate, axis in ((xy[..., :1], p[0]), (xy[..., 1:], p[1])):
+            row = coordinate * p[2] - axis  # (F, K, 4)
+            # unit length first (every view counts alike at weight 1), then the weight
+            rows.append(w * row / np.linalg.norm(row, axis=-1, keepdims=True))
+    a = np.stack(rows, axis=-2)  # (F, K, 2C, 4)
+    _, _, vt = np.linalg.svd(a)
+    homogeneous = vt[..., -1, :] @ to_world.T  # (F, K, 4) in world coordinates
+    n_views = used.sum(0)  # (F, K)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        points = homogeneous[..., :3] / homogeneous[..., 3:]
+    points[n_views < min_views] = np.nan
+    error = reprojection_error(rig, points, px, used)
+    return Triangulated(points, error, np.moveaxis(used, 0, -1) & (n_views >= min_views)[..., None])
+
+
+def _conditioning(rig: CameraRig) -> np.ndarray:
+    """(4, 4) homogeneous map from conditioned to world coordinates: the camera centres'
+    centroid at the origin, their mean distance from it 1."""
+    centres = np.stack([-c.rotation_matrix.T @ c.translation for c in rig.cameras])
+    centroid = centres.mean(0)
+    scale = float(np.linalg.norm(centres - centroid, axis=1).mean()) or 1.0
+    t = np.eye(4)
+    t[:3, :3] *= scale
+    t[:3, 3] = centroid
+    return t
+
+
+def reprojection_error(
+    rig: CameraRig, points: np.ndarray, pixels: np.ndarray, used: np.ndarray
+) -> np.ndarray:
+    """(F, K) mean distance in pixels between each point's projection and the views `used`
+    (C, F, K) of it (NaN for a missing point)."""
+    total = np.zeros(points.shape[:-1])
+    count = np.zeros(points.shape[:-1])
+    known = np.isfinite(points).all(-1)
+    safe = np.where(known[..., None], points, 0.0)
+    for c, camera in enumerate(rig.cameras):
+        d = np.linalg.norm(camera.project(safe) - pixels[c], axis=-1)
+        mask = used[c] & known
+        total += np.where(mask, d, 0.0)
+        count += mask
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(known, total / count, np.nan)
