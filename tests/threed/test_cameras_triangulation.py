@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from posekit.threed import Camera, CameraRig, triangulate
+from posekit.threed import Camera, CameraRig, read_qca, triangulate
 from posekit.utils.errors import UserError
 
 
@@ -112,3 +112,48 @@ def test_views_missing_or_below_confidence_are_left_out() -> None:
     assert np.isnan(out.points[1, 2]).all() and np.isnan(out.error[1, 2])
     known = ~np.isnan(out.points[..., 0])
     assert known.sum() == 11 and np.abs(out.points[known] - world[known]).max() < 1e-3
+
+
+def _qca(cameras: list[tuple[str, np.ndarray, np.ndarray]]) -> str:
+    """A Qualisys .qca.txt of cameras (name, OpenCV world->camera rotation, centre in mm),
+    1088x1920 video, focal 1681 px, principal point (544.5, 960.25), as Qualisys stores them."""
+    flip = np.diag([1.0, -1.0, -1.0])
+    parts = []
+    for name, r_cv, centre in cameras:
+        m = flip @ r_cv  # the rows Qualisys stores: world -> its camera (y up, -z forward)
+        rot = " ".join(f'r{i + 1}{j + 1}="{float(m[i, j])!r}"' for i in range(3) for j in range(3))
+        x, y, z = (float(v) for v in centre)
+        parts.append(
+            f'<camera active="1" model="none" serial="{name}">'
+            '<fov_video bottom="1919" left="0" right="1087" top="0"/>'
+            f'<transform {rot} x="{x!r}" y="{y!r}" z="{z!r}"/>'
+            f'<intrinsic centerPointU="{544.5 * 64!r}" centerPointV="{960.25 * 64!r}" '
+            f'focalLengthU="{1681.0 * 64!r}" focalLengthV="{1681.5 * 64!r}" '
+            'radialDistortion1="-0.046" radialDistortion2="0.14" tangentalDistortion1="0.0006" '
+            'tangentalDistortion2="0.0007"/></camera>'
+        )
+    marker = '<camera active="1" model="Oqus 700" serial="m1"/>'  # a marker camera: left out
+    return f"<calibration><cameras>{marker}{''.join(parts)}</cameras></calibration>"
+
+
+def test_a_qualisys_calibration_reads_as_pose2sim_converts_it(tmp_path: Path) -> None:
+    """Camera poses in the world become OpenCV world->camera extrinsics in metres,
+    intrinsics leave Qualisys' 1/64-pixel units, cameras come in natural name order."""
+    poses = []
+    for name, position in (("cam10", [3000.0, 0, 1500]), ("cam2", [0.0, 3000, 1500])):
+        rvec, _ = look_at(np.array(position), np.zeros(3))
+        poses.append((name, cv2.Rodrigues(rvec)[0], np.array(position)))
+    path = tmp_path / "Calib.qca.txt"
+    path.write_text(_qca(poses))
+    rig_ = read_qca(path)
+    assert rig_.names == ["cam2", "cam10"] and rig_.unit == "m"
+    for camera, (_, r_cv, centre) in zip(rig_.cameras, poses[::-1], strict=True):
+        assert camera.size == (1088, 1920)
+        assert np.allclose(camera.matrix, [[1681.0, 0, 544.5], [0, 1681.5, 960.25], [0, 0, 1]])
+        assert np.allclose(camera.distortions, np.array([-0.046, 0.14, 0.0006, 0.0007]) / 64)
+        # stored as a Rodrigues vector (what calibration.toml holds): near a half turn,
+        # OpenCV's conversion keeps 1e-8 (3e-5 mm at 3 m)
+        assert np.allclose(camera.rotation_matrix, r_cv, atol=1e-7)
+        assert np.allclose(camera.translation, -r_cv @ centre / 1000, atol=1e-12)
+        # the world origin, which every camera looks at, is at its principal point
+        assert np.abs(camera.project(np.zeros(3)) - camera.matrix[:2, 2]).max() < 1e-6
