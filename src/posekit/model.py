@@ -86,8 +86,10 @@ class Model:
     ) -> None:
         """Args:
         source: a registered name ("rtpose-n", "vitpose-b" ...), a posekit checkpoint, a
-            transformers folder or `.safetensors` file, or a published `.pth` (official
-            ViTPose or MMPose); the one line that says what was loaded is logged.
+            transformers folder or `.safetensors` file, a published `.pth` (official
+            ViTPose or MMPose), or an Ultralytics `.pt` (a published name such as
+            "yolo11n-pose.pt" that is not on disk is downloaded once into the cache); the one
+            line that says what was loaded is logged.
         schema: the keypoints of a new model (default COCO-17), or of a file that does
             not name them.
         detector: for top-down models, what finds the instances: a detector checkpoint
