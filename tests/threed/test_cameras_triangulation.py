@@ -157,3 +157,23 @@ def test_a_qualisys_calibration_reads_as_pose2sim_converts_it(tmp_path: Path) ->
         assert np.allclose(camera.translation, -r_cv @ centre / 1000, atol=1e-12)
         # the world origin, which every camera looks at, is at its principal point
         assert np.abs(camera.project(np.zeros(3)) - camera.matrix[:2, 2]).max() < 1e-6
+
+
+def test_a_wrong_view_is_dropped_by_the_worst_first_rule() -> None:
+    """One camera sees another person's wrist at some points (60 px off): with `max_error`,
+    that view is dropped for those points and the rest come back exact; without it they are
+    pulled off."""
+    cams, world = rig(), points()
+    px = np.stack([c.project(world) for c in cams.cameras])
+    wrong = np.zeros(px.shape[1:3], bool)
+    wrong[::3, ::2] = True
+    px[1][wrong] += [60.0, -40.0]
+    plain = triangulate(cams, px)
+    assert np.linalg.norm(plain.points - world, axis=-1)[wrong].min() > 5
+    robust = triangulate(cams, px, max_error=5.0)
+    assert np.abs(robust.points - world).max() < 1e-3 and robust.error.max() < 1e-3
+    assert (~robust.views[..., 1][wrong]).all() and robust.views[..., 1][~wrong].all()
+    # points seen by two cameras only keep both views: nothing to compare them against
+    px[2:] = np.nan
+    pair = triangulate(cams, px, max_error=5.0)
+    assert pair.views[..., :2].all() and np.isfinite(pair.points).all()

@@ -6,11 +6,14 @@ then every point is solved at once by the confidence-weighted direct linear tran
 camera two rows `w (x P3 - P1)`, `w (y P3 - P2)`, the null vector of the stacked rows by one
 batched SVD. A view is used when its pixel is finite and its confidence is at least
 `min_confidence`; a point seen by fewer than `min_views` views is missing (NaN), never
-guessed. Each point reports its mean reprojection error in pixels and the cameras it used.
+guessed. With `max_error`, a view that does not agree with the others (another person's
+wrist, a swapped left and right) is left out as Pose2Sim does. Each point reports its mean
+reprojection error in pixels and the cameras it used.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,9 +38,13 @@ def triangulate(
     *,
     min_confidence: float = 0.0,
     min_views: int = 2,
+    max_error: float | None = None,
 ) -> Triangulated:
     """The 3D points of `pixels` (C, F, K, 2), one slice per camera of `rig` in its order;
-    `confidence` (C, F, K) weighs each view (default 1). See the module docstring."""
+    `confidence` (C, F, K) weighs each view (default 1). With `max_error` (pixels), a point
+    whose views reproject farther than that on average loses the view whose removal leaves
+    the least error, and again, while it keeps more than `min_views` (Pose2Sim's rule, every
+    point at once: each view left out in turn). See the module docstring."""
     px = np.asarray(pixels, dtype=np.float64)
     n_cams = len(rig.cameras)
     if px.ndim != 4 or px.shape[0] != n_cams or px.shape[-1] != 2:
@@ -48,13 +55,46 @@ def triangulate(
     if min_views < 2:
         raise UserError("a point needs at least 2 views to be triangulated")
     used = np.isfinite(px).all(-1) & np.isfinite(conf) & (conf >= min_confidence)  # (C, F, K)
-    weight = np.where(used, conf, 0.0)
+    # unused views as a harmless pixel (their weight is 0): undistorted once, for every pass
+    harmless = np.where(used[..., None], px, 0.0)
+    normalised = [c.undistort(harmless[i]) for i, c in enumerate(rig.cameras)]
+    points = _solve(rig, normalised, np.where(used, conf, 0.0), used.sum(0) >= min_views)
+    for _ in range(n_cams - min_views if max_error is not None else 0):
+        error = reprojection_error(rig, points, px, used)
+        redo = (error > max_error) & (used.sum(0) > min_views)  # (F, K)
+        if not redo.any():
+            break
+        # each view left out in turn; the one whose removal reprojects best goes
+        trials = []
+        for c in range(n_cams):
+            fewer = used.copy()
+            fewer[c] = False
+            weight = np.where(fewer, conf, 0.0)
+            trial = _solve(rig, normalised, weight, fewer.sum(0) >= min_views)
+            score = reprojection_error(rig, trial, px, fewer)
+            trials.append((np.where(used[c], score, np.inf), trial))
+        scores = np.nan_to_num(np.stack([t[0] for t in trials]), nan=np.inf)  # (C, F, K)
+        best = scores.argmin(0)
+        f, k = np.nonzero(redo)
+        used[best[f, k], f, k] = False
+        candidates = np.stack([t[1] for t in trials])  # (C, F, K, 3)
+        points[f, k] = candidates[best[f, k], f, k]
+    error = reprojection_error(rig, points, px, used)
+    solved = np.isfinite(points).all(-1)
+    return Triangulated(points, error, np.moveaxis(used, 0, -1) & solved[..., None])
+
+
+def _solve(
+    rig: CameraRig, normalised: list[np.ndarray], weight: np.ndarray, enough: np.ndarray
+) -> np.ndarray:
+    """(F, K, 3) points from the views' normalised coordinates and weights (0: unused), NaN
+    where not `enough` views: the weighted DLT by one batched SVD."""
     # Hartley's conditioning: solve in a world frame centred on the cameras and scaled to
     # their spread (in millimetres the translation column would swamp the rotation's)
     to_world = _conditioning(rig)
     rows = []
     for c, camera in enumerate(rig.cameras):  # per camera (a handful), all points at once
-        xy = camera.undistort(np.where(used[c][..., None], px[c], 0.0))  # (F, K, 2)
+        xy = normalised[c]  # (F, K, 2)
         p = camera.extrinsics @ to_world  # (3, 4), from conditioned coordinates
         w = weight[c][..., None]
         for coordinate, axis in ((xy[..., :1], p[0]), (xy[..., 1:], p[1])):
@@ -64,12 +104,10 @@ def triangulate(
     a = np.stack(rows, axis=-2)  # (F, K, 2C, 4)
     _, _, vt = np.linalg.svd(a)
     homogeneous = vt[..., -1, :] @ to_world.T  # (F, K, 4) in world coordinates
-    n_views = used.sum(0)  # (F, K)
     with np.errstate(divide="ignore", invalid="ignore"):
         points = homogeneous[..., :3] / homogeneous[..., 3:]
-    points[n_views < min_views] = np.nan
-    error = reprojection_error(rig, points, px, used)
-    return Triangulated(points, error, np.moveaxis(used, 0, -1) & (n_views >= min_views)[..., None])
+    points[~enough] = np.nan
+    return points
 
 
 def _conditioning(rig: CameraRig) -> np.ndarray:
@@ -84,19 +122,24 @@ def _conditioning(rig: CameraRig) -> np.ndarray:
     return t
 
 
+def view_errors(
+    rig: CameraRig, points: np.ndarray, pixels: np.ndarray, used: np.ndarray
+) -> np.ndarray:
+    """(C, F, K) distance in pixels between each point's projection in each camera and the
+    view of it (NaN where the view is not `used` or the point is missing)."""
+    known = np.isfinite(points).all(-1)
+    safe = np.where(known[..., None], points, 0.0)
+    projected = np.stack([c.project(safe) for c in rig.cameras])  # (C, F, K, 2)
+    out = np.linalg.norm(projected - pixels, axis=-1)
+    return np.where(used & known, out, np.nan)
+
+
 def reprojection_error(
     rig: CameraRig, points: np.ndarray, pixels: np.ndarray, used: np.ndarray
 ) -> np.ndarray:
     """(F, K) mean distance in pixels between each point's projection and the views `used`
     (C, F, K) of it (NaN for a missing point)."""
-    total = np.zeros(points.shape[:-1])
-    count = np.zeros(points.shape[:-1])
-    known = np.isfinite(points).all(-1)
-    safe = np.where(known[..., None], points, 0.0)
-    for c, camera in enumerate(rig.cameras):
-        d = np.linalg.norm(camera.project(safe) - pixels[c], axis=-1)
-        mask = used[c] & known
-        total += np.where(mask, d, 0.0)
-        count += mask
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(known, total / count, np.nan)
+    errors = view_errors(rig, points, pixels, used)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: a missing point
+        return np.nanmean(errors, axis=0)
