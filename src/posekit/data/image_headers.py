@@ -95,6 +95,7 @@ def read_header(stream: IO[bytes]) -> Header:
 
 
 def header_of_bytes(data: bytes) -> Header:
+    """`read_header` of encoded bytes in memory (an upload, a file read whole)."""
     return read_header(io.BytesIO(data))
 
 
