@@ -143,31 +143,45 @@ def four_people(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _fit_yaml(root)
 
 
+#: The recipe a one-stage family memorises `four_people` with: no augmentation, rtpose's
+#: learning rate, half width (about a minute for rtpose-n on 2 CPU cores).
+MEMORISE_RECIPE: dict[str, Any] = {
+    "epochs": 150,
+    "imgsz": 192,
+    "batch": 4,
+    "workers": 0,
+    "width": 0.5,
+    "lr0": 0.006,
+    "warmup_epochs": 1,
+    "scale": 0,
+    "degrees": 0,
+    "translate": 0,
+    "flip": 0,
+    "hsv": (0, 0, 0),
+    "blur": 0,
+}
+
+
+def memorise(name: str, data: Path, project: Path, **overrides: Any) -> Any:
+    """`Model(name).train` on `data` with `MEMORISE_RECIPE` (and `overrides`)."""
+    from posekit import Model
+
+    settings = {**MEMORISE_RECIPE, **overrides}
+    return Model(name).train(data=str(data), project=str(project), **settings)
+
+
+@pytest.fixture(scope="session")
+def memorisation() -> Any:
+    """`memorise`, for test modules that cannot import this conftest by name."""
+    return memorise
+
+
 @pytest.fixture(scope="session")
 def overfit_run(four_people: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """A tiny rtpose trained to memorise `four_people` (about a minute on 2 CPU cores); shared
     by the training test that checks it and the prediction tests that use it."""
-    from posekit import Model
-
-    return Model("rtpose-n").train(
-        data=str(four_people),
-        epochs=150,
-        imgsz=192,
-        batch=4,
-        workers=0,
-        width=0.5,
-        lr0=0.006,
-        warmup_epochs=1,
-        val_period=50,
-        project=str(tmp_path_factory.mktemp("overfit")),
-        name="fit",
-        scale=0,
-        degrees=0,
-        translate=0,
-        flip=0,
-        hsv=(0, 0, 0),
-        blur=0,
-    )
+    project = tmp_path_factory.mktemp("overfit")
+    return memorise("rtpose-n", four_people, project, name="fit", val_period=50)
 
 
 def tiny_slp(root: Path, video: Path | None = None) -> Path:

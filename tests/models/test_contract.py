@@ -5,6 +5,7 @@ trainer, validation and the predictor use (so a new family is covered by registe
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -130,28 +131,14 @@ def test_rtpose_memorises_synthetic_people(overfit_run, four_people: Path) -> No
 
 
 @pytest.mark.slow
-def test_yolo_memorises_synthetic_people(four_people: Path, tmp_path: Path) -> None:
-    """YOLOv8n-pose at half width on the tiny synthetic set, rtpose's recipe without mosaic
-    (about two minutes on 2 CPU cores; 0.43 px and AP 0.87 when measured)."""
+def test_yolo_memorises_synthetic_people(
+    four_people: Path, tmp_path: Path, memorisation: Any
+) -> None:
+    """YOLOv8n-pose on the tiny synthetic set with rtpose's recipe, without mosaic (about two
+    minutes on 2 CPU cores; 0.43 px and AP 0.87 when measured)."""
     from posekit import Model
 
-    no_augmentation = {"scale": 0, "degrees": 0, "translate": 0, "flip": 0, "hsv": (0, 0, 0)}
-    result = Model("yolov8n-pose").train(
-        data=str(four_people),
-        epochs=150,
-        imgsz=192,
-        batch=4,
-        workers=0,
-        width=0.5,
-        lr0=0.006,
-        warmup_epochs=1,
-        val=False,
-        project=str(tmp_path),
-        name="m",
-        blur=0,
-        mosaic=0,
-        **no_augmentation,
-    )
+    result = memorisation("yolov8n-pose", four_people, tmp_path, name="m", val=False, mosaic=0)
     metrics = Model(result.last).val(str(four_people), split="val")
     assert metrics.epe < 3.0, metrics.epe
 

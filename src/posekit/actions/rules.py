@@ -29,8 +29,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from posekit.predict.predictor import PredictConfig
-from posekit.utils.errors import UserError
-from posekit.utils.yaml_files import quoted
+from posekit.utils.errors import UserError, quoted
 
 #: the point that stands for the whole object: the centre of its box
 BOX_CENTER = "box_center"

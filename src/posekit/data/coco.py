@@ -19,6 +19,7 @@ import numpy as np
 from posekit.data.dataset import Annotation, Category, ImageInfo, KeypointDataset, far_outside
 from posekit.data.problems import DatasetError, LoadReport, Problem
 from posekit.schema import KeypointSchema, SchemaError, match_preset
+from posekit.utils.bounds import is_number
 from posekit.utils.paths import escapes, write_text_replacing
 
 #: A bbox may stick out of the image by this many pixels (float rounding) before it is reported.
@@ -104,10 +105,6 @@ def default_image_root(annotation_file: Path, file_names: list[Any] | None = Non
 
 def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _is_number(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool)
 
 
 def parse_coco(
@@ -461,9 +458,9 @@ def _parse_annotation(
     if area is None:
         problem("missing-field", "no 'area' (using bbox width x height)", "area")
         area = float(bbox[2] * bbox[3])
-    elif not _is_number(area) or not math.isfinite(area) or area < 0:
+    elif not is_number(area) or not math.isfinite(area) or area < 0:
         problem(
-            "non-finite" if _is_number(area) and not math.isfinite(area) else "area",
+            "non-finite" if is_number(area) and not math.isfinite(area) else "area",
             f"area must be a finite number >= 0, got {area!r} (using bbox width x height)",
             "area",
         )
@@ -494,8 +491,8 @@ def _parse_keypoints(
         msg = f"keypoints has {n} values, expected 3*K = {3 * k} for K = {k}"
         problem("kpt-length", msg, "keypoints", "annotation")
         return None
-    if not all(_is_number(x) for x in raw):
-        bad = next(x for x in raw if not _is_number(x))
+    if not all(is_number(x) for x in raw):
+        bad = next(x for x in raw if not is_number(x))
         problem("kpt-type", f"keypoints must be numbers, found {bad!r}", "keypoints", "annotation")
         return None
     kpts = np.asarray(raw, dtype=np.float64).reshape(k, 3)
@@ -560,16 +557,14 @@ def _derived_bbox(a: dict[str, Any], kpts: np.ndarray) -> tuple[list[float] | No
 
 def _pair(v: Any) -> bool:
     """Two finite numbers."""
-    return (
-        isinstance(v, list) and len(v) == 2 and all(_is_number(x) and math.isfinite(x) for x in v)
-    )
+    return isinstance(v, list) and len(v) == 2 and all(is_number(x) and math.isfinite(x) for x in v)
 
 
 def _parse_bbox(raw: Any, kpts: np.ndarray, image: ImageInfo, problem: Any) -> np.ndarray | None:
     if raw is None:
         problem("missing-field", "no 'bbox'", "bbox", "annotation")
         return None
-    if not (isinstance(raw, list) and len(raw) == 4 and all(_is_number(x) for x in raw)):
+    if not (isinstance(raw, list) and len(raw) == 4 and all(is_number(x) for x in raw)):
         problem(
             "bbox-format", f"bbox must be [x, y, w, h] numbers, got {raw!r}", "bbox", "annotation"
         )

@@ -15,12 +15,11 @@ import numpy as np
 from posekit.data.coco import load_json
 from posekit.data.dataset import KeypointDataset
 from posekit.data.problems import DatasetError, Problem
-from posekit.utils.yaml_files import quoted
+from posekit.utils.bounds import MAX_COORDINATE, is_number
+from posekit.utils.errors import quoted
 
 #: Most detections read from one file (COCO's person detections for val2017: 104,125).
 MAX_ENTRIES = 2_000_000
-#: Largest box coordinate accepted, in pixels.
-MAX_COORDINATE = 1e6
 
 #: Per image: boxes (N, 4) xyxy, scores (N,), class indices (N,).
 ImageBoxes = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -96,4 +95,4 @@ def _problem(
 
 
 def _finite(v: object) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    return is_number(v) and math.isfinite(v)  # type: ignore[arg-type]

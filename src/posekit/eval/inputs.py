@@ -21,7 +21,8 @@ import numpy as np
 from posekit.data.dataset import KeypointDataset
 from posekit.data.problems import DatasetError, Problem
 from posekit.schema import KeypointSchema
-from posekit.utils.yaml_files import quoted
+from posekit.utils.bounds import MAX_COORDINATE, is_number
+from posekit.utils.errors import quoted
 
 #: How many problems a `DatasetError` message spells out before "and N more".
 SHOWN_PROBLEMS = 5
@@ -183,10 +184,6 @@ def _extent_area(kp: np.ndarray) -> np.ndarray:
     return (x.max(axis=1) - x.min(axis=1)) * (y.max(axis=1) - y.min(axis=1))
 
 
-def _is_number(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool)
-
-
 def _check_result(
     i: int,
     r: Any,
@@ -221,7 +218,7 @@ def _check_result(
             "category_id",
         )
         return None
-    if not _is_number(score) or not math.isfinite(score):
+    if not is_number(score) or not math.isfinite(score):
         bad("score", f"score must be a finite number, got {score!r}", "score")
         return None
     k = gt.categories[cid].schema.num_keypoints
@@ -233,14 +230,14 @@ def _check_result(
             "keypoints",
         )
         return None
-    if not all(_is_number(v) and math.isfinite(v) for v in kp):
+    if not all(is_number(v) and math.isfinite(v) for v in kp):
         bad("non-finite", "keypoints must be finite numbers", "keypoints")
         return None
     area = 0.0
     if use_bbox:
         bb = r.get("bbox")
-        finite = isinstance(bb, list) and len(bb) == 4 and all(_is_number(v) for v in bb)
-        if not finite or not all(math.isfinite(v) and 0 <= v <= 1e6 for v in bb[2:]):
+        finite = isinstance(bb, list) and len(bb) == 4 and all(is_number(v) for v in bb)
+        if not finite or not all(math.isfinite(v) and 0 <= v <= MAX_COORDINATE for v in bb[2:]):
             bad(
                 "bbox-format",
                 "the first result has a bbox, so every result needs [x, y, w, h] with a size "

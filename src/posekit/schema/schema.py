@@ -16,8 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from posekit.utils.errors import UserError
-from posekit.utils.yaml_files import quoted
+from posekit.utils.errors import UserError, quoted
 
 #: Default OKS sigma for keypoints of custom schemas. Custom landmarks are usually point-like
 #: features (tips, corners, a snout) that annotators place more consistently than COCO's large

@@ -31,10 +31,10 @@ from posekit.predict.results import Results
 from posekit.serve.batcher import Batcher, Busy
 from posekit.serve.config import REQUEST_SETTINGS, ServeConfig
 from posekit.serve.metrics import ServerMetrics
-from posekit.utils.errors import UserError
+from posekit.utils.bounds import MAX_COORDINATE, is_number
+from posekit.utils.errors import UserError, quoted
 from posekit.utils.extras import require
 from posekit.utils.field_docs import field_comments
-from posekit.utils.yaml_files import quoted
 
 fastapi = require("fastapi", "serve", "posekit serve")
 from fastapi import File, Form, Query, Request, UploadFile, WebSocket  # noqa: E402
@@ -264,7 +264,7 @@ class PoseService:
         shape = "boxes must be a JSON list of [x1, y1, x2, y2] lists"
         value = parse_json(text, "boxes")
         if not isinstance(value, list) or not all(
-            isinstance(b, list) and len(b) == 4 and all(_is_number(v) for v in b) for b in value
+            isinstance(b, list) and len(b) == 4 and all(is_number(v) for v in b) for b in value
         ):
             raise RequestError(422, shape, "boxes")
         cap = min(self.config.max_boxes, max_det or self.config.max_boxes)
@@ -579,8 +579,6 @@ def _with_settings(endpoint: Callable[..., Any], single: bool) -> Callable[..., 
     return call
 
 
-#: Largest box coordinate accepted, in pixels.
-MAX_COORDINATE = 1e6
 #: Deepest nesting of a JSON value a request may send.
 MAX_JSON_DEPTH = 32
 
@@ -601,10 +599,6 @@ def _is_local_name(name: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
 
 
 def parse_json(text: str, field: str | None, status: int = 422) -> Any:

@@ -56,6 +56,15 @@ MAX_PARAMETERS = Limit("POSEKIT_MAX_PARAMETERS", 2_000_000_000, "parameters")
 MAX_INPUT_PIXELS = Limit("POSEKIT_MAX_INPUT_PIXELS", 2048 * 2048, "input pixels")
 
 
+#: Largest coordinate, in pixels, a file or a request may give (a box, a detection).
+MAX_COORDINATE = 1e6
+
+
+def is_number(x: Any) -> bool:
+    """An int or a float (JSON's numbers), not a boolean."""
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
 def ranged(default: Any, low: float, high: float) -> Any:
     """A dataclass field whose value (each element, for a tuple) must lie in [low, high];
     a field whose default is None may also be None ("not set")."""

@@ -9,10 +9,14 @@ posekit: the CLI shows its traceback and asks for a report (exit code 70, EX_SOF
 
 from __future__ import annotations
 
+from typing import Any
+
 #: exit status of a command stopped by a bug (sysexits' EX_SOFTWARE)
 BUG_EXIT_CODE = 70
 #: exit status of a command refused because its input cannot be used
 USER_ERROR_EXIT_CODE = 2
+#: Longest part of a value quoted in an error message.
+MAX_QUOTED = 80
 
 
 class UserError(ValueError):
@@ -27,3 +31,9 @@ def one_line(error: BaseException) -> str:
         last = text.splitlines()[-1]
         text = last.split(": ", 1)[1] if ": " in last else last
     return " ".join(text.split("\n")) if text else type(error).__name__
+
+
+def quoted(value: Any) -> str:
+    """`repr(value)` cut to `MAX_QUOTED` characters, for error messages."""
+    text = repr(value)
+    return text if len(text) <= MAX_QUOTED else f"{text[: MAX_QUOTED - 3]}..."

@@ -23,8 +23,6 @@ from posekit.utils.errors import UserError
 MAX_BYTES = 16 << 20
 #: Largest number of values a document may expand to (aliases counted as often as used).
 MAX_NODES = 1_000_000
-#: Longest part of a value quoted in an error message.
-MAX_QUOTED = 80
 
 
 class _Loader(yaml.SafeLoader):
@@ -43,12 +41,6 @@ _Loader.add_implicit_resolver(
     ),
     list("-+0123456789."),
 )
-
-
-def quoted(value: Any) -> str:
-    """`repr(value)` cut to `MAX_QUOTED` characters, for error messages."""
-    text = repr(value)
-    return text if len(text) <= MAX_QUOTED else f"{text[: MAX_QUOTED - 3]}..."
 
 
 def expanded_size(data: Any, limit: int = MAX_NODES) -> int:
