@@ -177,3 +177,11 @@ def test_a_wrong_view_is_dropped_by_the_worst_first_rule() -> None:
     px[2:] = np.nan
     pair = triangulate(cams, px, max_error=5.0)
     assert pair.views[..., :2].all() and np.isfinite(pair.points).all()
+
+
+def test_a_qualisys_file_with_a_doctype_is_refused_in_any_encoding(tmp_path: Path) -> None:
+    text = '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE a [<!ENTITY e "x">]><c>&e;</c>'
+    path = tmp_path / "Calib.qca.txt"
+    path.write_bytes(text.encode("utf-16"))
+    with pytest.raises(UserError, match="refused: the XML declares a DOCTYPE"):
+        read_qca(path)

@@ -19,7 +19,6 @@ external references: a hostile file is refused, never expanded). Every problem i
 
 from __future__ import annotations
 
-import contextlib
 import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -38,28 +37,7 @@ from posekit.data.images import image_size
 from posekit.data.problems import DatasetError, LoadReport, Problem
 from posekit.schema import KeypointSchema, SchemaError
 from posekit.utils.paths import escapes
-
-
-class _DoctypeError(Exception):
-    """The XML declares a DOCTYPE or an entity."""
-
-
-def _parse_without_doctype(text: bytes) -> ET.Element:
-    """The XML document's root, after an expat pass whose handlers stop at any DOCTYPE or
-    entity declaration wherever it is and in whatever encoding the file is written (a byte
-    search misses one after the first bytes or in UTF-16)."""
-
-    from xml.parsers import expat
-
-    def refuse(*_: object) -> None:
-        raise _DoctypeError
-
-    check = expat.ParserCreate()  # a first pass that builds nothing
-    check.StartDoctypeDeclHandler = refuse
-    check.EntityDeclHandler = refuse
-    with contextlib.suppress(expat.ExpatError):  # malformed: ElementTree says where below
-        check.Parse(text, True)
-    return ET.fromstring(text)
+from posekit.utils.xml_files import DoctypeError, parse_without_doctype
 
 
 def read_cvat(path: str | Path, *, image_root: str | Path | None = None) -> KeypointDataset:
@@ -69,8 +47,8 @@ def read_cvat(path: str | Path, *, image_root: str | Path | None = None) -> Keyp
     path = Path(path)
     text = path.read_bytes()
     try:
-        root_el = _parse_without_doctype(text)
-    except _DoctypeError:
+        root_el = parse_without_doctype(text)
+    except DoctypeError:
         raise DatasetError(
             f"{path}: refused: the XML declares a DOCTYPE or entities (CVAT never writes "
             "them; they can expand without bound)"

@@ -22,6 +22,7 @@ import numpy as np
 
 from posekit.threed.cameras import Camera, CameraRig
 from posekit.utils.errors import UserError
+from posekit.utils.xml_files import DoctypeError, parse_without_doctype
 
 #: Qualisys' sub-pixel unit: intrinsics are stored in 1/64 pixel.
 SUBPIXELS = 64.0
@@ -47,11 +48,12 @@ def read_qca(path: str | Path) -> CameraRig:
     """The video cameras of a Qualisys `.qca.txt` file as a rig in metres (see the module
     docstring); every problem is one line naming the file and the camera."""
     path = Path(path)
-    text = path.read_bytes()
-    if b"<!DOCTYPE" in text.upper() or b"<!ENTITY" in text.upper():
-        raise UserError(f"{path}: refused: the XML declares a DOCTYPE or entities")
     try:
-        root = ET.fromstring(text)
+        root = parse_without_doctype(path.read_bytes())
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except DoctypeError:
+        raise UserError(f"{path}: refused: the XML declares a DOCTYPE or entities") from None
     except ET.ParseError as e:
         raise UserError(f"{path}: invalid XML: {e}") from None
     cameras = []

@@ -54,12 +54,14 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _mismatch(path: Path, file: Published) -> str | None:
-    """Why the file at `path` is not the pinned one, or None when it is (or nothing is pinned)."""
+def _mismatch(path: Path, file: Published, digest: str | None = None) -> str | None:
+    """Why the file at `path` (of SHA-256 `digest`, when known) is not the pinned one, or None
+    when it is (or nothing is pinned)."""
     size = path.stat().st_size
     if file.size is not None and size != file.size:
         return f"{size} bytes where {file.size} were published"
-    if file.sha256 is not None and (found := sha256_of(path)) != file.sha256.lower():
+    found = digest or (sha256_of(path) if file.sha256 is not None else None)
+    if file.sha256 is not None and found != file.sha256.lower():
         return f"SHA-256 {found} where {file.sha256} was published"
     return None
 
@@ -76,8 +78,8 @@ def fetch(file: Published, dest: Path, *, show_progress: bool = True) -> Path:
     part = Path(part_name)
     try:
         with os.fdopen(fd, "wb") as out:
-            _download(file.url, out, dest, show_progress)
-        if (why := _mismatch(part, file)) is not None:
+            digest = _download(file.url, out, dest, show_progress)
+        if (why := _mismatch(part, file, digest)) is not None:
             raise UserError(
                 f"{file.url}: the download is not the published file ({why}); nothing was kept"
             )
@@ -85,17 +87,14 @@ def fetch(file: Published, dest: Path, *, show_progress: bool = True) -> Path:
     finally:
         part.unlink(missing_ok=True)
     log.info(
-        "downloaded %s to %s (%d bytes, SHA-256 %s)",
-        file.url,
-        dest,
-        dest.stat().st_size,
-        sha256_of(dest),
+        "downloaded %s to %s (%d bytes, SHA-256 %s)", file.url, dest, dest.stat().st_size, digest
     )
     return dest
 
 
-def _download(url: str, out: object, dest: Path, show_progress: bool) -> None:
-    """Stream `url` into the open file `out`, checking the length the server declared."""
+def _download(url: str, out: object, dest: Path, show_progress: bool) -> str:
+    """Stream `url` into the open file `out`, checking the length the server declared; the
+    SHA-256 of what was written (hashed as it streams: the file is not read again)."""
     from posekit.utils.progress import download_bar
 
     hint = f"put the file at {dest} by hand, or pass its path"
@@ -116,7 +115,7 @@ def _download(url: str, out: object, dest: Path, show_progress: bool) -> None:
                 f"{url} declares {total} bytes, more than the {MAX_DOWNLOAD_BYTES} "
                 f"posekit downloads; {hint}"
             )
-        received = 0
+        received, digest = 0, hashlib.sha256()
         with download_bar(f"downloading {dest.name}", total, enabled=show_progress) as advance:
             while True:
                 try:
@@ -135,8 +134,10 @@ def _download(url: str, out: object, dest: Path, show_progress: bool) -> None:
                         "bytes it declared; nothing was kept"
                     )
                 out.write(block)  # type: ignore[attr-defined]
+                digest.update(block)
                 advance(len(block))
         if total is not None and received != total:
             raise UserError(
                 f"{url}: the download stopped at {received} of {total} bytes; nothing was kept"
             )
+    return digest.hexdigest()
