@@ -162,12 +162,13 @@ MEMORISE_RECIPE: dict[str, Any] = {
 }
 
 
-def memorise(name: str, data: Path, project: Path, **overrides: Any) -> Any:
-    """`Model(name).train` on `data` with `MEMORISE_RECIPE` (and `overrides`)."""
+def memorise(model: str, data: Path, project: Path, **overrides: Any) -> Any:
+    """`Model(model).train` on `data` with `MEMORISE_RECIPE` (and `overrides`, e.g. the run's
+    `name`)."""
     from posekit import Model
 
     settings = {**MEMORISE_RECIPE, **overrides}
-    return Model(name).train(data=str(data), project=str(project), **settings)
+    return Model(model).train(data=str(data), project=str(project), **settings)
 
 
 @pytest.fixture(scope="session")
