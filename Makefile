@@ -43,7 +43,22 @@ java:
 ULTRALYTICS   ?= 8.4.190
 REF_CACHE     ?= $(HOME)/.cache/posekit-test
 REF_ULTRA     := $(REF_CACHE)/ultralytics-$(ULTRALYTICS)
-reference: $(REF_ULTRA)/.installed
+## Real multi-view recordings for the 3D tests, read from the published packages (never
+## copied into the repository): Pose2Sim's demo (BSD-3) and DeepFly3D's fixture (LGPL). Only
+## their data is used, so they are unpacked without dependencies and never imported.
+POSE2SIM      ?= 0.8.4
+DF3D          ?= 0.57
+REF_P2S       := $(REF_CACHE)/pose2sim-$(POSE2SIM)
+REF_DF3D      := $(REF_CACHE)/df3d-$(DF3D)
+reference: $(REF_ULTRA)/.installed $(REF_P2S)/.installed $(REF_DF3D)/.installed
+
+$(REF_P2S)/.installed: | $(STAMP)
+	$(PY) -m pip install --quiet --no-deps --no-compile --target $(REF_P2S) "pose2sim==$(POSE2SIM)"
+	touch $@
+
+$(REF_DF3D)/.installed: | $(STAMP)
+	$(PY) -m pip install --quiet --no-deps --no-compile --target $(REF_DF3D) "df3d==$(DF3D)"
+	touch $@
 
 $(REF_ULTRA)/.installed:
 	test -x $(REF_ULTRA)/bin/python || $(PYTHON) -m venv $(REF_ULTRA)
@@ -57,7 +72,8 @@ $(REF_ULTRA)/.installed:
 test: $(STAMP) browser java reference
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
-	POSEKIT_REQUIRE_BROWSER=1 POSEKIT_REQUIRE_REFERENCE=1 POSEKIT_ULTRALYTICS_PYTHON=$(REF_ULTRA)/bin/python $(PY) -m pytest -q
+	POSEKIT_REQUIRE_BROWSER=1 POSEKIT_REQUIRE_REFERENCE=1 POSEKIT_ULTRALYTICS_PYTHON=$(REF_ULTRA)/bin/python \
+	  POSEKIT_POSE2SIM=$(REF_P2S)/Pose2Sim POSEKIT_DF3D=$(REF_DF3D) $(PY) -m pytest -q
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"

@@ -58,6 +58,22 @@ def joint_angle(
     return np.degrees(np.abs(np.arctan2(cross, dot)))
 
 
+def joint_angle_3d(points: np.ndarray, triple: tuple[int, int, int]) -> np.ndarray:
+    """Angle at keypoint b between b->a and b->c of 3D points (..., K, 3) (x, y, z), in
+    degrees in [0, 180]; NaN where a point is missing.
+
+    Example:
+        >>> p = np.array([[0.0, 0.0, 1.0], [0.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+        >>> float(joint_angle_3d(p, (0, 1, 2)))
+        90.0
+    """
+    xyz = np.asarray(points, dtype=np.float64)
+    a, b, c = triple
+    u = xyz[..., a, :] - xyz[..., b, :]
+    v = xyz[..., c, :] - xyz[..., b, :]
+    return np.degrees(np.arctan2(np.linalg.norm(np.cross(u, v), axis=-1), (u * v).sum(-1)))
+
+
 def joint_angles(
     keypoints: np.ndarray,
     schema: KeypointSchema,

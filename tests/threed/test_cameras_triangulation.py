@@ -11,43 +11,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from rigs3d import look_at, points, rig
 
-from posekit.threed import Camera, CameraRig, read_qca, triangulate
+from posekit.threed import CameraRig, read_qca, triangulate
 from posekit.utils.errors import UserError
-
-
-def look_at(position: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(Rodrigues rotation, translation) of a camera at `position` looking at `target`, y down."""
-    forward = (target - position) / np.linalg.norm(target - position)
-    right = np.cross(forward, [0.0, 0.0, 1.0])
-    right /= np.linalg.norm(right)
-    down = np.cross(forward, right)
-    r = np.stack([right, down, forward])  # rows: camera axes in world coordinates
-    return cv2.Rodrigues(r)[0].ravel(), -r @ position
-
-
-def rig(n: int = 4, fisheye_last: bool = False) -> CameraRig:
-    """`n` 1280x720 cameras on a 3 m circle around the origin, 1.5 m up, each with its own
-    focal length and lens distortion (mm)."""
-    cameras = []
-    for i in range(n):
-        angle = 2 * np.pi * i / n
-        position = np.array([3000 * np.cos(angle), 3000 * np.sin(angle), 1500.0])
-        rvec, tvec = look_at(position, np.array([0.0, 0.0, 900.0]))
-        f = 900.0 + 60 * i
-        matrix = [[f, 0, 640.5 + i], [0, f * 1.001, 360.25 - i], [0, 0, 1]]
-        fisheye = fisheye_last and i == n - 1
-        dist = (
-            [0.05, -0.01, 0.002, 0.001] if fisheye else [-0.12 + 0.02 * i, 0.05, 1e-3, -5e-4, -0.01]
-        )
-        cameras.append(Camera(f"cam{i}", (1280, 720), matrix, dist, rvec, tvec, fisheye))
-    return CameraRig(cameras, unit="mm", metadata={"adjusted": False, "error": 0.0})
-
-
-def points(n_frames: int = 20, n_keypoints: int = 17, seed: int = 0) -> np.ndarray:
-    """(F, K, 3) points in a 1 m box around a standing person's height (mm)."""
-    rng = np.random.default_rng(seed)
-    return rng.uniform([-500, -500, 100], [500, 500, 1800], (n_frames, n_keypoints, 3))
 
 
 def test_the_calibration_toml_round_trip_is_exact_and_keeps_anipose_keys(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ def _register() -> None:
     from posekit.cli.serve import serve
     from posekit.cli.track import track
     from posekit.cli.train import train
+    from posekit.cli.triangulate import triangulate
     from posekit.cli.val import val
 
     cli.add_command(actions)
@@ -45,6 +46,7 @@ def _register() -> None:
     cli.add_command(serve)
     cli.add_command(track)
     cli.add_command(train)
+    cli.add_command(triangulate)
     cli.add_command(val)
 
 

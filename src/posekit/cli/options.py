@@ -68,6 +68,26 @@ flip_option = click.option(
     help="Top-down models: average with the mirrored crop (the flip test).",
 )
 
+#: --angle for commands that measure joint angles.
+angle_option = click.option(
+    "--angle",
+    "angles",
+    multiple=True,
+    help="Joint angle to report: a,b,c (at b) or name=a,b,c; repeatable.",
+)
+
+
+def parse_angles(values: tuple[str, ...]) -> dict[str, list[str]]:
+    """`--angle a,b,c` (named after b) or `--angle name=a,b,c`."""
+    out = {}
+    for v in values:
+        name, _, spec = v.rpartition("=")
+        parts = [p.strip() for p in spec.split(",")]
+        if len(parts) != 3 or not all(parts):
+            raise click.BadParameter(f"{v!r}: give three keypoints, e.g. hip,knee,ankle")
+        out[name or parts[1]] = parts
+    return out
+
 
 def setting_option(
     config: type, name: str, *, default: Any = MISSING, **kw: Any

@@ -12,9 +12,11 @@ import click
 
 from posekit.cli.logs import setup_logging
 from posekit.cli.options import (
+    angle_option,
     detector_option,
     flip_option,
     half_option,
+    parse_angles,
     remaining_settings,
     schema_option,
     setting_option,
@@ -30,18 +32,6 @@ log = logging.getLogger("posekit.track")
 def _settings_of(config: type, settings: dict[str, Any]) -> Any:
     """`config` from the options named after its fields (the others are another config's)."""
     return config(**{f.name: settings[f.name] for f in fields(config) if f.name in settings})
-
-
-def _angles(values: tuple[str, ...]) -> dict[str, list[str]]:
-    """`--angle a,b,c` (named after b) or `--angle name=a,b,c`."""
-    out = {}
-    for v in values:
-        name, _, spec = v.rpartition("=")
-        parts = [p.strip() for p in spec.split(",")]
-        if len(parts) != 3 or not all(parts):
-            raise click.BadParameter(f"{v!r}: give three keypoints, e.g. hip,knee,ankle")
-        out[name or parts[1]] = parts
-    return out
 
 
 def _event_writers(
@@ -138,12 +128,7 @@ class _AnnotatedVideos:
     help="One Euro smoothing of keypoints per track.",
 )
 @remaining_settings(OneEuroConfig)
-@click.option(
-    "--angle",
-    "angles",
-    multiple=True,
-    help="Joint angle to report: a,b,c (at b) or name=a,b,c; repeatable.",
-)
+@angle_option
 @click.option("--save/--no-save", default=True, show_default=True, help="Annotated video.")
 @click.option("--save-jsonl", default=None, help="Event stream file (JSON Lines); - for stdout.")
 @click.option(
@@ -216,7 +201,7 @@ def track(
     if any(kind != "video" for kind, _, _ in items):
         raise click.BadParameter(f"{source}: tracking needs a video file, camera or stream")
     schema = m.schemas[0]
-    triples = {n: resolve_triple(schema, t) for n, t in _angles(angles).items()}
+    triples = {n: resolve_triple(schema, t) for n, t in parse_angles(angles).items()}
     out = next_run_dir(project, name, exist_ok) if save or (save_jsonl and not to_stdout) else None
     total = count_frames(items)
     results = m.track(

@@ -1,4 +1,5 @@
-"""Built-in keypoint schemas (pure data): COCO-17 person, 21-point hand, iBUG 68-point face, arm."""
+"""Built-in keypoint schemas (pure data): COCO-17 person, 21-point hand, iBUG 68-point face, arm,
+and the OpenPose output layouts COCO-18, BODY_25 and BODY_25B."""
 
 from __future__ import annotations
 
@@ -112,13 +113,144 @@ def arm() -> KeypointSchema:
     return KeypointSchema.create("arm", names, skeleton)
 
 
+#: COCO-WholeBody's sigmas of the six foot points (big toe, small toe, heel; left then right)
+_FOOT_SIGMAS = {
+    "left_big_toe": 0.068,
+    "left_small_toe": 0.066,
+    "left_heel": 0.066,
+    "right_big_toe": 0.092,
+    "right_small_toe": 0.094,
+    "right_heel": 0.094,
+}
+_FEET = tuple(_FOOT_SIGMAS)
+
+
+def _openpose(
+    name: str, keypoints: tuple[str, ...], bones: tuple[tuple[str, str], ...]
+) -> KeypointSchema:
+    """An OpenPose output layout: COCO's sigma where COCO has the point, COCO-WholeBody's on
+    the feet, `DEFAULT_SIGMA` on the points neither has (neck, mid hip, head top)."""
+    known = dict(zip(COCO17_KEYPOINTS, COCO17_SIGMAS, strict=True)) | _FOOT_SIGMAS
+    sigmas = {k: known[k] for k in keypoints if k in known}
+    return KeypointSchema.create(name, keypoints, bones, sigmas=sigmas)
+
+
+_LIMBS = tuple(
+    (f"{side}_{a}", f"{side}_{b}")
+    for side in ("right", "left")
+    for a, b in (("shoulder", "elbow"), ("elbow", "wrist"), ("hip", "knee"), ("knee", "ankle"))
+)
+_FACE = (
+    ("nose", "right_eye"),
+    ("right_eye", "right_ear"),
+    ("nose", "left_eye"),
+    ("left_eye", "left_ear"),
+)
+_TOES = tuple(
+    (f"{side}_{a}", f"{side}_{b}")
+    for side in ("right", "left")
+    for a, b in (("ankle", "big_toe"), ("big_toe", "small_toe"), ("ankle", "heel"))
+)
+
+
+def coco18() -> KeypointSchema:
+    """OpenPose's COCO output (18 points: COCO-17 with a neck, in OpenPose's order)."""
+    names = (
+        "nose",
+        "neck",
+        "right_shoulder",
+        "right_elbow",
+        "right_wrist",
+        "left_shoulder",
+        "left_elbow",
+        "left_wrist",
+        "right_hip",
+        "right_knee",
+        "right_ankle",
+        "left_hip",
+        "left_knee",
+        "left_ankle",
+        "right_eye",
+        "left_eye",
+        "right_ear",
+        "left_ear",
+    )
+    trunk = (
+        ("neck", "nose"),
+        ("neck", "right_shoulder"),
+        ("neck", "left_shoulder"),
+        ("neck", "right_hip"),
+        ("neck", "left_hip"),
+    )
+    return _openpose("coco18", names, trunk + _LIMBS + _FACE)
+
+
+def body25() -> KeypointSchema:
+    """OpenPose's BODY_25 (COCO-18 with a mid hip and six foot points, in OpenPose's order)."""
+    names = (
+        "nose",
+        "neck",
+        "right_shoulder",
+        "right_elbow",
+        "right_wrist",
+        "left_shoulder",
+        "left_elbow",
+        "left_wrist",
+        "mid_hip",
+        "right_hip",
+        "right_knee",
+        "right_ankle",
+        "left_hip",
+        "left_knee",
+        "left_ankle",
+        "right_eye",
+        "left_eye",
+        "right_ear",
+        "left_ear",
+    ) + _FEET
+    trunk = (
+        ("neck", "nose"),
+        ("neck", "right_shoulder"),
+        ("neck", "left_shoulder"),
+        ("neck", "mid_hip"),
+        ("mid_hip", "right_hip"),
+        ("mid_hip", "left_hip"),
+    )
+    return _openpose("body25", names, trunk + _LIMBS + _FACE + _TOES)
+
+
+def body25b() -> KeypointSchema:
+    """OpenPose's experimental BODY_25B (COCO-17 in COCO's order, then the upper neck, the
+    head top and six foot points), the model of Pose2Sim's demo."""
+    names = COCO17_KEYPOINTS + ("neck", "head_top") + _FEET
+    trunk = (
+        ("neck", "head_top"),
+        ("neck", "nose"),
+        ("neck", "right_shoulder"),
+        ("neck", "left_shoulder"),
+        ("right_shoulder", "right_hip"),
+        ("left_shoulder", "left_hip"),
+        ("right_hip", "left_hip"),
+    )
+    return _openpose("body25b", names, trunk + _LIMBS + _FACE + _TOES)
+
+
 PRESETS: Mapping[str, Callable[[], KeypointSchema]] = MappingProxyType(
-    {"coco17": coco17, "hand21": hand21, "face68": face68, "arm": arm}
+    {
+        "coco17": coco17,
+        "hand21": hand21,
+        "face68": face68,
+        "arm": arm,
+        "coco18": coco18,
+        "body25": body25,
+        "body25b": body25b,
+    }
 )
 
 
 def get_schema(name_or_path: str | Path) -> KeypointSchema:
-    """A preset by name (`coco17`, `hand21`, `face68`, `arm`) or a schema YAML file.
+    """A preset by name (`coco17`, `hand21`, `face68`, `arm`, `coco18`, `body25`, `body25b`)
+    or a schema YAML file.
 
     Example:
         >>> get_schema("coco17").num_keypoints

@@ -46,6 +46,12 @@ class Camera:
         self.translation = np.asarray(self.translation, dtype=np.float64).reshape(3)
         if self.fisheye and len(self.distortions) != 4:
             raise UserError(f"camera {self.name!r}: a fisheye camera has 4 distortions")
+        fx, fy = self.matrix[0, 0], self.matrix[1, 1]
+        if not (fx > 0 and fy > 0 and np.array_equal(self.matrix[2], [0.0, 0.0, 1.0])):
+            raise UserError(
+                f"camera {self.name!r}: the intrinsic matrix must have focal lengths > 0 and "
+                f"a last row 0 0 1 (singular or not a camera matrix: {self.matrix.tolist()})"
+            )
 
     @property
     def rotation_matrix(self) -> np.ndarray:

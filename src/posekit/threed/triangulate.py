@@ -39,12 +39,15 @@ def triangulate(
     min_confidence: float = 0.0,
     min_views: int = 2,
     max_error: float | None = None,
+    normalised: list[np.ndarray] | None = None,
 ) -> Triangulated:
     """The 3D points of `pixels` (C, F, K, 2), one slice per camera of `rig` in its order;
     `confidence` (C, F, K) weighs each view (default 1). With `max_error` (pixels), a point
     whose views reproject farther than that on average loses the view whose removal leaves
     the least error, and again, while it keeps more than `min_views` (Pose2Sim's rule, every
-    point at once: each view left out in turn). See the module docstring."""
+    point at once: each view left out in turn). `normalised`: each camera's `undistort` of
+    its pixels when the caller has it already (any value where a view is not used). See the
+    module docstring."""
     px = np.asarray(pixels, dtype=np.float64)
     n_cams = len(rig.cameras)
     if px.ndim != 4 or px.shape[0] != n_cams or px.shape[-1] != 2:
@@ -55,9 +58,11 @@ def triangulate(
     if min_views < 2:
         raise UserError("a point needs at least 2 views to be triangulated")
     used = np.isfinite(px).all(-1) & np.isfinite(conf) & (conf >= min_confidence)  # (C, F, K)
-    # unused views as a harmless pixel (their weight is 0): undistorted once, for every pass
-    harmless = np.where(used[..., None], px, 0.0)
-    normalised = [c.undistort(harmless[i]) for i, c in enumerate(rig.cameras)]
+    if normalised is None:
+        # unused views as a harmless pixel (their weight is 0): undistorted once, every pass
+        harmless = np.where(used[..., None], px, 0.0)
+        normalised = [c.undistort(harmless[i]) for i, c in enumerate(rig.cameras)]
+    normalised = [np.where(used[i][..., None], n, 0.0) for i, n in enumerate(normalised)]
     points = _solve(rig, normalised, np.where(used, conf, 0.0), used.sum(0) >= min_views)
     for _ in range(n_cams - min_views if max_error is not None else 0):
         error = reprojection_error(rig, points, px, used)

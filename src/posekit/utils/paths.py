@@ -53,7 +53,12 @@ def join_inside(root: str | Path, relative: str) -> Path:
 
 
 def write_text_replacing(path: str | Path, text: str) -> Path:
-    """Write `text` to a new temporary file beside `path`, then rename it over `path`: a
+    """Write `text` (UTF-8) as `write_bytes_replacing` does."""
+    return write_bytes_replacing(path, text.encode("utf-8"))
+
+
+def write_bytes_replacing(path: str | Path, data: bytes) -> Path:
+    """Write `data` to a new temporary file beside `path`, then rename it over `path`: a
     reader never sees half a file, and a link already at `path` (or at any name beside it) is
     replaced, not followed out of the folder. The file gets the usual mode (0666 less the
     umask), as `open` would give it."""
@@ -62,8 +67,8 @@ def write_text_replacing(path: str | Path, text: str) -> Path:
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".posekit-tmp", dir=path.parent)
     tmp = Path(name)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         tmp.chmod(0o666 & ~_umask())
         tmp.replace(path)
     except BaseException:

@@ -1,0 +1,128 @@
+"""`posekit triangulate`: 3D people from calibrated cameras' 2D keypoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from posekit.cli.logs import setup_logging
+from posekit.cli.options import angle_option, force_option, parse_angles, remaining_settings
+from posekit.threed.reconstruct import TriangulationConfig
+
+
+def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
+    """NAME=VALUE options as a mapping; a repeated or malformed one is one line."""
+    out: dict[str, str] = {}
+    for v in values:
+        name, sep, value = v.partition("=")
+        if not sep or not name or not value:
+            raise click.BadParameter(f"{v!r}: expected CAMERA=VALUE", param_hint=what)
+        if name in out:
+            raise click.BadParameter(f"camera {name!r} given twice", param_hint=what)
+        out[name] = value
+    return out
+
+
+@click.command()
+@click.option(
+    "--calibration",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The cameras: Anipose's / Pose2Sim's calibration.toml or a Qualisys .qca.txt.",
+)
+@click.option(
+    "--view",
+    "views",
+    multiple=True,
+    required=True,
+    metavar="CAMERA=PATH",
+    help="A camera's 2D keypoints: posekit track events (.jsonl) or an OpenPose JSON folder; "
+    "repeat for each camera (names as in the calibration).",
+)
+@click.option(
+    "--offset",
+    "offsets",
+    multiple=True,
+    metavar="CAMERA=FRAMES",
+    help="The camera's frame N is the others' frame N - FRAMES (its recording started "
+    "FRAMES frames earlier); repeatable.",
+)
+@click.option(
+    "--schema",
+    default=None,
+    help="The keypoints of the views: a preset (body25, body25b, coco18 for OpenPose; "
+    "coco17 ...) or a schema YAML (default: the preset whose names the events carry).",
+)
+@remaining_settings(TriangulationConfig)
+@angle_option
+@click.option(
+    "--preview/--no-preview",
+    default=True,
+    show_default=True,
+    help="An animated GIF of the skeletons.",
+)
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
+@force_option
+def triangulate(
+    calibration: Path,
+    views: tuple[str, ...],
+    offsets: tuple[str, ...],
+    schema: str | None,
+    angles: tuple[str, ...],
+    preview: bool,
+    out: Path,
+    force: bool,
+    **settings: Any,
+) -> None:
+    """Triangulate people seen by calibrated cameras: posekit.track3d/1 events (JSON Lines),
+    a CSV and an NPZ table, a PNG of the skeletons and an animated preview, in --out."""
+    from posekit.threed import outputs
+    from posekit.threed.reconstruct import reconstruct
+    from posekit.threed.rig_files import read_rig
+    from posekit.threed.views import read_view, view_schema
+    from posekit.utils.outputs import claim_output
+
+    setup_logging()
+    paths = _pairs(views, "--view")
+    shifts = _pairs(offsets, "--offset")
+    unknown = sorted(set(shifts) - set(paths))
+    if unknown:
+        raise click.BadParameter(f"no --view for {', '.join(unknown)}", param_hint="--offset")
+    try:
+        frames = {name: int(v) for name, v in shifts.items()}
+    except ValueError:
+        raise click.BadParameter(
+            "an offset is a whole number of frames", param_hint="--offset"
+        ) from None
+    rig = read_rig(calibration)
+    keypoints = view_schema(schema, list(paths.values()))
+    config = TriangulationConfig(**settings)
+    claim_output(out, "triangulate", source=str(calibration), force=force)
+    loaded = [read_view(n, p, keypoints).shifted(frames.get(n, 0)) for n, p in paths.items()]
+    rec = reconstruct(rig, loaded, keypoints, config)
+    measured = _angles_3d(rec, parse_angles(angles))
+    outputs.write_jsonl(rec, out / "points3d.jsonl", measured)
+    outputs.write_csv(rec, out / "points3d.csv")
+    outputs.write_npz(rec, out / "points3d.npz")
+    outputs.plot_skeletons(rec, out / "skeleton3d.png")
+    if preview:
+        outputs.animate(rec, out / "preview3d.gif")
+    solved = sum(int(np.isfinite(p.points).all(-1).sum()) for p in rec.people)
+    click.echo(f"{len(rec.people)} people, {len(rec.frames)} frames, {solved} points -> {out}")
+
+
+def _angles_3d(rec: Any, triples: dict[str, list[str]]) -> dict[str, Any] | None:
+    """(people, F) degrees per named angle, measured on the 3D points."""
+    if not triples:
+        return None
+    from posekit.analytics import joint_angle_3d, resolve_triple
+
+    out = {}
+    for name, triple in triples.items():
+        abc = resolve_triple(rec.schema, triple)
+        per_person = [joint_angle_3d(p.points, abc) for p in rec.people]
+        out[name] = np.stack(per_person) if per_person else np.zeros((0, len(rec.frames)))
+    return out
