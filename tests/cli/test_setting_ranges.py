@@ -20,6 +20,7 @@ from posekit.eval.metrics import EvalConfig
 from posekit.export.onnx import ExportConfig
 from posekit.predict import PredictConfig
 from posekit.serve.config import ServeConfig
+from posekit.threed.reconstruct import TriangulationConfig
 from posekit.track.sinks import EventSinkConfig
 from posekit.track.smoothing import OneEuroConfig
 from posekit.track.tracker import TrackerConfig
@@ -77,6 +78,7 @@ def _options(*path: str) -> dict[str, click.Option]:
         (("track",), EventSinkConfig, set()),
         (("track",), TrackerConfig, {"kpt_conf"}),  # --kpt-conf is the prediction's
         (("track",), OneEuroConfig, set()),
+        (("triangulate",), TriangulationConfig, set()),
     ],
 )
 def test_cli_ranges_and_defaults_are_the_dataclasses(command, config, own_defaults) -> None:  # type: ignore[no-untyped-def]
@@ -97,6 +99,7 @@ def test_cli_ranges_and_defaults_are_the_dataclasses(command, config, own_defaul
         (("export",), ExportConfig, set()),
         (("track",), TrackerConfig, {"kpt_conf"}),
         (("track",), OneEuroConfig, set()),
+        (("triangulate",), TriangulationConfig, set()),
     ],
 )
 def test_every_setting_is_an_option(command, config, not_options) -> None:  # type: ignore[no-untyped-def]

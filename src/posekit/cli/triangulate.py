@@ -80,6 +80,7 @@ def triangulate(
     """Triangulate people seen by calibrated cameras: posekit.track3d/1 events (JSON Lines),
     a CSV and an NPZ table, a PNG of the skeletons and an animated preview, in --out."""
     from posekit.threed import outputs
+    from posekit.threed.associate import check_names
     from posekit.threed.reconstruct import reconstruct
     from posekit.threed.rig_files import read_rig
     from posekit.threed.views import read_view, view_schema
@@ -98,6 +99,7 @@ def triangulate(
             "an offset is a whole number of frames", param_hint="--offset"
         ) from None
     rig = read_rig(calibration)
+    check_names(rig, list(paths))
     keypoints = view_schema(schema, list(paths.values()))
     config = TriangulationConfig(**settings)
     claim_output(out, "triangulate", source=str(calibration), force=force)

@@ -44,16 +44,21 @@ class Synchronised:
     ids: np.ndarray  # (C, F, P) each view's track ids (-1: none)
 
 
-def synchronise(rig: CameraRig, views: list[View]) -> Synchronised:
-    """The views (one per camera of `rig`, any order) on the frames at least two of them
-    share; one line when names do not match the rig or the views share no frames."""
-    by_name = {v.name: v for v in views}
-    unknown = sorted(set(by_name) - set(rig.names))
+def check_names(rig: CameraRig, names: list[str]) -> None:
+    """One line when a view is named after no camera of `rig`."""
+    unknown = sorted(set(names) - set(rig.names))
     if unknown:
         raise UserError(
             f"views {', '.join(unknown)} are not cameras of the calibration "
             f"({', '.join(rig.names)})"
         )
+
+
+def synchronise(rig: CameraRig, views: list[View]) -> Synchronised:
+    """The views (one per camera of `rig`, any order) on the frames at least two of them
+    share; one line when names do not match the rig or the views share no frames."""
+    by_name = {v.name: v for v in views}
+    check_names(rig, list(by_name))
     missing = [n for n in rig.names if n not in by_name]
     if len(rig.names) - len(missing) < 2:
         raise UserError(
