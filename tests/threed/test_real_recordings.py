@@ -1,9 +1,12 @@
 """Triangulation checked on recordings no one here made: Pose2Sim's demo (PyPI `pose2sim`
 0.8.4, BSD-3: four calibrated cameras, a Qualisys calibration, OpenPose BODY_25B detections
-of a balancing subject, other people in some views; and a trial with two participants).
+of a balancing subject, other people in some views; and a trial with two participants), and
+DeepFly3D's fixture (PyPI `df3d` 0.57, LGPL: seven cameras, 15 frames of 38 fly keypoints in
+2D and its 3D).
 
-The package is unpacked by `make reference` into a test cache and read from there
-(`POSEKIT_POSE2SIM`); without it the tests skip, or fail under `POSEKIT_REQUIRE_REFERENCE=1`.
+The packages are unpacked by `make reference` into a test cache and read from there
+(`POSEKIT_POSE2SIM`, `POSEKIT_DF3D`); without them the tests skip, or fail under
+`POSEKIT_REQUIRE_REFERENCE=1`.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ import numpy as np
 import pytest
 
 from posekit.schema import get_schema
-from posekit.threed import read_qca
+from posekit.threed import read_qca, triangulate
+from posekit.threed.deepfly import read_df3d_result
 from posekit.threed.reconstruct import Reconstruction, TriangulationConfig, reconstruct
 from posekit.threed.views import read_view
 
 pytestmark = pytest.mark.slow
 BODY25B = get_schema("body25b")
+BODY_COXA = 0  # DeepFly3D: the first joint of each leg
 LIMBS = {
     "right thigh": ("right_hip", "right_knee"),
     "left thigh": ("left_hip", "left_knee"),
@@ -92,3 +97,35 @@ def test_the_two_participants_are_found_in_every_view_and_kept_apart(pose2sim: P
     # in no frame does one camera's person serve both
     both = (rec.people[0].sources >= 0) & (rec.people[1].sources >= 0)
     assert (rec.people[0].sources[both] != rec.people[1].sources[both]).all()
+
+
+@pytest.fixture(scope="module")
+def df3d_result() -> Path:
+    given = os.environ.get("POSEKIT_DF3D")
+    folder = Path(given) if given else Path.home() / ".cache/posekit-test/df3d-0.57"
+    path = folder / "data" / "df3d_result.pkl"
+    if not path.is_file():
+        if os.environ.get("POSEKIT_REQUIRE_REFERENCE") == "1":
+            pytest.fail(f"DeepFly3D's fixture is missing at {path}: run `make reference`")
+        pytest.skip("no DeepFly3D fixture (make reference)")
+    return path
+
+
+def test_deepfly3d_2d_triangulates_to_its_published_3d(df3d_result: Path) -> None:
+    result = read_df3d_result(df3d_result)
+    assert result.points3d is not None
+    # which points each camera sees: DeepFly3D's rule (camera 3, in front, stores guesses for
+    # all 38 points and sees 14; cameras 2 and 4 miss the stripes)
+    assert np.isfinite(result.pixels[:, 0]).all(-1).sum(-1).tolist() == [19, 19, 16, 14, 16, 19, 19]
+    solved = triangulate(result.rig, result.pixels)
+    assert np.isfinite(solved.points).all()
+    error = np.linalg.norm(solved.points - result.points3d, axis=-1)  # mm
+    coxa = [BODY_COXA + 5 * leg + 19 * side for side in (0, 1) for leg in range(3)]
+    moving = np.setdiff1d(np.arange(38), coxa)
+    bone = np.linalg.norm(result.points3d[:, 1] - result.points3d[:, 0], axis=-1).mean()
+    assert np.median(error) < 0.001
+    assert error[:, moving].max() < 0.02 * bone  # 0.0102 mm measured, bone 0.516 mm
+    # the body-coxa joints' 2D are one fixed position in every frame (the tethered body), their
+    # 3D move: they were not triangulated from these 2D points, and agree within a quarter bone
+    assert (result.pixels[:, :, coxa].std(1)[np.isfinite(result.pixels[:, 0, coxa])] == 0).all()
+    assert error[:, coxa].max() < 0.26 * bone

@@ -76,3 +76,41 @@ def _reason(e: Exception) -> str:
     """The last non-empty line of an exception's message (torch's are paragraphs)."""
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
     return lines[-1] if lines else type(e).__name__
+
+
+#: the largest plain pickle `load_numpy_pickle` reads
+MAX_PICKLE_BYTES = 1 << 30
+
+
+def load_numpy_pickle(path: str | Path) -> Any:
+    """A plain pickle of containers, numbers and NumPy arrays (other tools' result files,
+    e.g. DeepFly3D's `pose_result*.pkl`), unpickled with only the NumPy globals of
+    `numpy_safe_globals` admitted: any other global is refused by name, never called."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    size = path.stat().st_size
+    if size > MAX_PICKLE_BYTES:
+        raise UserError(f"{path}: {size} bytes, more than the {MAX_PICKLE_BYTES} allowed")
+    allowed = {}
+    for item in numpy_safe_globals():
+        obj, name = item if isinstance(item, tuple) else (item, "")
+        allowed[name or f"{obj.__module__}.{obj.__qualname__}"] = obj
+
+    class _NumpyOnly(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            found = allowed.get(f"{module}.{name}")
+            if found is None:
+                raise UnsafeFileError(
+                    f"{path}: refused: loading it needs {module}.{name}, which is not NumPy "
+                    "data, so it could run code"
+                )
+            return found
+
+    try:
+        with path.open("rb") as stream:
+            return _NumpyOnly(stream).load()
+    except UnsafeFileError:
+        raise
+    except Exception as e:  # a truncated or foreign file raises many types
+        raise UserError(f"{path}: not a readable pickle ({_reason(e)})") from None
