@@ -3,8 +3,8 @@ keypoints (no Python loop over points).
 
 Each observation is undistorted to normalised image coordinates with its camera's own model,
 then every point is solved at once by the confidence-weighted direct linear transform (DLT): per
-camera two rows `w (x P3 - P1)`, `w (y P3 - P2)`, the null vector of the stacked rows by one
-batched SVD. A view is used when its pixel is finite and its confidence is at least
+camera two rows `w (x P3 - P1)`, `w (y P3 - P2)`, the null vector of the stacked rows `A` (its
+smallest right singular vector, found as the smallest eigenvector of the 4x4 `A^T A`, batched). A view is used when its pixel is finite and its confidence is at least
 `min_confidence`; a point seen by fewer than `min_views` views is missing (NaN), never
 guessed. With `max_error`, a view that does not agree with the others (another person's
 wrist, a swapped left and right) is left out as Pose2Sim does. Each point reports its mean
@@ -107,8 +107,10 @@ def _solve(
             # unit length first (every view counts alike at weight 1), then the weight
             rows.append(w * row / np.linalg.norm(row, axis=-1, keepdims=True))
     a = np.stack(rows, axis=-2)  # (F, K, 2C, 4)
-    _, _, vt = np.linalg.svd(a)
-    homogeneous = vt[..., -1, :] @ to_world.T  # (F, K, 4) in world coordinates
+    # the right singular vector of the smallest singular value is the eigenvector of the
+    # smallest eigenvalue of a^T a: the same solution, a third of the SVD's time
+    _, vectors = np.linalg.eigh(np.swapaxes(a, -1, -2) @ a)
+    homogeneous = vectors[..., :, 0] @ to_world.T  # (F, K, 4) in world coordinates
     with np.errstate(divide="ignore", invalid="ignore"):
         points = homogeneous[..., :3] / homogeneous[..., 3:]
     points[~enough] = np.nan
