@@ -8,6 +8,7 @@ import numpy as np
 
 from posekit.schema import get_schema
 from posekit.threed import Camera, CameraRig
+from posekit.threed.calibrate import Board
 
 
 def look_at(position: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -45,12 +46,28 @@ def points(n_frames: int = 20, n_keypoints: int = 17, seed: int = 0) -> np.ndarr
 
 
 #: a person standing at the origin, COCO-17 keypoints (mm, z up), facing +y
-STANDING = np.array([
-    [0, 90, 1650], [35, 80, 1680], [-35, 80, 1680], [80, 20, 1660], [-80, 20, 1660],
-    [190, 0, 1420], [-190, 0, 1420], [230, 10, 1130], [-230, 10, 1130],
-    [250, 60, 860], [-250, 60, 860], [110, 0, 930], [-110, 0, 930],
-    [120, 20, 500], [-120, 20, 500], [120, 0, 80], [-120, 0, 80],
-], dtype=np.float64)  # fmt: skip
+STANDING = np.array(
+    [
+        [0, 90, 1650],
+        [35, 80, 1680],
+        [-35, 80, 1680],
+        [80, 20, 1660],
+        [-80, 20, 1660],
+        [190, 0, 1420],
+        [-190, 0, 1420],
+        [230, 10, 1130],
+        [-230, 10, 1130],
+        [250, 60, 860],
+        [-250, 60, 860],
+        [110, 0, 930],
+        [-110, 0, 930],
+        [120, 20, 500],
+        [-120, 20, 500],
+        [120, 0, 80],
+        [-120, 0, 80],
+    ],
+    dtype=np.float64,
+)
 
 
 def walkers(n_frames: int, starts: list[tuple[float, float]], seed: int = 0) -> np.ndarray:
@@ -83,3 +100,48 @@ def seen(cameras: CameraRig, people: np.ndarray) -> np.ndarray:
 
 
 COCO17 = get_schema("coco17")
+
+
+def board_texture(board: Board, per_unit: float) -> np.ndarray:
+    """The board as an image, `per_unit` pixels per unit of its squares (no margin)."""
+    size = (
+        round(board.squares[0] * board.square_length * per_unit),
+        round(board.squares[1] * board.square_length * per_unit),
+    )
+    return board.opencv().generateImage(size, marginSize=0)
+
+
+class BoardCamera:
+    """Renders a planar texture seen by a camera, lens distortion included: every image pixel
+    is traced back along its ray (OpenCV's undistortion) to the board's plane."""
+
+    def __init__(self, camera: Camera, supersample: int = 2) -> None:
+        self.camera, self.k = camera, supersample
+        w, h = camera.size
+        # the centres of the supersampled pixels, in the image's pixel coordinates
+        u = (np.arange(w * supersample) + 0.5) / supersample - 0.5
+        v = (np.arange(h * supersample) + 0.5) / supersample - 0.5
+        grid = np.stack(np.meshgrid(u, v), -1)
+        xy = camera.undistort(grid)
+        self.rays = np.concatenate([xy, np.ones((*xy.shape[:2], 1))], -1)  # camera frame
+
+    def render(
+        self, texture: np.ndarray, per_unit: float, rotation: np.ndarray, translation: np.ndarray
+    ) -> np.ndarray:
+        """The gray image of `texture` (its pixel i, j at board point ((i + .5) / per_unit,
+        (j + .5) / per_unit, 0)) posed by board -> world `rotation`, `translation`."""
+        r = self.camera.rotation_matrix @ rotation
+        t = self.camera.rotation_matrix @ translation + self.camera.translation
+        origin = -r.T @ t  # the camera centre in board coordinates
+        direction = self.rays @ r  # rays in board coordinates (r.T @ d for each ray)
+        s = -origin[2] / direction[..., 2]
+        point = origin + s[..., None] * direction
+        behind = s <= 0
+        map_x = (point[..., 0] * per_unit - 0.5).astype(np.float32)
+        map_y = (point[..., 1] * per_unit - 0.5).astype(np.float32)
+        map_x[behind] = -1e6
+        big = cv2.remap(
+            texture, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=128
+        )
+        w, h = self.camera.size
+        return cv2.resize(big, (w, h), interpolation=cv2.INTER_AREA)

@@ -28,6 +28,7 @@ def cli() -> None:
 
 def _register() -> None:
     from posekit.cli.actions import actions
+    from posekit.cli.calibrate import calibrate
     from posekit.cli.data import data
     from posekit.cli.demo import demo
     from posekit.cli.export import export
@@ -39,6 +40,7 @@ def _register() -> None:
     from posekit.cli.val import val
 
     cli.add_command(actions)
+    cli.add_command(calibrate)
     cli.add_command(data)
     cli.add_command(demo)
     cli.add_command(export)

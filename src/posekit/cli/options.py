@@ -89,6 +89,20 @@ def parse_angles(values: tuple[str, ...]) -> dict[str, list[str]]:
     return out
 
 
+def parse_pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
+    """NAME=VALUE options (`--view cam1=a.mp4`) as a mapping, in order; a repeated name or
+    a malformed value is one line."""
+    out: dict[str, str] = {}
+    for v in values:
+        name, sep, value = v.partition("=")
+        if not sep or not name or not value:
+            raise click.BadParameter(f"{v!r}: expected CAMERA=VALUE", param_hint=what)
+        if name in out:
+            raise click.BadParameter(f"camera {name!r} given twice", param_hint=what)
+        out[name] = value
+    return out
+
+
 def setting_option(
     config: type, name: str, *, default: Any = MISSING, **kw: Any
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

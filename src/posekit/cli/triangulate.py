@@ -9,21 +9,14 @@ import click
 import numpy as np
 
 from posekit.cli.logs import setup_logging
-from posekit.cli.options import angle_option, force_option, parse_angles, remaining_settings
+from posekit.cli.options import (
+    angle_option,
+    force_option,
+    parse_angles,
+    parse_pairs,
+    remaining_settings,
+)
 from posekit.threed.reconstruct import TriangulationConfig
-
-
-def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
-    """NAME=VALUE options as a mapping; a repeated or malformed one is one line."""
-    out: dict[str, str] = {}
-    for v in values:
-        name, sep, value = v.partition("=")
-        if not sep or not name or not value:
-            raise click.BadParameter(f"{v!r}: expected CAMERA=VALUE", param_hint=what)
-        if name in out:
-            raise click.BadParameter(f"camera {name!r} given twice", param_hint=what)
-        out[name] = value
-    return out
 
 
 @click.command()
@@ -87,8 +80,8 @@ def triangulate(
     from posekit.utils.outputs import claim_output
 
     setup_logging()
-    paths = _pairs(views, "--view")
-    shifts = _pairs(offsets, "--offset")
+    paths = parse_pairs(views, "--view")
+    shifts = parse_pairs(offsets, "--offset")
     unknown = sorted(set(shifts) - set(paths))
     if unknown:
         raise click.BadParameter(f"no --view for {', '.join(unknown)}", param_hint="--offset")

@@ -29,7 +29,7 @@ from posekit.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 
-#: combinations scored per batch (bounds the memory of the batched SVD)
+#: combinations scored per batch (bounds the memory of the batched solve)
 _BATCH = 1 << 14
 #: the most combinations a frame may have ((people + 1) ** cameras)
 MAX_COMBINATIONS = 1 << 20

@@ -4,7 +4,8 @@ keypoints (no Python loop over points).
 Each observation is undistorted to normalised image coordinates with its camera's own model,
 then every point is solved at once by the confidence-weighted direct linear transform (DLT): per
 camera two rows `w (x P3 - P1)`, `w (y P3 - P2)`, the null vector of the stacked rows `A` (its
-smallest right singular vector, found as the smallest eigenvector of the 4x4 `A^T A`, batched). A view is used when its pixel is finite and its confidence is at least
+smallest right singular vector, found as the smallest eigenvector of the 4x4 `A^T A`,
+batched). A view is used when its pixel is finite and its confidence is at least
 `min_confidence`; a point seen by fewer than `min_views` views is missing (NaN), never
 guessed. With `max_error`, a view that does not agree with the others (another person's
 wrist, a swapped left and right) is left out as Pose2Sim does. Each point reports its mean
@@ -93,7 +94,7 @@ def _solve(
     rig: CameraRig, normalised: list[np.ndarray], weight: np.ndarray, enough: np.ndarray
 ) -> np.ndarray:
     """(F, K, 3) points from the views' normalised coordinates and weights (0: unused), NaN
-    where not `enough` views: the weighted DLT by one batched SVD."""
+    where not `enough` views: the weighted DLT, all points at once."""
     # Hartley's conditioning: solve in a world frame centred on the cameras and scaled to
     # their spread (in millimetres the translation column would swamp the rotation's)
     to_world = _conditioning(rig)
