@@ -23,8 +23,9 @@ from posekit.threed.reconstruct import TriangulationConfig
 @click.option(
     "--calibration",
     required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="The cameras: Anipose's / Pose2Sim's calibration.toml or a Qualisys .qca.txt.",
+    type=click.Path(path_type=Path),
+    help="The cameras: Anipose's / Pose2Sim's calibration.toml, a Qualisys .qca.txt, or "
+    "EasyMocap's intri.yml (extri.yml beside it) or their folder.",
 )
 @click.option(
     "--view",
