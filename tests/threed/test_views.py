@@ -137,3 +137,32 @@ def test_a_bad_event_line_is_one_line_with_its_number(
     path.write_text(_event(0, 1, coco.keypoints, 1.5) + line + "\n")
     with pytest.raises(UserError, match=f"cam1.jsonl:2: {message}"):
         read_events("cam1", path, coco)
+
+
+def test_predictions_json_reads_by_frame_or_by_file_name(tmp_path: Path) -> None:
+    coco = get_schema("coco17")
+
+    def entry(x: float) -> dict:
+        return {"image_id": 1, "category_id": 1, "score": 0.9, "keypoints": [x, 10.5, 0.8] * 17}
+
+    video = [
+        entry(5.5) | {"file_name": "a.mp4", "frame": 7},
+        entry(6.5) | {"file_name": "a.mp4", "frame": 3},
+    ]
+    path = tmp_path / "predictions.json"
+    path.write_text(json.dumps(video))
+    view = read_view("cam1", path, coco)
+    assert view.frames.tolist() == [3, 7]
+    assert view.keypoints[0, 0, 0].tolist() == [6.0, 10.0, 0.8]  # OpenCV's pixels
+    images = [
+        entry(1.5) | {"file_name": "b/0002.png"},
+        entry(2.5) | {"file_name": "b/0001.png"},
+        entry(3.5) | {"file_name": "b/0001.png"},
+    ]
+    path.write_text(json.dumps(images))
+    view = read_view("cam1", path, coco)
+    assert view.frames.tolist() == [0, 1]  # the images' sorted order
+    assert view.keypoints[0, :, 0, 0].tolist() == [2.0, 3.0]
+    path.write_text(json.dumps([{"keypoints": [1, 2, 3]}]))
+    with pytest.raises(UserError, match="entry 0: 3 keypoint numbers, person has 17 x 3"):
+        read_view("cam1", path, coco)

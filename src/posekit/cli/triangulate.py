@@ -33,7 +33,8 @@ from posekit.threed.reconstruct import TriangulationConfig
     multiple=True,
     required=True,
     metavar="CAMERA=PATH",
-    help="A camera's 2D keypoints: posekit track events (.jsonl) or an OpenPose JSON folder; "
+    help="A camera's 2D keypoints: posekit track events (.jsonl), posekit predict's "
+    "predictions.json or an OpenPose JSON folder; "
     "repeat for each camera (names as in the calibration).",
 )
 @click.option(

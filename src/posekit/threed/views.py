@@ -49,14 +49,63 @@ class View:
 
 
 def read_view(name: str, path: str | Path, schema: KeypointSchema) -> View:
-    """A camera's 2D keypoints from `path`: a folder of OpenPose JSON frames, or a
-    `posekit.track/1` event file (`.jsonl`)."""
+    """A camera's 2D keypoints from `path`: a folder of OpenPose JSON frames, a
+    `posekit.track/1` event file (`.jsonl`), or `posekit predict --save-json`'s
+    `predictions.json` (`.json`)."""
     path = Path(path)
     if path.is_dir():
         return read_openpose(name, path, schema)
     if not path.is_file():
         raise UserError(f"view {name}: {path}: no such file or folder")
+    if path.suffix.lower() == ".json":
+        return read_predictions(name, path, schema)
     return read_events(name, path, schema)
+
+
+#: the largest predictions.json read
+MAX_PREDICTIONS_BYTES = 1 << 30
+
+
+def read_predictions(name: str, path: str | Path, schema: KeypointSchema) -> View:
+    """`posekit predict --save-json` results (COCO keypoint results that also name their
+    `file_name` and, for a video, `frame`): a video's entries by frame, an image folder's by
+    the sorted order of its file names. No track ids."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_PREDICTIONS_BYTES:
+        raise UserError(f"{path}: {size} bytes, more than the {MAX_PREDICTIONS_BYTES} allowed")
+    try:
+        entries = json.loads(path.read_bytes())
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise UserError(f"{path}: invalid JSON ({str(e).splitlines()[0]})") from None
+    if not isinstance(entries, list):
+        raise UserError(f"{path}: not a list of COCO keypoint results")
+    k = schema.num_keypoints
+    keyed: list[tuple[tuple[int, str], np.ndarray]] = []
+    for i, e in enumerate(entries):
+        where = f"{path}: entry {i}"
+        flat = e.get("keypoints") if isinstance(e, dict) else None
+        if not isinstance(flat, list) or len(flat) != 3 * k:
+            size = len(flat) if isinstance(flat, list) else "no"
+            raise UserError(f"{where}: {size} keypoint numbers, {schema.name} has {k} x 3")
+        frame = e.get("frame", 0)
+        if not isinstance(frame, int) or isinstance(frame, bool) or frame < 0:
+            raise UserError(f"{where}: 'frame' must be a whole number >= 0, got {quoted(frame)}")
+        points = _numbers(flat, where).reshape(k, 3)
+        points[:, :2] += POSEKIT_TO_OPENCV
+        keyed.append(((frame, str(e.get("file_name", ""))), points))
+    if not keyed:
+        raise UserError(f"{path}: no predictions")
+    videos = {f for (f, _), _ in keyed if f > 0}
+    order = sorted({key for key, _ in keyed}, key=lambda key: key if videos else key[::-1])
+    number = {key: n if not videos else key[0] for n, key in enumerate(order)}
+    frames: dict[int, list[np.ndarray]] = {}
+    for key, points in keyed:
+        frames.setdefault(number[key], []).append(points)
+    numbers = sorted(frames)
+    keypoints = _pad([np.stack(frames[n]) for n in numbers], k)
+    ids = np.full(keypoints.shape[:2], -1, dtype=np.int64)
+    return View(name, np.asarray(numbers, dtype=np.int64), keypoints, ids)
 
 
 def read_openpose(name: str, folder: str | Path, schema: KeypointSchema) -> View:
