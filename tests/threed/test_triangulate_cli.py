@@ -10,6 +10,7 @@ import json
 import tomllib
 from pathlib import Path
 
+import cv2
 import jsonschema
 import numpy as np
 import pytest
@@ -175,3 +176,40 @@ def test_a_singular_calibration_is_one_line(scene, capsys) -> None:  # type: ign
     assert main(args) == 2
     lines = error_lines(capsys.readouterr().err)
     assert len(lines) == 1 and "camera 'cam1': the intrinsic matrix must have focal" in lines[0]
+
+
+def test_the_skeletons_are_drawn_back_onto_each_cameras_video(scene) -> None:  # type: ignore[no-untyped-def]
+    from posekit.predict.sources import read_video
+
+    folder, views, truth = scene
+    cameras = rig()
+    video = folder / "cam1.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"mp4v"), 10, (1280, 720))
+    for _ in range(FRAMES):
+        writer.write(np.zeros((720, 1280, 3), np.uint8))
+    writer.release()
+    out = folder / "3d"
+    args = [
+        "triangulate",
+        "--calibration",
+        str(folder / "calibration.toml"),
+        *views,
+        "--offset",
+        "cam3=3",
+        "--people",
+        "0",
+        "--no-preview",
+        "--video",
+        f"cam1={video}",
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 0
+    frames = [f.image for f in read_video(str(out / "reprojected_cam1.mp4"))]
+    assert len(frames) == FRAMES
+    # the middle of each person's left shin, as cam1 sees it, is drawn; an empty spot is not
+    for f in (0, FRAMES - 1):
+        for person in truth:
+            x, y = cameras.cameras[1].project((person[f, 13] + person[f, 15]) / 2)
+            assert frames[f][round(y) - 2 : round(y) + 3, round(x) - 2 : round(x) + 3].max() > 60
+    assert frames[0][:40, :40].max() < 30

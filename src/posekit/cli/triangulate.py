@@ -52,6 +52,14 @@ from posekit.threed.reconstruct import TriangulationConfig
     "coco17 ...) or a schema YAML (default: the preset whose names the events carry).",
 )
 @remaining_settings(TriangulationConfig)
+@click.option(
+    "--video",
+    "videos",
+    multiple=True,
+    metavar="CAMERA=PATH",
+    help="A camera's video: the 3D skeletons are drawn back onto its frames "
+    "(reprojected_CAMERA.mp4); repeatable.",
+)
 @angle_option
 @click.option(
     "--preview/--no-preview",
@@ -66,6 +74,7 @@ def triangulate(
     views: tuple[str, ...],
     offsets: tuple[str, ...],
     schema: str | None,
+    videos: tuple[str, ...],
     angles: tuple[str, ...],
     preview: bool,
     out: Path,
@@ -84,9 +93,12 @@ def triangulate(
     setup_logging()
     paths = parse_pairs(views, "--view")
     shifts = parse_pairs(offsets, "--offset")
-    unknown = sorted(set(shifts) - set(paths))
+    clips = parse_pairs(videos, "--video")
+    unknown = sorted((set(shifts) | set(clips)) - set(paths))
     if unknown:
-        raise click.BadParameter(f"no --view for {', '.join(unknown)}", param_hint="--offset")
+        raise click.BadParameter(
+            f"no --view for {', '.join(unknown)}", param_hint="--offset/--video"
+        )
     try:
         frames = {name: int(v) for name, v in shifts.items()}
     except ValueError:
@@ -107,6 +119,7 @@ def triangulate(
     outputs.plot_skeletons(rec, out / "skeleton3d.png")
     if preview:
         outputs.animate(rec, out / "preview3d.gif")
+    outputs.write_reprojections(rec, rig, clips, out, frames)
     solved = sum(int(np.isfinite(p.points).all(-1).sum()) for p in rec.people)
     click.echo(f"{len(rec.people)} people, {len(rec.frames)} frames, {solved} points -> {out}")
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from posekit.threed.cameras import CameraRig
 from posekit.threed.reconstruct import Reconstruction
 from posekit.utils.extras import require
 from posekit.utils.paths import write_bytes_replacing, write_text_replacing
@@ -235,3 +236,84 @@ def animate(rec: Reconstruction, path: str | Path, *, fps: float = 10.0) -> Path
         loop=0,
     )
     return write_bytes_replacing(path, buffer.getvalue())
+
+
+def write_reprojections(
+    rec: Reconstruction,
+    rig: CameraRig,
+    videos: dict[str, str],
+    folder: str | Path,
+    offsets: dict[str, int] | None = None,
+) -> list[Path]:
+    """Each camera's video with every person's 3D skeleton projected back onto its frames
+    (`reprojected_<camera>.mp4`: left limbs blue, right red, the person's id at the head), so
+    a wrong association or a bad calibration shows where it happens. A camera's frame n is
+    the reconstruction's frame n - its offset."""
+    from posekit.predict.sources import read_video
+    from posekit.predict.writers import VideoSink
+
+    folder = Path(folder)
+    written = []
+    index = {int(f): i for i, f in enumerate(rec.frames)}
+    for name, source in videos.items():
+        camera = rig.camera(name)
+        shift = (offsets or {}).get(name, 0)
+        projected = [camera.project(np.nan_to_num(p.points, nan=0.0)) for p in rec.people]
+        known = [np.isfinite(p.points).all(-1) for p in rec.people]
+        sink = None
+        try:
+            for frame in read_video(source):
+                if frame.image is None:
+                    continue
+                image = frame.image.copy()
+                f = index.get(frame.index - shift)
+                if f is not None:
+                    for p, person in enumerate(rec.people):
+                        _draw_2d(image, rec, projected[p][f], known[p][f], person.id, p)
+                if sink is None:
+                    path = folder / f"reprojected_{name}.mp4"
+                    sink = VideoSink.for_source(path, source, image.shape[:2])
+                sink.write(image)
+        finally:
+            if sink is not None:
+                sink.close()
+                written.append(sink.path)
+    return written
+
+
+#: BGR colours of the reprojected skeleton
+_LEFT, _RIGHT, _MIDDLE = (200, 120, 30), (40, 40, 220), (60, 200, 60)
+
+
+def _draw_2d(
+    image: np.ndarray,
+    rec: Reconstruction,
+    pixels: np.ndarray,
+    known: np.ndarray,
+    person_id: int,
+    slot: int,
+) -> None:
+    """One person's reprojected skeleton (sub-pixel lines: OpenCV's shift of 4 bits)."""
+    import cv2
+
+    fixed = np.rint(np.nan_to_num(pixels) * 16).astype(np.int64)  # 4 fractional bits
+    names = rec.schema.keypoints
+    for a, b in rec.schema.skeleton:
+        if not (known[a] and known[b]):
+            continue
+        sides = {names[a].split("_")[0], names[b].split("_")[0]}
+        colour = _LEFT if sides == {"left"} else _RIGHT if sides == {"right"} else _MIDDLE
+        start, end = tuple(map(int, fixed[a])), tuple(map(int, fixed[b]))
+        cv2.line(image, start, end, colour, 2, cv2.LINE_AA, shift=4)
+    if known.any():
+        top = pixels[known][np.argmin(pixels[known][:, 1])]
+        cv2.putText(
+            image,
+            f"{person_id}",
+            (int(top[0]), max(12, int(top[1]) - 8)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.6,
+            (255, 255, 255),
+            2,
+            cv2.LINE_AA,
+        )
