@@ -148,3 +148,21 @@ def test_a_bad_board_file_is_one_line(tmp_path, capsys, text, message) -> None: 
     assert main(args) == 2
     lines = error_lines(capsys.readouterr().err)
     assert len(lines) == 1 and message in lines[0], lines
+
+
+@pytest.mark.slow
+def test_one_camera_calibrates_its_lens(filmed, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    root, truth = filmed
+    out = tmp_path / "one"
+    args = [
+        "calibrate",
+        "--board",
+        str(root / "board.yaml"),
+        f"--view=cam1={root / 'cam1'}",
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 0, capsys.readouterr().err
+    camera = CameraRig.read_toml(out / "calibration.toml").cameras[0]
+    assert camera.matrix[0, 0] == pytest.approx(truth[1].matrix[0, 0], rel=0.005)
+    assert json.loads((out / "report.json").read_text())["cameras"][0]["error"] < 0.5

@@ -213,3 +213,22 @@ def test_the_skeletons_are_drawn_back_onto_each_cameras_video(scene) -> None:  #
             x, y = cameras.cameras[1].project((person[f, 13] + person[f, 15]) / 2)
             assert frames[f][round(y) - 2 : round(y) + 3, round(x) - 2 : round(x) + 3].max() > 60
     assert frames[0][:40, :40].max() < 30
+
+
+def test_an_unknown_angle_keypoint_is_one_line_before_any_work(scene, capsys) -> None:  # type: ignore[no-untyped-def]
+    folder, views, _ = scene
+    out = folder / "3d"
+    args = [
+        "triangulate",
+        "--calibration",
+        str(folder / "calibration.toml"),
+        *views,
+        "--angle",
+        "hip,knee,ankle",
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 2
+    lines = error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and "'hip'" in lines[0], lines
+    assert not out.exists()

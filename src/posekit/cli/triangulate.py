@@ -83,6 +83,7 @@ def triangulate(
 ) -> None:
     """Triangulate people seen by calibrated cameras: posekit.track3d/1 events (JSON Lines),
     a CSV and an NPZ table, a PNG of the skeletons and an animated preview, in --out."""
+    from posekit.analytics import resolve_triple
     from posekit.threed import outputs
     from posekit.threed.associate import check_names
     from posekit.threed.reconstruct import reconstruct
@@ -108,11 +109,12 @@ def triangulate(
     rig = read_rig(calibration)
     check_names(rig, list(paths))
     keypoints = view_schema(schema, list(paths.values()))
+    triples = {n: resolve_triple(keypoints, t) for n, t in parse_angles(angles).items()}
     config = TriangulationConfig(**settings)
     claim_output(out, "triangulate", source=str(calibration), force=force)
     loaded = [read_view(n, p, keypoints).shifted(frames.get(n, 0)) for n, p in paths.items()]
     rec = reconstruct(rig, loaded, keypoints, config)
-    measured = _angles_3d(rec, parse_angles(angles))
+    measured = _angles_3d(rec, triples)
     outputs.write_jsonl(rec, out / "points3d.jsonl", measured)
     outputs.write_csv(rec, out / "points3d.csv")
     outputs.write_npz(rec, out / "points3d.npz")
@@ -124,15 +126,14 @@ def triangulate(
     click.echo(f"{len(rec.people)} people, {len(rec.frames)} frames, {solved} points -> {out}")
 
 
-def _angles_3d(rec: Any, triples: dict[str, list[str]]) -> dict[str, Any] | None:
+def _angles_3d(rec: Any, triples: dict[str, tuple[int, int, int]]) -> dict[str, Any] | None:
     """(people, F) degrees per named angle, measured on the 3D points."""
     if not triples:
         return None
-    from posekit.analytics import joint_angle_3d, resolve_triple
+    from posekit.analytics import joint_angle_3d
 
     out = {}
-    for name, triple in triples.items():
-        abc = resolve_triple(rec.schema, triple)
+    for name, abc in triples.items():
         per_person = [joint_angle_3d(p.points, abc) for p in rec.people]
         out[name] = np.stack(per_person) if per_person else np.zeros((0, len(rec.frames)))
     return out

@@ -15,7 +15,6 @@ subject of a single-person recording, whoever else walks through).
 from __future__ import annotations
 
 import itertools
-import logging
 import warnings
 from dataclasses import dataclass
 
@@ -26,8 +25,6 @@ from posekit.threed.cameras import CameraRig
 from posekit.threed.triangulate import triangulate
 from posekit.threed.views import View
 from posekit.utils.errors import UserError
-
-log = logging.getLogger(__name__)
 
 #: combinations scored per batch (bounds the memory of the batched solve)
 _BATCH = 1 << 14

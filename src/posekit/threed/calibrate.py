@@ -165,7 +165,7 @@ def calibrate(
     empty = [n for n in names if not detections[n]]
     if empty:
         raise UserError(f"no board ({board.describe()}) found by camera {', '.join(empty)}")
-    intrinsics = {n: _intrinsics(corners, detections[n], sizes[n], config) for n in names}
+    intrinsics = {n: _intrinsics(n, corners, detections[n], sizes[n], config) for n in names}
     poses = {n: _board_poses(corners, detections[n], *intrinsics[n]) for n in names}
     placed = _place_cameras(names, poses)
     problem = _Adjustment(corners, names, detections, intrinsics, placed, poses)
@@ -195,7 +195,11 @@ def calibrate(
 
 
 def _intrinsics(
-    corners: np.ndarray, found: list[Detection], size: tuple[int, int], config: CalibrationConfig
+    name: str,
+    corners: np.ndarray,
+    found: list[Detection],
+    size: tuple[int, int],
+    config: CalibrationConfig,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(K, distortion) of one camera from up to `intrinsic_frames` of its detections."""
     usable = [d for d in found if len(d.ids) >= config.min_corners]
@@ -205,7 +209,14 @@ def _intrinsics(
     objects = [corners[usable[i].ids].astype(np.float32) for i in picks]
     images = [usable[i].pixels.astype(np.float32) for i in picks]
     flags = cv2.CALIB_FIX_K3
-    _, matrix, dist, _, _ = cv2.calibrateCamera(objects, images, size, None, None, flags=flags)
+    try:
+        _, matrix, dist, _, _ = cv2.calibrateCamera(objects, images, size, None, None, flags=flags)
+    except cv2.error as e:
+        reason = str(e).strip().splitlines()[-1]
+        raise UserError(
+            f"camera {name}: {len(objects)} board views do not determine its lens "
+            f"({reason}): film the board in more poses"
+        ) from None
     return matrix, dist.ravel()[:4]
 
 
@@ -265,7 +276,8 @@ class _Adjustment:
         for n in names:
             for f in poses[n]:
                 counts[f] = counts.get(f, 0) + 1
-        self.frames = sorted(f for f, c in counts.items() if c >= 2)
+        # frames that relate cameras (a single camera: every frame refines its lens)
+        self.frames = sorted(f for f, c in counts.items() if c >= min(2, len(names)))
         frame_slot = {f: i for i, f in enumerate(self.frames)}
         cams, slots, ids, pixels = [], [], [], []
         for c, n in enumerate(names):

@@ -30,8 +30,8 @@ class TriangulationConfig:
     # pixels: a point whose views reproject farther on average loses its worst view, again
     # while it has more than min_views (Pose2Sim's rule; a large value turns it off)
     max_error: float = ranged(10.0, 0.0, 1e6)
-    # people per frame (1: the one whose views agree best, as Pose2Sim's single-person mode;
-    # 0: every person the views agree on)
+    # people kept (1: a single-person recording's subject, the person seen longest by the
+    # most cameras, as Pose2Sim's single-person mode; 0: every person the views agree on)
     people: int = ranged(1, 0, 1000)
     # pixels: the mean reprojection error under which one person per camera are the same
     association_error: float = ranged(20.0, 0.0, 1e6)

@@ -1,9 +1,10 @@
-"""One camera's 2D keypoints over time, read from posekit's tracked events or OpenPose's
-per-frame JSON, as dense arrays the triangulation works on.
+"""One camera's 2D keypoints over time, read from posekit's tracked events, `posekit predict`'s
+predictions.json or OpenPose's per-frame JSON, as dense arrays the triangulation works on.
 
 Pixels are kept in OpenCV's convention, the one the calibration uses: the centre of the
 top-left pixel is (0, 0). posekit's own coordinates are continuous (that centre is (0.5, 0.5)),
-so events are shifted by half a pixel on reading; OpenPose already writes OpenCV's pixels.
+so events and predictions are shifted by half a pixel on reading; OpenPose already writes
+OpenCV's pixels.
 Every problem is one line naming the file (and line or person); nothing is dropped silently:
 an OpenPose folder's files that are not frames of the stream are named in one log line.
 """
@@ -44,7 +45,8 @@ class View:
     ids: np.ndarray  # (F, P) track ids, -1 where no person or no id
 
     def shifted(self, offset: int) -> View:
-        """The same view with `offset` added to its frame numbers (its clock ahead by that)."""
+        """The same view on the others' clock: its frame n is their frame n - `offset` (its
+        recording started `offset` frames before theirs)."""
         return View(self.name, self.frames - offset, self.keypoints, self.ids)
 
 
