@@ -1,6 +1,7 @@
 """What `posekit triangulate` leaves in its folder: the 3D people as `posekit.track3d/1` JSON
-Lines, a CSV and an NPZ table, a picture of the skeletons and an animated preview. Every file
-is written whole to a temporary name beside it, then renamed into place."""
+Lines, a CSV and an NPZ table, a picture of the skeletons, an animated preview (each written
+whole to a temporary name beside it, then renamed into place), and each camera's video with
+the skeletons projected back onto it (written frame by frame)."""
 
 from __future__ import annotations
 
