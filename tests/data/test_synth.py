@@ -55,6 +55,16 @@ def test_person_data_has_the_promised_variety() -> None:
     assert min(heights) < 60 and max(heights) > 300
 
 
+def test_the_figure_count_can_be_chosen() -> None:
+    cfg = SynthConfig("person", imgsz=256, seed=2, min_figures=1, max_figures=1, min_height=70)
+    backdrop = Backdrop(*cfg.size, cfg.seed)
+    figures = [len(render(cfg, index, backdrop).instances) for index in range(30)]
+    # one figure drawn per image; one may be hidden by an occluder or the border, never two
+    assert max(figures) == 1 and sum(figures) >= 27
+    with pytest.raises(ValueError, match="min_figures 3 > max_figures 2"):
+        SynthConfig(min_figures=3, max_figures=2)
+
+
 def test_generation_is_deterministic(tmp_path: Path) -> None:
     cfg = SynthConfig("arm", images=12, imgsz=160, seed=5)
     a = generate(cfg, tmp_path / "a", val=0.25, workers=1)

@@ -115,3 +115,17 @@ def test_refinement_keeps_bones_constant_and_comes_closer_to_the_truth() -> None
     assert _bone_spread(refined.points) < 0.5 * _bone_spread(solved.points)
     true_lengths = np.linalg.norm(truth[0, 5] - truth[0, 7])
     assert refined.lengths[COCO17.skeleton.index((5, 7))] == pytest.approx(true_lengths, rel=0.02)
+
+
+def test_a_view_outside_its_cameras_image_is_one_line() -> None:
+    views = _views(walkers(FRAMES, [(0.0, 0.0)]))
+    wrong = views[1]
+    flipped = wrong.keypoints.copy()
+    flipped[..., :2] = flipped[..., :2] * 2.5  # a view of a camera with 2.5x the resolution
+    views[1] = View(wrong.name, wrong.frames, flipped, wrong.ids)
+    with pytest.raises(
+        UserError,
+        match=r"view cam1: \d+% of its keypoints lie outside camera "
+        r"cam1's 1280x720 image",
+    ):
+        synchronise(rig(), views)

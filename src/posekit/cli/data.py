@@ -29,6 +29,10 @@ def data() -> None:
 @click.option("--kind", type=click.Choice(KINDS), default="person", show_default=True)
 @setting_option(SynthConfig, "images", default=200, help="How many images.")
 @setting_option(SynthConfig, "imgsz", help="Image width in pixels (height is 3/4 of it).")
+@setting_option(SynthConfig, "min_height", help="Smallest figure, in pixels.")
+@setting_option(SynthConfig, "max_height_frac", help="Largest figure, a fraction of the height.")
+@setting_option(SynthConfig, "min_figures", help="Fewest figures per image (with --max-figures).")
+@setting_option(SynthConfig, "max_figures", help="Most figures per image (0-4 keeps the mix).")
 @click.option("--val", type=click.FloatRange(0, 1), default=0.1, show_default=True)
 @click.option("--test", type=click.FloatRange(0, 1), default=0.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -41,6 +45,10 @@ def synth(
     kind: str,
     images: int,
     imgsz: int,
+    min_height: float,
+    max_height_frac: float,
+    min_figures: int,
+    max_figures: int,
     val: float,
     test: float,
     seed: int,
@@ -49,7 +57,16 @@ def synth(
     force: bool,
 ) -> None:
     """Generate a synthetic dataset (deterministic for a seed) in the posekit layout."""
-    cfg = SynthConfig(kind=kind, images=images, imgsz=imgsz, seed=seed)
+    cfg = SynthConfig(
+        kind=kind,
+        images=images,
+        imgsz=imgsz,
+        seed=seed,
+        min_height=min_height,
+        max_height_frac=max_height_frac,
+        min_figures=min_figures,
+        max_figures=max_figures,
+    )
     claim_output(out, "data synth", force=force)  # a refusal comes before any progress bar
     with progress_bar(f"synth {kind}", images, unit="img") as advance:
         generate(cfg, out, val=val, test=test, workers=workers, progress=advance, force=force)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from posekit.threed.cameras import CameraRig
+from posekit.threed.cameras import Camera, CameraRig
 from posekit.threed.triangulate import triangulate
 from posekit.threed.views import View
 from posekit.utils.errors import UserError
@@ -51,6 +51,31 @@ def check_names(rig: CameraRig, names: list[str]) -> None:
         )
 
 
+#: the share of a view's keypoints that may fall outside its camera's image (detectors place
+#: some just past the border) before the view and the camera are taken for different ones
+OUTSIDE_SHARE = 0.2
+
+
+def check_inside(camera: Camera, view: View) -> None:
+    """One line when much of a view lies outside its camera's image (beyond a tenth of the
+    image past each border): another camera's keypoints, or a calibration of another size
+    (a portrait video calibrated as landscape)."""
+    xy = view.keypoints[..., :2].reshape(-1, 2)
+    xy = xy[np.isfinite(xy).all(-1)]
+    if not len(xy):
+        return
+    w, h = camera.size
+    margin = 0.1 * np.array([w, h])
+    outside = ((xy < -margin) | (xy > np.array([w, h]) + margin)).any(-1).mean()
+    if outside > OUTSIDE_SHARE:
+        span = np.ptp(xy, axis=0)
+        raise UserError(
+            f"view {view.name}: {outside:.0%} of its keypoints lie outside camera "
+            f"{camera.name}'s {w}x{h} image (they span {span[0]:.0f}x{span[1]:.0f} px): is "
+            "the view of that camera, and the calibration of its video size?"
+        )
+
+
 def synchronise(rig: CameraRig, views: list[View]) -> Synchronised:
     """The views (one per camera of `rig`, any order) on the frames at least two of them
     share; one line when names do not match the rig or the views share no frames."""
@@ -63,6 +88,9 @@ def synchronise(rig: CameraRig, views: list[View]) -> Synchronised:
             f"{', '.join(rig.names)}, the views {', '.join(by_name) or 'none'}"
         )
     ordered = [by_name.get(n) for n in rig.names]
+    for camera, view in zip(rig.cameras, ordered, strict=True):
+        if view is not None:
+            check_inside(camera, view)
     counts: dict[int, int] = {}
     for v in ordered:
         for f in v.frames if v is not None else []:

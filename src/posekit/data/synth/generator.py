@@ -42,11 +42,19 @@ class SynthConfig:
     min_height: float = ranged(40.0, 1, 4096)  # smallest figure, px
     # largest figure, as a fraction of the image height
     max_height_frac: float = ranged(0.95, 0.01, 1)
+    # figures per image, drawn uniformly from min_figures..max_figures; the defaults (0-4
+    # people, 0-3 arms) keep the generator's own mix, which favours 1-2
+    min_figures: int = ranged(0, 0, 64)
+    max_figures: int = ranged(4, 0, 64)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise UserError(f"synth: kind {self.kind!r} is not one of {', '.join(KINDS)}")
         check_ranges(self, "synth")
+        if self.min_figures > self.max_figures:
+            raise UserError(
+                f"synth: min_figures {self.min_figures} > max_figures {self.max_figures}"
+            )
 
     @property
     def size(self) -> tuple[int, int]:
@@ -77,8 +85,10 @@ class SynthFrame:
 def _sample_figures(cfg: SynthConfig, rng: np.random.Generator) -> list[Figure]:
     w, h = cfg.size
     top = max(cfg.max_height_frac * h, cfg.min_height + 1)
+    mixed = (cfg.min_figures, cfg.max_figures) == (0, 4)
+    chosen = int(rng.integers(cfg.min_figures, cfg.max_figures + 1)) if not mixed else None
     if cfg.kind == "person":
-        n = int(rng.choice(5, p=(0.08, 0.32, 0.25, 0.2, 0.15)))
+        n = int(rng.choice(5, p=(0.08, 0.32, 0.25, 0.2, 0.15))) if chosen is None else chosen
         heights = np.exp(rng.uniform(np.log(cfg.min_height), np.log(top), n))
         figs = []
         for hh in np.sort(heights):  # small (far) figures first, so near ones occlude them
@@ -89,7 +99,7 @@ def _sample_figures(cfg: SynthConfig, rng: np.random.Generator) -> list[Figure]:
                 y = rng.uniform(0.1 * h, 0.9 * h)
             figs.append(sample_person(rng, hh, np.array([x, y])))
         return figs
-    n = int(rng.choice(4, p=(0.08, 0.5, 0.27, 0.15)))
+    n = int(rng.choice(4, p=(0.08, 0.5, 0.27, 0.15))) if chosen is None else chosen
     high = 0.8 * top
     low = min(max(cfg.min_height, 60), high)  # small images: arms as large as they fit
     sizes = np.sort(np.exp(rng.uniform(np.log(low), np.log(high), n)))
@@ -233,8 +243,9 @@ def generate(
     """
     from posekit.data.layout import write_posekit
 
-    out = claim_output(out_dir, "data synth", source=f"synthetic {cfg.kind}, seed {cfg.seed}",
-                       force=force)  # fmt: skip
+    out = claim_output(
+        out_dir, "data synth", source=f"synthetic {cfg.kind}, seed {cfg.seed}", force=force
+    )
     image_dir = out / "images"
     image_dir.mkdir(parents=True, exist_ok=True)
     w, h = cfg.size
