@@ -100,6 +100,8 @@ def test_triangulate_writes_the_known_points_and_valid_events(scene, capsys) -> 
         assert set(event["views"]) == {"cam0", "cam1", "cam2", "cam3"}
         assert 0 <= event["angles"]["left_knee"] <= 180
     assert events[0]["views"]["cam0"]["track_id"] in (1, 2)
+    # the views' clock: each frame's time from the first camera's events
+    assert [e["timestamp"] for e in events[::2]] == [round(f / 30, 6) for f in range(FRAMES)]
     rows = list(csv.DictReader((out / "points3d.csv").open()))
     assert len(rows) == 2 * FRAMES * 17
     assert rows[0].keys() == {

@@ -60,6 +60,13 @@ from posekit.threed.reconstruct import TriangulationConfig
     help="A camera's video: the 3D skeletons are drawn back onto its frames "
     "(reprojected_CAMERA.mp4); repeatable.",
 )
+@click.option(
+    "--fps",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="The views' frame rate: times for frames no view gives one for (OpenPose JSON and "
+    "predictions carry none; posekit track events do).",
+)
 @angle_option
 @click.option(
     "--preview/--no-preview",
@@ -75,6 +82,7 @@ def triangulate(
     offsets: tuple[str, ...],
     schema: str | None,
     videos: tuple[str, ...],
+    fps: float | None,
     angles: tuple[str, ...],
     preview: bool,
     out: Path,
@@ -114,6 +122,9 @@ def triangulate(
     claim_output(out, "triangulate", source=str(calibration), force=force)
     loaded = [read_view(n, p, keypoints).shifted(frames.get(n, 0)) for n, p in paths.items()]
     rec = reconstruct(rig, loaded, keypoints, config)
+    if fps is not None:
+        clock = rec.frames / fps
+        rec.times = clock if rec.times is None else np.where(np.isnan(rec.times), clock, rec.times)
     measured = _angles_3d(rec, triples)
     outputs.write_jsonl(rec, out / "points3d.jsonl", measured)
     outputs.write_csv(rec, out / "points3d.csv")

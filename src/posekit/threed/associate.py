@@ -39,6 +39,8 @@ class Synchronised:
     frames: np.ndarray  # (F,) frame numbers
     keypoints: np.ndarray  # (C, F, P, K, 3) per camera, NaN where not seen
     ids: np.ndarray  # (C, F, P) each view's track ids (-1: none)
+    # (F,) seconds, from the first camera whose view gives a time for the frame (NaN: none)
+    times: np.ndarray | None = None
 
 
 def check_names(rig: CameraRig, names: list[str]) -> None:
@@ -103,6 +105,7 @@ def synchronise(rig: CameraRig, views: list[View]) -> Synchronised:
     k = views[0].keypoints.shape[2]
     keypoints = np.full((len(ordered), len(frames), people, k, 3), np.nan)
     ids = np.full((len(ordered), len(frames), people), -1, dtype=np.int64)
+    times = np.full(len(frames), np.nan)
     for c, v in enumerate(ordered):
         if v is None:
             continue
@@ -111,7 +114,10 @@ def synchronise(rig: CameraRig, views: list[View]) -> Synchronised:
         n = v.keypoints.shape[1]
         keypoints[c, at[inside], :n] = v.keypoints[inside]
         ids[c, at[inside], :n] = v.ids[inside]
-    return Synchronised(frames, keypoints, ids)
+        if v.times is not None:
+            rows = at[inside]
+            times[rows] = np.where(np.isnan(times[rows]), v.times[inside], times[rows])
+    return Synchronised(frames, keypoints, ids, times)
 
 
 @dataclass

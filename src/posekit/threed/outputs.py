@@ -70,6 +70,7 @@ def events3d(
             event: dict[str, Any] = {
                 "schema": SCHEMA_VERSION,
                 "frame": int(frame),
+                "timestamp": _num(rec.times[f]) if rec.times is not None else None,
                 "person_id": person.id,
                 "class": rec.schema.name,
                 "unit": rec.unit,

@@ -69,6 +69,7 @@ class Reconstruction:
     unit: str
     frames: np.ndarray  # (F,)
     people: list[Person3D] = field(default_factory=list)
+    times: np.ndarray | None = None  # (F,) seconds (NaN where no view says)
 
 
 def reconstruct(
@@ -87,7 +88,7 @@ def reconstruct(
         min_confidence=config.min_confidence,
         max_error=config.association_error,
     )
-    out = Reconstruction(schema, rig.names, rig.unit, sync.frames)
+    out = Reconstruction(schema, rig.names, rig.unit, sync.frames, times=sync.times)
     for slot, person_id in enumerate(association.ids):
         chosen = association.chosen[:, slot]
         px, conf = pick(sync, chosen)

@@ -43,11 +43,13 @@ class View:
     frames: np.ndarray  # (F,) frame numbers, increasing
     keypoints: np.ndarray  # (F, P, K, 3) x, y (OpenCV pixels), confidence; NaN: not seen
     ids: np.ndarray  # (F, P) track ids, -1 where no person or no id
+    # (F,) seconds since the start of the camera's video, where the source says (events)
+    times: np.ndarray | None = None
 
     def shifted(self, offset: int) -> View:
         """The same view on the others' clock: its frame n is their frame n - `offset` (its
         recording started `offset` frames before theirs)."""
-        return View(self.name, self.frames - offset, self.keypoints, self.ids)
+        return View(self.name, self.frames - offset, self.keypoints, self.ids, self.times)
 
 
 def read_view(name: str, path: str | Path, schema: KeypointSchema) -> View:
@@ -176,6 +178,7 @@ def read_events(name: str, path: str | Path, schema: KeypointSchema) -> View:
     person per event, its `track_id` kept; the keypoint names must be `schema`'s."""
     path = Path(path)
     frames: dict[int, list[tuple[int, np.ndarray]]] = {}
+    times: dict[int, float] = {}
     with path.open("rb") as stream:
         for number, line in enumerate(stream, 1):
             if not line.strip():
@@ -186,6 +189,9 @@ def read_events(name: str, path: str | Path, schema: KeypointSchema) -> View:
             event = _json_record(line, where)
             frame, track_id, keypoints = _event(event, schema, where)
             frames.setdefault(frame, []).append((track_id, keypoints))
+            stamp = event.get("timestamp")
+            if is_number(stamp) and math.isfinite(stamp) and stamp >= 0:
+                times.setdefault(frame, float(stamp))
     if not frames:
         raise UserError(f"{path}: no events")
     numbers = sorted(frames)
@@ -193,7 +199,8 @@ def read_events(name: str, path: str | Path, schema: KeypointSchema) -> View:
     ids = np.full(keypoints.shape[:2], -1, dtype=np.int64)
     for f, n in enumerate(numbers):
         ids[f, : len(frames[n])] = [t for t, _ in frames[n]]
-    return View(name, np.asarray(numbers, dtype=np.int64), keypoints, ids)
+    stamps = np.array([times.get(n, np.nan) for n in numbers])
+    return View(name, np.asarray(numbers, dtype=np.int64), keypoints, ids, stamps)
 
 
 def _event(event: Any, schema: KeypointSchema, where: str) -> tuple[int, int, np.ndarray]:
