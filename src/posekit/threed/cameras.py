@@ -20,6 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from posekit.threed.lens import distort_standard, undistort_standard
 from posekit.utils.errors import UserError
 from posekit.utils.paths import write_text_replacing
 
@@ -67,6 +68,10 @@ class Camera:
         """(..., 2) pixels of world points (..., 3), lens distortion included."""
         pts = np.asarray(points, dtype=np.float64)
         flat = pts.reshape(-1, 1, 3)
+        if self._standard:
+            return distort_standard(
+                pts @ self.rotation_matrix.T + self.translation, self.matrix, self.distortions
+            )
         if self.fisheye:
             px, _ = cv2.fisheye.projectPoints(
                 flat, self.rotation, self.translation, self.matrix, self.distortions
@@ -77,21 +82,41 @@ class Camera:
             )
         return px.reshape(*pts.shape[:-1], 2)
 
+    @property
+    def _standard(self) -> bool:
+        """OpenCV's standard model (k1 k2 p1 p2 k3, no skew), which `posekit.threed.lens`
+        computes elementwise; the fisheye, rational, thin-prism and tilted models go through
+        OpenCV's own functions."""
+        d = self.distortions
+        return not self.fisheye and self.matrix[0, 1] == 0 and len(d) >= 4 and not d[5:].any()
+
     def undistort(self, pixels: np.ndarray) -> np.ndarray:
         """(..., 2) normalised image coordinates (x / z, y / z in the camera frame) of pixels
         (..., 2): the inverse of `project`'s intrinsics and distortion."""
         px = np.asarray(pixels, dtype=np.float64)
-        flat = px.reshape(-1, 1, 2)
+        flat = px.reshape(-1, 2)
         if self.fisheye:
-            out = cv2.fisheye.undistortPoints(flat, self.matrix, self.distortions)
-        else:
-            # OpenCV's iteration, run to convergence (its default stops after 5 steps,
-            # hundredths of a pixel off for strong distortion)
-            criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-14)
-            out = cv2.undistortPoints(
-                flat, self.matrix, self.distortions, None, None, criteria=criteria
-            )
-        return out.reshape(*px.shape[:-1], 2)
+            out = cv2.fisheye.undistortPoints(flat[:, None], self.matrix, self.distortions)
+            return out.reshape(px.shape)
+        k = self.matrix
+        if not self._standard:
+            return self._opencv_undistort(flat).reshape(px.shape)
+        distorted = (flat - k[:2, 2]) / [k[0, 0], k[1, 1]]
+        out, converged = undistort_standard(distorted, self.distortions[:5])
+        if not converged.all():
+            out[~converged] = self._opencv_undistort(flat[~converged])
+        return out.reshape(px.shape)
+
+    def _opencv_undistort(self, flat: np.ndarray) -> np.ndarray:
+        """OpenCV's iteration, run to convergence (its default stops after 5 steps,
+        hundredths of a pixel off for strong distortion)."""
+        if not len(flat):
+            return flat.copy()
+        criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-14)
+        out = cv2.undistortPoints(
+            flat[:, None], self.matrix, self.distortions, None, None, criteria=criteria
+        )
+        return out.reshape(-1, 2)
 
     def to_table(self) -> dict[str, Any]:
         return {
