@@ -114,6 +114,9 @@ def df3d_result() -> Path:
 def test_deepfly3d_2d_triangulates_to_its_published_3d(df3d_result: Path) -> None:
     result = read_df3d_result(df3d_result)
     assert result.points3d is not None
+    schema = result.schema  # DeepFly3D's 38 points and 28 bones, left and right mirrored
+    assert schema.num_keypoints == 38 and len(schema.skeleton) == 28
+    assert schema.keypoints[schema.flip_idx[0]] == "right_front_body_coxa"
     # which points each camera sees: DeepFly3D's rule (camera 3, in front, stores guesses for
     # all 38 points and sees 14; cameras 2 and 4 miss the stripes)
     assert np.isfinite(result.pixels[:, 0]).all(-1).sum(-1).tolist() == [19, 19, 16, 14, 16, 19, 19]

@@ -66,6 +66,7 @@ class DeepFlyResult:
     rig: CameraRig
     pixels: np.ndarray  # (7, F, 38, 2) NaN where the camera does not see the point
     points3d: np.ndarray | None  # (F, 38, 3)
+    schema: KeypointSchema  # `fly38`: the points' names and DeepFly3D's bones
 
 
 def read_df3d_result(path: str | Path) -> DeepFlyResult:
@@ -99,4 +100,4 @@ def read_df3d_result(path: str | Path) -> DeepFlyResult:
         points3d = np.asarray(points3d, dtype=np.float64)
         if points3d.shape != (points2d.shape[1], 38, 3):
             raise UserError(f"{path}: points3d is {points3d.shape}, expected (frames, 38, 3)")
-    return DeepFlyResult(CameraRig(cameras, unit="mm"), pixels, points3d)
+    return DeepFlyResult(CameraRig(cameras, unit="mm"), pixels, points3d, fly38())

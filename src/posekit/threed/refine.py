@@ -63,7 +63,11 @@ def refine(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an edge never seen whole: NaN
         initial = np.nanmedian(lengths, axis=0)
-    scale = float(np.nanmedian(initial)) if solved_edges.any() else 1.0
+    if solved_edges.any():
+        scale = float(np.nanmedian(initial))
+    else:  # no skeleton: the points' spread about their frame's centre sets the scale
+        centre = np.nanmean(np.where(known[..., None], points, np.nan), axis=1, keepdims=True)
+        scale = float(np.nanmedian(np.linalg.norm(points - centre, axis=-1))) or 1.0
     problem = _Problem(rig, known, slot, pixels, used & known[None], edge_array, both)
     weights = (pixel_sigma, bone_sigma, step_sigma * scale)
     x0 = np.concatenate([points[known].ravel(), np.nan_to_num(initial, nan=1.0)])
