@@ -28,8 +28,9 @@ from posekit.utils.errors import UserError
 
 #: combinations scored per batch (bounds the memory of the batched solve)
 _BATCH = 1 << 14
-#: the most combinations a frame may have ((people + 1) ** cameras)
-MAX_COMBINATIONS = 1 << 20
+#: the most combinations scored at once per frame ((people + 1) ** cameras); more people
+#: in more cameras are associated camera by camera instead (`_grow_clusters`)
+MAX_COMBINATIONS = 1 << 12
 
 
 @dataclass
@@ -141,13 +142,33 @@ def associate(
     `people`: how many to keep (1: a single-person recording's subject; None: all).
     `max_step`: the farthest (in the rig's unit) a person's mean keypoint may move between
     frames and keep its id (default: unbounded)."""
-    n_cams, n_frames, n_people = sync.keypoints.shape[:3]
+    n_cams, _, n_people = sync.keypoints.shape[:3]
     options = n_people + 1  # each person, or none (the last)
     if options**n_cams > MAX_COMBINATIONS:
-        raise UserError(
-            f"{n_people} people in {n_cams} cameras make {options**n_cams} "
-            f"combinations per frame, more than {MAX_COMBINATIONS}"
-        )
+        chosen = _grow_clusters(rig, sync, min_confidence, max_error)
+    else:
+        chosen = _best_combinations(rig, sync, min_confidence, max_error)
+    if chosen.shape[1] == 0:
+        return Association([], chosen)
+    # a camera with fewer people than the most is padded: an empty slot is "not seen"
+    f, n, c = np.nonzero(chosen >= 0)
+    empty = ~np.isfinite(sync.keypoints[c, f, chosen[f, n, c]]).any((-1, -2))
+    chosen[f[empty], n[empty], c[empty]] = -1
+    linked = _link(rig, sync, chosen, min_confidence, max_step)
+    if people is None or len(linked.ids) <= people:
+        return linked
+    # the people seen longest by the most cameras
+    coverage = (linked.chosen >= 0).sum((0, 2))
+    keep = np.sort(np.argsort(-coverage, kind="stable")[:people])
+    return Association([linked.ids[i] for i in keep], linked.chosen[:, keep])
+
+
+def _best_combinations(
+    rig: CameraRig, sync: Synchronised, min_confidence: float, max_error: float
+) -> np.ndarray:
+    """(F, N, C) the people chosen per round by scoring every combination at once."""
+    n_cams, n_frames, n_people = sync.keypoints.shape[:3]
+    options = n_people + 1
     combos = np.array(list(itertools.product(range(options), repeat=n_cams)))  # (M, C)
     combos = combos[(combos < n_people).sum(1) >= 2]
     error, views = _score(rig, sync, combos, min_confidence)  # (F, M)
@@ -168,19 +189,62 @@ def associate(
         taken[..., n_people] = False  # "none" stays free for every camera
         picks.append(np.where(chosen == n_people, -1, chosen))
     if not picks:
-        return Association([], np.full((n_frames, 0, n_cams), -1, dtype=np.int64))
-    chosen = np.stack(picks, axis=1)  # (F, N, C)
-    # a camera with fewer people than the most is padded: an empty slot is "not seen"
-    f, n, c = np.nonzero(chosen >= 0)
-    empty = ~np.isfinite(sync.keypoints[c, f, chosen[f, n, c]]).any((-1, -2))
-    chosen[f[empty], n[empty], c[empty]] = -1
-    linked = _link(rig, sync, chosen, min_confidence, max_step)
-    if people is None or len(linked.ids) <= people:
-        return linked
-    # the people seen longest by the most cameras
-    coverage = (linked.chosen >= 0).sum((0, 2))
-    keep = np.sort(np.argsort(-coverage, kind="stable")[:people])
-    return Association([linked.ids[i] for i in keep], linked.chosen[:, keep])
+        return np.full((n_frames, 0, n_cams), -1, dtype=np.int64)
+    return np.stack(picks, axis=1)  # (F, N, C)
+
+
+def _grow_clusters(
+    rig: CameraRig, sync: Synchronised, min_confidence: float, max_error: float
+) -> np.ndarray:
+    """(F, N, C) people of crowded frames, where the combinations would be too many: per
+    frame, camera by camera, each camera's people are matched to the people found so far
+    (the Hungarian assignment on the reprojection error of triangulating them together,
+    those above `max_error` left apart) and the unmatched start new ones; people that end up
+    seen by one camera only are dropped."""
+    n_cams, n_frames, n_people = sync.keypoints.shape[:3]
+    k = sync.keypoints.shape[3]
+    found: list[list[np.ndarray]] = []
+    for f in range(n_frames):
+        clusters: list[np.ndarray] = []  # (C,) person index per camera, -1 unseen
+        for c in range(n_cams):
+            present = [p for p in range(n_people) if np.isfinite(sync.keypoints[c, f, p]).any()]
+            if not present:
+                continue
+            if clusters:
+                # every (cluster, person) pair as one "frame" of a triangulation
+                pairs = [(i, p) for i in range(len(clusters)) for p in present]
+                px = np.full((n_cams, len(pairs), k, 2), np.nan)
+                conf = np.zeros((n_cams, len(pairs), k))
+                for row, (i, p) in enumerate(pairs):
+                    chosen = clusters[i].copy()
+                    chosen[c] = p
+                    for cam in np.nonzero(chosen >= 0)[0]:
+                        px[cam, row] = sync.keypoints[cam, f, chosen[cam], :, :2]
+                        conf[cam, row] = np.nan_to_num(sync.keypoints[cam, f, chosen[cam], :, 2])
+                px = np.where((conf >= min_confidence)[..., None], px, np.nan)
+                solved = triangulate(rig, px, conf, min_confidence=min_confidence)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    error = np.nanmean(solved.error, axis=-1)
+                cost = np.nan_to_num(error, nan=np.inf).reshape(len(clusters), len(present))
+                rows, cols = linear_sum_assignment(np.minimum(cost, 1e12))
+                joined = set()
+                for r, q in zip(rows, cols, strict=True):
+                    if cost[r, q] <= max_error:
+                        clusters[r][c] = present[q]
+                        joined.add(present[q])
+                present = [p for p in present if p not in joined]
+            for p in present:
+                fresh = np.full(n_cams, -1, dtype=np.int64)
+                fresh[c] = p
+                clusters.append(fresh)
+        found.append([cl for cl in clusters if (cl >= 0).sum() >= 2])
+    most = max((len(people) for people in found), default=0)
+    chosen = np.full((n_frames, most, n_cams), -1, dtype=np.int64)
+    for f, people in enumerate(found):
+        for slot, cluster in enumerate(people):
+            chosen[f, slot] = cluster
+    return chosen
 
 
 def _score(
