@@ -23,24 +23,26 @@ PER_MM = 2.0
 POSES = 24
 
 
-def _cameras() -> list[Camera]:
-    """Three 1280x720 cameras 1.5 m in front of the board's area, each its own lens."""
+def _cameras(fisheye: bool = False) -> list[Camera]:
+    """Three 1280x720 cameras 1.5 m in front of the board's area (fisheye: 0.9 m, wide
+    lenses), each its own lens."""
     cameras = []
     for i, x in enumerate((-700.0, 0.0, 700.0)):
-        rvec, tvec = look_at(np.array([x, -1500.0, 150.0 * i]), np.zeros(3))
-        f = 1000.0 + 80 * i
+        distance = 900.0 if fisheye else 1500.0
+        rvec, tvec = look_at(np.array([x * distance / 1500, -distance, 150.0 * i]), np.zeros(3))
+        f = (500.0 + 40 * i) if fisheye else (1000.0 + 80 * i)
         matrix = [[f, 0, 640 + 5 * i], [0, f, 360 - 4 * i], [0, 0, 1]]
-        dist = [-0.12 + 0.03 * i, 0.06, 0.001, -0.0005, 0.0]
-        cameras.append(Camera(f"cam{i}", (1280, 720), matrix, dist, rvec, tvec))
+        if fisheye:
+            dist = [0.08 - 0.02 * i, -0.02, 0.005, -0.001]
+        else:
+            dist = [-0.12 + 0.03 * i, 0.06, 0.001, -0.0005, 0.0]
+        cameras.append(Camera(f"cam{i}", (1280, 720), matrix, dist, rvec, tvec, fisheye))
     return cameras
 
 
-@pytest.fixture(scope="module")
-def filmed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Camera]]:
+def _film(root: Path, cameras: list[Camera]) -> tuple[Path, list[Camera]]:
     """A folder per camera of the board in 24 poses (frame i in every folder is the same
     moment), and the board's YAML."""
-    root = tmp_path_factory.mktemp("boards")
-    cameras = _cameras()
     texture = board_texture(BOARD, PER_MM)
     # the board faces the cameras: its x along the world's x, its y down, its back to them
     facing = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
@@ -60,6 +62,11 @@ def filmed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Camera]
         "squares: [7, 5]\nsquare_length: 60\nmarker_length: 45\ndictionary: DICT_4X4_50\n"
     )
     return root, cameras
+
+
+@pytest.fixture(scope="module")
+def filmed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Camera]]:
+    return _film(tmp_path_factory.mktemp("boards"), _cameras())
 
 
 @pytest.mark.slow
@@ -166,3 +173,26 @@ def test_one_camera_calibrates_its_lens(filmed, tmp_path, capsys) -> None:  # ty
     camera = CameraRig.read_toml(out / "calibration.toml").cameras[0]
     assert camera.matrix[0, 0] == pytest.approx(truth[1].matrix[0, 0], rel=0.005)
     assert json.loads((out / "report.json").read_text())["cameras"][0]["error"] < 0.5
+
+
+@pytest.mark.slow
+def test_fisheye_cameras_calibrate_with_the_fisheye_model(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    root, truth = _film(tmp_path, _cameras(fisheye=True))
+    out = tmp_path / "calib"
+    views = [f"--view={c.name}={root / c.name}" for c in truth]
+    args = [
+        "calibrate",
+        "--board",
+        str(root / "board.yaml"),
+        *views,
+        "--fisheye",
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 0, capsys.readouterr().err
+    rig = CameraRig.read_toml(out / "calibration.toml")
+    report = json.loads((out / "report.json").read_text())
+    for camera, true, row in zip(rig.cameras, truth, report["cameras"], strict=True):
+        assert camera.fisheye
+        assert camera.matrix[0, 0] == pytest.approx(true.matrix[0, 0], rel=0.005)
+        assert row["error"] < 0.5

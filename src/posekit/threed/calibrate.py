@@ -4,8 +4,9 @@
    unit, the ArUco dictionary) is found in every frame of every camera (OpenCV's
    `CharucoDetector`); a detection needs `min_corners` inner corners.
 2. Each camera's intrinsics (OpenCV's model: focal lengths, principal point, k1 k2 p1 p2;
-   k3 stays 0, as a board rarely reaches the corners that would tell it) from its own
-   detections (`cv2.calibrateCamera`), and the board's pose in each of them.
+   k3 stays 0, as a board rarely reaches the corners that would tell it; or with `fisheye`,
+   OpenCV's fisheye model, k1-k4) from its own detections (`cv2.calibrateCamera`,
+   `cv2.fisheye.calibrate`), and the board's pose in each of them.
 3. Initial extrinsics: the first camera is the world; every other one is reached through
    frames where the board is seen by it and a camera already placed (the pair with most
    shared frames first), its pose the medoid of the per-frame estimates.
@@ -109,6 +110,8 @@ class CalibrationConfig:
     intrinsic_frames: int = ranged(40, 4, 10_000)
     # bundle adjustment: the most function evaluations
     max_evaluations: int = ranged(200, 1, 100_000)
+    # fisheye lenses (OpenCV's fisheye model, k1-k4) instead of the standard model
+    fisheye: bool = False
 
     def __post_init__(self) -> None:
         check_ranges(self, "calibration settings")
@@ -166,9 +169,9 @@ def calibrate(
     if empty:
         raise UserError(f"no board ({board.describe()}) found by camera {', '.join(empty)}")
     intrinsics = {n: _intrinsics(n, corners, detections[n], sizes[n], config) for n in names}
-    poses = {n: _board_poses(corners, detections[n], *intrinsics[n]) for n in names}
+    poses = {n: _board_poses(corners, detections[n], *intrinsics[n], config.fisheye) for n in names}
     placed = _place_cameras(names, poses)
-    problem = _Adjustment(corners, names, detections, intrinsics, placed, poses)
+    problem = _Adjustment(corners, names, detections, intrinsics, placed, poses, config.fisheye)
     result = least_squares(
         problem.residuals,
         problem.x0,
@@ -208,9 +211,23 @@ def _intrinsics(
     )
     objects = [corners[usable[i].ids].astype(np.float32) for i in picks]
     images = [usable[i].pixels.astype(np.float32) for i in picks]
-    flags = cv2.CALIB_FIX_K3
     try:
-        _, matrix, dist, _, _ = cv2.calibrateCamera(objects, images, size, None, None, flags=flags)
+        if config.fisheye:
+            flags = cv2.fisheye.CALIB_RECOMPUTE_EXTRINSIC | cv2.fisheye.CALIB_FIX_SKEW
+            criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-9)
+            _, matrix, dist, _, _ = cv2.fisheye.calibrate(
+                [o[None].astype(np.float64) for o in objects],
+                [i[None].astype(np.float64) for i in images],
+                size,
+                None,
+                None,
+                flags=flags,
+                criteria=criteria,
+            )
+        else:
+            _, matrix, dist, _, _ = cv2.calibrateCamera(
+                objects, images, size, None, None, flags=cv2.CALIB_FIX_K3
+            )
     except cv2.error as e:
         reason = str(e).strip().splitlines()[-1]
         raise UserError(
@@ -221,12 +238,22 @@ def _intrinsics(
 
 
 def _board_poses(
-    corners: np.ndarray, found: list[Detection], matrix: np.ndarray, dist: np.ndarray
+    corners: np.ndarray,
+    found: list[Detection],
+    matrix: np.ndarray,
+    dist: np.ndarray,
+    fisheye: bool,
 ) -> dict[int, np.ndarray]:
-    """{frame: (4, 4) board -> camera} from each detection (PnP with the intrinsics)."""
+    """{frame: (4, 4) board -> camera} from each detection (PnP with the intrinsics; a
+    fisheye view undistorted first, PnP then on normalised coordinates)."""
     out = {}
     for d in found:
-        ok, rvec, tvec = cv2.solvePnP(corners[d.ids], d.pixels, matrix, dist)
+        if fisheye:
+            seen = d.pixels[:, None].astype(np.float64)
+            normal = cv2.fisheye.undistortPoints(seen, matrix, dist)
+            ok, rvec, tvec = cv2.solvePnP(corners[d.ids], normal, np.eye(3), None)
+        else:
+            ok, rvec, tvec = cv2.solvePnP(corners[d.ids], d.pixels, matrix, dist)
         if ok:
             out[d.frame] = _matrix(rvec.ravel(), tvec.ravel())
     return out
@@ -267,11 +294,12 @@ def _place_cameras(
 
 
 class _Adjustment:
-    """Bundle adjustment: per camera 14 unknowns (rvec, tvec, fx, fy, cx, cy, k1 k2 p1 p2;
-    the first camera's pose is fixed), per shared frame the board's pose (6)."""
+    """Bundle adjustment: per camera 14 unknowns (rvec, tvec, fx, fy, cx, cy, and k1 k2 p1 p2
+    or the fisheye's k1-k4; the first camera's pose is fixed), per shared frame the board's
+    pose (6)."""
 
-    def __init__(self, corners, names, detections, intrinsics, placed, poses) -> None:  # type: ignore[no-untyped-def]
-        self.corners, self.names = corners, names
+    def __init__(self, corners, names, detections, intrinsics, placed, poses, fisheye) -> None:  # type: ignore[no-untyped-def]
+        self.corners, self.names, self.fisheye = corners, names, fisheye
         counts: dict[int, int] = {}
         for n in names:
             for f in poses[n]:
@@ -336,7 +364,8 @@ class _Adjustment:
         for c in range(len(self.names)):
             mine = self.cam == c
             rvec, tvec, matrix, dist = self._camera(x, c)
-            px, _ = cv2.projectPoints(world[mine].reshape(-1, 1, 3), rvec, tvec, matrix, dist)
+            model = cv2.fisheye if self.fisheye else cv2
+            px, _ = model.projectPoints(world[mine].reshape(-1, 1, 3), rvec, tvec, matrix, dist)
             out[mine] = px.reshape(-1, 2)
         return (out - self.target).ravel()
 
@@ -367,7 +396,7 @@ class _Adjustment:
         cameras, errors = [], {}
         for c, n in enumerate(self.names):
             rvec, tvec, matrix, dist = self._camera(x, c)
-            cameras.append(Camera(n, sizes[n], matrix, dist, rvec, tvec))
+            cameras.append(Camera(n, sizes[n], matrix, dist, rvec, tvec, self.fisheye))
             mine = residual[self.cam == c]
             errors[n] = float(np.sqrt((mine**2).sum(-1).mean())) if len(mine) else float("nan")
         return cameras, errors
