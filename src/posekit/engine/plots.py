@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from posekit.eval.plots import _pyplot
+from posekit.utils.extras import pyplot
 
 
 def plot_results(history: list[dict[str, Any]], path: str | Path) -> Path:
     """One panel per loss and per metric, against the epoch."""
-    plt = _pyplot()
+    plt = pyplot()
     keys = [k for k in dict.fromkeys(k for r in history for k in r) if k not in ("epoch", "lr")]
     n = len(keys)
     cols = min(4, n)

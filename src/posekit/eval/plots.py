@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from posekit.eval.coco import CocoKeypointResult
 from posekit.eval.metrics import KeypointMetrics
-from posekit.utils.extras import require
-
-
-def _pyplot() -> Any:
-    matplotlib = require("matplotlib", "plot", "plots")
-    matplotlib.use("Agg")
-    return require("matplotlib.pyplot", "plot", "plots")
+from posekit.utils.extras import pyplot
 
 
 def plot_pr_curves(r: CocoKeypointResult, path: str | Path) -> Path:
     """Precision-recall curves at each OKS threshold (area 'all', mean over categories)."""
-    plt = _pyplot()
+    plt = pyplot()
     prec = r.precision[:, :, :, r.area_labels.index("all")]  # (T, R, K)
     fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
     cmap = plt.get_cmap("viridis")
@@ -49,7 +42,7 @@ def plot_pr_curves(r: CocoKeypointResult, path: str | Path) -> Path:
 
 def plot_per_keypoint(m: KeypointMetrics, path: str | Path) -> Path:
     """Bar chart of per-keypoint AP and PCK."""
-    plt = _pyplot()
+    plt = pyplot()
     names = m.keypoint_names
     x = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(names) + 2), 4.5), dpi=120)

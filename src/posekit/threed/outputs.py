@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from posekit.threed.cameras import CameraRig
+from posekit.threed.cameras import Camera, CameraRig
 from posekit.threed.reconstruct import Reconstruction
-from posekit.utils.extras import require
+from posekit.utils.extras import pyplot
 from posekit.utils.paths import write_bytes_replacing, write_text_replacing
 
 SCHEMA_VERSION = "posekit.track3d/1"
@@ -133,12 +133,6 @@ def write_npz(rec: Reconstruction, path: str | Path) -> Path:
     return write_bytes_replacing(path, buffer.getvalue())
 
 
-def _pyplot() -> Any:
-    matplotlib = require("matplotlib", "plot", "3D plots")
-    matplotlib.use("Agg")
-    return require("matplotlib.pyplot", "plot", "3D plots")
-
-
 def _up_axis(rec: Reconstruction) -> int:
     """The world axis people stand along: the one with the largest spread of their points
     within a frame, summed over frames (their height beats their width and depth)."""
@@ -149,25 +143,18 @@ def _up_axis(rec: Reconstruction) -> int:
     return int(np.argmax(total))
 
 
-def _side_colour(schema_names: tuple[str, ...], a: int, b: int, person: int) -> Any:
-    """Left limbs blue, right ones red, the rest the person's colour (so a left/right swap
-    shows)."""
-    sides = {n.split("_")[0] for n in (schema_names[a], schema_names[b])}
-    if sides == {"left"}:
-        return "tab:blue"
-    if sides == {"right"}:
-        return "tab:red"
-    return _pyplot().get_cmap("Dark2")(person % 8)
-
-
 def _draw(ax: Any, rec: Reconstruction, frame: int, up: int) -> None:
+    """Every person's skeleton at `frame`: left limbs blue, right ones red (the schema's own
+    sides), the rest in the person's colour, so a left/right swap shows."""
     axes = [a for a in range(3) if a != up] + [up]
+    side_colour = {"left": "tab:blue", "right": "tab:red"}
+    sides = rec.schema.edge_sides()
     for p, person in enumerate(rec.people):
         pts = person.points[frame][:, axes]
-        for a, b in rec.schema.skeleton:
+        own = pyplot("3D plots").get_cmap("Dark2")(p % 8)
+        for (a, b), side in zip(rec.schema.skeleton, sides, strict=True):
             if np.isfinite(pts[[a, b]]).all():
-                colour = _side_colour(rec.schema.keypoints, a, b, p)
-                ax.plot(*pts[[a, b]].T, color=colour, lw=2)
+                ax.plot(*pts[[a, b]].T, color=side_colour.get(side, own), lw=2)
         ok = np.isfinite(pts).all(-1)
         ax.scatter(*pts[ok].T, s=6, color="black")
 
@@ -192,7 +179,7 @@ def _frame_axes(ax: Any, rec: Reconstruction, up: int) -> None:
 def plot_skeletons(rec: Reconstruction, path: str | Path, *, snapshots: int = 4) -> Path:
     """A PNG of every person's skeleton at `snapshots` frames spread over the clip, side by
     side, in the world frame with equal axes, standing upright (left limbs blue, right red)."""
-    plt = _pyplot()
+    plt = pyplot("3D plots")
     up = _up_axis(rec)
     frames = sorted({int(i) for i in np.linspace(0, len(rec.frames) - 1, snapshots)})
     fig = plt.figure(figsize=(4 * len(frames), 4.6), dpi=100)
@@ -211,7 +198,7 @@ def plot_skeletons(rec: Reconstruction, path: str | Path, *, snapshots: int = 4)
 
 def animate(rec: Reconstruction, path: str | Path, *, fps: float = 10.0) -> Path:
     """An animated GIF of the skeletons, one frame per picture (at most `PREVIEW_FRAMES`)."""
-    plt = _pyplot()
+    plt = pyplot("3D plots")
     from PIL import Image
 
     up = _up_axis(rec)
@@ -240,6 +227,16 @@ def animate(rec: Reconstruction, path: str | Path, *, fps: float = 10.0) -> Path
     return write_bytes_replacing(path, buffer.getvalue())
 
 
+def _seen_by(rec: Reconstruction, camera: Camera) -> np.ndarray:
+    """(people, F, K, 3) every person's points as `camera` sees them: posekit's pixels
+    (centres at .5, as drawn), and 1 where the point is known, 0 where it is missing."""
+    out = np.zeros((len(rec.people), len(rec.frames), len(rec.schema.keypoints), 3))
+    for p, person in enumerate(rec.people):
+        out[p, ..., :2] = camera.project(np.nan_to_num(person.points)) + 0.5
+        out[p, ..., 2] = np.isfinite(person.points).all(-1)
+    return out
+
+
 def write_reprojections(
     rec: Reconstruction,
     rig: CameraRig,
@@ -248,30 +245,38 @@ def write_reprojections(
     offsets: dict[str, int] | None = None,
 ) -> list[Path]:
     """Each camera's video with every person's 3D skeleton projected back onto its frames
-    (`reprojected_<camera>.mp4`: left limbs blue, right red, the person's id at the head), so
-    a wrong association or a bad calibration shows where it happens. A camera's frame n is
-    the reconstruction's frame n - its offset."""
+    (`reprojected_<camera>.mp4`, drawn as posekit draws every skeleton, each person boxed and
+    labelled with its id), so a wrong association or a bad calibration shows where it
+    happens. A camera's frame n is the reconstruction's frame n - its offset."""
     from posekit.predict.sources import read_video
     from posekit.predict.writers import VideoSink
+    from posekit.viz.annotator import SkeletonAnnotator
 
     folder = Path(folder)
     written = []
     index = {int(f): i for i, f in enumerate(rec.frames)}
+    annotator = SkeletonAnnotator(rec.schema, visibility_flags=False)
     for name, source in videos.items():
         camera = rig.camera(name)
         shift = (offsets or {}).get(name, 0)
-        projected = [camera.project(np.nan_to_num(p.points, nan=0.0)) for p in rec.people]
-        known = [np.isfinite(p.points).all(-1) for p in rec.people]
+        drawn = _seen_by(rec, camera)
         sink = None
         try:
             for frame in read_video(source):
                 if frame.image is None:
                     continue
-                image = frame.image.copy()
+                image = frame.image
                 f = index.get(frame.index - shift)
-                if f is not None:
-                    for p, person in enumerate(rec.people):
-                        _draw_2d(image, rec, projected[p][f], known[p][f], person.id, p)
+                seen = (
+                    [] if f is None else [p for p in range(len(drawn)) if drawn[p, f, :, 2].any()]
+                )
+                if seen:
+                    kp = drawn[seen, f]
+                    known = kp[..., 2:] > 0
+                    low = np.where(known, kp[..., :2], np.inf).min(1)
+                    high = np.where(known, kp[..., :2], -np.inf).max(1)
+                    labels = [f"id {rec.people[p].id}" for p in seen]
+                    image = annotator.annotate(image, kp, np.hstack([low, high]), labels)
                 if sink is None:
                     path = folder / f"reprojected_{name}.mp4"
                     sink = VideoSink.for_source(path, source, image.shape[:2])
@@ -281,41 +286,3 @@ def write_reprojections(
                 sink.close()
                 written.append(sink.path)
     return written
-
-
-#: BGR colours of the reprojected skeleton
-_LEFT, _RIGHT, _MIDDLE = (200, 120, 30), (40, 40, 220), (60, 200, 60)
-
-
-def _draw_2d(
-    image: np.ndarray,
-    rec: Reconstruction,
-    pixels: np.ndarray,
-    known: np.ndarray,
-    person_id: int,
-    slot: int,
-) -> None:
-    """One person's reprojected skeleton (sub-pixel lines: OpenCV's shift of 4 bits)."""
-    import cv2
-
-    fixed = np.rint(np.nan_to_num(pixels) * 16).astype(np.int64)  # 4 fractional bits
-    names = rec.schema.keypoints
-    for a, b in rec.schema.skeleton:
-        if not (known[a] and known[b]):
-            continue
-        sides = {names[a].split("_")[0], names[b].split("_")[0]}
-        colour = _LEFT if sides == {"left"} else _RIGHT if sides == {"right"} else _MIDDLE
-        start, end = tuple(map(int, fixed[a])), tuple(map(int, fixed[b]))
-        cv2.line(image, start, end, colour, 2, cv2.LINE_AA, shift=4)
-    if known.any():
-        top = pixels[known][np.argmin(pixels[known][:, 1])]
-        cv2.putText(
-            image,
-            f"{person_id}",
-            (int(top[0]), max(12, int(top[1]) - 8)),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            0.6,
-            (255, 255, 255),
-            2,
-            cv2.LINE_AA,
-        )

@@ -19,3 +19,10 @@ def require(module: str, extra: str, purpose: str) -> ModuleType:
         raise MissingExtraError(
             f"{purpose} needs the {module} package: pip install 'posekit[{extra}]'"
         ) from None
+
+
+def pyplot(purpose: str = "plots") -> ModuleType:
+    """matplotlib's pyplot on the Agg backend (files, no display), from the `plot` extra."""
+    matplotlib = require("matplotlib", "plot", purpose)
+    matplotlib.use("Agg")
+    return require("matplotlib.pyplot", "plot", purpose)
