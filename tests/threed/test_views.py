@@ -166,3 +166,11 @@ def test_predictions_json_reads_by_frame_or_by_file_name(tmp_path: Path) -> None
     path.write_text(json.dumps([{"keypoints": [1, 2, 3]}]))
     with pytest.raises(UserError, match="entry 0: 3 keypoint numbers, person has 17 x 3"):
         read_view("cam1", path, coco)
+
+
+def test_an_overlong_event_line_is_one_line(tmp_path: Path) -> None:
+    coco = get_schema("coco17")
+    path = tmp_path / "cam1.jsonl"
+    path.write_text(_event(0, 1, coco.keypoints, 1.5) + '{"pad": "' + "x" * (2 << 20) + '"}\n')
+    with pytest.raises(UserError, match=r"cam1\.jsonl:2: a line of more than 1048576 bytes"):
+        read_events("cam1", path, coco)

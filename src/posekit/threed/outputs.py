@@ -17,6 +17,7 @@ import numpy as np
 
 from posekit.threed.cameras import Camera, CameraRig
 from posekit.threed.reconstruct import Reconstruction
+from posekit.track.events import event_line
 from posekit.utils.extras import pyplot
 from posekit.utils.paths import write_bytes_replacing, write_text_replacing
 
@@ -85,8 +86,7 @@ def events3d(
 def write_jsonl(
     rec: Reconstruction, path: str | Path, angles: dict[str, np.ndarray] | None = None
 ) -> Path:
-    lines = [json.dumps(e, separators=(",", ":"), allow_nan=False) for e in events3d(rec, angles)]
-    return write_text_replacing(path, "".join(line + "\n" for line in lines))
+    return write_text_replacing(path, "".join(map(event_line, events3d(rec, angles))))
 
 
 def write_csv(rec: Reconstruction, path: str | Path) -> Path:

@@ -75,13 +75,7 @@ def read_predictions(name: str, path: str | Path, schema: KeypointSchema) -> Vie
     `file_name` and, for a video, `frame`): a video's entries by frame, an image folder's by
     the sorted order of its file names. No track ids."""
     path = Path(path)
-    size = path.stat().st_size
-    if size > MAX_PREDICTIONS_BYTES:
-        raise UserError(f"{path}: {size} bytes, more than the {MAX_PREDICTIONS_BYTES} allowed")
-    try:
-        entries = json.loads(path.read_bytes())
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise UserError(f"{path}: invalid JSON ({str(e).splitlines()[0]})") from None
+    entries = _json_file(path, MAX_PREDICTIONS_BYTES)
     if not isinstance(entries, list):
         raise UserError(f"{path}: not a list of COCO keypoint results")
     k = schema.num_keypoints
@@ -150,7 +144,7 @@ def read_openpose(name: str, folder: str | Path, schema: KeypointSchema) -> View
 
 
 def _openpose_people(path: Path, schema: KeypointSchema) -> np.ndarray:
-    data = _json_record(path.read_bytes(), str(path))
+    data = _json_file(path, MAX_RECORD_BYTES)
     people = data.get("people") if isinstance(data, dict) else None
     if not isinstance(people, list):
         raise UserError(f"{path}: not an OpenPose frame (no 'people' list)")
@@ -180,7 +174,9 @@ def read_events(name: str, path: str | Path, schema: KeypointSchema) -> View:
     frames: dict[int, list[tuple[int, np.ndarray]]] = {}
     times: dict[int, float] = {}
     with path.open("rb") as stream:
-        for number, line in enumerate(stream, 1):
+        # a line is read up to the bound and no further: a huge one is refused, not held
+        lines = iter(lambda: stream.readline(MAX_RECORD_BYTES + 1), b"")
+        for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             where = f"{path}:{number}"
@@ -227,9 +223,16 @@ def _event(event: Any, schema: KeypointSchema, where: str) -> tuple[int, int, np
     return frame, track_id, out
 
 
+def _json_file(path: Path, limit: int) -> Any:
+    """A whole JSON file, its size checked before it is read."""
+    size = path.stat().st_size
+    if size > limit:
+        raise UserError(f"{path}: {size} bytes, more than the {limit} allowed")
+    return _json_record(path.read_bytes(), str(path))
+
+
 def _json_record(data: bytes, where: str) -> Any:
-    if len(data) > MAX_RECORD_BYTES:
-        raise UserError(f"{where}: {len(data)} bytes, more than the {MAX_RECORD_BYTES} allowed")
+    """Parsed JSON (already bounded by whoever read it), or one line saying where and why."""
     try:
         return json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
@@ -265,6 +268,8 @@ def view_schema(name: str | None, paths: list[str | Path]) -> KeypointSchema:
         if path.is_file():
             with path.open("rb") as stream:
                 first = stream.readline(MAX_RECORD_BYTES + 1)
+            if len(first) > MAX_RECORD_BYTES:
+                raise UserError(f"{path}:1: a line of more than {MAX_RECORD_BYTES} bytes")
             event = _json_record(first, f"{path}:1")
             points = event.get("keypoints") if isinstance(event, dict) else None
             names = tuple(p.get("name") for p in points or [] if isinstance(p, dict))
