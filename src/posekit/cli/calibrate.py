@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from posekit.cli.logs import setup_logging
-from posekit.cli.options import force_option, parse_pairs, remaining_settings
+from posekit.cli.options import camera_option, force_option, remaining_settings
 from posekit.threed.calibrate import CalibrationConfig
 
 
@@ -21,19 +21,17 @@ from posekit.threed.calibrate import CalibrationConfig
     help="The board, a YAML file: squares: [7, 5], square_length: 40, marker_length: 30, "
     "dictionary: DICT_4X4_50, unit: mm.",
 )
-@click.option(
+@camera_option(
     "--view",
     "views",
-    multiple=True,
     required=True,
-    metavar="CAMERA=PATH",
     help="A camera's board video, or folder of images (frames line up by sorted order); "
     "repeat for each camera. The first is the world frame.",
 )
 @remaining_settings(CalibrationConfig)
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
 @force_option
-def calibrate(board: Path, views: tuple[str, ...], out: Path, force: bool, **settings: Any) -> None:
+def calibrate(board: Path, views: dict[str, str], out: Path, force: bool, **settings: Any) -> None:
     """Calibrate cameras from a ChArUco board they film: intrinsics per camera, poses from
     frames the cameras share, then bundle adjustment of all at once. Writes
     calibration.toml (Anipose's / Pose2Sim's format) and report.json to --out."""
@@ -42,14 +40,11 @@ def calibrate(board: Path, views: tuple[str, ...], out: Path, force: bool, **set
     from posekit.utils.paths import write_text_replacing
 
     setup_logging()
-    sources = parse_pairs(views, "--view")
-    if len(sources) < 1:
-        raise click.BadParameter("give at least one camera", param_hint="--view")
     config = CalibrationConfig(**settings)
     described = calibration.Board.read_yaml(board)
     claim_output(out, "calibrate", source=str(board), force=force)
     detections, sizes = {}, {}
-    for name, path in sources.items():
+    for name, path in views.items():
         detections[name], sizes[name] = calibration.detect_in_source(described, name, path, config)
     result = calibration.calibrate(described, detections, sizes, config)
     result.rig.write_toml(out / "calibration.toml")

@@ -103,6 +103,22 @@ def parse_pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
     return out
 
 
+def camera_option(
+    flag: str, dest: str, *, metavar: str = "CAMERA=PATH", required: bool = False, help: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A repeatable `--flag CAMERA=VALUE` option that hands the command a {camera: value}
+    mapping (`parse_pairs`), for the commands that take one value per camera."""
+    return click.option(
+        flag,
+        dest,
+        multiple=True,
+        required=required,
+        metavar=metavar,
+        callback=lambda _ctx, _param, values: parse_pairs(values, flag),
+        help=help,
+    )
+
+
 def setting_option(
     config: type, name: str, *, default: Any = MISSING, **kw: Any
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -11,9 +11,9 @@ import numpy as np
 from posekit.cli.logs import setup_logging
 from posekit.cli.options import (
     angle_option,
+    camera_option,
     force_option,
     parse_angles,
-    parse_pairs,
     remaining_settings,
 )
 from posekit.threed.reconstruct import TriangulationConfig
@@ -27,20 +27,17 @@ from posekit.threed.reconstruct import TriangulationConfig
     help="The cameras: Anipose's / Pose2Sim's calibration.toml, a Qualisys .qca.txt, or "
     "EasyMocap's intri.yml (extri.yml beside it) or their folder.",
 )
-@click.option(
+@camera_option(
     "--view",
     "views",
-    multiple=True,
     required=True,
-    metavar="CAMERA=PATH",
     help="A camera's 2D keypoints: posekit track events (.jsonl), posekit predict's "
     "predictions.json or an OpenPose JSON folder; "
     "repeat for each camera (names as in the calibration).",
 )
-@click.option(
+@camera_option(
     "--offset",
     "offsets",
-    multiple=True,
     metavar="CAMERA=FRAMES",
     help="The camera's frame N is the others' frame N - FRAMES (its recording started "
     "FRAMES frames earlier); repeatable.",
@@ -52,11 +49,9 @@ from posekit.threed.reconstruct import TriangulationConfig
     "coco17 ...) or a schema YAML (default: the preset whose names the events carry).",
 )
 @remaining_settings(TriangulationConfig)
-@click.option(
+@camera_option(
     "--video",
     "videos",
-    multiple=True,
-    metavar="CAMERA=PATH",
     help="A camera's video: the 3D skeletons are drawn back onto its frames "
     "(reprojected_CAMERA.mp4); repeatable.",
 )
@@ -78,10 +73,10 @@ from posekit.threed.reconstruct import TriangulationConfig
 @force_option
 def triangulate(
     calibration: Path,
-    views: tuple[str, ...],
-    offsets: tuple[str, ...],
+    views: dict[str, str],
+    offsets: dict[str, str],
     schema: str | None,
-    videos: tuple[str, ...],
+    videos: dict[str, str],
     fps: float | None,
     angles: tuple[str, ...],
     preview: bool,
@@ -100,27 +95,24 @@ def triangulate(
     from posekit.utils.outputs import claim_output
 
     setup_logging()
-    paths = parse_pairs(views, "--view")
-    shifts = parse_pairs(offsets, "--offset")
-    clips = parse_pairs(videos, "--video")
-    unknown = sorted((set(shifts) | set(clips)) - set(paths))
+    unknown = sorted((set(offsets) | set(videos)) - set(views))
     if unknown:
         raise click.BadParameter(
             f"no --view for {', '.join(unknown)}", param_hint="--offset/--video"
         )
     try:
-        frames = {name: int(v) for name, v in shifts.items()}
+        frames = {name: int(v) for name, v in offsets.items()}
     except ValueError:
         raise click.BadParameter(
             "an offset is a whole number of frames", param_hint="--offset"
         ) from None
     rig = read_rig(calibration)
-    check_names(rig, list(paths))
-    keypoints = view_schema(schema, list(paths.values()))
+    check_names(rig, list(views))
+    keypoints = view_schema(schema, list(views.values()))
     triples = {n: resolve_triple(keypoints, t) for n, t in parse_angles(angles).items()}
     config = TriangulationConfig(**settings)
     claim_output(out, "triangulate", source=str(calibration), force=force)
-    loaded = [read_view(n, p, keypoints).shifted(frames.get(n, 0)) for n, p in paths.items()]
+    loaded = [read_view(n, p, keypoints).shifted(frames.get(n, 0)) for n, p in views.items()]
     rec = reconstruct(rig, loaded, keypoints, config)
     if fps is not None:
         clock = rec.frames / fps
@@ -132,7 +124,7 @@ def triangulate(
     outputs.plot_skeletons(rec, out / "skeleton3d.png")
     if preview:
         outputs.animate(rec, out / "preview3d.gif")
-    outputs.write_reprojections(rec, rig, clips, out, frames)
+    outputs.write_reprojections(rec, rig, videos, out, frames)
     solved = sum(int(np.isfinite(p.points).all(-1).sum()) for p in rec.people)
     click.echo(f"{len(rec.people)} people, {len(rec.frames)} frames, {solved} points -> {out}")
 
