@@ -153,69 +153,29 @@ _TOES = tuple(
 )
 
 
+#: OpenPose's own order (COCO-18 and BODY_25): the head and arms, then (BODY_25 puts its mid
+#: hip here) the legs, then the eyes and ears
+_OPENPOSE_ARMS = ("nose", "neck") + tuple(
+    f"{side}_{part}" for side in ("right", "left") for part in ("shoulder", "elbow", "wrist")
+)
+_OPENPOSE_LEGS = tuple(
+    f"{side}_{part}" for side in ("right", "left") for part in ("hip", "knee", "ankle")
+)
+_OPENPOSE_FACE = ("right_eye", "left_eye", "right_ear", "left_ear")
+_NECK_TO = (("neck", "nose"), ("neck", "right_shoulder"), ("neck", "left_shoulder"))
+
+
 def coco18() -> KeypointSchema:
     """OpenPose's COCO output (18 points: COCO-17 with a neck, in OpenPose's order)."""
-    names = (
-        "nose",
-        "neck",
-        "right_shoulder",
-        "right_elbow",
-        "right_wrist",
-        "left_shoulder",
-        "left_elbow",
-        "left_wrist",
-        "right_hip",
-        "right_knee",
-        "right_ankle",
-        "left_hip",
-        "left_knee",
-        "left_ankle",
-        "right_eye",
-        "left_eye",
-        "right_ear",
-        "left_ear",
-    )
-    trunk = (
-        ("neck", "nose"),
-        ("neck", "right_shoulder"),
-        ("neck", "left_shoulder"),
-        ("neck", "right_hip"),
-        ("neck", "left_hip"),
-    )
+    names = _OPENPOSE_ARMS + _OPENPOSE_LEGS + _OPENPOSE_FACE
+    trunk = _NECK_TO + (("neck", "right_hip"), ("neck", "left_hip"))
     return _openpose("coco18", names, trunk + _LIMBS + _FACE)
 
 
 def body25() -> KeypointSchema:
     """OpenPose's BODY_25 (COCO-18 with a mid hip and six foot points, in OpenPose's order)."""
-    names = (
-        "nose",
-        "neck",
-        "right_shoulder",
-        "right_elbow",
-        "right_wrist",
-        "left_shoulder",
-        "left_elbow",
-        "left_wrist",
-        "mid_hip",
-        "right_hip",
-        "right_knee",
-        "right_ankle",
-        "left_hip",
-        "left_knee",
-        "left_ankle",
-        "right_eye",
-        "left_eye",
-        "right_ear",
-        "left_ear",
-    ) + _FEET
-    trunk = (
-        ("neck", "nose"),
-        ("neck", "right_shoulder"),
-        ("neck", "left_shoulder"),
-        ("neck", "mid_hip"),
-        ("mid_hip", "right_hip"),
-        ("mid_hip", "left_hip"),
-    )
+    names = _OPENPOSE_ARMS + ("mid_hip",) + _OPENPOSE_LEGS + _OPENPOSE_FACE + _FEET
+    trunk = _NECK_TO + (("neck", "mid_hip"), ("mid_hip", "right_hip"), ("mid_hip", "left_hip"))
     return _openpose("body25", names, trunk + _LIMBS + _FACE + _TOES)
 
 
