@@ -49,6 +49,20 @@ def _write_events(path: Path, pixels: np.ndarray, frames: np.ndarray) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def triangulate_args(folder: Path, views: list[str], *options: str) -> list[str]:
+    """`posekit triangulate` on the scene's calibration and views, into folder/3d."""
+    calibration = str(folder / "calibration.toml")
+    return [
+        "triangulate",
+        "--calibration",
+        calibration,
+        *views,
+        *options,
+        "--out",
+        str(folder / "3d"),
+    ]
+
+
 @pytest.fixture
 def scene(tmp_path: Path) -> tuple[Path, list[str], np.ndarray]:
     """A calibration.toml, one event file per camera (the last camera's clock 3 frames
@@ -68,11 +82,9 @@ def scene(tmp_path: Path) -> tuple[Path, list[str], np.ndarray]:
 def test_triangulate_writes_the_known_points_and_valid_events(scene, capsys) -> None:  # type: ignore[no-untyped-def]
     folder, views, truth = scene
     out = folder / "3d"
-    args = [
-        "triangulate",
-        "--calibration",
-        str(folder / "calibration.toml"),
-        *views,
+    args = triangulate_args(
+        folder,
+        views,
         "--offset",
         "cam3=3",
         "--people",
@@ -81,9 +93,7 @@ def test_triangulate_writes_the_known_points_and_valid_events(scene, capsys) -> 
         "--no-preview",
         "--angle",
         "left_knee=left_hip,left_knee,left_ankle",
-        "--out",
-        str(out),
-    ]
+    )
     assert main(args) == 0, capsys.readouterr().err
     assert "2 people, 8 frames, 272 points" in capsys.readouterr().out
     data = np.load(out / "points3d.npz")
@@ -122,16 +132,7 @@ def test_the_preview_is_an_animation(scene) -> None:  # type: ignore[no-untyped-
 
     folder, views, _ = scene
     out = folder / "3d"
-    args = [
-        "triangulate",
-        "--calibration",
-        str(folder / "calibration.toml"),
-        *views,
-        "--offset",
-        "cam3=3",
-        "--out",
-        str(out),
-    ]
+    args = triangulate_args(folder, views, "--offset", "cam3=3")
     assert main(args) == 0
     with Image.open(out / "preview3d.gif") as gif:
         assert gif.n_frames == FRAMES
@@ -151,14 +152,7 @@ def test_the_preview_is_an_animation(scene) -> None:  # type: ignore[no-untyped-
 def test_bad_input_is_one_line_and_exit_2(scene, capsys, change, message) -> None:  # type: ignore[no-untyped-def]
     folder, views, _ = scene
     views = views[:2] + views[-2:]  # cam0 and cam3, sharing frames 3-7
-    args = [
-        "triangulate",
-        "--calibration",
-        str(folder / "calibration.toml"),
-        *views,
-        "--out",
-        str(folder / "3d"),
-    ]
+    args = triangulate_args(folder, views)
     if message.startswith("no frame"):
         lines = (folder / "cam3.jsonl").read_text().splitlines()
         shifted = [json.loads(line) | {"frame": json.loads(line)["frame"] + 50} for line in lines]
@@ -191,11 +185,9 @@ def test_the_skeletons_are_drawn_back_onto_each_cameras_video(scene) -> None:  #
         writer.write(np.zeros((720, 1280, 3), np.uint8))
     writer.release()
     out = folder / "3d"
-    args = [
-        "triangulate",
-        "--calibration",
-        str(folder / "calibration.toml"),
-        *views,
+    args = triangulate_args(
+        folder,
+        views,
         "--offset",
         "cam3=3",
         "--people",
@@ -203,9 +195,7 @@ def test_the_skeletons_are_drawn_back_onto_each_cameras_video(scene) -> None:  #
         "--no-preview",
         "--video",
         f"cam1={video}",
-        "--out",
-        str(out),
-    ]
+    )
     assert main(args) == 0
     frames = [f.image for f in read_video(str(out / "reprojected_cam1.mp4"))]
     assert len(frames) == FRAMES
@@ -220,16 +210,7 @@ def test_the_skeletons_are_drawn_back_onto_each_cameras_video(scene) -> None:  #
 def test_an_unknown_angle_keypoint_is_one_line_before_any_work(scene, capsys) -> None:  # type: ignore[no-untyped-def]
     folder, views, _ = scene
     out = folder / "3d"
-    args = [
-        "triangulate",
-        "--calibration",
-        str(folder / "calibration.toml"),
-        *views,
-        "--angle",
-        "hip,knee,ankle",
-        "--out",
-        str(out),
-    ]
+    args = triangulate_args(folder, views, "--angle", "hip,knee,ankle")
     assert main(args) == 2
     lines = error_lines(capsys.readouterr().err)
     assert len(lines) == 1 and "'hip'" in lines[0], lines
