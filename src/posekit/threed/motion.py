@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from posekit.schema import KeypointSchema
@@ -340,6 +341,4 @@ def film(
 
 
 def _rodrigues(rotation: np.ndarray) -> np.ndarray:
-    import cv2
-
     return cv2.Rodrigues(rotation)[0].ravel()

@@ -101,7 +101,7 @@ def reconstruct(
             min_views=config.min_views,
             max_error=config.max_error,
         )
-        points, views_used = solved.points, solved.views
+        points, error, views_used = solved.points, solved.error, solved.views
         if config.refine:
             used = np.moveaxis(views_used, -1, 0)
             refined = refine(
@@ -115,7 +115,7 @@ def reconstruct(
                 step_sigma=config.step_sigma,
             )
             points = refined.points
-        error = reprojection_error(rig, points, px, np.moveaxis(views_used, -1, 0))
+            error = reprojection_error(rig, points, px, used)  # of the refined points
         f, c = np.nonzero(chosen >= 0)
         track_ids = np.full(chosen.shape, -1, dtype=np.int64)
         track_ids[f, c] = sync.ids[c, f, chosen[f, c]]
