@@ -202,7 +202,6 @@ def _grow_clusters(
     those above `max_error` left apart) and the unmatched start new ones; people that end up
     seen by one camera only are dropped."""
     n_cams, n_frames, n_people = sync.keypoints.shape[:3]
-    k = sync.keypoints.shape[3]
     found: list[list[np.ndarray]] = []
     for f in range(n_frames):
         clusters: list[np.ndarray] = []  # (C,) person index per camera, -1 unseen
@@ -212,15 +211,15 @@ def _grow_clusters(
                 continue
             if clusters:
                 # every (cluster, person) pair as one "frame" of a triangulation
-                pairs = [(i, p) for i in range(len(clusters)) for p in present]
-                px = np.full((n_cams, len(pairs), k, 2), np.nan)
-                conf = np.zeros((n_cams, len(pairs), k))
-                for row, (i, p) in enumerate(pairs):
-                    chosen = clusters[i].copy()
-                    chosen[c] = p
-                    for cam in np.nonzero(chosen >= 0)[0]:
-                        px[cam, row] = sync.keypoints[cam, f, chosen[cam], :, :2]
-                        conf[cam, row] = np.nan_to_num(sync.keypoints[cam, f, chosen[cam], :, 2])
+                # every (cluster, person) pair as one row, gathered as `pick` gathers frames
+                rows = np.repeat(np.stack(clusters), len(present), axis=0)  # (R, C)
+                rows[:, c] = np.tile(present, len(clusters))
+                this_frame = Synchronised(
+                    np.repeat(sync.frames[f], len(rows)),
+                    sync.keypoints[:, [f] * len(rows)],
+                    sync.ids[:, [f] * len(rows)],
+                )
+                px, conf = pick(this_frame, rows)
                 px = np.where((conf >= min_confidence)[..., None], px, np.nan)
                 solved = triangulate(rig, px, conf, min_confidence=min_confidence)
                 with warnings.catch_warnings():
