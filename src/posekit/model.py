@@ -14,8 +14,10 @@ import torch
 
 from posekit.data.dataset import KeypointDataset
 from posekit.data.formats import validation_split
+from posekit.data.sequences import PoseSequences, check_schema_matches, load_sequence_splits
 from posekit.engine.config import TrainConfig
 from posekit.eval import EvalConfig, KeypointMetrics
+from posekit.eval.pose3d import LiftMetrics
 from posekit.models import KeypointModel, create, list_models, summarize_model
 from posekit.models.fuse import fused_for_inference
 from posekit.models.samples import AugmentConfig
@@ -178,6 +180,15 @@ class Model:
             self._sessions[key] = OnnxBackend(self.onnx, self.net, device)
         return self.net, self._sessions[key]
 
+    def _needs_images(self, what: str) -> None:
+        if self.net.input_kind != "images":
+            raise UserError(
+                f"{self.source} is a lifting network ({self.net.family}): it reads "
+                f"2D keypoints, so it cannot {what}; use it as "
+                "Model(detector).track(video, lift=...) or Model.lift(keypoints, "
+                "intrinsics)"
+            )
+
     def _needs_weights(self, what: str) -> None:
         if self.onnx is not None:
             raise UserError(f"{self.onnx} is an ONNX export: it cannot be {what}; use the "
@@ -219,6 +230,7 @@ class Model:
         from posekit.predict import Predictor
         from posekit.utils.device import select_device
 
+        self._needs_images("predict on images")
         dev = select_device(device)
         cfg = self.predict_config(dev, **settings)
         net, backend = self.runner(dev, half=cfg.half and self.onnx is None)
@@ -267,6 +279,8 @@ class Model:
         persist: bool = False,
         tracker: TrackerConfig | dict[str, Any] | None = None,
         smooth: OneEuroConfig | bool = False,
+        lift: str | Path | Model | None = None,
+        lift_intrinsics: Any = None,
         **predict_options: Any,
     ) -> list[Results] | Iterator[Results]:
         """Predict on a video or stream and track: every `Results` gains `boxes.id`.
@@ -277,6 +291,12 @@ class Model:
             tracker: `TrackerConfig` or a dict of its fields (defaults documented there).
             smooth: One Euro smoothing of the keypoints per track (`True` for the defaults, or
                 a `OneEuroConfig`).
+            lift: a lifting network (checkpoint or `Model`, e.g. a trained liftpose-81):
+                every `Results` gains `keypoints3d`, each track's root-relative 3D in metres
+                in the camera's frame, lifted live from its frames so far
+                (`posekit.threed.lifting.LiveLifting`); the events get `keypoints_3d`.
+            lift_intrinsics: the camera's fx, fy, cx, cy (OpenCV's pixels) for `lift`
+                (default: guessed from the frame size, said in one log line).
             predict_options: as for `predict` (imgsz, batch, iou, device, ...).
 
         Example:
@@ -300,7 +320,26 @@ class Model:
         low = min(conf, cfg.low_thresh)
         results = self.predict(source, stream=True, conf=low, **predict_options)
         out = tracked(results, self._tracker, smoother=smoother, conf=conf)
+        if lift is not None:
+            from posekit.threed.lifting import Lifter
+
+            lifter = Lifter(
+                lift.net if isinstance(lift, Model) else lift, predict_options.get("device", "auto")
+            )
+            out = map(lifter.live(lift_intrinsics), out)
         return out if stream else list(out)
+
+    def lift(self, keypoints2d: np.ndarray, intrinsics: Any) -> np.ndarray:
+        """Lifting networks: (T, K, 3) root-relative 3D (metres, the camera's frame) of one
+        subject's clip of (T, K, 3) pixels (OpenCV's convention: the top-left pixel's centre
+        is 0, 0) and confidences, given the camera's fx, fy, cx, cy.
+
+        Example:
+            >>> Model("lift.pt").lift(clip2d, (1000, 1000, 639.5, 359.5))  # doctest: +SKIP
+        """
+        from posekit.threed.lifting import Lifter
+
+        return Lifter(self.net).lift(keypoints2d, intrinsics)
 
     @property
     def schemas(self) -> list[KeypointSchema]:
@@ -312,6 +351,7 @@ class Model:
 
     def info(self, imgsz: int | None = None) -> ModelSummary:
         """Parameters and GFLOPs at `imgsz` (default: the model's own input size)."""
+        self._needs_images("be summarised at an image size")
         return summarize_model(self.net, imgsz or self.net.config.imgsz)
 
     def train(self, *, resume: str | Path | None = None, **options: Any) -> Any:
@@ -345,8 +385,10 @@ class Model:
         device: str = "auto",
         detector: Any = None,
         **settings: Any,
-    ) -> KeypointMetrics:
-        """Evaluate on a dataset split: COCO AP/AR, PCK, EPE (see `posekit.eval.evaluate`).
+    ) -> KeypointMetrics | LiftMetrics:
+        """Evaluate on a dataset split: COCO AP/AR, PCK, EPE (see `posekit.eval.evaluate`);
+        for a lifting network, MPJPE and the other 3D errors on a sequence dataset
+        (`val_lifting`).
 
         `data` is a dataset (folder, data YAML, COCO file ...; a dataset with one split is
         evaluated on it whatever `split` says) or a loaded `KeypointDataset`. Predictions come
@@ -358,6 +400,8 @@ class Model:
         from posekit.engine.validate import VAL_CONF, VAL_MAX_DET, evaluate_model
         from posekit.utils.device import select_device
 
+        if self.net.input_kind == "keypoints":
+            return self.val_lifting(data, split=split, device=device, **settings)
         ds = data if isinstance(data, KeypointDataset) else validation_split(data, split)
         given = detector if detector is not None else self.detections_file or self.detector
         detections, find = boxes_for_validation(given, ds)
@@ -376,6 +420,31 @@ class Model:
             detector=find,
             backend=backend,
         )
+
+    def val_lifting(
+        self,
+        data: str | Path | PoseSequences,
+        *,
+        split: str = "val",
+        device: str = "auto",
+        exact_2d: bool = False,
+    ) -> LiftMetrics:
+        """A lifting network on a sequence dataset's split (a dataset with one split is
+        evaluated on it): MPJPE, P-MPJPE, N-MPJPE, velocity error and MPJPE per joint in
+        millimetres, root-relative; `exact_2d` lifts the truth's exact projections instead
+        of the detected 2D (the lifting error alone)."""
+        from posekit.engine.lifting import evaluate_lifting
+        from posekit.utils.device import select_device
+
+        if isinstance(data, PoseSequences):
+            ds = data
+        else:
+            splits = load_sequence_splits(data)
+            if split not in splits and len(splits) > 1:
+                raise UserError(f"{data}: no split {split!r} (has {', '.join(splits)})")
+            ds = splits.get(split) or next(iter(splits.values()))
+        check_schema_matches(ds, self.schemas[0], str(self.source))
+        return evaluate_lifting(self.net, ds, select_device(device), exact_2d=exact_2d)
 
     def export(
         self,

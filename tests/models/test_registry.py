@@ -11,7 +11,7 @@ from posekit.utils.bounds import count_parameters
 from posekit.utils.errors import UserError
 
 #: the smallest size of each family (the multipliers are checked on it)
-SMALLEST = {"heatpose": "heatpose-t", "pafpose": "pafpose-s", "rtmpose": "rtmpose-t",
+SMALLEST = {"heatpose": "heatpose-t", "liftpose": "liftpose-27", "pafpose": "pafpose-s", "rtmpose": "rtmpose-t",
             "rtpose": "rtpose-n",
             "vitpose": "vitpose-s", "yolo": "yolov8n-pose"}  # fmt: skip
 
@@ -37,7 +37,11 @@ def test_width_is_relative_to_the_size_in_every_family(family: str) -> None:
     assert _meta_params(name, width=1.0) == full
 
 
-@pytest.mark.parametrize("family", sorted(SMALLEST))
+#: families whose depth is not a multiplier: liftpose's blocks are its receptive field
+NO_DEPTH = {"liftpose"}
+
+
+@pytest.mark.parametrize("family", sorted(SMALLEST.keys() - NO_DEPTH))
 def test_depth_is_relative_to_the_size_in_every_family(family: str) -> None:
     name = SMALLEST[family]
     full, deeper = _meta_params(name), _meta_params(name, depth=2.0)
@@ -49,10 +53,9 @@ def test_an_explicit_field_wins_over_the_multiplier(family: str) -> None:
     name = SMALLEST[family]
     with torch.device("meta"):
         plain = create(name, "coco17", width=0.5)
-    field = {"rtpose": "max_channels", "yolo": "max_channels", "vitpose": "decoder_channels"}.get(
-        family, "deepen"
-    )
-    value = {"max_channels": 64, "decoder_channels": 32, "deepen": 0.5}[field]
+    fields = {"rtpose": "max_channels", "yolo": "max_channels", "vitpose": "decoder_channels"}
+    field = {**fields, "liftpose": "channels"}.get(family, "deepen")
+    value = {"max_channels": 64, "decoder_channels": 32, "deepen": 0.5, "channels": 64}[field]
     with torch.device("meta"):
         both = create(name, "coco17", width=0.5, **{field: value})
     assert getattr(both.config, field) == value != getattr(plain.config, field)

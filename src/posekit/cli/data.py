@@ -1,21 +1,29 @@
-"""`posekit data ...`: synth, check, convert, split and preview datasets."""
+"""`posekit data ...`: synth, motion, check, convert, split and preview datasets."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from posekit.cli.options import force_option, image_root_option, setting_option, video_dir_option
+from posekit.cli.options import (
+    force_option,
+    image_root_option,
+    remaining_settings,
+    setting_option,
+    video_dir_option,
+)
 from posekit.data.check import SplitCheck, check_dataset, check_to_dict
 from posekit.data.convert import convert
 from posekit.data.formats import TARGETS, describe, load_splits
 from posekit.data.split import split_on_disk
 from posekit.data.synth import KINDS, SynthConfig, generate
+from posekit.threed.motion_dataset import MotionDataConfig
 from posekit.utils.outputs import claim_output
 from posekit.utils.progress import progress_bar, progress_group
 
@@ -71,6 +79,31 @@ def synth(
     with progress_bar(f"synth {kind}", images, unit="img") as advance:
         generate(cfg, out, val=val, test=test, workers=workers, progress=advance, force=force)
     click.echo(f"wrote {images} {kind} images to {out}")
+
+
+@data.command()
+@click.option(
+    "--schema",
+    default="coco17",
+    show_default=True,
+    help="The keypoints: coco17, coco18, body25, body25b (or a schema YAML with their names).",
+)
+@remaining_settings(MotionDataConfig)
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+@force_option
+def motion(schema: str, out: Path, force: bool, **settings: Any) -> None:
+    """Generate a sequence dataset of synthetic 3D motion (walking, squatting, falling,
+    standing people filmed by random cameras, with a detector's noise and misses): what
+    lifting networks (liftpose-27/81/243) train and validate on."""
+    from posekit.schema import get_schema
+    from posekit.threed.motion_dataset import write_motion_dataset
+
+    cfg = MotionDataConfig(**settings)
+    keypoints = get_schema(schema)
+    claim_output(out, "data motion", force=force)
+    with progress_bar("synth motion", cfg.clips, unit="clip") as advance:
+        index = write_motion_dataset(out, keypoints, cfg, advance)
+    click.echo(f"wrote {cfg.clips} clips of {cfg.frames} frames ({keypoints.name}) to {index}")
 
 
 def print_check(results: list[SplitCheck], console: Console, max_problems: int | None) -> int:

@@ -129,6 +129,20 @@ class _AnnotatedVideos:
 )
 @remaining_settings(OneEuroConfig)
 @angle_option
+@click.option(
+    "--lift",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="A lifting network (a trained liftpose checkpoint): each event gains keypoints_3d, "
+    "the track's root-relative 3D in metres in the camera's frame.",
+)
+@click.option(
+    "--intrinsics",
+    default=None,
+    metavar="FX,FY,CX,CY",
+    help="The camera's intrinsics for --lift, in OpenCV's pixels (default: guessed from the "
+    "frame size).",
+)
 @click.option("--save/--no-save", default=True, show_default=True, help="Annotated video.")
 @click.option("--save-jsonl", default=None, help="Event stream file (JSON Lines); - for stdout.")
 @click.option(
@@ -170,6 +184,8 @@ def track(
     half: bool | None,
     smooth: bool,
     angles: tuple[str, ...],
+    lift: Path | None,
+    intrinsics: str | None,
     save: bool,
     save_jsonl: str | None,
     events_dir: Path | None,
@@ -216,6 +232,8 @@ def track(
         half=half,
         tracker=_settings_of(TrackerConfig, settings),
         smooth=_settings_of(OneEuroConfig, settings) if smooth else False,
+        lift=lift,
+        lift_intrinsics=_intrinsics(intrinsics),
     )
     jsonl = None if not save_jsonl else "-" if to_stdout or out is None else out / save_jsonl
     sinks = EventSinkConfig(events_every, events_every_seconds, events_queue, events_queue_mb)
@@ -249,3 +267,19 @@ def track(
         f"{len(ids)} track ids" + (f"; results in {out}" if out is not None else "")
     )
     click.echo(msg, err=to_stdout)
+
+
+def _intrinsics(text: str | None) -> tuple[float, ...] | None:
+    """--intrinsics FX,FY,CX,CY as four numbers (focal lengths positive)."""
+    if text is None:
+        return None
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4 or values[0] <= 0 or values[1] <= 0:
+        raise click.BadParameter(
+            f"{text!r} is not FX,FY,CX,CY (four numbers, positive focal lengths)",
+            param_hint="--intrinsics",
+        )
+    return values

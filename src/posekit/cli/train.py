@@ -103,7 +103,7 @@ def train(data: Path | None, model: str, resume: Path | None, **settings: Any) -
     try:
         result = Trainer(cfg, resume=resume).fit()
         if dist.is_main():
-            click.echo(f"done: {result.epochs_run} epochs, best AP {result.best_fitness:.4f}; "
+            click.echo(f"done: {result.epochs_run} epochs, {result.describe_best()}; "
                        f"weights in {result.save_dir / 'weights'}, curves in "
                        f"{result.save_dir / 'results.png'}")  # fmt: skip
     finally:

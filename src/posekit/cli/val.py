@@ -6,13 +6,15 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.table import Table
 
 from posekit.cli.options import flip_option, half_option, schema_option, setting_option
 from posekit.data.coco import list_ids, unmatchable_ids, with_matchable_ids
 from posekit.data.dataset import KeypointDataset
 from posekit.data.formats import describe, validation_split
+from posekit.data.sequences import is_sequence_dataset
 from posekit.eval.metrics import EvalConfig, evaluate
-from posekit.eval.report import print_metrics, save_metrics
+from posekit.eval.report import print_metrics, save_lift_metrics, save_metrics
 from posekit.predict.predictor import PredictConfig
 from posekit.schema import get_schema
 
@@ -95,6 +97,12 @@ def _sigmas(value: str | None) -> list[float] | None:
 )
 @click.option("--plots/--no-plots", default=True, show_default=True)
 @click.option(
+    "--exact-2d",
+    is_flag=True,
+    help="Lifting networks: lift the truth's exact projections instead of the detected 2D "
+    "(the lifting error alone).",
+)
+@click.option(
     "--fix-ids",
     is_flag=True,
     help="Renumber ground-truth annotations with an id <= 0 (pycocotools scores them as "
@@ -119,6 +127,7 @@ def val(
     pcutoff: float,
     per_keypoint: bool,
     plots: bool,
+    exact_2d: bool,
     fix_ids: bool,
 ) -> None:
     """Evaluate predictions (--pred) or a checkpoint (--model) on a dataset split: COCO AP/AR
@@ -126,6 +135,11 @@ def val(
     exit 1 when none is left to evaluate."""
     if (pred is None) == (model is None):
         raise click.UsageError("give exactly one of --pred PREDICTIONS.json and --model M.pt")
+    if is_sequence_dataset(gt):
+        if model is None:
+            raise click.UsageError(f"{gt} is a sequence dataset: evaluate a lifting --model")
+        val_lifting(gt, split, model, device, exact_2d, out, plots)
+        return
     ds = validation_split(gt, split)  # the rule Model.val follows
     usable = report_ground_truth(ds)
     ds = check_ids(ds, fix_ids)
@@ -161,6 +175,39 @@ def val(
                    "could be evaluated (see the problems above): the figures mean nothing",
                    err=True)  # fmt: skip
         raise SystemExit(1)
+
+
+def val_lifting(
+    data: Path,
+    split: str,
+    model: Path,
+    device: str,
+    exact_2d: bool,
+    out: Path | None,
+    plots: bool,
+) -> None:
+    """`posekit val` of a lifting network on a sequence dataset: the 3D errors in mm, per
+    joint too, and with --out metrics.json (and a bar chart per joint)."""
+    from posekit.model import Model
+
+    m = Model(model)
+    if m.net.input_kind != "keypoints":
+        raise click.UsageError(
+            f"{data} is a sequence dataset (2D and 3D keypoints); {model} "
+            "reads images: give a lifting network"
+        )
+    result = m.val_lifting(data, split=split, device=device, exact_2d=exact_2d)
+    console = Console(highlight=False)
+    console.print(f"{'exact' if exact_2d else 'detected'} 2D, {result.summary()}")
+    table = Table(title="MPJPE per joint (mm)", title_justify="left")
+    table.add_column("joint")
+    table.add_column("MPJPE", justify="right")
+    for name, value in result.per_joint().items():
+        table.add_row(name, f"{value:.1f}")
+    console.print(table)
+    if out is not None:
+        written = save_lift_metrics(result, out, plots=plots)
+        console.print("wrote " + ", ".join(str(p) for p in written))
 
 
 def check_ids(ds: KeypointDataset, fix: bool) -> KeypointDataset:

@@ -26,10 +26,12 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from posekit.data.dataset import KeypointDataset
 from posekit.data.formats import load_splits
 from posekit.data.problems import DatasetError
+from posekit.data.sequences import PoseSequences, is_sequence_dataset, load_sequence_splits
 from posekit.engine import distributed as dist
 from posekit.engine.checkpoint import read_checkpoint, save_checkpoint, unwrap
 from posekit.engine.config import TrainConfig
 from posekit.engine.ema import ModelEMA
+from posekit.engine.lifting import evaluate_lifting
 from posekit.engine.mode import choose_input_mode
 from posekit.engine.preflight import absolute_data, resumed_config, usable_splits
 from posekit.engine.validate import (
@@ -58,9 +60,17 @@ class TrainResult:
     save_dir: Path
     best: Path
     last: Path
-    best_fitness: float
+    best_fitness: float  # `fitness` of the best validation (-inf: never validated)
     epochs_run: int
     metrics: dict[str, Any]
+
+    def describe_best(self) -> str:
+        """The best validation in words, e.g. 'best AP 0.7312' or 'best MPJPE 41.2 mm'."""
+        if not math.isfinite(self.best_fitness):
+            return "not validated"
+        if self.best_fitness < 0:  # lifting: the negative MPJPE
+            return f"best MPJPE {-self.best_fitness:.1f} mm"
+        return f"best AP {self.best_fitness:.4f}"
 
 
 def autocast_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
@@ -117,6 +127,12 @@ def epochs_that_fit(ran: int, elapsed: float, since_first: float, limit: float) 
     return ran + int(left / max(per_epoch, 1e-9))
 
 
+def fitness(metrics: dict[str, float]) -> float:
+    """What a better model has more of: COCO AP for detectors, less MPJPE for lifting
+    networks (its negative, in millimetres)."""
+    return metrics["AP"] if "AP" in metrics else -metrics["MPJPE_mm"]
+
+
 def seed_everything(seed: int, deterministic: bool) -> None:
     random.seed(seed)
     torch.manual_seed(seed)  # numpy draws use explicit, seeded Generators
@@ -153,7 +169,7 @@ class Trainer:
         self.amp_dtype = autocast_dtype(self.device, cfg.amp)
         # loss scaling guards float16's narrow range; bfloat16 has float32's and needs none
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
-        self.start_epoch, self.best_fitness, self.history = 0, -1.0, []
+        self.start_epoch, self.best_fitness, self.history = 0, -math.inf, []
         if self.resume_state is not None:
             self._load_resume_state(self.resume_state)
         if dist.world_size() > 1:
@@ -178,13 +194,19 @@ class Trainer:
         return Path(dist.broadcast_from_main(str(claimed)))
 
     # ------------------------------------------------------------------ set-up
-    def _splits(self, data: str) -> tuple[KeypointDataset, KeypointDataset | None]:
+    def _splits(self, data: str) -> tuple[Any, Any]:
         """The train and (optional) val splits, each without the images whose files cannot be
         read (counted and logged, so that a bad file does not stop training mid-epoch);
         whatever the loader skipped is logged. A train split without labelled instances, or a
-        val split without any, is said in one line (see `usable_splits`)."""
+        val split without any, is said in one line (see `usable_splits`). A sequence dataset
+        (`posekit.data.sequences`, what lifting networks train on) is read as it is."""
         if not data:
             raise DatasetError("no training data: give --data (a posekit dataset)")
+        if is_sequence_dataset(data):
+            sequences = load_sequence_splits(data)
+            if "train" not in sequences:
+                raise DatasetError(f"{data}: no 'train' split (has {', '.join(sequences)})")
+            return sequences["train"], sequences.get("val")
         splits = load_splits(data)
         if "train" not in splits:
             raise DatasetError(f"{data}: no 'train' split (has {', '.join(splits)})")
@@ -195,6 +217,20 @@ class Trainer:
         return usable_splits(data, splits["train"], splits.get("val"), dist.is_main())
 
     def _build_model(self) -> nn.Module:
+        cfg = self.cfg
+        model = self._new_or_loaded_model()
+        wanted = "keypoints" if isinstance(self.train_ds, PoseSequences) else "images"
+        if model.input_kind != wanted:
+            reads = {
+                "keypoints": "2D keypoint sequences (`posekit data motion` makes them)",
+                "images": "images",
+            }
+            raise UserError(
+                f"{cfg.model} reads {reads[model.input_kind]}, and {cfg.data} holds {reads[wanted]}"
+            )
+        return model
+
+    def _new_or_loaded_model(self) -> nn.Module:
         cfg = self.cfg
         schemas = [self.train_ds.category(cid).schema for cid in self.category_ids]
         names = [self.train_ds.category(cid).name for cid in self.category_ids]
@@ -233,6 +269,8 @@ class Trainer:
         # weightless (meta-device) build, then build the real network once, in that mode
         with torch.device("meta"):
             probe = create(cfg.model, schemas, names, imgsz=cfg.imgsz, **overrides)
+        if probe.input_kind != "images" or not isinstance(self.train_ds, KeypointDataset):
+            return create(cfg.model, schemas, names, **overrides).train()  # no input mode
         mode = choose_input_mode(probe, self.train_ds, cfg.imgsz, cfg.single_subject)
         if dist.is_main():
             log.info("input: %s", mode.reason)
@@ -330,9 +368,9 @@ class Trainer:
             )
             if validated:
                 metrics = self.validate()
-            improved = validated and metrics["AP"] > self.best_fitness
+            improved = validated and fitness(metrics) > self.best_fitness
             if improved:
-                self.best_fitness = metrics["AP"]
+                self.best_fitness = fitness(metrics)
             if validated:  # patience counts validations, not epochs
                 stale = 0 if improved else stale + cfg.val_period
             lr = self.optimizer.param_groups[0]["lr"]
@@ -342,7 +380,11 @@ class Trainer:
             if dist.is_main():  # without validation, the latest weights are the best we know
                 self.record(row, epoch, improved or not self.validating)
             if self.validating and stale >= cfg.patience:
-                log.info("no better AP for %d epochs: stopping early", cfg.patience)
+                log.info(
+                    "no better %s for %d epochs: stopping early",
+                    "AP" if "AP" in metrics else "MPJPE",
+                    cfg.patience,
+                )
                 break
             epoch += 1
         dist.barrier()
@@ -378,8 +420,7 @@ class Trainer:
                 lr = self.lr_at(it, self.epochs * nb, warmup)
                 for g in self.optimizer.param_groups:
                     g["lr"] = lr * g.get("lr_scale", 1.0)
-                images = images.to(self.device, non_blocking=True).float().div_(255)
-                images = images.contiguous(memory_format=torch.channels_last)
+                images = unwrap(model).prepare_inputs(images, self.device)
                 targets = targets.to(self.device)
                 with torch.autocast(self.device.type, dtype=self.amp_dtype,
                                     enabled=self.amp_dtype is not None):  # fmt: skip
@@ -409,6 +450,8 @@ class Trainer:
         run. Each rank predicts its share of the images; rank 0 evaluates all of them and
         shares the metrics with the others."""
         cfg = self.cfg
+        if isinstance(self.val_ds, PoseSequences):
+            return self.validate_lifting()
         ws, rank = dist.world_size(), dist.rank()
         mine = self.val_ds.images[rank::ws]
         preds = predict_images(unwrap(self.ema.ema), self.val_ds, mine,
@@ -424,6 +467,16 @@ class Trainer:
             metrics = {k: m.coco[k] for k in ("AP", "AP50", "AP75", "AR")}
             metrics |= {f"PCK@{m.pck_alpha:g}": _finite(m.pck), "EPE_px": _finite(m.epe)}
             log.info("val: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+        return dist.broadcast_from_main(metrics)
+
+    def validate_lifting(self) -> dict[str, float]:
+        """Lift every validation clip with the EMA weights (on rank 0, shared with the
+        others): MPJPE and the other errors in millimetres (`posekit.engine.lifting`)."""
+        metrics: dict[str, float] = {}
+        if dist.is_main():
+            result = evaluate_lifting(unwrap(self.ema.ema), self.val_ds, self.device)
+            metrics = result.as_dict()
+            log.info("val: %s", result.summary())
         return dist.broadcast_from_main(metrics)
 
     # ------------------------------------------------------------------ records

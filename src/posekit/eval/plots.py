@@ -64,3 +64,20 @@ def plot_per_keypoint(m: KeypointMetrics, path: str | Path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return Path(path)
+
+
+def plot_per_joint_error(errors: dict[str, float], path: str | Path) -> Path:
+    """Bar chart of a 3D error per joint (mm), e.g. a lifting network's MPJPE."""
+    plt = pyplot()
+    names = list(errors)
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(names) + 2), 4.5), dpi=120)
+    ax.bar(x, np.nan_to_num(list(errors.values())), 0.6, color="#4c72b0")
+    ax.set_xticks(x, names, rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel("MPJPE (mm)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title("Per-joint error (root-relative)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)

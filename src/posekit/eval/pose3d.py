@@ -106,3 +106,28 @@ def pose3d_metrics(pred: np.ndarray, true: np.ndarray) -> Pose3DMetrics:
         per_joint=joints,
         poses=int(known.any(-1).sum()),
     )
+
+
+@dataclass
+class LiftMetrics:
+    """The errors of a lifting network on a sequence split, in millimetres."""
+
+    metrics: Pose3DMetrics  # in millimetres, root-relative
+    joints: list[str]
+    clips: int
+    frames: int
+
+    def as_dict(self) -> dict[str, float]:
+        """The trainer's and `posekit val`'s figures: `MPJPE_mm` and the others."""
+        return {f"{k}_mm": float(v) for k, v in self.metrics.as_dict().items()}
+
+    def per_joint(self) -> dict[str, float]:
+        return {n: float(v) for n, v in zip(self.joints, self.metrics.per_joint, strict=True)}
+
+    def summary(self) -> str:
+        m = self.metrics
+        return (
+            f"{self.clips} clips, {self.frames} frames: MPJPE {m.mpjpe:.1f} mm, P-MPJPE "
+            f"{m.p_mpjpe:.1f} mm, N-MPJPE {m.n_mpjpe:.1f} mm, velocity error "
+            f"{m.mpjve:.2f} mm/frame"
+        )

@@ -12,6 +12,8 @@ from rich.table import Table
 
 from posekit.eval.cocoeval import STAT_NAMES
 from posekit.eval.metrics import KeypointMetrics
+from posekit.eval.pose3d import LiftMetrics
+from posekit.utils.paths import write_text_replacing
 
 _COCO_LABELS = {
     "AP": "AP @[OKS .50:.95 | all]", "AP50": "AP @[OKS .50 | all]", "AP75": "AP @[OKS .75 | all]",
@@ -76,4 +78,23 @@ def save_metrics(m: KeypointMetrics, out_dir: str | Path, *, plots: bool = True)
 
         written.append(plot_pr_curves(m.coco_result, out / "pr_curves.png"))
         written.append(plot_per_keypoint(m, out / "per_keypoint.png"))
+    return written
+
+
+def save_lift_metrics(m: LiftMetrics, out_dir: str | Path, *, plots: bool = True) -> list[Path]:
+    """Write metrics.json (the errors and MPJPE per joint, mm) and, with `plots`,
+    per_joint.png (a bar chart of MPJPE per joint)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {
+        **m.as_dict(),
+        "clips": m.clips,
+        "frames": m.frames,
+        "per_joint_MPJPE_mm": m.per_joint(),
+    }
+    written = [write_text_replacing(out / "metrics.json", json.dumps(report, indent=2))]
+    if plots:
+        from posekit.eval.plots import plot_per_joint_error
+
+        written.append(plot_per_joint_error(m.per_joint(), out / "per_joint.png"))
     return written

@@ -80,6 +80,8 @@ def export_model(
     path = Path(out) if out is not None else default_output(source, format)
     refuse_foreign(path, force)
     dev = select_device(c.device)
+    if net.input_kind == "keypoints":
+        return _export_lifting(net, c, path, dev)
     size = c.imgsz or int(getattr(net.config, "imgsz", 640))
     path.parent.mkdir(parents=True, exist_ok=True)
     # written and checked in a staging folder, put in place only when it passed: a failed
@@ -98,6 +100,34 @@ def export_model(
             if not result.check.ok:
                 raise ExportCheckError(f"the export disagrees with the model, so nothing was "
                                        f"written at {path}: {result.check.describe()}")  # fmt: skip
+        commit_export(stage, path)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    result.path = path
+    return result
+
+
+def _export_lifting(net: KeypointModel, c: ExportConfig, path: Path, dev: Any) -> ExportResult:
+    """`export_model` for a lifting network (`posekit.export.lifting`): staged, checked,
+    then put in place."""
+    from posekit.export.lifting import check_lifting_export, export_lifting
+
+    if c.half or c.static:
+        raise UserError(
+            "lifting networks export in float32 with dynamic batch and frames "
+            "(no --half, no --static)"
+        )
+    stage = staging_folder(path.parent, "export")
+    try:
+        staged = stage / path.name
+        result = export_lifting(net, staged, opset=c.opset, device=dev)
+        if c.check:
+            result.check = check_lifting_export(net, staged)  # type: ignore[assignment]
+            if not result.check.ok:
+                raise ExportCheckError(
+                    f"the export disagrees with the model, so nothing was "
+                    f"written at {path}: {result.check.describe()}"
+                )
         commit_export(stage, path)
     finally:
         shutil.rmtree(stage, ignore_errors=True)

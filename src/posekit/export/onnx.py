@@ -98,13 +98,14 @@ class ExportResult:
     check: ExportCheck | None = None  # the self-check's figures (`posekit.export.check`)
 
     stride: int = 32
+    input_name: str = "images"
 
     def describe(self) -> str:
         dims = "x".join(str(d) for d in self.input_shape)
         if "height" in self.input_shape:
             dims += f" (height and width: multiples of {self.stride})"
         mb = self.path.stat().st_size / 1e6
-        return (f"{self.path} ({mb:.1f} MB, input images {dims}, opset {self.opset}"
+        return (f"{self.path} ({mb:.1f} MB, input {self.input_name} {dims}, opset {self.opset}"
                 f"{', fp16' if self.half else ''}) in {self.seconds:.1f} s")  # fmt: skip
 
 
@@ -155,9 +156,6 @@ def export_onnx(
     and arithmetic inside the graph (inputs and outputs stay float32); it needs a CUDA
     `device`, as ONNX Runtime's CPU provider lacks fp16 kernels for most operators.
     """
-    onnx = require_onnx()
-    # torch's dynamo exporter writes ONNX through onnxscript
-    require("onnxscript", "onnx", "ONNX export")
     from posekit import __version__
 
     device = device or torch.device("cpu")
@@ -166,9 +164,39 @@ def export_onnx(
                          "provider has no fp16 kernels for most operators")  # fmt: skip
     ExportConfig(imgsz=imgsz, static=static, batch=batch, half=half, opset=opset)  # ranges
     imgsz = imgsz or int(getattr(net.config, "imgsz", 640))
+    example, shape, dynamic = export_shape(net, imgsz, static, batch)
+    meta = metadata_for(net, input_shape=shape, category_ids=category_ids,  # type: ignore[arg-type]
+                        version=__version__, imgsz=imgsz)  # fmt: skip
+    seconds = write_graph(
+        net, out, example, "images", dynamic, meta, half=half, opset=opset, device=device
+    )
+    return ExportResult(Path(out), shape, opset, half, seconds, stride=net.input_stride)
+
+
+def write_graph(
+    net: KeypointModel,
+    out: str | Path,
+    example: torch.Tensor,
+    input_name: str,
+    dynamic: dict[str, Any] | None,
+    metadata: dict[str, str],
+    *,
+    half: bool = False,
+    opset: int = DEFAULT_OPSET,
+    device: torch.device,
+) -> float:
+    """Trace `net` (BatchNorm folded, eval mode) on `example` into an ONNX graph with one
+    input, `input_name` (`dynamic`: torch.export's dynamic shapes, keyed "images" as the
+    wrapper's argument), and `net`'s named outputs; write it with `metadata` (and posekit
+    as its producer) at `out`, checked by ONNX's checker and replaced atomically. Returns the
+    seconds it took."""
+    onnx = require_onnx()
+    # torch's dynamo exporter writes ONNX through onnxscript
+    require("onnxscript", "onnx", "ONNX export")
+    from posekit import __version__
+
     t0 = time.perf_counter()
     graph = ExportGraph(fused_for_inference(net).to(device), half).eval()
-    example, shape, dynamic = export_shape(net, imgsz, static, batch)
     with (
         torch.no_grad(),
         contextlib.redirect_stdout(io.StringIO()),  # the exporter's progress lines
@@ -180,7 +208,7 @@ def export_onnx(
             graph,
             (example.to(device),),
             dynamo=True,
-            input_names=["images"],
+            input_names=[input_name],
             output_names=net.export_output_names(),
             dynamic_shapes=dynamic,
             opset_version=opset,
@@ -188,10 +216,8 @@ def export_onnx(
             verbose=False,
         )
     proto = program.model_proto
-    meta = metadata_for(net, input_shape=shape, category_ids=category_ids,  # type: ignore[arg-type]
-                        version=__version__, imgsz=imgsz)  # fmt: skip
     del proto.metadata_props[:]
-    for key, value in meta.items():
+    for key, value in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     proto.producer_name, proto.producer_version = "posekit", __version__
@@ -207,8 +233,7 @@ def export_onnx(
         commit_export(stage, out)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    return ExportResult(out, shape, opset, half, time.perf_counter() - t0,
-                        stride=net.input_stride)  # fmt: skip
+    return time.perf_counter() - t0
 
 
 def external_data(path: Path) -> Path:

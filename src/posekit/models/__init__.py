@@ -6,6 +6,7 @@ that adds a family.
 """
 
 from posekit.models import heatpose as _heatpose  # noqa: F401  (registers heatpose-t ... heatpose-l)
+from posekit.models import liftpose as _liftpose  # noqa: F401  (registers liftpose-27 ... -243)
 from posekit.models import pafpose as _pafpose  # noqa: F401  (registers pafpose-s ... pafpose-l)
 from posekit.models import rtmpose as _rtmpose  # noqa: F401  (registers rtmpose-t ... rtmpose-l)
 from posekit.models import rtpose as _rtpose  # noqa: F401  (registers rtpose-n ... rtpose-x)

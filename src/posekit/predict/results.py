@@ -144,10 +144,17 @@ class Results:
     frame: int | None = None  # index in a video or stream
     timestamp: float | None = None  # seconds since the start of a video or stream
     category_ids: list[int] | None = None  # class index -> dataset category id (for COCO)
+    #: (N, K, 3) root-relative 3D keypoints in metres in the camera's frame, from a lifting
+    #: network (`Model.track(..., lift=...)`); None without one
+    keypoints3d: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if len(self.boxes) != len(self.keypoints):
             raise ValueError(f"{len(self.boxes)} boxes but {len(self.keypoints)} keypoint sets")
+        if self.keypoints3d is not None and len(self.keypoints3d) != len(self.keypoints):
+            raise ValueError(
+                f"{len(self.keypoints3d)} 3D poses for {len(self.keypoints)} keypoint sets"
+            )
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -164,6 +171,7 @@ class Results:
             self.frame,
             self.timestamp,
             self.category_ids,
+            None if self.keypoints3d is None else self.keypoints3d[_rows(index)],
         )
 
     @property

@@ -61,6 +61,11 @@ def frame_events(
         }
         if angles:
             e["angles"] = {name: _num(a[i], 2) for name, a in angles.items()}
+        if r.keypoints3d is not None:
+            e["keypoints_3d"] = [
+                {"name": n, "x": _num(x, 4), "y": _num(y, 4), "z": _num(z, 4)}
+                for n, (x, y, z) in zip(schema.keypoints, r.keypoints3d[i], strict=False)
+            ]
         events.append(e)
     return events
 
