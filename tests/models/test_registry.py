@@ -11,8 +11,8 @@ from posekit.utils.bounds import count_parameters
 from posekit.utils.errors import UserError
 
 #: the smallest size of each family (the multipliers are checked on it)
-SMALLEST = {"heatpose": "heatpose-t", "liftpose": "liftpose-27", "pafpose": "pafpose-s", "rtmpose": "rtmpose-t",
-            "rtpose": "rtpose-n",
+SMALLEST = {"heatpose": "heatpose-t", "liftpose": "liftpose-27", "pafpose": "pafpose-s",
+            "rtmpose": "rtmpose-t", "rtpose": "rtpose-n",
             "vitpose": "vitpose-s", "yolo": "yolov8n-pose"}  # fmt: skip
 
 

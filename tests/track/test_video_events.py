@@ -107,22 +107,29 @@ def test_tracking_pipeline_assigns_stable_ids_and_events_match_the_schema(tmp_pa
         frame_events(_frame(0, np.array([[0.0, 0, 5, 5]])))
 
 
+def still_clip(data: Path, folder: Path) -> tuple[Path, int]:
+    """An 8-frame clip (10 frames/s) of the training image of `data` with the most people,
+    and how many people it shows."""
+    from posekit.data.formats import load_splits
+
+    ds = load_splits(data)["train"]
+    im = max(ds.images, key=lambda im: len(ds.annotations_by_image().get(im.id, [])))
+    img = cv2.imread(str(ds.image_path(im)))
+    h, w = img.shape[:2]
+    video = folder / "clip.mp4"
+    wr = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"mp4v"), 10.0, (w, h))
+    for _ in range(8):
+        wr.write(img)
+    wr.release()
+    return video, len(ds.annotations_by_image()[im.id])
+
+
 @pytest.mark.slow
 def test_cli_track_writes_video_and_events_with_one_id_per_person(  # type: ignore[no-untyped-def]
     overfit_run, four_people: Path, tmp_path: Path, capsys
 ) -> None:
     """A clip that shows one training image for 8 frames: the memorised people keep their ids."""
-    from posekit.data.formats import load_splits
-
-    ds = load_splits(four_people)["train"]
-    im = max(ds.images, key=lambda im: len(ds.annotations_by_image().get(im.id, [])))
-    img = cv2.imread(str(ds.image_path(im)))
-    h, w = img.shape[:2]
-    video = tmp_path / "clip.mp4"
-    wr = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"mp4v"), 10.0, (w, h))
-    for _ in range(8):
-        wr.write(img)
-    wr.release()
+    video, people = still_clip(four_people, tmp_path)
     rc = main(
         [
             "track",
@@ -157,7 +164,6 @@ def test_cli_track_writes_video_and_events_with_one_id_per_person(  # type: igno
     schema = event_schema()
     for e in events:
         jsonschema.validate(e, schema)
-    people = len(ds.annotations_by_image()[im.id])
     by_frame: dict[int, set[int]] = {}
     for e in events:
         by_frame.setdefault(e["frame"], set()).add(e["track_id"])
@@ -182,3 +188,34 @@ def test_cli_track_refuses_still_images(tmp_path: Path, capsys) -> None:  # type
     rc = main(["track", "--model", str(ck), "--source", str(tmp_path / "a.png")])
     err = capsys.readouterr().err
     assert rc == 2 and "needs a video" in err
+
+
+@pytest.mark.slow
+def test_cli_track_lifts_every_track_to_3d(  # type: ignore[no-untyped-def]
+    overfit_run, four_people: Path, tmp_path: Path, capsys
+) -> None:
+    """`track --lift`: every event carries the track's root-relative 3D (a random lifter
+    here: the plumbing, not the accuracy, which test_liftpose and lift_synth measure)."""
+    import torch
+
+    from posekit.engine.checkpoint import save_checkpoint
+    from posekit.models import create
+
+    video, _ = still_clip(four_people, tmp_path)
+    torch.manual_seed(0)
+    lifter = save_checkpoint(
+        tmp_path / "lift.pt", create("liftpose-27", COCO, width=1 / 16), epoch=1
+    )
+    args = ["track", "--model", str(overfit_run.best), "--source", str(video), "--imgsz", "192"]
+    args += ["--min-hits", "1", "--lift", str(lifter), "--intrinsics", "300,300,95.5,71.5"]
+    args += ["--save-jsonl", "events.jsonl", "--no-save", "--project", str(tmp_path / "runs")]
+    assert main(args) == 0, capsys.readouterr().err
+    lines = (tmp_path / "runs" / "exp" / "events.jsonl").read_text().splitlines()
+    events = [json.loads(x) for x in lines]
+    assert events and all(len(e["keypoints_3d"]) == 17 for e in events)
+    for e in events:
+        jsonschema.validate(e, event_schema())
+        hips = [p for p in e["keypoints_3d"] if p["name"] in ("left_hip", "right_hip")]
+        assert abs(hips[0]["x"] + hips[1]["x"]) < 1e-3  # root-relative: the hips' middle at 0
+    assert main([*args[:-2], "--intrinsics", "300,0,1,1", "--project", str(tmp_path / "r2")]) == 2
+    assert "--intrinsics" in capsys.readouterr().err

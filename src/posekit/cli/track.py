@@ -140,6 +140,7 @@ class _AnnotatedVideos:
     "--intrinsics",
     default=None,
     metavar="FX,FY,CX,CY",
+    callback=lambda ctx, param, value: _intrinsics(value),
     help="The camera's intrinsics for --lift, in OpenCV's pixels (default: guessed from the "
     "frame size).",
 )
@@ -185,7 +186,7 @@ def track(
     smooth: bool,
     angles: tuple[str, ...],
     lift: Path | None,
-    intrinsics: str | None,
+    intrinsics: tuple[float, ...] | None,
     save: bool,
     save_jsonl: str | None,
     events_dir: Path | None,
@@ -233,7 +234,7 @@ def track(
         tracker=_settings_of(TrackerConfig, settings),
         smooth=_settings_of(OneEuroConfig, settings) if smooth else False,
         lift=lift,
-        lift_intrinsics=_intrinsics(intrinsics),
+        lift_intrinsics=intrinsics,
     )
     jsonl = None if not save_jsonl else "-" if to_stdout or out is None else out / save_jsonl
     sinks = EventSinkConfig(events_every, events_every_seconds, events_queue, events_queue_mb)
