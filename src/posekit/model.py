@@ -180,13 +180,14 @@ class Model:
             self._sessions[key] = OnnxBackend(self.onnx, self.net, device)
         return self.net, self._sessions[key]
 
-    def _needs_images(self, what: str) -> None:
+    def needs_images(self, what: str) -> None:
+        """A one-line `UserError` when this is a lifting network (it reads 2D keypoints, so
+        it cannot `what`, e.g. "predict on images")."""
         if self.net.input_kind != "images":
             raise UserError(
                 f"{self.source} is a lifting network ({self.net.family}): it reads "
-                f"2D keypoints, so it cannot {what}; use it as "
-                "Model(detector).track(video, lift=...) or Model.lift(keypoints, "
-                "intrinsics)"
+                f"2D keypoints, so it cannot {what}; give it to a detector's track "
+                "(`posekit track --lift`, `Model.track(..., lift=)`) or call Model.lift"
             )
 
     def _needs_weights(self, what: str) -> None:
@@ -230,7 +231,7 @@ class Model:
         from posekit.predict import Predictor
         from posekit.utils.device import select_device
 
-        self._needs_images("predict on images")
+        self.needs_images("predict on images")
         dev = select_device(device)
         cfg = self.predict_config(dev, **settings)
         net, backend = self.runner(dev, half=cfg.half and self.onnx is None)
@@ -351,7 +352,7 @@ class Model:
 
     def info(self, imgsz: int | None = None) -> ModelSummary:
         """Parameters and GFLOPs at `imgsz` (default: the model's own input size)."""
-        self._needs_images("be summarised at an image size")
+        self.needs_images("be summarised at an image size")
         return summarize_model(self.net, imgsz or self.net.config.imgsz)
 
     def train(self, *, resume: str | Path | None = None, **options: Any) -> Any:

@@ -30,6 +30,7 @@ from posekit.actions.job import (
 from posekit.actions.rules import Dwell, Envelope, Fall, Repetitions, Speed
 from posekit.actions.spark_schema import action_schema, action_struct, event_struct
 from posekit.cli.main import main
+from posekit.schema import get_schema
 from posekit.track.events import event_schema
 from posekit.track.sinks import TcpEventServer
 
@@ -121,13 +122,46 @@ def test_the_job_finds_the_in_process_actions_and_sets_bad_lines_aside(  # type:
         bad[0]: "not JSON",
         bad[1]: "missing or invalid 'frame'",
         bad[2]: "'frame' is negative",
-        bad[3]: "'schema' is not posekit.track/1",
+        bad[3]: "'schema' is not posekit.track/1 (nor posekit.track3d/1)",
         bad[4]: "missing or invalid 'track_id'",
         bad[5]: "not a posekit.track/1 event object (no schema, source or frame)",
     }
     assert summary["lines"] == len(events) + len(bad) and summary["actions"] == len(want)
     assert summary["dead_letters"] == len(bad) and summary["late"] == 0
     assert json.loads((out / "summary.json").read_text()) == summary
+
+
+def test_the_job_reads_3d_events_on_their_floor(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`posekit triangulate`'s events (a synthetic squat and fall in a world whose -y points
+    up): the job finds what `detect_actions` finds, in SQL; a 3D event without a time or with
+    a non-finite coordinate is a dead letter."""
+    import numpy as np
+    from test_actions_3d import RULES, events3d
+
+    from posekit.threed.motion import generate_clip
+
+    rng = np.random.default_rng(0)
+    events = []
+    for person, motion in ((1, "squat"), (2, "fall")):
+        p = generate_clip(get_schema("coco17"), 300, rng, motion=motion).points
+        events += events3d(np.stack([p[..., 0], -p[..., 2], p[..., 1]], -1), person, drop=(5, 0))
+    events.sort(key=lambda e: e["frame"])
+    nan = json.loads(json.dumps(events[1]))
+    nan["keypoints"][1]["x"] = float("nan")
+    # (1e999: valid JSON that overflows to infinity)
+    bad = [json.dumps(dict(events[0], timestamp=None)), json.dumps(nan).replace("NaN", "1e999")]
+    write_jsonl(tmp_path / "in" / "events-00000001.jsonl", events, bad)
+    config = ActionsConfig(master="local[2]", partitions=2, up="-y")
+    out = tmp_path / "out"
+    run_job(start_job(spark, str(tmp_path / "in"), RULES, out, config, once=True), once=True)
+    want = detect_actions(events, RULES, up="-y")
+    assert {a["rule"] for a in want} >= {"squat", "fall"}
+    assert read_actions(out) == want
+    reasons = sorted(d["reason"] for d in read_committed(out / "dead_letter"))
+    assert reasons == [
+        "a 3D event without 'timestamp' (posekit triangulate --fps gives one)",
+        "a keypoint's x, y or z is not a finite number",
+    ]
 
 
 def test_no_single_event_stops_the_job_and_no_linked_file_is_copied(  # type: ignore[no-untyped-def]

@@ -120,7 +120,9 @@ def test_a_lifter_is_refused_where_images_are_read(tmp_path: Path) -> None:
     from posekit import Model
 
     path = random_lifter(tmp_path, False)
-    with pytest.raises(UserError, match=r"lifting network .* cannot predict on images"):
+    with pytest.raises(
+        UserError, match=r"lifting network .* cannot predict on images; give it to a detector"
+    ):
         Model(path).predict(np.zeros((64, 64, 3), np.uint8))
     rtpose = save_checkpoint(tmp_path / "rt.pt", create("rtpose-n", COCO, width=0.25), epoch=1)
     with pytest.raises(UserError, match="reads images: lifting needs a lifting network"):

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from posekit.actions.events3d import SCHEMA_3D, as_track_event
 from posekit.actions.rules import (
     BOX_CENTER,
     Dwell,
@@ -26,12 +27,14 @@ from posekit.actions.rules import (
     Rule,
     Speed,
 )
-from posekit.analytics import joint_angle
+from posekit.analytics import joint_angle, joint_angle_3d
 
 ACTION_SCHEMA = "posekit.action/1"
 
-#: columns of a track's frames, besides one `<point>:x`, `<point>:y`, `<point>:c` per point
-BASE_COLUMNS = ("frame", "timestamp", "bx1", "by1", "bx2", "by2")
+#: columns of a track's frames, besides one `<point>:x`, `<point>:y`, `<point>:c`, `<point>:z`
+#: per point; `bz1`, `bz2` (and every `:z`) are NaN but for 3D events
+#: (`posekit.actions.events3d`): the lowest and highest point's height
+BASE_COLUMNS = ("frame", "timestamp", "bx1", "by1", "bx2", "by2", "bz1", "bz2")
 
 #: the fields of one action, in order (see action.schema.json)
 ACTION_FIELDS = (
@@ -49,7 +52,7 @@ def needed_points(rules: Sequence[Rule]) -> tuple[str, ...]:
 
 
 def point_columns(points: Iterable[str]) -> list[str]:
-    return [f"{p}:{c}" for p in points for c in "xyc"]
+    return [f"{p}:{c}" for p in points for c in "xycz"]
 
 
 @dataclass
@@ -84,12 +87,29 @@ class Frames:
         """(T, len(names), 2) for the analytics functions."""
         return np.stack([self.point(n, kpt_conf) for n in names], axis=1)
 
+    def heights(self, names: Sequence[str], kpt_conf: float) -> np.ndarray:
+        """(T, len(names)) heights of keypoints of 3D events (NaN for 2D ones and where
+        missing)."""
+        c = self.columns
+        out = np.stack([c[f"{n}:z"] for n in names], axis=1)
+        seen = np.stack([c[f"{n}:c"] >= kpt_conf for n in names], axis=1)
+        return np.where(seen, out, np.nan)
+
+    def keypoints3d(self, names: Sequence[str], kpt_conf: float) -> np.ndarray:
+        """(T, len(names), 3) floor x, y and height of 3D events' keypoints (NaN for 2D)."""
+        return np.concatenate(
+            [self.keypoints(names, kpt_conf), self.heights(names, kpt_conf)[..., None]], axis=2
+        )
+
     def take(self, index: np.ndarray | slice) -> Frames:
         return Frames({k: v[index] for k, v in self.columns.items()})
 
     @staticmethod
     def concat(a: Frames, b: Frames) -> Frames:
-        return Frames({k: np.concatenate([a.columns[k], b.columns[k]]) for k in b.columns})
+        """`a`'s frames then `b`'s (a column `a` lacks, as in a state kept by an earlier
+        version, is NaN for its frames)."""
+        gap = np.full(len(a), np.nan)
+        return Frames({k: np.concatenate([a.columns.get(k, gap), b.columns[k]]) for k in b.columns})
 
     def to_state(self) -> dict[str, list[float | None]]:
         return {k: [None if v != v else float(v) for v in col] for k, col in self.columns.items()}
@@ -193,6 +213,8 @@ def _action(rule: Rule, frames: Frames, start: int, end: int, **extra: Any) -> d
 def _repetitions(rule: Repetitions, batch: Batch, state: dict[str, Any]) -> list[dict[str, Any]]:
     new = batch.new
     angle = joint_angle(new.keypoints(rule.angle, rule.kpt_conf), (0, 1, 2))
+    in_3d = joint_angle_3d(new.keypoints3d(rule.angle, rule.kpt_conf), (0, 1, 2))
+    angle = np.where(np.isfinite(new.columns["bz1"]), in_3d, angle)  # 3D events: in 3D
     decisive = np.where(angle < rule.low, -1, np.where(angle > rule.high, 1, 0))
     idx = np.nonzero(decisive)[0]  # NaN compares False: never decisive
     if idx.size == 0:
@@ -231,11 +253,14 @@ def _repetitions(rule: Repetitions, batch: Batch, state: dict[str, Any]) -> list
 def _fall(rule: Fall, batch: Batch, state: dict[str, Any]) -> list[dict[str, Any]]:
     frames, first_new = batch.frames, batch.first_new
     pts = frames.keypoints(rule.keypoints, rule.kpt_conf)
-    ys = pts[..., 1]
+    in_3d = np.isfinite(frames.columns["bz1"])[:, None]
+    # image y grows downwards; a 3D event's height upwards (so it counts as its negative)
+    ys = np.where(in_3d, -frames.heights(rule.keypoints, rule.kpt_conf), pts[..., 1])
     seen = np.count_nonzero(~np.isnan(ys), axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        hip_y = np.nansum(ys, axis=1) / seen  # (T,) mean of those seen; image y grows downwards
-    height = frames.columns["by2"] - frames.columns["by1"]
+        hip_y = np.nansum(ys, axis=1) / seen  # (T,) mean of those seen
+    c = frames.columns
+    height = np.where(in_3d[:, 0], c["bz2"] - c["bz1"], c["by2"] - c["by1"])
     level = hip_y + rule.drop * height  # how low the hips must get for a fall from this frame
     t = frames.t
     i = np.arange(first_new, len(frames))
@@ -364,30 +389,37 @@ def step_track(
 
 
 def event_columns(events: Sequence[dict[str, Any]], points: Sequence[str]) -> dict[str, np.ndarray]:
-    """The columns `step_track` reads, from `posekit.track/1` events (the in-process path; Spark
-    builds the same columns in SQL)."""
+    """The columns `step_track` reads, from `posekit.track/1` events or 3D events in their
+    layout (`posekit.actions.events3d.as_track_event`): the in-process path; Spark builds the
+    same columns in SQL."""
     n = len(events)
     cols = {c: np.full(n, np.nan) for c in (*BASE_COLUMNS, *point_columns(points))}
     want = set(points)
+    keys = {"x": "x", "y": "y", "c": "confidence", "z": "z"}
     for r, e in enumerate(events):  # parsing JSON objects is per event by nature
         cols["frame"][r] = e["frame"]
         cols["timestamp"][r] = e["timestamp"]
-        for c, v in zip(BASE_COLUMNS[2:], e["box"], strict=True):
+        for c, v in zip(BASE_COLUMNS[2:], [*e["box"], *e.get("height", (None, None))], strict=True):
             cols[c][r] = np.nan if v is None else v
         for k in e["keypoints"]:
             if k["name"] in want:
-                for c in "xyc":
-                    v = k["x" if c == "x" else "y" if c == "y" else "confidence"]
+                for c, key in keys.items():
+                    v = k.get(key)
                     cols[f"{k['name']}:{c}"][r] = np.nan if v is None else v
     return cols
 
 
-def detect_actions(events: Iterable[dict[str, Any]], rules: Sequence[Rule]) -> list[dict[str, Any]]:
+def detect_actions(
+    events: Iterable[dict[str, Any]], rules: Sequence[Rule], *, up: str = "z"
+) -> list[dict[str, Any]]:
     """Every action in a list of events, in-process (no Spark): the same logic the Spark job
-    runs, on all of each track's frames at once. Actions are sorted by (source, track_id,
-    end_frame, rule)."""
+    runs, on all of each track's frames at once. `posekit.track3d/1` events are read on the
+    floor of their world, `up` its up axis (`posekit.actions.events3d`). Actions are sorted by
+    (source, track_id, end_frame, rule)."""
     tracks: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for e in events:
+        if e.get("schema") == SCHEMA_3D:
+            e = as_track_event(e, up)
         tracks.setdefault((e["source"], int(e["track_id"])), []).append(e)
     points = needed_points(rules)
     out = []

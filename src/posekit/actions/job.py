@@ -38,8 +38,9 @@ from posekit.actions.detect import (
     point_columns,
     step_track,
 )
+from posekit.actions.events3d import SCHEMA_3D, floor_and_up
 from posekit.actions.rules import Rule
-from posekit.actions.spark_schema import action_struct, event_struct
+from posekit.actions.spark_schema import action_struct, any_event_struct
 from posekit.track.events import SCHEMA_VERSION, event_schema
 from posekit.track.sinks import host_port
 from posekit.utils.bounds import check_ranges, ranged
@@ -73,9 +74,12 @@ class ActionsConfig:
     max_files_per_trigger: int = ranged(1000, 1, 10**9)  # event files read per micro-batch
     trigger_seconds: float = ranged(1.0, 0, 86_400)  # how often a running job looks for events
     master: str | None = None  # Spark master (default: spark-submit's, else local[*])
+    # the up axis of 3D events' world (z, -z, y, -y, x, -x); the other two are the floor's
+    up: str = "z"
 
     def __post_init__(self) -> None:
         check_ranges(self, "actions")
+        floor_and_up(self.up)
 
 
 @dataclass
@@ -190,28 +194,40 @@ def split_events(lines: Any) -> tuple[Any, Any]:
     from pyspark.sql import functions as F
 
     foreign = F.col("foreign") if "foreign" in lines.columns else F.lit(False)
-    e = F.from_json(F.col("value"), event_struct(), {"mode": "PERMISSIVE"})
+    e = F.from_json(F.col("value"), any_event_struct(), {"mode": "PERMISSIVE"})
     parsed = lines.select(F.col("value"), foreign.alias("foreign"), e.alias("e"))
     required = event_schema()["required"]
     kp = "e.keypoints"
+    flat = ~(F.col("e.schema") == SCHEMA_3D)  # a 2D event (and anything unknown)
+    in_3d = F.col("e.schema") == SCHEMA_3D
     checks = [
         (F.col("foreign"), "in a link or a linked folder: not read"),
         (F.try_parse_json("value").isNull(), "not JSON"),
         (F.col("e").isNull() | (F.col("e.schema").isNull() & F.col("e.frame").isNull()
                                 & F.col("e.source").isNull()),
          "not a posekit.track/1 event object (no schema, source or frame)"),
-        *[(F.col(f"e.`{name}`").isNull(), f"missing or invalid '{name}'") for name in required],
-        (F.col("e.schema") != SCHEMA_VERSION, f"'schema' is not {SCHEMA_VERSION}"),
+        *[(flat & F.col(f"e.`{name}`").isNull(), f"missing or invalid '{name}'")
+          for name in required],
+        *[(in_3d & F.col(f"e.`{name}`").isNull(), f"missing or invalid '{name}'")
+          for name in ("frame", "person_id", "keypoints")],
+        (in_3d & F.col("e.timestamp").isNull(),
+         "a 3D event without 'timestamp' (posekit triangulate --fps gives one)"),
+        (flat & (F.col("e.schema") != SCHEMA_VERSION),
+         f"'schema' is not {SCHEMA_VERSION} (nor {SCHEMA_3D})"),
         (F.col("e.frame") < 0, "'frame' is negative"),
-        (F.col("e.track_id") < 1, "'track_id' is below 1"),
+        (flat & (F.col("e.track_id") < 1), "'track_id' is below 1"),
+        (in_3d & (F.col("e.person_id") < 1), "'person_id' is below 1"),
         (F.isnan("e.timestamp") | (F.col("e.timestamp") < 0)
          | (F.col("e.timestamp") > MAX_TIMESTAMP_S),
          f"'timestamp' is not a time in [0, {MAX_TIMESTAMP_S:g}] seconds"),
-        (F.size("e.box") != 4, "'box' does not have 4 numbers"),
-        (F.exists("e.box", _not_finite), "'box' holds a value that is not a finite number"),
-        (F.exists(kp, lambda k: _not_finite(k["x"]) | _not_finite(k["y"])
-                  | _not_finite(k["confidence"])),
+        (flat & (F.size("e.box") != 4), "'box' does not have 4 numbers"),
+        (flat & F.exists("e.box", _not_finite), "'box' holds a value that is not a finite number"),
+        (flat & F.exists(kp, lambda k: _not_finite(k["x"]) | _not_finite(k["y"])
+                         | _not_finite(k["confidence"])),
          "a keypoint's x, y or confidence is not a finite number"),
+        (in_3d & F.exists(kp, lambda k: _not_finite(k["x"]) | _not_finite(k["y"])
+                          | _not_finite(k["z"])),
+         "a keypoint's x, y or z is not a finite number"),
     ]  # fmt: skip
     reason = F.lit(None).cast("string")
     for cond, text in reversed(checks):
@@ -244,11 +260,67 @@ def track_columns(events: Any, points: Sequence[str]) -> Any:
         F.timestamp_micros(((F.col("timestamp") + EVENT_TIME_OFFSET_S) * 1e6).cast("long"))
         .alias("event_time"),
     ]  # fmt: skip
-    cols += [F.col("box")[i].alias(c) for i, c in enumerate(BASE_COLUMNS[2:])]
+    cols += [F.col("box")[i].alias(c) for i, c in enumerate(BASE_COLUMNS[2:6])]
+    cols += [F.col("height")[i].alias(c) for i, c in enumerate(BASE_COLUMNS[6:])]
     for p in points:
         k = F.get(F.filter("keypoints", _named(p)), 0)  # null when the event lacks it
-        cols += [k["x"].alias(f"{p}:x"), k["y"].alias(f"{p}:y"), k["confidence"].alias(f"{p}:c")]
+        cols += [
+            k["x"].alias(f"{p}:x"),
+            k["y"].alias(f"{p}:y"),
+            k["confidence"].alias(f"{p}:c"),
+            k["z"].alias(f"{p}:z"),
+        ]
     return events.select(*cols)
+
+
+def on_the_floor(events: Any, up: str) -> Any:
+    """Parsed events in one layout: 2D events as they are (no height), 3D events as
+    `posekit.actions.events3d.as_track_event` lays them out (the same, in Spark SQL): floor x,
+    y and height z per keypoint, the floor box, the height range, `person_id` as the track."""
+    from pyspark.sql import functions as F
+
+    first, second, axis, sign = floor_and_up(up)
+    x, y, z = "xyz"[first], "xyz"[second], "xyz"[axis]
+    in_3d = F.col("schema") == SCHEMA_3D
+    none = F.lit(None).cast("double")
+
+    def three(k: Any) -> Any:
+        seen = k[x].isNotNull() & k[y].isNotNull() & k[z].isNotNull()
+        return F.struct(
+            k["name"].alias("name"),
+            k[x].alias("x"),
+            k[y].alias("y"),
+            (k[z] * sign).alias("z"),
+            F.when(seen, 1.0).otherwise(0.0).alias("confidence"),
+        )
+
+    def flat(k: Any) -> Any:
+        return F.struct(
+            k["name"].alias("name"),
+            k["x"].alias("x"),
+            k["y"].alias("y"),
+            none.alias("z"),
+            k["confidence"].alias("confidence"),
+        )
+
+    kp3 = F.transform("keypoints", three)
+    seen = F.filter(kp3, lambda k: k["confidence"] > 0)
+
+    def extent(c: str) -> tuple[Any, Any]:
+        values = F.transform(seen, lambda k: k[c])
+        return F.array_min(values), F.array_max(values)
+
+    (x1, x2), (y1, y2), (z1, z2) = extent("x"), extent("y"), extent("z")
+    return events.select(
+        F.when(in_3d, F.lit("")).otherwise(F.col("source")).alias("source"),
+        F.when(in_3d, F.col("person_id")).otherwise(F.col("track_id")).alias("track_id"),
+        F.coalesce(F.col("class"), F.lit("person")).alias("class"),
+        F.col("frame"),
+        F.col("timestamp"),
+        F.when(in_3d, F.array(x1, y1, x2, y2)).otherwise(F.col("box")).alias("box"),
+        F.when(in_3d, F.array(z1, z2)).otherwise(F.array(none, none)).alias("height"),
+        F.when(in_3d, kp3).otherwise(F.transform("keypoints", flat)).alias("keypoints"),
+    )
 
 
 def _named(name: str) -> Any:
@@ -308,7 +380,7 @@ def action_stream(events: Any, rules: Sequence[Rule], config: ActionsConfig) -> 
 
     points = needed_points(rules)
     flat = (
-        track_columns(events, points)
+        track_columns(on_the_floor(events, config.up), points)
         .withWatermark("event_time", f"{int(config.watermark * 1000)} milliseconds")
         .dropDuplicatesWithinWatermark(["source", "frame", "track_id"])
     )

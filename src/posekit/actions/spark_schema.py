@@ -4,6 +4,7 @@ from what `posekit track` writes."""
 
 from __future__ import annotations
 
+import copy
 import json
 from importlib import resources
 from typing import Any
@@ -73,6 +74,19 @@ def struct_type(spec: dict[str, Any]) -> Any:
 def event_struct() -> Any:
     """The Spark schema of one `posekit.track/1` event."""
     return struct_type(event_schema())
+
+
+def any_event_struct() -> Any:
+    """The Spark schema that parses both `posekit.track/1` events and `posekit.track3d/1`
+    ones (`posekit triangulate`'s): the 2D event's fields, the 3D event's `person_id` and
+    `unit`, and `z` in each keypoint."""
+    from posekit.threed.outputs import track3d_schema
+
+    spec = copy.deepcopy(event_schema())
+    three = track3d_schema()["properties"]
+    spec["properties"] |= {name: three[name] for name in ("person_id", "unit")}
+    spec["properties"]["keypoints"]["items"]["properties"]["z"] = {"type": ["number", "null"]}
+    return struct_type(spec)
 
 
 def action_struct() -> Any:

@@ -114,6 +114,7 @@ def predict(
 
     setup_logging()
     m = Model(model, schema, detector=detector)
+    m.needs_images("predict on images")
     # check the source before making any folder: a wrong path is one error line
     items = expand_source(source)
     out = next_run_dir(project, name, exist_ok)

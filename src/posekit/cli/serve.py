@@ -77,6 +77,7 @@ def serve(
             err=True,
         )
     m = Model(model, schema, detector=str(detector) if detector else None)
+    m.needs_images("be served")
     if m.detections_file is not None:
         raise UserError("--detector for serving must be a detector model, not a JSON file")
     run(m, config)

@@ -214,6 +214,7 @@ def track(
     setup_logging()
     to_stdout = save_jsonl == "-"
     m = Model(model, schema, detector=detector)
+    m.needs_images("track a video")
     items = expand_source(source)
     if any(kind != "video" for kind, _, _ in items):
         raise click.BadParameter(f"{source}: tracking needs a video file, camera or stream")
