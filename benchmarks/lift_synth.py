@@ -12,8 +12,10 @@ synthetic clips and on a real recording no one here made, in one run.
 4. Pose2Sim's demo (PyPI `pose2sim` 0.8.4; `make reference` unpacks it): each of its four
    cameras' OpenPose BODY_25B 2D lifted alone, compared with the four-camera triangulation
    (posekit's default) in that camera's frame, root-relative: MPJPE and P-MPJPE in mm per
-   camera. The only 3D reference the demo has is the triangulation itself (its error: a
-   median reprojection of 7 px), so these figures bound the lifting error from above.
+   camera, from OpenPose's 2D (keypoints under 0.3 confidence missing, as triangulation
+   treats them) and from the triangulation reprojected into that camera (the lifting error
+   without the detector's). The only 3D reference the demo has is the triangulation itself
+   (a median reprojection error of 7 px), so these figures bound the lifting error from above.
 
     python benchmarks/lift_synth.py [--minutes 6] [--model liftpose-81] [--width 0.25]
 """
@@ -21,6 +23,7 @@ synthetic clips and on a real recording no one here made, in one run.
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -40,6 +43,8 @@ from posekit.threed.reconstruct import TriangulationConfig, reconstruct
 from posekit.threed.views import read_view
 
 CACHE = Path.home() / ".cache" / "posekit-test"
+#: OpenPose keypoints below this confidence are missing (triangulation's default threshold)
+MIN_CONFIDENCE = 0.3
 BODY25B = get_schema("body25b")
 
 
@@ -143,11 +148,14 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=3000)
     parser.add_argument("--pose2sim", type=Path, default=CACHE / "pose2sim-0.8.4" / "Pose2Sim")
     parser.add_argument("--weights", type=Path, default=None, help="skip training: this lifter")
+    parser.add_argument("--keep", type=Path, default=None, help="copy the trained lifter here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if args.weights is None:
             data, weights = train(args, work)
+            if args.keep is not None:
+                shutil.copyfile(weights, args.keep)
         else:
             data, weights = work / "motion", args.weights
             write_motion_dataset(data, BODY25B, MotionDataConfig(clips=args.clips, seed=0))

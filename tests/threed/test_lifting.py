@@ -164,3 +164,24 @@ def test_cli_motion_train_val(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert (tmp_path / "v" / "per_joint.png").stat().st_size > 10_000
     assert main(["val", "--data", str(data), "--model", str(best), "--exact-2d"]) == 0
     assert "exact 2D" in capsys.readouterr().out
+
+
+def test_live_lifting_refuses_untracked_results_and_other_keypoints(tmp_path: Path) -> None:
+    live = Lifter(random_lifter(tmp_path, False), "cpu").live((500, 500, 99.5, 99.5))
+    hand = get_schema("hand21")
+    r = Results(
+        Boxes(np.array([[0.0, 0, 9, 9]]), np.ones(1), np.zeros(1), (200, 200), np.array([1])),
+        Keypoints(np.ones((1, 21, 3)), (200, 200), hand.keypoints, 0.5),
+        {0: "hand"},
+        [hand],
+    )
+    with pytest.raises(UserError, match="trained on person keypoints, the detector gives hand"):
+        live(r)
+    untracked = Results(
+        Boxes(np.zeros((0, 4)), np.zeros(0), np.zeros(0), (200, 200)),
+        Keypoints(np.zeros((0, 17, 3)), (200, 200), COCO.keypoints),
+        {0: "person"},
+        [COCO],
+    )
+    with pytest.raises(UserError, match="needs tracked results"):
+        live(untracked)

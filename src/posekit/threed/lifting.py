@@ -102,10 +102,15 @@ class LiveLifting:
                 "(%.1f, %.1f) (give the intrinsics when known)",
                 *self.intrinsics[1:],
             )
-        if [r.schemas[int(c)].keypoints for c in r.boxes.cls[:1]] not in ([], [schema.keypoints]):
+        others = {
+            r.schemas[int(c)].name
+            for c in r.boxes.cls
+            if r.schemas[int(c)].keypoints != schema.keypoints
+        }
+        if others:
             raise UserError(
                 f"the lifter was trained on {schema.name} keypoints, the detector "
-                f"gives {r.schemas[int(r.boxes.cls[0])].name}"
+                f"gives {', '.join(sorted(others))}"
             )
         rf = net.receptive_field
         before, after = net.padding()

@@ -29,7 +29,7 @@ class MotionDataConfig:
     val: float = ranged(0.1, 0, 0.9)  # the fraction of clips held out for validation
     noise: float = ranged(0.01, 0, 0.2)  # the detector's error, a fraction of the height
     dropped: float = ranged(0.05, 0, 0.9)  # the fraction of keypoints the detector misses
-    seed: int = 0
+    seed: int = ranged(0, 0, 2**63 - 1)  # the generator's seed: the same seed, the same dataset
 
     def __post_init__(self) -> None:
         check_ranges(self, "data motion")
