@@ -127,16 +127,20 @@ def pose2sim(root: Path, weights: Path) -> None:
         k2 = np.full((len(rec.frames), BODY25B.num_keypoints, 3), np.nan)
         seen = source >= 0
         k2[seen] = view.keypoints[rows[seen], source[seen]]
+        k2[k2[..., 2] < MIN_CONFIDENCE] = np.nan  # as triangulation leaves them out
         # the lens's distortion undone: pinhole pixels for the network (focal 1, centre 0)
         k2[..., :2] = camera.undistort(k2[..., :2])
-        lifted = lifter.lift(k2, (1.0, 1.0, 0.0, 0.0))
         in_camera = person.points @ camera.rotation_matrix.T + camera.translation
         truth = root_relative(in_camera * metres, weights_root)
-        m = pose3d_metrics(lifted * 1000, truth * 1000)
-        print(
-            f"  {camera.name}: MPJPE {m.mpjpe:5.1f} mm  P-MPJPE {m.p_mpjpe:5.1f} mm  "
-            f"({m.poses} poses)"
-        )
+        # the triangulation seen by this camera: the lifting error without OpenPose's
+        rays = in_camera[..., :2] / in_camera[..., 2:]
+        projected = np.concatenate([rays, np.ones_like(rays[..., :1])], -1)
+        line = []
+        for label, inputs in (("OpenPose 2D", k2), ("the 3D reprojected", projected)):
+            lifted = lifter.lift(inputs, (1.0, 1.0, 0.0, 0.0))
+            m = pose3d_metrics(lifted * 1000, truth * 1000)
+            line.append(f"from {label}: MPJPE {m.mpjpe:5.1f} mm, P-MPJPE {m.p_mpjpe:5.1f} mm")
+        print(f"  {camera.name}: " + "; ".join(line))
 
 
 def main() -> None:

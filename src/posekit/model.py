@@ -445,7 +445,8 @@ class Model:
                 raise UserError(f"{data}: no split {split!r} (has {', '.join(splits)})")
             ds = splits.get(split) or next(iter(splits.values()))
         check_schema_matches(ds, self.schemas[0], str(self.source))
-        return evaluate_lifting(self.net, ds, select_device(device), exact_2d=exact_2d)
+        dev = select_device(device)
+        return evaluate_lifting(self.net.to(dev), ds, dev, exact_2d=exact_2d)
 
     def export(
         self,

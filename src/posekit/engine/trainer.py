@@ -63,12 +63,13 @@ class TrainResult:
     best_fitness: float  # `fitness` of the best validation (-inf: never validated)
     epochs_run: int
     metrics: dict[str, Any]
+    lifting: bool = False  # a lifting network: `best_fitness` is minus its MPJPE in mm
 
     def describe_best(self) -> str:
         """The best validation in words, e.g. 'best AP 0.7312' or 'best MPJPE 41.2 mm'."""
         if not math.isfinite(self.best_fitness):
             return "not validated"
-        if self.best_fitness < 0:  # lifting: the negative MPJPE
+        if self.lifting:
             return f"best MPJPE {-self.best_fitness:.1f} mm"
         return f"best AP {self.best_fitness:.4f}"
 
@@ -380,16 +381,14 @@ class Trainer:
             if dist.is_main():  # without validation, the latest weights are the best we know
                 self.record(row, epoch, improved or not self.validating)
             if self.validating and stale >= cfg.patience:
-                log.info(
-                    "no better %s for %d epochs: stopping early",
-                    "AP" if "AP" in metrics else "MPJPE",
-                    cfg.patience,
-                )
+                what = "MPJPE" if isinstance(self.train_ds, PoseSequences) else "AP"
+                log.info("no better %s for %d epochs: stopping early", what, cfg.patience)
                 break
             epoch += 1
         dist.barrier()
+        lifting = isinstance(self.train_ds, PoseSequences)
         return TrainResult(self.save_dir, self.wdir / "best.pt", self.wdir / "last.pt",
-                           self.best_fitness, epoch, metrics)  # fmt: skip
+                           self.best_fitness, epoch, metrics, lifting)  # fmt: skip
 
     def fit_time_limit(self, done: int, started: float, first_done: float) -> None:
         """Set the run's length to the epochs that fit in `time_limit` (see `epochs_that_fit`);

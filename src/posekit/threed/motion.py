@@ -4,11 +4,12 @@ of 2D-to-3D lifting, made here with every answer known.
 A person is a kinematic tree (pelvis, torso, head, two legs and two arms) built from a
 standing template of 33 named points, scaled to a height of 1.50-1.95 m with each limb's
 length varied by up to 5 %; bone lengths stay exactly constant over a clip. Joint angles
-follow one of four motions, each within human joint limits (knee 0-150 degrees of flexion,
+follow one of five motions, each within human joint limits (knee 0-150 degrees of flexion,
 elbow 0-145, hip -30-120, no hyperextension): walking (a gait cycle with arm swing,
 forward along its heading), squatting (knees and hips bend together, the feet stay on the
-floor), falling (the body tips over its feet and lies), and standing (small smooth
-sway). Any schema whose keypoint names are among the template's (COCO-17, OpenPose's
+floor), falling (the body tips over its feet and lies), standing (small smooth sway), and
+exercising on the spot (every joint on its own smooth course over most of its range: arms
+overhead and out to the side, deep knee bends, the trunk leaning). Any schema whose keypoint names are among the template's (COCO-17, OpenPose's
 COCO-18, BODY_25, BODY_25B) can be generated.
 
 `project` films a clip with a random pinhole camera (distance, height, focal length, roll)
@@ -27,7 +28,7 @@ from posekit.schema import KeypointSchema
 from posekit.threed.cameras import Camera
 from posekit.utils.errors import UserError
 
-MOTIONS = ("walk", "squat", "fall", "stand")
+MOTIONS = ("walk", "squat", "fall", "stand", "exercise")
 
 #: the standing template (metres, the subject facing +y, its right along +x, z up, feet on
 #: z = 0) and the body part that carries each point
@@ -264,7 +265,22 @@ def _fall(t: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
     return angles
 
 
-_ANGLES = {"walk": _walk, "squat": _squat, "stand": _stand, "fall": _fall}
+def _exercise(t: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Exercising on the spot: every joint on its own smooth random course over most of its
+    range (arms raised overhead and out to the side, elbows and knees bending, the trunk
+    leaning), clipped to the joint limits."""
+    angles = {"torso": 15 + _smooth_noise(t, rng, 30)}
+    for side, outward in (("left", 1.0), ("right", -1.0)):
+        knee = np.abs(_smooth_noise(t, rng, 130))
+        angles[f"{side}_knee"] = knee
+        angles[f"{side}_hip"] = 0.6 * knee + _smooth_noise(t, rng, 30)
+        angles[f"{side}_shoulder"] = 60 + _smooth_noise(t, rng, 180)
+        angles[f"{side}_shoulder_spread"] = outward * np.abs(_smooth_noise(t, rng, 120))
+        angles[f"{side}_elbow"] = np.abs(_smooth_noise(t, rng, 200))
+    return angles
+
+
+_ANGLES = {"walk": _walk, "squat": _squat, "stand": _stand, "fall": _fall, "exercise": _exercise}
 
 
 def _tip_over(points: np.ndarray, t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
