@@ -404,7 +404,8 @@ class Trainer:
             self.epochs = new
 
     def train_epoch(self, epoch: int, nb: int, warmup: int) -> tuple[dict[str, float], float]:
-        """One pass over the training data; returns mean loss parts and images per second."""
+        """One pass over the training data; returns mean loss parts and images (lifting:
+        windows) per second."""
         cfg, model = self.cfg, self.model
         model.train()
         self.sampler.set_epoch(epoch)
@@ -413,7 +414,8 @@ class Trainer:
         desc = f"epoch {epoch + 1}/{self.epochs}"
         n_img = nb * (self.train_loader.batch_size or 1)
         loss_sum = 0.0
-        with progress_bar(desc, n_img, unit="img", enabled=dist.is_main()) as advance:
+        unit = "img" if unwrap(model).input_kind == "images" else "window"  # lifting: windows
+        with progress_bar(desc, n_img, unit=unit, enabled=dist.is_main()) as advance:
             for i, (images, targets, _, _) in enumerate(self.train_loader):
                 it = epoch * nb + i
                 lr = self.lr_at(it, self.epochs * nb, warmup)
@@ -440,8 +442,8 @@ class Trainer:
         means = dist.mean_across_ranks({k: v / max(1, nb) for k, v in sums.items()})
         speed = seen * dist.world_size() / max(1e-9, time.time() - t0)
         if dist.is_main():
-            log.info("epoch %d: %s, %.1f img/s", epoch + 1,
-                     " ".join(f"{k}={v:.4f}" for k, v in means.items()), speed)  # fmt: skip
+            log.info("epoch %d: %s, %.1f %s/s", epoch + 1,
+                     " ".join(f"{k}={v:.4f}" for k, v in means.items()), speed, unit)  # fmt: skip
         return means, speed
 
     def validate(self) -> dict[str, float]:

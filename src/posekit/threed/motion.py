@@ -9,8 +9,9 @@ elbow 0-145, hip -30-120, no hyperextension): walking (a gait cycle with arm swi
 forward along its heading), squatting (knees and hips bend together, the feet stay on the
 floor), falling (the body tips over its feet and lies), standing (small smooth sway), and
 exercising on the spot (every joint on its own smooth course over most of its range: arms
-overhead and out to the side, deep knee bends, the trunk leaning). Any schema whose keypoint names are among the template's (COCO-17, OpenPose's
-COCO-18, BODY_25, BODY_25B) can be generated.
+overhead and out to the side, deep knee bends, the trunk leaning). Any schema whose keypoint
+names are among the template's (COCO-17, OpenPose's COCO-18, BODY_25, BODY_25B) can be
+generated.
 
 `project` films a clip with a random pinhole camera (distance, height, focal length, roll)
 and adds what a detector does: pixel noise that grows with the person's size, now and then a
