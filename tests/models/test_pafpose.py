@@ -121,6 +121,33 @@ def test_a_missing_keypoint_leaves_the_rest_of_the_person_whole() -> None:
     assert four[4, 2] == 0 and _match(four, end_missing, tol=0.5)
 
 
+def test_a_person_split_by_a_missing_keypoint_is_joined_again_by_another_edge() -> None:
+    """A square skeleton a-b-c-d-a: its tree is a-b, b-c, c-d (or a rotation of it), so with
+    c unlabelled the tree leaves d apart; the fourth edge joins it back (OpenPose's merge).
+    Before: a, b and d were two people, and d alone was dropped."""
+    square = KeypointSchema.create("square", list("abcd"),
+                                   [("a", "b"), ("b", "c"), ("c", "d"), ("d", "a")])  # fmt: skip
+    kp = np.array([[100, 100, 2], [180, 100, 2], [180, 180, 0], [100, 180, 2]], np.float64)
+    d, limbs = _maps(_targets([kp]), square)
+    people = group_people(d.heat[0], d.paf[0], limbs, GroupingSettings())
+    assert len(people.scores) == 1
+    assert (people.keypoints[0, :, 2] > 0).tolist() == [True, True, False, True]
+    assert _match(people.keypoints[0], kp, tol=0.5)
+
+
+def test_a_face_smaller_than_a_cell_keeps_its_limbs() -> None:
+    """A 24 px person: its eyes, ears and nose lie within one 8 px cell. Each face limb still
+    has a field (OpenPose's rule: the cells around a short segment), so the face is grouped
+    with the body. Before: limbs shorter than a cell had no field and the face was lost."""
+    small = _person(200, 200, scale=0.15)
+    d, limbs = _maps(_targets([small]))
+    eyes = next(i for i, (a, b) in enumerate(limbs.pairs) if {int(a), int(b)} == {1, 2})
+    assert np.hypot(*(small[1, :2] - small[2, :2])) < STRIDE
+    assert int((d.paf[0, 2 * eyes : 2 * eyes + 2].abs().sum(0) > 0).sum()) >= 1
+    people = group_people(d.heat[0], d.paf[0], limbs, GroupingSettings())
+    assert len(people.scores) == 1 and int((people.keypoints[0, :, 2] > 0).sum()) == 17
+
+
 def test_a_crowd_region_is_not_supervised_and_costs_nothing() -> None:
     model = create("pafpose-s", COCO, imgsz=256)
     person = _person(100, 120, scale=0.8)

@@ -9,12 +9,17 @@
    `paf_threshold`, scored by the mean plus a penalty for segments longer than half the map.
 3. Matching, per limb: greedy in score order with each peak used once (OpenPose's rule), done
    as rounds of "mutually best" pairs, which picks exactly the pairs the greedy order picks.
-4. Assembly along the tree (`posekit.models.pafpose.limbs`): a limb whose first end belongs to
-   a person adds its second end to that person; otherwise the pair starts a new person.
+4. Assembly, OpenPose's: the limbs of the tree first (`posekit.models.pafpose.limbs`), then
+   the skeleton's other edges; a pair with one end placed adds the other end to that person
+   (where the person has no keypoint of that type yet), a pair with neither starts a new
+   person, and a pair whose ends lie in two people whose keypoints do not overlap merges them:
+   a person split where a keypoint between was not found (unlabelled, undetected) is joined
+   again by another edge.
 5. People with fewer than `min_keypoints` keypoints are dropped; a person's score is the mean
    of its peaks' and limbs' scores times the fraction of the schema it found; `max_det` best.
 
-Loops run over limbs (the skeleton's edges) and matching rounds, never over pixels or pairs.
+Loops run over limbs (the skeleton's edges), matching rounds and the rare merges, never over
+pixels or candidate pairs.
 """
 
 from __future__ import annotations
@@ -144,33 +149,49 @@ def group_people(
     members = torch.zeros(0, k, dtype=torch.long, device=device)  # peak index per type, -1
     limb_sum = torch.zeros(0, device=device)
     limb_count = torch.zeros(0, device=device)
-    for limb, end in zip(limbs.tree.tolist(), limbs.tree_from.tolist(), strict=True):
+    tree = limbs.tree.tolist()
+    for limb in tree + [e for e in range(limbs.count) if e not in tree]:
         a_type, b_type = (int(v) for v in limbs.pairs[limb])
         scores = limb_scores(paf[2 * limb : 2 * limb + 2], peaks[a_type], peaks[b_type], s)
         ia, ib = greedy_match(scores)
         conn = scores[ia, ib]
-        # `src` is the end the tree reaches first (possibly placed), `dst` the new one
-        (src_t, src), (dst_t, dst) = ((a_type, ia), (b_type, ib)) if end == 0 else \
-            ((b_type, ib), (a_type, ia))  # fmt: skip
-        owner = person_of[src_t][src]
-        free = person_of[dst_t][dst] < 0
-        join = (owner >= 0) & free
-        members[owner[join], dst_t] = dst[join]
-        person_of[dst_t][dst[join]] = owner[join]
-        limb_sum[owner[join]] += conn[join]
-        limb_count[owner[join]] += 1
-        new = (owner < 0) & free
+        oa, ob = person_of[a_type][ia], person_of[b_type][ib]
+        # one end placed: the other joins its person, where that person has no such keypoint
+        # (each person owns at most one peak per type, so no person is joined twice here)
+        for owner, t, peak, other in ((oa, b_type, ib, ob), (ob, a_type, ia, oa)):
+            join = (owner >= 0) & (other < 0)
+            join[join.clone()] = members[owner[join], t] < 0
+            members[owner[join], t] = peak[join]
+            person_of[t][peak[join]] = owner[join]
+            limb_sum[owner[join]] += conn[join]
+            limb_count[owner[join]] += 1
+        # neither placed: a new person
+        new = (oa < 0) & (ob < 0)
         n_new = int(new.sum())
         if n_new:
             ids = torch.arange(len(members), len(members) + n_new, device=device)
             rows = torch.full((n_new, k), -1, dtype=torch.long, device=device)
-            rows[:, src_t], rows[:, dst_t] = src[new], dst[new]
+            rows[:, a_type], rows[:, b_type] = ia[new], ib[new]
             members = torch.cat([members, rows])
-            person_of[src_t][src[new]] = ids
-            person_of[dst_t][dst[new]] = ids
+            person_of[a_type][ia[new]] = ids
+            person_of[b_type][ib[new]] = ids
             limb_sum = torch.cat([limb_sum, conn[new]])
             limb_count = torch.cat([limb_count, torch.ones(n_new, device=device)])
-    # lone peaks of the tree's root never joined anything: not people
+        # both placed, in two people: one person split where a keypoint between was not
+        # found, joined again when their keypoints do not overlap (OpenPose's merge). Rare
+        # (fragments only): a loop over those pairs.
+        for i in ((oa >= 0) & (ob >= 0) & (oa != ob)).nonzero().flatten().tolist():
+            x, y = int(person_of[a_type][ia[i]]), int(person_of[b_type][ib[i]])
+            if x == y or ((members[x] >= 0) & (members[y] >= 0)).any():
+                continue
+            moved = members[y] >= 0
+            for t in moved.nonzero().flatten().tolist():
+                person_of[t][members[y, t]] = x
+            members[x, moved] = members[y, moved]
+            members[y] = -1
+            limb_sum[x] += limb_sum[y] + conn[i]
+            limb_count[x] += limb_count[y] + 1
+    # lone peaks never joined anything: not people (nor the emptied rows of merged ones)
     n = len(members)
     kp = torch.zeros(n, k, 3, device=device)
     for t in range(k):  # keypoint types

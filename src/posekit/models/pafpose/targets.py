@@ -7,9 +7,11 @@ input pixels, so a point at x lies at x / stride - 0.5 cells.
   on its nearest cell: the peak's shape carries the sub-cell position), the maximum over
   people (`posekit.models.dense_targets`).
 - Part affinity fields (B, 2L, H, W): for each limb (a -> b) of each person with both ends
-  labelled, the unit vector from a to b on every cell within `limb_width` cells of the segment
-  (and between its ends); where several people's limbs cover a cell, their vectors are
-  averaged (OpenPose's rule). Channels 2l and 2l + 1 are limb l's x and y.
+  labelled, the unit vector from a to b on every cell within `limb_width` cells of its line
+  and inside the segment's bounding box grown by `limb_width` (OpenPose's rule: a limb shorter
+  than a cell, as a small face's, still covers the cells around it); where several people's
+  limbs cover a cell, their vectors are averaged (OpenPose's rule). Channels 2l and 2l + 1
+  are limb l's x and y.
 - Mask (B, 1, H, W): 0 on the cells of people who have no labelled keypoint (boxes that mark
   someone nobody annotated, as COCO's crowds do): the network is neither rewarded nor punished
   for what it sees there.
@@ -75,9 +77,15 @@ def draw_targets(
             torch.where(ok, dy / length.clamp(min=1e-6), 0),
         )
         px, py = xs[None] - ax[sl, None], ys[None] - ay[sl, None]  # (n, H*W)
-        along = px * ux[:, None] + py * uy[:, None]
         across = (px * uy[:, None] - py * ux[:, None]).abs()
-        on = (along >= 0) & (along <= length[:, None]) & (across <= limb_width) & ok[:, None]
+        # OpenPose's rule: within `limb_width` of the line, inside the segment's box grown by
+        # `limb_width` (so a limb shorter than a cell, a small face's, still has its field)
+        lo_x = torch.minimum(ax[sl], bx[sl])[:, None] - limb_width
+        hi_x = torch.maximum(ax[sl], bx[sl])[:, None] + limb_width
+        lo_y = torch.minimum(ay[sl], by[sl])[:, None] - limb_width
+        hi_y = torch.maximum(ay[sl], by[sl])[:, None] + limb_width
+        boxed = (xs[None] >= lo_x) & (xs[None] <= hi_x) & (ys[None] >= lo_y) & (ys[None] <= hi_y)
+        on = boxed & (across <= limb_width) & ok[:, None]
         plane = lb[sl] * n_limbs + ll[sl]
         count.index_add_(0, plane, on.float())
         vec = torch.stack([ux[:, None] * on, uy[:, None] * on], 1)  # (n, 2, H*W)
