@@ -128,6 +128,10 @@ def epochs_that_fit(ran: int, elapsed: float, since_first: float, limit: float) 
     return ran + int(left / max(per_epoch, 1e-9))
 
 
+#: seconds between two drawings of the training curves
+PLOT_EVERY_S = 10.0
+
+
 def fitness(metrics: dict[str, float]) -> float:
     """What a better model has more of: COCO AP for detectors, less MPJPE for lifting
     networks (its negative, in millimetres)."""
@@ -171,6 +175,7 @@ class Trainer:
         # loss scaling guards float16's narrow range; bfloat16 has float32's and needs none
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.start_epoch, self.best_fitness, self.history = 0, -math.inf, []
+        self.plotted_at = -math.inf  # when results.png was last drawn (time.monotonic)
         if self.resume_state is not None:
             self._load_resume_state(self.resume_state)
         if dist.world_size() > 1:
@@ -385,6 +390,8 @@ class Trainer:
                 log.info("no better %s for %d epochs: stopping early", what, cfg.patience)
                 break
             epoch += 1
+        if dist.is_main() and self.history:
+            self.plot_curves()  # the final curves, whenever they were last drawn
         dist.barrier()
         lifting = isinstance(self.train_ds, PoseSequences)
         return TrainResult(self.save_dir, self.wdir / "best.pt", self.wdir / "last.pt",
@@ -481,19 +488,27 @@ class Trainer:
         return dist.broadcast_from_main(metrics)
 
     # ------------------------------------------------------------------ records
-    def record(self, row: dict[str, Any], epoch: int, improved: bool) -> None:
-        """results.csv, curves, last.pt and (when better) best.pt."""
-        keys = list(dict.fromkeys(k for r in self.history for k in r))
-        with (self.save_dir / "results.csv").open("w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=keys)
-            w.writeheader()
-            w.writerows(self.history)
+    def plot_curves(self) -> None:
+        """results.png: the loss and metric curves so far."""
+        self.plotted_at = time.monotonic()
         try:
             from posekit.engine.plots import plot_results
 
             plot_results(self.history, self.save_dir / "results.png")
         except ImportError as e:
             log.warning("%s (curves not drawn)", e)
+
+    def record(self, row: dict[str, Any], epoch: int, improved: bool) -> None:
+        """results.csv, curves (at most every `PLOT_EVERY_S` seconds: drawing them costs more
+        than a small model's whole epoch; `plot_curves` draws the last ones), last.pt and
+        (when better) best.pt."""
+        keys = list(dict.fromkeys(k for r in self.history for k in r))
+        with (self.save_dir / "results.csv").open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys)
+            w.writeheader()
+            w.writerows(self.history)
+        if time.monotonic() - self.plotted_at >= PLOT_EVERY_S:
+            self.plot_curves()
         state = {
             "epoch": epoch,
             "category_ids": self.category_ids,  # class index -> dataset category id
