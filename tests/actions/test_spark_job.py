@@ -150,7 +150,12 @@ def test_the_job_reads_3d_events_on_their_floor(spark, tmp_path: Path) -> None: 
     nan = json.loads(json.dumps(events[1]))
     nan["keypoints"][1]["x"] = float("nan")
     # (1e999: valid JSON that overflows to infinity)
-    bad = [json.dumps(dict(events[0], timestamp=None)), json.dumps(nan).replace("NaN", "1e999")]
+    schemaless = {k: v for k, v in events[0].items() if k != "schema"}
+    bad = [
+        json.dumps(dict(events[0], timestamp=None)),
+        json.dumps(nan).replace("NaN", "1e999"),
+        json.dumps(schemaless),
+    ]
     write_jsonl(tmp_path / "in" / "events-00000001.jsonl", events, bad)
     config = ActionsConfig(master="local[2]", partitions=2, up="-y")
     out = tmp_path / "out"
@@ -162,6 +167,7 @@ def test_the_job_reads_3d_events_on_their_floor(spark, tmp_path: Path) -> None: 
     assert reasons == [
         "a 3D event without 'timestamp' (posekit triangulate --fps gives one)",
         "a keypoint's x, y or z is not a finite number",
+        "missing or invalid 'schema'",
     ]
 
 

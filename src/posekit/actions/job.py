@@ -198,8 +198,10 @@ def split_events(lines: Any) -> tuple[Any, Any]:
     parsed = lines.select(F.col("value"), foreign.alias("foreign"), e.alias("e"))
     required = event_schema()["required"]
     kp = "e.keypoints"
-    flat = ~(F.col("e.schema") == SCHEMA_3D)  # a 2D event (and anything unknown)
-    in_3d = F.col("e.schema") == SCHEMA_3D
+    # a 3D event, or not (a 2D event, and anything else, a missing schema included: SQL's
+    # null would make every check below neither true nor false, and skip it)
+    in_3d = F.coalesce(F.col("e.schema") == SCHEMA_3D, F.lit(False))
+    flat = ~in_3d
     checks = [
         (F.col("foreign"), "in a link or a linked folder: not read"),
         (F.try_parse_json("value").isNull(), "not JSON"),
@@ -281,7 +283,7 @@ def on_the_floor(events: Any, up: str) -> Any:
 
     first, second, axis, sign = floor_and_up(up)
     x, y, z = "xyz"[first], "xyz"[second], "xyz"[axis]
-    in_3d = F.col("schema") == SCHEMA_3D
+    in_3d = F.coalesce(F.col("schema") == SCHEMA_3D, F.lit(False))
     none = F.lit(None).cast("double")
 
     def three(k: Any) -> Any:
