@@ -103,6 +103,8 @@ def test_the_up_axis_decides_the_floor(clips: dict[str, np.ndarray]) -> None:
     assert floor_and_up("-y") == (0, 2, 1, -1.0)
     with pytest.raises(UserError, match="--up 'w'"):
         floor_and_up("w")
+    with pytest.raises(UserError, match=r"frame 0: no timestamp, .* --fps"):
+        detect_actions([dict(events3d(p, 1)[0], timestamp=None)], RULES)
 
 
 def test_a_missing_point_is_missing_not_zero(clips: dict[str, np.ndarray]) -> None:

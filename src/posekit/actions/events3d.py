@@ -36,6 +36,11 @@ def as_track_event(event: dict[str, Any], up: str) -> dict[str, Any]:
     """A `posekit.track3d/1` event in the layout of a `posekit.track/1` one (see the module
     docstring): floor x, y and height z per keypoint, the floor box and the height range."""
     a, b, u, sign = floor_and_up(up)
+    if event.get("timestamp") is None:
+        raise UserError(
+            f"3D event of frame {event.get('frame')}: no timestamp, which the rules "
+            "need (posekit triangulate --fps gives one)"
+        )
     names, xyz = [], []
     for k in event["keypoints"]:
         names.append(k["name"])
