@@ -15,27 +15,9 @@ from posekit.data.sequences import PoseSequences
 from posekit.eval.pose3d import LiftMetrics, pose3d_metrics
 from posekit.models.base import KeypointModel
 from posekit.models.lift_codec import normalised_inputs, root_relative, root_weights
-from posekit.utils.progress import progress_bar
 
 
 @torch.inference_mode()
-def lift_clips(
-    net: KeypointModel, inputs: np.ndarray, device: torch.device, batch: int = 16
-) -> np.ndarray:
-    """(N, T, K, 3) root-relative 3D (metres, float64) of N clips' normalised inputs
-    (`posekit.models.lift_codec.normalised_inputs`), `batch` clips at a time."""
-    was_training = net.training
-    net.eval()
-    try:
-        out = [
-            net.lift(torch.from_numpy(inputs[i : i + batch]).to(device)).float().cpu()
-            for i in range(0, len(inputs), batch)
-        ]
-    finally:
-        net.train(was_training)
-    return torch.cat(out).double().numpy()
-
-
 def evaluate_lifting(
     net: KeypointModel,
     ds: PoseSequences,
@@ -43,19 +25,22 @@ def evaluate_lifting(
     *,
     batch: int = 16,
     exact_2d: bool = False,
-    progress: bool = False,
 ) -> LiftMetrics:
-    """`net` on every clip of `ds` against its truth (see the module docstring). `exact_2d`
-    feeds the exact projections of the truth instead of the dataset's detected 2D (the
-    lifting error alone, without the detector's)."""
+    """`net` on every clip of `ds` (`batch` clips at a time) against its truth (see the module
+    docstring). `exact_2d` feeds the exact projections of the truth instead of the dataset's
+    detected 2D (the lifting error alone, without the detector's)."""
     keypoints2d = exact_pixels(ds) if exact_2d else ds.keypoints2d
     inputs = normalised_inputs(keypoints2d, ds.intrinsics)
-    with progress_bar("lift", len(ds), unit="clip", enabled=progress) as advance:
-        parts = []
-        for i in range(0, len(ds), batch):
-            parts.append(lift_clips(net, inputs[i : i + batch], device, batch))
-            advance(len(parts[-1]))
-    predicted = np.concatenate(parts)
+    was_training = net.training
+    net.eval()
+    try:
+        parts = [
+            net.lift(torch.from_numpy(inputs[i : i + batch]).to(device)).double().cpu()
+            for i in range(0, len(inputs), batch)
+        ]
+    finally:
+        net.train(was_training)
+    predicted = torch.cat(parts).numpy()
     truth = root_relative(ds.keypoints3d.astype(np.float64), root_weights(ds.schema))
     metrics = pose3d_metrics(predicted * 1000.0, truth * 1000.0)
     return LiftMetrics(metrics, list(ds.schema.keypoints), len(ds), len(ds) * ds.frames)

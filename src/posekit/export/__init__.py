@@ -80,26 +80,25 @@ def export_model(
     path = Path(out) if out is not None else default_output(source, format)
     refuse_foreign(path, force)
     dev = select_device(c.device)
-    if net.input_kind == "keypoints":
-        return _export_lifting(net, c, path, dev)
-    size = c.imgsz or int(getattr(net.config, "imgsz", 640))
+    lifting = net.input_kind == "keypoints"
+    if lifting and (c.half or c.static):
+        raise UserError(
+            "lifting networks export in float32 with dynamic batch and frames "
+            "(no --half, no --static)"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     # written and checked in a staging folder, put in place only when it passed: a failed
     # export or check leaves an earlier file at `path` as it was
     stage = staging_folder(path.parent, "export")
     try:
         staged = stage / path.name
-        result = export_onnx(net, staged, imgsz=size, static=c.static, batch=c.batch,
-                             half=c.half, opset=c.opset, device=dev,
-                             category_ids=category_ids)  # fmt: skip
-        if c.check:
-            from posekit.export.check import check_export, check_images
-
-            images = check_images(check_source)
-            result.check = check_export(net, staged, images, imgsz=size, device=dev, half=c.half)
-            if not result.check.ok:
-                raise ExportCheckError(f"the export disagrees with the model, so nothing was "
-                                       f"written at {path}: {result.check.describe()}")  # fmt: skip
+        if lifting:
+            result = _lifting_export(net, staged, c, dev)
+        else:
+            result = _image_export(net, staged, c, dev, category_ids, check_source)
+        if result.check is not None and not result.check.ok:
+            raise ExportCheckError(f"the export disagrees with the model, so nothing was "
+                                   f"written at {path}: {result.check.describe()}")  # fmt: skip
         commit_export(stage, path)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
@@ -107,31 +106,35 @@ def export_model(
     return result
 
 
-def _export_lifting(net: KeypointModel, c: ExportConfig, path: Path, dev: Any) -> ExportResult:
-    """`export_model` for a lifting network (`posekit.export.lifting`): staged, checked,
-    then put in place."""
+def _image_export(
+    net: KeypointModel,
+    staged: Path,
+    c: ExportConfig,
+    dev: Any,
+    category_ids: list[int] | None,
+    check_source: Any,
+) -> ExportResult:
+    """The ONNX file of a detector at `staged`, checked on images when `c.check`."""
+    size = c.imgsz or int(getattr(net.config, "imgsz", 640))
+    result = export_onnx(net, staged, imgsz=size, static=c.static, batch=c.batch,
+                         half=c.half, opset=c.opset, device=dev,
+                         category_ids=category_ids)  # fmt: skip
+    if c.check:
+        from posekit.export.check import check_export, check_images
+
+        images = check_images(check_source)
+        result.check = check_export(net, staged, images, imgsz=size, device=dev, half=c.half)
+    return result
+
+
+def _lifting_export(net: KeypointModel, staged: Path, c: ExportConfig, dev: Any) -> ExportResult:
+    """The ONNX file of a lifting network at `staged` (`posekit.export.lifting`), checked on
+    random windows when `c.check`."""
     from posekit.export.lifting import check_lifting_export, export_lifting
 
-    if c.half or c.static:
-        raise UserError(
-            "lifting networks export in float32 with dynamic batch and frames "
-            "(no --half, no --static)"
-        )
-    stage = staging_folder(path.parent, "export")
-    try:
-        staged = stage / path.name
-        result = export_lifting(net, staged, opset=c.opset, device=dev)
-        if c.check:
-            result.check = check_lifting_export(net, staged)  # type: ignore[assignment]
-            if not result.check.ok:
-                raise ExportCheckError(
-                    f"the export disagrees with the model, so nothing was "
-                    f"written at {path}: {result.check.describe()}"
-                )
-        commit_export(stage, path)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-    result.path = path
+    result = export_lifting(net, staged, opset=c.opset, device=dev)
+    if c.check:
+        result.check = check_lifting_export(net, staged)  # type: ignore[assignment]
     return result
 
 

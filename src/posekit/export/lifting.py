@@ -1,6 +1,6 @@
 """ONNX export of lifting networks, and its parity check.
 
-The graph takes `keypoints` (batch, frames, K, 3): camera-normalised x, y and a confidence
+The graph takes `keypoints` (batch, frames, K, 3): camera-normalised x, y and a seen flag
 per keypoint (`posekit.models.lift_codec`), any batch and any number of frames from the
 receptive field up; it returns `points3d` (batch, frames - receptive field + 1, K, 3), the
 root-relative 3D in metres of each full window (pad a clip's ends by repeating its first and
@@ -71,7 +71,7 @@ def export_lifting(
         "kind": "keypoints",
         "layout": "NTKC",
         "shape": list(shape),
-        "channels": ["x", "y", "confidence"],
+        "channels": ["x", "y", "seen"],
         "normalisation": "((x - cx) / fx, (y - cy) / fy) in OpenCV's pixels; a missing "
         "keypoint is (0, 0, 0)",
         "receptive_field": rf,

@@ -2,7 +2,7 @@
 pose of one frame (Pavllo et al., "3D human pose estimation in video with temporal
 convolutions and semi-supervised training", CVPR 2019).
 
-A 1D convolution of width 3 over the frames expands each frame's K x (x, y, confidence) to
+A 1D convolution of width 3 over the frames expands each frame's K x (x, y, seen) to
 `channels` features; each following block is a width-3 convolution dilated by the receptive
 field so far (3, 9, 27, ...) and a 1x1 convolution, both with batch norm, ReLU and dropout,
 around a residual connection cut to the shorter output; a 1x1 convolution shrinks to K x 3.
@@ -32,7 +32,7 @@ from posekit.schema import KeypointSchema
 from posekit.utils.bounds import check_ranges, ranged
 from posekit.utils.errors import UserError
 
-#: what the network reads per keypoint: x, y (camera-normalised) and a confidence
+#: what the network reads per keypoint: x, y (camera-normalised) and a seen flag (1 or 0)
 IN_FEATURES = 3
 
 
